@@ -1,0 +1,5 @@
+//! The `harness` command line.
+
+fn main() {
+    println!("harness: not yet implemented");
+}

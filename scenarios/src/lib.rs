@@ -1,0 +1,1 @@
+//! Goose scenarios, workloads, the live metric recorder and default SLO files.
