@@ -1,5 +1,87 @@
 //! The `harness` command line.
 
-fn main() {
-    println!("harness: not yet implemented");
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use harness::cli::{Cli, Command};
+use harness::options::RunOptions;
+use harness::{commands, exit, resolve, run, summary};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return fail(&first_line(&e.to_string())),
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEBENCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => fail(&format!("{e:#}")),
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Scenario { name, options, config } => {
+            let options = match config {
+                Some(path) => RunOptions::load(&path)?.overridden_by(options),
+                None => options,
+            };
+            let resolved = resolve::resolve(&name, options)?;
+            let (json, quiet) = (resolved.json, resolved.quiet);
+            let outcome = run::run(resolved).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&outcome.result)?);
+            } else if !quiet {
+                print!("{}", summary::render(&outcome.result, outcome.stages.as_deref()));
+            }
+            eprintln!("{}", summary::verdict(&outcome.result, &outcome.dir));
+            Ok(if outcome.result.slos_passed() { exit::OK } else { exit::SLO_FAILED })
+        }
+        Command::List => {
+            print!("{}", commands::list());
+            Ok(exit::OK)
+        }
+        Command::Mock { port, profile } => commands::mock(port, &profile).await.map(|()| exit::OK),
+        Command::Gateway { config, upstream, port } => {
+            commands::gateway(config.as_deref(), &upstream, port).await.map(|()| exit::OK)
+        }
+        Command::Report { dir } => {
+            print!("{}", commands::report(&dir)?);
+            Ok(exit::OK)
+        }
+        Command::Compare { base, candidate } => {
+            let (base, candidate) = (commands::load_run(&base)?, commands::load_run(&candidate)?);
+            anyhow::bail!(
+                "comparing runs `{}` and `{}` needs the reports comparison, which this build lacks",
+                base.scenario,
+                candidate.scenario
+            )
+        }
+    }
+}
+
+/// Prints one error line and returns the usage/runtime exit code.
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {}", message.trim_start_matches("error: "));
+    ExitCode::from(exit::ERROR as u8)
+}
+
+/// The first line of a multi-line message (clap's errors add usage and tips below it).
+fn first_line(message: &str) -> String {
+    message.lines().find(|l| !l.trim().is_empty()).unwrap_or(message).to_owned()
 }

@@ -1,1 +1,19 @@
 //! Result model, SLO evaluation, run comparison and the HTML, CSV and JSON writers.
+//!
+//! The harness records a [`model::RunResult`]; this crate judges it ([`slo`]), writes the run
+//! directory ([`run_dir`]), renders the HTML pages ([`html`]) and compares runs ([`compare`]).
+
+pub mod compare;
+pub mod cost;
+mod error;
+pub mod html;
+pub mod model;
+pub mod redact;
+pub mod run_dir;
+pub mod slo;
+pub mod synthetic;
+pub mod timeline;
+
+pub use compare::{Comparison, compare};
+pub use error::ReportError;
+pub use model::RunResult;

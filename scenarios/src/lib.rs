@@ -1,1 +1,21 @@
 //! Goose scenarios, workloads, the live metric recorder and default SLO files.
+//!
+//! The measuring side of gatebench below the command line:
+//! - [`recorder::Recorder`]: every measurement of a run, per second, into
+//!   [`reports::RunResult`] intervals.
+//! - [`client::Client`]: sends one OpenAI-style request and reads it to the last byte (SSE
+//!   streams event by event), classifying failures.
+//! - [`load`]: the closed model (k6-like stages) and the open model (a shared arrival schedule,
+//!   coordinated-omission correct).
+//! - [`workload`]: seeded prompts over the shipped corpus and weighted request mixes.
+//! - [`scenario`]: the named scenarios, each data in a file of its own with a default SLO file.
+//! - [`attack::run`]: drives a [`attack::Plan`] on Goose.
+//! - [`capacity`]: per-stage SLO verdicts (the stress scenario's answer).
+
+pub mod attack;
+pub mod capacity;
+pub mod client;
+pub mod load;
+pub mod recorder;
+pub mod scenario;
+pub mod workload;

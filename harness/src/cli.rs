@@ -1,0 +1,87 @@
+//! The command line: subcommands and flags (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::options::RunOptions;
+
+/// Load-tests and benchmarks LLM gateways.
+#[derive(Debug, Parser)]
+#[command(
+    name = "harness",
+    version,
+    after_help = "Examples:\n  \
+        harness list\n  \
+        harness scenario smoke\n  \
+        harness scenario stress --duration 60s\n  \
+        harness scenario streaming --rate 50 --arrivals poisson --duration 30s\n  \
+        harness scenario chat --target http://127.0.0.1:8080 --users 10 --duration 20s\n  \
+        harness report target/gatebench/runs/smoke-20260101T000000Z\n  \
+        harness compare BASE_DIR CANDIDATE_DIR"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: start the mock and the gateway (unless --target), drive the load, report.
+    #[command(after_help = "Examples:\n  \
+        harness scenario smoke\n  \
+        harness scenario stress --stages 20s:50,20s:100,10s:0\n  \
+        harness scenario streaming --rate 100 --max-users 300 --duration 30s --goodput ttft:200ms,tpot:50ms\n  \
+        harness scenario chat --config run.toml --json > summary.json\n\n\
+        Exit codes: 0 all SLOs met, 1 usage or runtime error, 2 an SLO failed.")]
+    Scenario {
+        /// Scenario name (see `harness list`).
+        name: String,
+        #[command(flatten)]
+        options: RunOptions,
+        /// Read options from a TOML file; flags given on the command line win.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// List the scenarios with their defaults.
+    List,
+    /// Run the native mock provider standalone until Ctrl-C.
+    #[command(after_help = "Example:\n  harness mock --port 9000 --profile realistic")]
+    Mock {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// `fast`, `realistic` or a TOML profile file.
+        #[arg(long, default_value = "realistic")]
+        profile: String,
+    },
+    /// Run the reference gateway standalone until Ctrl-C.
+    #[command(after_help = "Examples:\n  \
+        harness gateway --upstream http://127.0.0.1:9000\n  \
+        harness gateway --config gateway.toml")]
+    Gateway {
+        /// Gateway configuration file (TOML); without it, one OpenAI upstream.
+        #[arg(long, value_name = "FILE", conflicts_with = "upstream")]
+        config: Option<PathBuf>,
+        /// OpenAI-compatible upstream base URL.
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        upstream: String,
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Re-render the reports of a run directory from its summary.json.
+    #[command(after_help = "Example:\n  harness report target/gatebench/runs/smoke-20260101T000000Z")]
+    Report {
+        /// A run directory (holds summary.json).
+        dir: PathBuf,
+    },
+    /// Compare two runs: a table of changes, and compare.html in the candidate directory.
+    #[command(after_help = "Example:\n  harness compare runs/base runs/candidate")]
+    Compare {
+        /// The baseline run directory.
+        base: PathBuf,
+        /// The candidate run directory.
+        candidate: PathBuf,
+    },
+}

@@ -1,0 +1,26 @@
+//! The gatebench command line as a library: options, orchestration of a run, console output.
+//!
+//! The binary (`src/main.rs`) only parses arguments, picks a command and maps the outcome to an
+//! exit code; everything else lives here so it can be tested in-process.
+
+pub mod cli;
+pub mod commands;
+pub mod options;
+pub mod output;
+pub mod progress;
+pub mod resolve;
+pub mod run;
+pub mod sampler;
+pub mod stack;
+pub mod stdout_guard;
+pub mod summary;
+
+/// Exit codes (DESIGN.md).
+pub mod exit {
+    /// Every SLO met.
+    pub const OK: i32 = 0;
+    /// Usage or runtime error.
+    pub const ERROR: i32 = 1;
+    /// An SLO failed.
+    pub const SLO_FAILED: i32 = 2;
+}

@@ -1,0 +1,289 @@
+//! Run options: the flags of `harness scenario`, also readable from a `--config` TOML file.
+//!
+//! One struct serves both, every field optional: a field given on the command line wins over
+//! the file, and what neither gives comes from the scenario's defaults (see [`crate::resolve`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use reports::model::GoodputLimits;
+use scenarios::load::{Arrivals, Stages, parse_duration};
+use serde::{Deserialize, Serialize};
+
+/// Options of one run. Unknown keys in a file are an error that names them.
+#[derive(Clone, Debug, Default, PartialEq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunOptions {
+    /// Send to this OpenAI-compatible base URL instead of starting the embedded gateway.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Which mock provider the embedded gateway talks to.
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub mock_backend: Option<MockBackend>,
+    /// Closed model: this many users for the whole run.
+    #[arg(long, value_name = "N")]
+    pub users: Option<usize>,
+    /// Closed model: k6-like stages, DURATION:USERS,... (e.g. 30s:100,2m:100,30s:0).
+    #[arg(long, value_name = "STAGES")]
+    pub stages: Option<Stages>,
+    /// Open model: arrivals per second.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Open model: how arrivals are spaced.
+    #[arg(long, value_parser = parse_arrivals, value_name = "KIND")]
+    pub arrivals: Option<Arrivals>,
+    /// Open model: the user pool; arrivals that find every user busy are dropped.
+    #[arg(long, value_name = "N")]
+    pub max_users: Option<usize>,
+    /// Run length (e.g. 30s, 5m); stretches or shrinks the scenario's stages to fit.
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<Span>,
+    /// Model name sent in chat requests.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Seed of every random choice (prompts, request kinds, arrivals).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// SLO file (TOML) instead of the scenario's default.
+    #[arg(long, value_name = "FILE")]
+    pub slo: Option<PathBuf>,
+    /// Directory the run directory is created in.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Per-request limits for goodput, e.g. ttft:200ms,tpot:50ms,e2e:5s.
+    #[arg(long, value_name = "LIMITS")]
+    pub goodput: Option<Goodput>,
+    /// A request not complete after this long counts as a timeout.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<Span>,
+    /// No live progress line and no summary table (the verdict line stays).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub quiet: Option<bool>,
+    /// Print the summary as JSON (summary.json's content) on stdout.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub json: Option<bool>,
+}
+
+/// The mock provider behind the embedded gateway.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MockBackend {
+    /// The paced native server (realistic TTFT and ITL, faults, runtime profile changes).
+    #[default]
+    Native,
+    /// wiremock answers without pacing; for functional checks, not timing.
+    Wiremock,
+}
+
+/// The options file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+}
+
+impl RunOptions {
+    /// Reads a TOML options file.
+    pub fn load(path: &Path) -> Result<RunOptions, OptionsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| OptionsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| OptionsError::Parse {
+            path: path.to_owned(),
+            message: one_line(&text, &e),
+        })
+    }
+
+    /// These options with `overrides`' fields replacing the ones it sets.
+    pub fn overridden_by(self, overrides: RunOptions) -> RunOptions {
+        RunOptions {
+            target: overrides.target.or(self.target),
+            mock_backend: overrides.mock_backend.or(self.mock_backend),
+            users: overrides.users.or(self.users),
+            stages: overrides.stages.or(self.stages),
+            rate: overrides.rate.or(self.rate),
+            arrivals: overrides.arrivals.or(self.arrivals),
+            max_users: overrides.max_users.or(self.max_users),
+            duration: overrides.duration.or(self.duration),
+            model: overrides.model.or(self.model),
+            seed: overrides.seed.or(self.seed),
+            slo: overrides.slo.or(self.slo),
+            out: overrides.out.or(self.out),
+            goodput: overrides.goodput.or(self.goodput),
+            timeout: overrides.timeout.or(self.timeout),
+            quiet: overrides.quiet.or(self.quiet),
+            json: overrides.json.or(self.json),
+        }
+    }
+}
+
+/// A TOML error on one line: the line number and the message, without the source excerpt.
+pub(crate) fn one_line(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', " ");
+    match error.span() {
+        Some(span) => {
+            let line = text.as_bytes()[..span.start.min(text.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}
+
+fn parse_arrivals(text: &str) -> Result<Arrivals, String> {
+    match text {
+        "constant" => Ok(Arrivals::Constant),
+        "poisson" => Ok(Arrivals::Poisson),
+        other => Err(format!("`{other}` is not an arrival kind (constant, poisson)")),
+    }
+}
+
+/// A duration written with a unit (`500ms`, `30s`, `2m`); kept as text in files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Span(pub Duration);
+
+impl FromStr for Span {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Span, String> {
+        parse_duration(text).map(Span).map_err(|e| e.to_string())
+    }
+}
+
+impl TryFrom<String> for Span {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Span, String> {
+        text.parse()
+    }
+}
+
+impl From<Span> for String {
+    fn from(span: Span) -> String {
+        span.to_string()
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.subsec_nanos() == 0 {
+            write!(f, "{}s", d.as_secs())
+        } else if d.subsec_nanos() % 1_000_000 == 0 {
+            write!(f, "{}ms", d.as_millis())
+        } else {
+            write!(f, "{}us", d.as_micros())
+        }
+    }
+}
+
+/// Goodput limits as written on the command line: `ttft:200ms,tpot:50ms,e2e:5s`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Goodput(pub GoodputLimits);
+
+impl FromStr for Goodput {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Goodput, String> {
+        let mut limits = GoodputLimits::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = part
+                .split_once(':')
+                .ok_or_else(|| format!("`{part}` is not NAME:DURATION (e.g. ttft:200ms)"))?;
+            let value = parse_duration(value).map_err(|e| e.to_string())?;
+            let slot = match name.trim() {
+                "ttft" => &mut limits.ttft,
+                "tpot" => &mut limits.tpot,
+                "e2e" | "latency" => &mut limits.e2e,
+                other => return Err(format!("unknown goodput limit `{other}` (ttft, tpot, e2e)")),
+            };
+            *slot = Some(value);
+        }
+        Ok(Goodput(limits))
+    }
+}
+
+impl TryFrom<String> for Goodput {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Goodput, String> {
+        text.parse()
+    }
+}
+
+impl From<Goodput> for String {
+    fn from(goodput: Goodput) -> String {
+        goodput.to_string()
+    }
+}
+
+impl fmt::Display for Goodput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let limits = [
+            ("ttft", self.0.ttft),
+            ("tpot", self.0.tpot),
+            ("e2e", self.0.e2e),
+        ];
+        let parts: Vec<String> = limits
+            .iter()
+            .filter_map(|(name, limit)| limit.map(|d| format!("{name}:{}", Span(d))))
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_field_by_field() {
+        let file: RunOptions = toml::from_str("users = 5\nmodel = \"m\"\nquiet = true\n").expect("valid");
+        let flags = RunOptions {
+            users: Some(9),
+            ..RunOptions::default()
+        };
+        let merged = file.overridden_by(flags);
+        assert_eq!(merged.users, Some(9));
+        assert_eq!(merged.model.as_deref(), Some("m"));
+        assert_eq!(merged.quiet, Some(true));
+    }
+
+    #[test]
+    fn files_round_trip_and_reject_unknown_keys() {
+        let options = RunOptions {
+            stages: Some("10s:5,20s:5".parse().expect("valid")),
+            duration: Some(Span(Duration::from_millis(1500))),
+            goodput: Some("ttft:200ms,e2e:5s".parse().expect("valid")),
+            arrivals: Some(Arrivals::Poisson),
+            ..RunOptions::default()
+        };
+        let text = toml::to_string(&options).expect("serializes");
+        assert_eq!(toml::from_str::<RunOptions>(&text).expect("parses"), options);
+        let error = toml::from_str::<RunOptions>("userz = 3\n").expect_err("unknown key");
+        assert!(error.message().contains("userz"), "{}", error.message());
+    }
+
+    #[test]
+    fn goodput_names_the_bad_part() {
+        assert!("ttft:fast".parse::<Goodput>().unwrap_err().contains("fast"));
+        assert!("speed:1s".parse::<Goodput>().unwrap_err().contains("speed"));
+        let limits = "tpot:50ms".parse::<Goodput>().expect("valid").0;
+        assert_eq!(limits.tpot, Some(Duration::from_millis(50)));
+        assert_eq!(limits.ttft, None);
+    }
+}

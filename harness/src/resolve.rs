@@ -1,0 +1,291 @@
+//! From a scenario's defaults and the run options to everything a run needs, checked.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reports::model::GoodputLimits;
+use reports::slo::{Slo, load_slos, parse_slos};
+use scenarios::attack::Plan;
+use scenarios::load::{Arrivals, Load, Stages};
+use scenarios::scenario::{self, Scenario};
+
+use crate::options::{Goodput, MockBackend, RunOptions, Span};
+
+/// Chat model sent when neither the options nor a file name one.
+pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+const EMBEDDING_MODEL: &str = "text-embedding-3-small";
+const DEFAULT_SEED: u64 = 42;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Open-model user pool per arrival per second when `--max-users` is not given: room for
+/// responses taking up to this many seconds before arrivals are dropped.
+const POOL_SECONDS: f64 = 5.0;
+const MAX_DEFAULT_POOL: usize = 10_000;
+
+/// A run, ready to start.
+#[derive(Debug)]
+pub struct Resolved {
+    pub scenario: Scenario,
+    pub plan: Plan,
+    pub slos: Vec<Slo>,
+    pub target: Target,
+    pub limits: GoodputLimits,
+    pub timeout: Duration,
+    pub out: PathBuf,
+    pub quiet: bool,
+    pub json: bool,
+    /// The options with every default filled in: written as `config.toml` so the run can be
+    /// repeated with `--config`.
+    pub options: RunOptions,
+}
+
+/// Where the load goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Start the mock and the gateway in this process.
+    Embedded(MockBackend),
+    /// An OpenAI-compatible endpoint somewhere else.
+    External(String),
+}
+
+/// Options that do not make a run; renders as one line that names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("unknown scenario `{0}` (see `harness list`)")]
+    UnknownScenario(String),
+    #[error("{field}: {why}")]
+    Invalid { field: &'static str, why: String },
+    #[error(transparent)]
+    Slo(#[from] reports::slo::SloError),
+}
+
+fn invalid(field: &'static str, why: impl Into<String>) -> ResolveError {
+    ResolveError::Invalid {
+        field,
+        why: why.into(),
+    }
+}
+
+/// Resolves `options` for the scenario `name`.
+pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError> {
+    let scenario =
+        scenario::find(name).ok_or_else(|| ResolveError::UnknownScenario(name.to_owned()))?;
+    let load = load(&scenario, &options)?;
+    let target = match &options.target {
+        Some(url) => Target::External(check_url(url)?),
+        None => Target::Embedded(options.mock_backend.unwrap_or_default()),
+    };
+    if let Target::Embedded(MockBackend::Wiremock) = target
+        && !scenario.changes.is_empty()
+    {
+        return Err(invalid(
+            "mock_backend",
+            format!("scenario `{name}` changes the upstream mid-run, which needs the native mock"),
+        ));
+    }
+    let slos = match &options.slo {
+        Some(path) => load_slos(path)?,
+        None => parse_slos(scenario.slo)?,
+    };
+    let timeout = options.timeout.map_or(DEFAULT_TIMEOUT, |s| s.0);
+    if timeout.is_zero() {
+        return Err(invalid("timeout", "must be more than 0"));
+    }
+    let limits = options.goodput.unwrap_or_default().0;
+    let plan = Plan {
+        load: load.clone(),
+        mix: scenario.mix.clone(),
+        prompts: scenario.prompts.clone(),
+        model: options.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+        embedding_model: EMBEDDING_MODEL.to_owned(),
+        seed: options.seed.unwrap_or(DEFAULT_SEED),
+    };
+    if plan.model.trim().is_empty() {
+        return Err(invalid("model", "must not be empty"));
+    }
+    let filled = RunOptions {
+        target: options.target.clone(),
+        mock_backend: match target {
+            Target::Embedded(backend) => Some(backend),
+            Target::External(_) => None,
+        },
+        model: Some(plan.model.clone()),
+        seed: Some(plan.seed),
+        goodput: Some(Goodput(limits)),
+        timeout: Some(Span(timeout)),
+        out: Some(options.out.clone().unwrap_or_else(default_out)),
+        ..load_options(&load)
+    };
+    Ok(Resolved {
+        out: filled.out.clone().unwrap_or_else(default_out),
+        options: RunOptions {
+            slo: options.slo.clone(),
+            quiet: options.quiet,
+            json: options.json,
+            ..filled
+        },
+        quiet: options.quiet.unwrap_or(false),
+        json: options.json.unwrap_or(false),
+        scenario,
+        plan,
+        slos,
+        target,
+        limits,
+        timeout,
+    })
+}
+
+/// Where run directories go by default.
+pub fn default_out() -> PathBuf {
+    PathBuf::from("target/gatebench/runs")
+}
+
+/// The load: open when a rate is given, otherwise closed from stages, users or the scenario.
+fn load(scenario: &Scenario, options: &RunOptions) -> Result<Load, ResolveError> {
+    let duration = options.duration.map(|s| s.0);
+    if duration.is_some_and(|d| d < Duration::from_secs(1)) {
+        return Err(invalid("duration", "must be at least 1s"));
+    }
+    if let Some(rate) = options.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(invalid("rate", "must be a positive number of arrivals per second"));
+        }
+        if options.users.is_some() || options.stages.is_some() {
+            return Err(invalid("rate", "the open model (--rate) takes no --users or --stages"));
+        }
+        let max_users = match options.max_users {
+            Some(0) => return Err(invalid("max_users", "must be at least 1")),
+            Some(n) => n,
+            None => ((rate * POOL_SECONDS).ceil() as usize).clamp(10, MAX_DEFAULT_POOL),
+        };
+        return Ok(Load::Open {
+            rate,
+            arrivals: options.arrivals.unwrap_or_default(),
+            max_users,
+            duration: duration.unwrap_or_else(|| scenario.load.duration()),
+        });
+    }
+    if options.arrivals.is_some() {
+        return Err(invalid("arrivals", "only applies with --rate"));
+    }
+    if options.max_users.is_some() {
+        return Err(invalid("max_users", "only applies with --rate"));
+    }
+    let think_time = match &scenario.load {
+        Load::Closed { think_time, .. } => *think_time,
+        Load::Open { .. } => None,
+    };
+    let stages = match (&options.stages, options.users) {
+        (Some(_), Some(_)) => return Err(invalid("users", "give --users or --stages, not both")),
+        (Some(stages), None) => match duration {
+            Some(d) => stages.stretched_to(d),
+            None => stages.clone(),
+        },
+        (None, Some(0)) => return Err(invalid("users", "must be at least 1")),
+        (None, Some(users)) => {
+            Stages::constant(users, duration.unwrap_or_else(|| scenario.load.duration()))
+        }
+        (None, None) => match (&scenario.load, duration) {
+            (Load::Closed { stages, .. }, Some(d)) => stages.stretched_to(d),
+            (Load::Closed { stages, .. }, None) => stages.clone(),
+            (Load::Open { .. }, _) => {
+                return Err(invalid("rate", format!("scenario `{}` is open-model: give --rate", scenario.name)));
+            }
+        },
+    };
+    if stages.total().is_zero() {
+        return Err(invalid("duration", "the stages last no time"));
+    }
+    Ok(Load::Closed { stages, think_time })
+}
+
+/// The load written back as options.
+fn load_options(load: &Load) -> RunOptions {
+    match load {
+        Load::Closed { stages, .. } => RunOptions {
+            stages: Some(stages.clone()),
+            ..RunOptions::default()
+        },
+        Load::Open {
+            rate,
+            arrivals,
+            max_users,
+            duration,
+        } => RunOptions {
+            rate: Some(*rate),
+            arrivals: Some(*arrivals),
+            max_users: Some(*max_users),
+            duration: Some(Span(*duration)),
+            ..RunOptions::default()
+        },
+    }
+}
+
+fn check_url(url: &str) -> Result<String, ResolveError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or_else(|| invalid("target", format!("`{url}` is not an http:// or https:// URL")))?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(invalid("target", format!("`{url}` has no host")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(text: &str) -> RunOptions {
+        toml::from_str(text).expect("valid options")
+    }
+
+    #[test]
+    fn scenario_defaults_apply_without_options() {
+        let run = resolve("smoke", RunOptions::default()).expect("resolves");
+        assert_eq!(run.plan.load.duration(), Duration::from_secs(10));
+        assert_eq!(run.plan.load.peak_users(), 2);
+        assert_eq!(run.target, Target::Embedded(MockBackend::Native));
+        assert!(!run.slos.is_empty());
+        assert_eq!(run.options.stages.map(|s| s.to_string()).as_deref(), Some("0s:2,10s:2"));
+    }
+
+    #[test]
+    fn duration_and_users_reshape_the_load() {
+        let run = resolve("stress", options("duration = \"17s\"")).expect("resolves");
+        assert!(run.plan.load.duration() <= Duration::from_secs(18));
+        let run = resolve("chat", options("users = 3\nduration = \"5s\"")).expect("resolves");
+        assert_eq!(run.plan.load.peak_users(), 3);
+        assert_eq!(run.plan.load.duration(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn open_model_defaults_its_pool_from_the_rate() {
+        let run = resolve("streaming", options("rate = 40.0\nduration = \"5s\"")).expect("resolves");
+        match run.plan.load {
+            Load::Open { rate, max_users, arrivals, duration } => {
+                assert_eq!((rate, max_users, arrivals), (40.0, 200, Arrivals::Constant));
+                assert_eq!(duration, Duration::from_secs(5));
+            }
+            other => panic!("expected the open model, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn contradictions_name_the_field() {
+        for (text, field) in [
+            ("rate = 10.0\nusers = 3", "rate:"),
+            ("max_users = 3", "max_users:"),
+            ("users = 0", "users:"),
+            ("rate = -1.0", "rate:"),
+            ("target = \"localhost:8080\"", "target:"),
+            ("duration = \"10ms\"", "duration:"),
+        ] {
+            let error = resolve("chat", options(text)).expect_err(text).to_string();
+            assert!(error.starts_with(field), "{text}: {error}");
+        }
+        assert!(resolve("nope", RunOptions::default()).is_err());
+        let wiremock = options("mock_backend = \"wiremock\"");
+        assert!(resolve("failover", wiremock).expect_err("needs native").to_string().starts_with("mock_backend:"));
+    }
+}

@@ -1,0 +1,184 @@
+//! Reads the gateway once per sample period: its process (RSS, CPU) when it runs in this
+//! process, and its Prometheus `/metrics` (queue depth, breaker state, cache hit ratio).
+
+use std::time::{Duration, Instant};
+
+use reports::model::{BreakerState, GatewaySample};
+
+/// Samples one gateway.
+pub struct Sampler {
+    metrics_url: String,
+    http: reqwest::Client,
+    process: Option<ProcessClock>,
+    /// False once `/metrics` failed to answer, so an endpoint without it is not asked again.
+    scrape: bool,
+}
+
+/// CPU time of this process at the previous sample.
+struct ProcessClock {
+    cpu: Duration,
+    at: Instant,
+}
+
+impl Sampler {
+    /// A sampler for the gateway at `base`; `in_process` when its RSS and CPU are this
+    /// process's.
+    pub fn new(base: &str, in_process: bool) -> Sampler {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(800))
+            .build()
+            .unwrap_or_default();
+        Sampler {
+            metrics_url: format!("{base}/metrics"),
+            http,
+            process: in_process.then(|| ProcessClock {
+                cpu: process_cpu().unwrap_or_default(),
+                at: Instant::now(),
+            }),
+            scrape: true,
+        }
+    }
+
+    /// One sample, labelled with `second` of the run. Readings that fail are left empty.
+    pub async fn sample(&mut self, second: u32) -> GatewaySample {
+        let mut sample = GatewaySample {
+            second,
+            ..GatewaySample::default()
+        };
+        if let Some(clock) = &mut self.process {
+            sample.rss_bytes = process_rss();
+            if let Some(cpu) = process_cpu() {
+                let wall = clock.at.elapsed().as_secs_f64();
+                if wall > 0.0 {
+                    sample.cpu_percent = Some((cpu - clock.cpu).as_secs_f64() / wall * 100.0);
+                }
+                clock.cpu = cpu;
+                clock.at = Instant::now();
+            }
+        }
+        if self.scrape {
+            match self.scrape_metrics().await {
+                Some(text) => apply_metrics(&text, &mut sample),
+                None => self.scrape = false,
+            }
+        }
+        sample
+    }
+
+    async fn scrape_metrics(&self) -> Option<String> {
+        let response = self.http.get(&self.metrics_url).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.text().await.ok()
+    }
+}
+
+/// Reads the series the report charts from Prometheus text.
+fn apply_metrics(text: &str, sample: &mut GatewaySample) {
+    let mut queue: Option<f64> = None;
+    let mut breaker: Option<f64> = None;
+    let (mut hits, mut misses) = (None::<f64>, None::<f64>);
+    for (name, labels, value) in series(text) {
+        let add = |slot: &mut Option<f64>| *slot = Some(slot.unwrap_or(0.0) + value);
+        match name {
+            n if n.ends_with("queue_depth") => add(&mut queue),
+            n if n.ends_with("breaker_state") => breaker = Some(breaker.unwrap_or(0.0).max(value)),
+            n if n.ends_with("cache_hits_total") => add(&mut hits),
+            n if n.ends_with("cache_misses_total") => add(&mut misses),
+            n if n.ends_with("cache_lookups_total") => match labels_get(labels, "result") {
+                Some("hit") => add(&mut hits),
+                Some(_) => add(&mut misses),
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    sample.queue_depth = queue.map(|q| q.max(0.0) as u64);
+    sample.breaker = breaker.map(|level| match level as u8 {
+        0 => BreakerState::Closed,
+        1 => BreakerState::HalfOpen,
+        _ => BreakerState::Open,
+    });
+    if let (Some(hits), Some(misses)) = (hits, misses)
+        && hits + misses > 0.0
+    {
+        sample.cache_hit_ratio = Some(hits / (hits + misses));
+    }
+}
+
+/// `(name, labels, value)` of every sample line.
+fn series(text: &str) -> impl Iterator<Item = (&str, &str, f64)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let value: f64 = value.parse().ok()?;
+            let (name, labels) = match series.split_once('{') {
+                Some((name, labels)) => (name, labels.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            Some((name, labels, value))
+        })
+}
+
+fn labels_get<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
+    labels.split(',').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// Resident set size of this process, from `/proc/self/statm`.
+fn process_rss() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+/// User plus system CPU time of this process, from `/proc/self/stat`.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_secs_f64((user + system) as f64 / clock_ticks()))
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: as above.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_queue_breaker_and_cache_series() {
+        let text = "# HELP x\n# TYPE gateway_queue_depth gauge\ngateway_queue_depth 3\n\
+            gateway_breaker_state{provider=\"primary\"} 2\ngateway_breaker_state{provider=\"fallback\"} 0\n\
+            gateway_cache_lookups_total{result=\"hit\"} 30\ngateway_cache_lookups_total{result=\"miss\"} 70\n";
+        let mut sample = GatewaySample::default();
+        apply_metrics(text, &mut sample);
+        assert_eq!(sample.queue_depth, Some(3));
+        assert_eq!(sample.breaker, Some(BreakerState::Open));
+        assert_eq!(sample.cache_hit_ratio, Some(0.3));
+    }
+
+    #[test]
+    fn this_process_has_rss_and_cpu() {
+        assert!(process_rss().is_some_and(|rss| rss > 1 << 20));
+        assert!(process_cpu().is_some());
+    }
+}

@@ -1,0 +1,177 @@
+//! The end-of-run console summary, laid out like k6's: one line per metric, then counts,
+//! rates and every SLO with its verdict.
+
+use std::fmt::Write;
+
+use reports::RunResult;
+use reports::model::{ErrorClass, Metric, Summary, significant};
+use reports::slo::SloStatus;
+use scenarios::capacity::{StageVerdict, capacity};
+
+/// Renders the summary of `run` (with stage verdicts when the scenario has them).
+pub fn render(run: &RunResult, stages: Option<&[StageVerdict]>) -> String {
+    let mut out = String::new();
+    let secs = run.wall_time.as_secs_f64();
+    let _ = writeln!(
+        out,
+        "\n  scenario {}  ·  {:.1}s  ·  peak users {}\n",
+        run.scenario,
+        secs,
+        run.peak_users()
+    );
+    for metric in Metric::ALL {
+        if let Some(summary) = run.summary(metric) {
+            let _ = writeln!(out, "  {}", metric_line(metric, &summary));
+        }
+    }
+    let totals = &run.totals;
+    let failed = totals.errors.total();
+    let _ = writeln!(
+        out,
+        "  {} {} total, {} ok, {} failed ({})",
+        dotted("requests"),
+        totals.requests,
+        totals.ok,
+        failed,
+        percent(totals.error_rate())
+    );
+    if failed > 0 {
+        let classes: Vec<String> = ErrorClass::ALL
+            .iter()
+            .filter(|c| totals.errors.get(**c) > 0)
+            .map(|c| format!("{}={}", c.name(), totals.errors.get(*c)))
+            .collect();
+        let _ = writeln!(out, "  {} {}", dotted("errors"), classes.join(" "));
+    }
+    let _ = writeln!(
+        out,
+        "  {} {} req/s, goodput {} req/s, {} output tokens/s",
+        dotted("throughput"),
+        rate(run.throughput()),
+        rate(run.goodput()),
+        rate(run.output_tokens_per_s())
+    );
+    let cache = totals.cache;
+    if cache.hit + cache.miss + cache.coalesced > 0 {
+        let _ = writeln!(
+            out,
+            "  {} hit {} / miss {} / coalesced {} ({} hits)",
+            dotted("cache"),
+            cache.hit,
+            cache.miss,
+            cache.coalesced,
+            percent(cache.hit_ratio())
+        );
+    }
+    let lag = totals.send_lag;
+    let _ = writeln!(
+        out,
+        "  {} dropped {} ({}), late sends {} (max {} ms)",
+        dotted("arrivals"),
+        totals.dropped_arrivals,
+        percent(totals.dropped_ratio()),
+        lag.late,
+        significant(lag.max_us as f64 / 1000.0)
+    );
+    if let Some(line) = gateway_line(run) {
+        let _ = writeln!(out, "  {} {line}", dotted("gateway"));
+    }
+    if let Some(verdicts) = stages {
+        let _ = writeln!(out, "\n  stages");
+        for v in verdicts {
+            let mark = if v.passed() { "✓" } else { "✗" };
+            let _ = writeln!(
+                out,
+                "    {mark} {:>5} users  {:>4}s..{:<4}s  {} requests",
+                v.users, v.start, v.end, v.requests
+            );
+        }
+        let verdict = match capacity(verdicts) {
+            Some(users) => format!("{users} users met every SLO"),
+            None => "no stage met every SLO".to_owned(),
+        };
+        let _ = writeln!(out, "    capacity: {verdict}");
+    }
+    if !run.slo_results.is_empty() {
+        let _ = writeln!(out, "\n  SLOs");
+        for result in &run.slo_results {
+            let mark = match result.status {
+                SloStatus::Pass => "✓",
+                SloStatus::Fail | SloStatus::NoData => "✗",
+            };
+            let measured = result
+                .measured
+                .map_or_else(|| "no data".to_owned(), |q| q.to_string());
+            let _ = writeln!(
+                out,
+                "    {mark} {:<34} measured {measured:<12} {}",
+                result.slo.to_string(),
+                result.status
+            );
+        }
+    }
+    out
+}
+
+/// The one-line verdict printed even with `--quiet`.
+pub fn verdict(run: &RunResult, dir: &std::path::Path) -> String {
+    let failed = run.slo_results.iter().filter(|r| !r.passed()).count();
+    let state = if failed == 0 {
+        "all SLOs met".to_owned()
+    } else {
+        format!("{failed} of {} SLOs failed", run.slo_results.len())
+    };
+    format!(
+        "{}: {} requests, {} req/s, {state}; results in {}",
+        run.scenario,
+        run.totals.requests,
+        rate(run.throughput()),
+        dir.display()
+    )
+}
+
+fn metric_line(metric: Metric, s: &Summary) -> String {
+    let unit = metric.unit();
+    let f = |v: f64| unit.format(v);
+    format!(
+        "{} avg={} p50={} p90={} p95={} p99={} max={} count={}",
+        dotted(metric.label()),
+        f(s.mean),
+        f(s.p50 as f64),
+        f(s.p90 as f64),
+        f(s.p95 as f64),
+        f(s.p99 as f64),
+        f(s.max as f64),
+        s.count
+    )
+}
+
+fn gateway_line(run: &RunResult) -> Option<String> {
+    let rss = run.gateway.iter().filter_map(|s| s.rss_bytes).max();
+    let cpu: Vec<f64> = run.gateway.iter().filter_map(|s| s.cpu_percent).collect();
+    let mut parts = Vec::new();
+    if let Some(rss) = rss {
+        parts.push(format!("peak RSS {} MB (whole process)", significant(rss as f64 / 1e6)));
+    }
+    if !cpu.is_empty() {
+        let mean = cpu.iter().sum::<f64>() / cpu.len() as f64;
+        parts.push(format!("mean CPU {}%", significant(mean)));
+    }
+    if let Some(depth) = run.gateway.iter().filter_map(|s| s.queue_depth).max() {
+        parts.push(format!("max queue {depth}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// `name......` padded to a fixed width, as k6 prints it.
+fn dotted(name: &str) -> String {
+    format!("{name:.<22}")
+}
+
+fn percent(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "-".to_owned(), |r| format!("{}%", significant(r * 100.0)))
+}
+
+fn rate(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), significant)
+}

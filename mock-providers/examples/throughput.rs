@@ -1,0 +1,129 @@
+//! Requests/s of the native mock beside a wiremock server sending the same body, in one run, and
+//! the native server's memory after many requests (wiremock keeps every request; ours must not).
+//!
+//! `cargo run --release -p mock-providers --example throughput -- [SECONDS] [TOTAL_REQUESTS]`
+//! (defaults: 5 s per server, 1,000,000 requests for the memory check).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::join_all;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use mock_providers::wiremock::Reply;
+use mock_providers::{MockConfig, MockServer, Profile};
+use tokio::net::TcpStream;
+
+const CONCURRENCY: usize = 64;
+
+fn body() -> Vec<u8> {
+    serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say something short."}]})
+        .to_string()
+        .into_bytes()
+}
+
+/// Resident set size of this process, in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Sends requests from `CONCURRENCY` keep-alive connections until `limit` passes or `count` are
+/// done; returns requests/s. A bare hyper connection per worker keeps the load generator's own
+/// cost low, since it shares the machine with the server it measures.
+async fn drive(addr: SocketAddr, limit: Duration, count: u64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let body = Bytes::from(body());
+    let start = Instant::now();
+    let worker = || {
+        let (done, body) = (Arc::clone(&done), body.clone());
+        async move {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            tcp.set_nodelay(true).expect("nodelay");
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .expect("handshake");
+            tokio::spawn(conn);
+            while start.elapsed() < limit && done.fetch_add(1, Relaxed) < count {
+                let request = Request::post("/v1/chat/completions")
+                    .header("host", addr.to_string())
+                    .header("content-type", "application/json")
+                    .body(Full::new(body.clone()))
+                    .expect("request");
+                sender.ready().await.expect("connection stays open");
+                let response = sender.send_request(request).await.expect("response");
+                assert!(
+                    response.status().is_success(),
+                    "status {}",
+                    response.status()
+                );
+                response.into_body().collect().await.expect("body");
+            }
+        }
+    };
+    join_all((0..CONCURRENCY).map(|_| worker())).await;
+    done.load(Relaxed).min(count) as f64 / start.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<u64>().expect("arguments are whole numbers"));
+    let seconds = Duration::from_secs(args.next().unwrap_or(5));
+    let total = args.next().unwrap_or(1_000_000);
+
+    // Memory first, while nothing else has grown the heap: RSS after 10,000 requests vs after `total`.
+    let mem = MockServer::start(MockConfig::new(Profile::fast()))
+        .await
+        .expect("native mock");
+    drive(mem.addr(), Duration::MAX, 10_000).await;
+    let rss_10k = rss();
+    let started = Instant::now();
+    drive(mem.addr(), Duration::MAX, total.saturating_sub(10_000)).await;
+    let rss_total = rss();
+    let served = mem.stats().requests;
+    drop(mem);
+
+    let native = MockServer::start(MockConfig::new(Profile::fast()))
+        .await
+        .expect("native mock");
+    let wm = wiremock::MockServer::start().await;
+    Reply::openai().tokens(16).mock().mount(&wm).await;
+    let wm_addr = *wm.address();
+
+    // Warm both up, then measure each for the same time, native before and after to see drift.
+    drive(native.addr(), Duration::from_secs(1), u64::MAX).await;
+    drive(wm_addr, Duration::from_secs(1), u64::MAX).await;
+    let native_a = drive(native.addr(), seconds, u64::MAX).await;
+    let rss_before_wm = rss();
+    let wiremock = drive(wm_addr, seconds, u64::MAX).await;
+    let wm_growth = rss().saturating_sub(rss_before_wm);
+    let native_b = drive(native.addr(), seconds, u64::MAX).await;
+    let native_rps = (native_a + native_b) / 2.0;
+    println!(
+        "non-streaming chat completion, 16 tokens, {CONCURRENCY} keep-alive connections, {}s per run",
+        seconds.as_secs()
+    );
+    println!("  native mock   {native_rps:>10.0} req/s  (runs: {native_a:.0}, {native_b:.0})");
+    println!(
+        "  wiremock      {wiremock:>10.0} req/s  (RSS grew {:.1} MB while it ran)",
+        wm_growth as f64 / 1e6
+    );
+    println!("  ratio         {:>10.2}x", native_rps / wiremock);
+    println!(
+        "memory: RSS after 10,000 requests {:.1} MB, after {served} requests {:.1} MB (growth {:+.2} MB, {:.0}s)",
+        rss_10k as f64 / 1e6,
+        rss_total as f64 / 1e6,
+        (rss_total as f64 - rss_10k as f64) / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,114 @@
+//! OpenAI chat completions on the wire: `chat.completion` bodies and `chat.completion.chunk` streams.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use crate::wire::{ApiError, Completion, Finish, Provider, Script, StreamEnd, json_string};
+
+const FINGERPRINT: &str = "fp_mock";
+
+fn finish_reason(f: Finish) -> &'static str {
+    match f {
+        Finish::Stop => "stop",
+        Finish::Length => "length",
+    }
+}
+
+fn usage(c: &Completion) -> String {
+    let (p, n) = (c.prompt_tokens, c.completion_tokens());
+    format!(
+        r#"{{"prompt_tokens":{p},"completion_tokens":{n},"total_tokens":{},"prompt_tokens_details":{{"cached_tokens":0,"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}"#,
+        p + n
+    )
+}
+
+/// The non-streaming `chat.completion` body.
+pub fn completion_body(c: &Completion) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"id":"{}","object":"chat.completion","created":{},"model":{},"choices":[{{"index":0,"message":{{"role":"assistant","content":{},"refusal":null,"annotations":[]}},"logprobs":null,"finish_reason":"{}"}}],"usage":{},"service_tier":"default","system_fingerprint":"{FINGERPRINT}"}}"#,
+        c.id,
+        c.created,
+        json_string(&c.model),
+        json_string(&c.text()),
+        finish_reason(c.finish),
+        usage(c),
+    ))
+}
+
+/// A body that starts like a completion and breaks off mid-JSON.
+pub fn malformed_body(c: &Completion) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"id":"{}","object":"chat.completion","choices":[{{"index":0,"message":{{"content":"#,
+        c.id
+    ))
+}
+
+/// The SSE stream: a role chunk, one chunk per token, the finish chunk, the usage chunk when asked
+/// for, and `data: [DONE]`. The role chunk is its own piece (sent with the headers); each token is a
+/// piece; the closing chunks ride with the last token.
+pub fn stream_script(c: &Completion, include_usage: bool, end: StreamEnd) -> Script {
+    let head = format!(
+        r#"data: {{"id":"{}","object":"chat.completion.chunk","created":{},"model":{},"system_fingerprint":"{FINGERPRINT}","choices":"#,
+        c.id,
+        c.created,
+        json_string(&c.model)
+    );
+    let tail = if include_usage {
+        r#","usage":null}"#
+    } else {
+        "}"
+    };
+    let mut s = Script::default();
+    let chunk = |s: &mut Script, delta: &str, finish: Option<Finish>| {
+        let finish = finish.map_or("null".to_owned(), |f| format!("\"{}\"", finish_reason(f)));
+        let mut line = String::with_capacity(head.len() + delta.len() + 64);
+        let _ = write!(
+            line,
+            r#"{head}[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}]{tail}"#
+        );
+        line.push_str("\n\n");
+        s.push(&line);
+    };
+    chunk(
+        &mut s,
+        r#"{"role":"assistant","content":"","refusal":null}"#,
+        None,
+    );
+    s.cut();
+    let sent = match end {
+        StreamEnd::Complete | StreamEnd::Malformed => c.tokens.len(),
+        StreamEnd::ErrorAfter(n) | StreamEnd::CutAfter(n) => n.min(c.tokens.len()),
+    };
+    let broken = (end == StreamEnd::Malformed).then_some(c.tokens.len() / 2);
+    for (i, token) in c.tokens[..sent].iter().enumerate() {
+        if broken == Some(i) {
+            s.push(&format!(
+                "{head}[{{\"index\":0,\"delta\":{{\"content\":\n\n"
+            ));
+        } else {
+            chunk(&mut s, &format!(r#"{{"content":"{token}"}}"#), None);
+        }
+        if i + 1 < sent {
+            s.cut();
+        }
+    }
+    match end {
+        StreamEnd::Complete | StreamEnd::Malformed => {
+            chunk(&mut s, "{}", Some(c.finish));
+            if include_usage {
+                s.push(&format!("{}[],\"usage\":{}}}\n\n", head, usage(c)));
+            }
+            s.push("data: [DONE]\n\n");
+        }
+        StreamEnd::ErrorAfter(_) => {
+            s.cut();
+            let err = ApiError::for_status(Provider::OpenAi, 500).body();
+            s.push("data: ");
+            s.push(std::str::from_utf8(&err).unwrap_or_default());
+            s.push("\n\n");
+        }
+        StreamEnd::CutAfter(_) => {}
+    }
+    s
+}

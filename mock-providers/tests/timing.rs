@@ -1,0 +1,113 @@
+//! Pacing accuracy as a client on loopback sees it.
+//!
+//! The always-on test is loose (the machine running it may be busy); the ignored one checks the
+//! real targets at 200 concurrent streams and prints the figures:
+//! `cargo test --release -p mock-providers --test timing -- --ignored --nocapture`.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{openai_request, percentile, read_events, start};
+use futures::future::join_all;
+use mock_providers::{Distribution, Profile};
+
+struct Timing {
+    ttft_ms: Vec<f64>,
+    itl_ms: Vec<f64>,
+}
+
+/// Runs `streams` overlapping streams of `tokens` tokens at TTFT 50 ms / ITL 10 ms.
+async fn measure(streams: usize, tokens: usize) -> Timing {
+    let profile = Profile {
+        ttft_ms: Distribution::constant(50.0),
+        itl_ms: Distribution::constant(10.0),
+        output_tokens: Distribution::constant(tokens as f64),
+        ..Profile::fast()
+    };
+    let mock = start(profile).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(streams)
+        .build()
+        .unwrap();
+    let url = format!("{}/v1/chat/completions", mock.url());
+    // Open every connection first: TTFT is the provider's, not the TCP handshake's.
+    let warm = |_| {
+        client
+            .post(&url)
+            .header("x-mock-ttft-ms", "0")
+            .header("x-mock-tokens", "1")
+            .json(&openai_request(false, false))
+            .send()
+    };
+    for r in join_all((0..streams).map(warm)).await {
+        r.unwrap().bytes().await.unwrap();
+    }
+    // Starts are spread over the first ITL-sized slices, as arrivals are in a load run; every
+    // stream still overlaps every other, so all of them are in flight at once.
+    let (client, url) = (&client, &url);
+    let one = |i: usize| async move {
+        tokio::time::sleep(std::time::Duration::from_micros(500 * i as u64)).await;
+        let sent = Instant::now();
+        let response = client
+            .post(url)
+            .json(&openai_request(true, false))
+            .send()
+            .await
+            .unwrap();
+        let events = read_events(response).await.expect("stream completes");
+        let content: Vec<Instant> = events
+            .iter()
+            .filter(|e| e.data.contains(r#""delta":{"content":"#))
+            .map(|e| e.at)
+            .collect();
+        assert_eq!(content.len(), tokens);
+        let ttft = (content[0] - sent).as_secs_f64() * 1e3;
+        let itl: Vec<f64> = content
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64() * 1e3)
+            .collect();
+        (ttft, itl)
+    };
+    let results = join_all((0..streams).map(one)).await;
+    let mut timing = Timing {
+        ttft_ms: Vec::new(),
+        itl_ms: Vec::new(),
+    };
+    for (ttft, itl) in results {
+        timing.ttft_ms.push(ttft);
+        timing.itl_ms.extend(itl);
+    }
+    timing
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pacing_follows_the_profile_at_low_concurrency() {
+    let mut t = measure(8, 20).await;
+    let ttft = percentile(&mut t.ttft_ms, 0.5);
+    let itl = percentile(&mut t.itl_ms, 0.5);
+    assert!((ttft - 50.0).abs() < 10.0, "TTFT p50 {ttft:.2} ms");
+    assert!((itl - 10.0).abs() < 3.0, "ITL p50 {itl:.2} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test: run with --release --ignored --nocapture"]
+async fn pacing_is_accurate_at_200_concurrent_streams() {
+    let mut t = measure(200, 50).await;
+    let (ttft50, ttft99) = (
+        percentile(&mut t.ttft_ms, 0.5),
+        percentile(&mut t.ttft_ms, 0.99),
+    );
+    let (itl50, itl99) = (
+        percentile(&mut t.itl_ms, 0.5),
+        percentile(&mut t.itl_ms, 0.99),
+    );
+    println!("200 streams x 50 tokens, TTFT 50 ms / ITL 10 ms:");
+    println!(
+        "  TTFT p50 {ttft50:.2} ms  p99 {ttft99:.2} ms   ITL p50 {itl50:.2} ms  p99 {itl99:.2} ms  ({} gaps)",
+        t.itl_ms.len()
+    );
+    assert!((ttft50 - 50.0).abs() <= 2.0, "TTFT p50 {ttft50:.2} ms");
+    assert!((ttft99 - 50.0).abs() <= 5.0, "TTFT p99 {ttft99:.2} ms");
+    assert!((itl50 - 10.0).abs() <= 1.0, "ITL p50 {itl50:.2} ms");
+}

@@ -1,0 +1,497 @@
+//! Response cache for chat completions: exact-match keys, a byte-bounded memory tier with
+//! adaptive TTLs, an optional Redis tier, and coalescing of identical requests in flight.
+//!
+//! Contract:
+//! - [`ResponseCache::classify`] decides from the body and headers whether a request may use the
+//!   cache (see [`key`] for the key and the rules: temperature, `x-cache-force`,
+//!   `cache-control: no-cache`/`no-store`).
+//! - [`ResponseCache::lookup`] answers [`Lookup::Hit`] from memory, else from Redis (bounded by
+//!   its timeout; a Redis failure is counted and treated as a miss), else makes the request the
+//!   [`Leader`] of a flight, or a [`Follower`] of the flight already under way for the same key.
+//! - The leader calls upstream, publishes each SSE chunk it sends with [`Leader::send_chunk`],
+//!   and ends with [`Leader::complete`] (stores the completion, answers the followers) or
+//!   [`Leader::fail`]. A leader dropped without either (its client left) releases the followers.
+//! - A follower gets the leader's stream from its first chunk ([`Follower::into_stream`]) or the
+//!   completion ([`Follower::wait`]). When the leader fails before the follower saw anything, the
+//!   follower gets [`FollowError::Retry`] (look up again) or the error, by `on_leader_failure`.
+//! - A cached completion is replayed to streaming clients as SSE with [`sse::replay`];
+//!   [`sse::CompletionAssembler`] turns a streamed answer into a completion to store.
+//!
+//! ```
+//! # use reference_impl::cache::{CacheConfig, Cacheability, Lookup, ResponseCache};
+//! # async fn handle(body: bytes::Bytes, headers: http::HeaderMap) -> Result<(), Box<dyn std::error::Error>> {
+//! let cache = ResponseCache::new(CacheConfig::default())?;
+//! if let Cacheability::Cacheable(request) = cache.classify(&body, &headers) {
+//!     match cache.lookup(&request).await {
+//!         Lookup::Hit(hit) => { let _body = hit.body; }            // x-cache: hit
+//!         Lookup::Lead(leader) => leader.complete("{..}".into()),   // x-cache: miss
+//!         Lookup::Follow(follower) => { let _ = follower.wait().await; } // x-cache: coalesced
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+mod flight;
+pub mod key;
+mod memory;
+mod redis;
+pub mod sse;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures::Stream;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use flight::{Flight, Flights, Next, Outcome, Role};
+pub use flight::FlightError;
+pub use key::{BypassReason, CacheKey, CacheRequest, Cacheability, KeyError};
+use memory::{Encoded, MemoryTier};
+pub use memory::{TtlClass, TtlConfig};
+use redis::RedisTier;
+pub use redis::{RedisCacheConfig, RedisTierError};
+
+/// `[cache]` configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// Memory tier bound: bodies as stored plus a fixed overhead per entry.
+    pub max_bytes: u64,
+    /// Bodies larger than this are stored LZ4-compressed.
+    pub compress_threshold_bytes: usize,
+    /// Requests with a higher temperature bypass the cache unless forced (absent means 1.0).
+    pub max_temperature: f64,
+    /// Cache regardless of temperature (like `x-cache-force: true` on every request).
+    pub force: bool,
+    /// Coalesce identical requests in flight.
+    pub coalesce: bool,
+    pub on_leader_failure: LeaderFailure,
+    pub ttl: TtlConfig,
+    pub redis: Option<RedisCacheConfig>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_bytes: 256 * 1024 * 1024,
+            compress_threshold_bytes: 1024,
+            max_temperature: 0.0,
+            force: false,
+            coalesce: true,
+            on_leader_failure: LeaderFailure::Retry,
+            ttl: TtlConfig::default(),
+            redis: None,
+        }
+    }
+}
+
+/// What followers do when their leader fails before they received anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaderFailure {
+    /// Look up again: one of them leads the next attempt.
+    Retry,
+    /// Return the leader's error.
+    Error,
+}
+
+/// Errors building a cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache.redis.url: {0}")]
+    RedisUrl(#[source] ::redis::RedisError),
+    #[error("cache.ttl: every class needs a positive lifetime")]
+    Ttl,
+}
+
+/// Counters and sizes for `/metrics` and `/admin/performance/cache`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CacheStats {
+    /// Answered from the cache (memory or Redis).
+    pub hits: u64,
+    /// Of `hits`, answered from Redis.
+    pub redis_hits: u64,
+    /// Led an upstream call.
+    pub misses: u64,
+    /// Waited for another request's upstream call.
+    pub coalesced: u64,
+    /// Did not use the cache at all.
+    pub bypassed: u64,
+    /// Removed to stay within `max_bytes`.
+    pub evictions: u64,
+    /// Removed when their TTL ran out.
+    pub expirations: u64,
+    /// Redis commands that failed or timed out (the request went on without Redis).
+    pub redis_errors: u64,
+    pub bytes: u64,
+    pub entries: u64,
+    pub in_flight: u64,
+}
+
+/// A completion served from the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedResponse {
+    /// The `chat.completion` JSON body.
+    pub body: Bytes,
+}
+
+impl CachedResponse {
+    /// The body as SSE events for a streaming client.
+    pub fn sse(&self, include_usage: bool) -> Result<Vec<Bytes>, sse::SseError> {
+        sse::replay(&self.body, include_usage)
+    }
+}
+
+/// The result of a lookup.
+#[derive(Debug)]
+pub enum Lookup {
+    Hit(CachedResponse),
+    Lead(Leader),
+    Follow(Follower),
+}
+
+/// The response cache. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct ResponseCache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: CacheConfig,
+    memory: MemoryTier,
+    redis: Option<RedisTier>,
+    flights: Flights,
+    hits: AtomicU64,
+    redis_hits: AtomicU64,
+    misses: AtomicU64,
+    coalesced: AtomicU64,
+    bypassed: AtomicU64,
+    redis_errors: AtomicU64,
+}
+
+impl ResponseCache {
+    pub fn new(config: CacheConfig) -> Result<Self, CacheError> {
+        let ttl = &config.ttl;
+        if ttl.frequent_secs == 0 || ttl.moderate_secs == 0 || ttl.rare_secs == 0 {
+            return Err(CacheError::Ttl);
+        }
+        let redis = config
+            .redis
+            .as_ref()
+            .map(RedisTier::new)
+            .transpose()
+            .map_err(CacheError::RedisUrl)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                memory: MemoryTier::new(config.max_bytes, config.ttl.clone()),
+                redis,
+                flights: Flights::default(),
+                hits: AtomicU64::new(0),
+                redis_hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                coalesced: AtomicU64::new(0),
+                bypassed: AtomicU64::new(0),
+                redis_errors: AtomicU64::new(0),
+                config,
+            }),
+        })
+    }
+
+    /// Applies the cacheability rules to one request body, as received, and its headers.
+    pub fn classify(&self, body: &[u8], headers: &HeaderMap) -> Cacheability {
+        let decision = key::classify(&self.inner.config, body, headers);
+        if let Cacheability::Bypass(_) = decision {
+            self.inner.bypassed.fetch_add(1, Ordering::Relaxed);
+        }
+        decision
+    }
+
+    /// Finds the answer to `request`, or the role it takes in getting one.
+    pub async fn lookup(&self, request: &CacheRequest) -> Lookup {
+        let inner = &self.inner;
+        let hash = request.key.hash();
+        if request.read
+            && let Some(hit) = self.memory_hit(hash)
+        {
+            return Lookup::Hit(hit);
+        }
+        let flight = match (request.read && inner.config.coalesce).then(|| inner.flights.join(hash)) {
+            Some(Role::Follower(flight)) => {
+                inner.coalesced.fetch_add(1, Ordering::Relaxed);
+                return Lookup::Follow(Follower {
+                    flight,
+                    delivered: 0,
+                    policy: inner.config.on_leader_failure,
+                });
+            }
+            Some(Role::Leader(flight)) => Some(flight),
+            None => None,
+        };
+        let mut leader = Leader {
+            cache: Arc::clone(inner),
+            key: request.key.clone(),
+            write: request.write,
+            flight,
+        };
+        if request.read {
+            // A leader that finished between the memory miss and the join has stored its answer.
+            let hit = match self.memory_hit(hash) {
+                Some(hit) => Some(hit),
+                None => self.redis_hit(&request.key).await,
+            };
+            if let Some(hit) = hit {
+                leader.settle(Outcome::Completed(hit.body.clone()));
+                return Lookup::Hit(hit);
+            }
+        }
+        inner.misses.fetch_add(1, Ordering::Relaxed);
+        Lookup::Lead(leader)
+    }
+
+    /// Drops every entry from memory (Redis entries expire by themselves).
+    pub fn clear(&self) {
+        self.inner.memory.clear();
+    }
+
+    /// Drops one entry from memory.
+    pub fn remove(&self, key: &CacheKey) {
+        self.inner.memory.remove(key.hash());
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let inner = &self.inner;
+        inner.memory.settle();
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let removals = inner.memory.removals();
+        CacheStats {
+            hits: load(&inner.hits),
+            redis_hits: load(&inner.redis_hits),
+            misses: load(&inner.misses),
+            coalesced: load(&inner.coalesced),
+            bypassed: load(&inner.bypassed),
+            evictions: load(&removals.evicted),
+            expirations: load(&removals.expired),
+            redis_errors: load(&inner.redis_errors),
+            bytes: inner.memory.bytes(),
+            entries: inner.memory.entries(),
+            in_flight: inner.flights.in_flight() as u64,
+        }
+    }
+
+    fn memory_hit(&self, hash: u128) -> Option<CachedResponse> {
+        let body = self.inner.memory.get(hash)?.encoded.decode()?;
+        self.inner.hits.fetch_add(1, Ordering::Relaxed);
+        Some(CachedResponse { body })
+    }
+
+    /// Reads Redis and promotes a hit into memory; failures count and read as a miss.
+    async fn redis_hit(&self, key: &CacheKey) -> Option<CachedResponse> {
+        let inner = &self.inner;
+        let redis = inner.redis.as_ref()?;
+        let encoded = match redis.get(&key.to_string()).await {
+            Ok(found) => found?,
+            Err(error) => {
+                inner.redis_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, "cache lookup continues without redis");
+                return None;
+            }
+        };
+        let Some(body) = encoded.decode() else {
+            inner.redis_errors.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        inner.memory.insert(key.hash(), encoded);
+        inner.hits.fetch_add(1, Ordering::Relaxed);
+        inner.redis_hits.fetch_add(1, Ordering::Relaxed);
+        Some(CachedResponse { body })
+    }
+}
+
+/// The request that calls upstream for its key. Move it into the task that streams the answer.
+#[derive(Debug)]
+pub struct Leader {
+    cache: Arc<Inner>,
+    key: CacheKey,
+    write: bool,
+    /// `None` once settled, or when the request does not coalesce.
+    flight: Option<Arc<Flight>>,
+}
+
+impl Leader {
+    pub fn key(&self) -> &CacheKey {
+        &self.key
+    }
+
+    /// Publishes one SSE event, as sent to the leader's own client, to streaming followers.
+    pub fn send_chunk(&self, chunk: Bytes) {
+        if let Some(flight) = &self.flight {
+            flight.push_chunk(chunk);
+        }
+    }
+
+    /// Stores the `chat.completion` body (memory, then Redis in the background) and answers
+    /// the followers.
+    pub fn complete(mut self, body: Bytes) {
+        if self.write {
+            let encoded = Encoded::encode(body.clone(), self.cache.config.compress_threshold_bytes);
+            self.write_redis(&encoded);
+            self.cache.memory.insert(self.key.hash(), encoded);
+        }
+        self.settle(Outcome::Completed(body));
+    }
+
+    /// Reports that upstream failed; followers retry or receive `error`, by config.
+    pub fn fail(mut self, error: FlightError) {
+        self.settle(Outcome::Failed(error));
+    }
+
+    fn write_redis(&self, encoded: &Encoded) {
+        let (Some(redis), Ok(runtime)) = (&self.cache.redis, tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (redis, cache, key, encoded) = (
+            redis.clone(),
+            Arc::clone(&self.cache),
+            self.key.to_string(),
+            encoded.clone(),
+        );
+        runtime.spawn(async move {
+            if let Err(error) = redis.set(&key, &encoded).await {
+                cache.redis_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, "cache write continues without redis");
+            }
+        });
+    }
+
+    fn settle(&mut self, outcome: Outcome) {
+        if let Some(flight) = self.flight.take() {
+            flight.finish(outcome);
+            self.cache.flights.remove(self.key.hash(), &flight);
+        }
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.settle(Outcome::Abandoned);
+    }
+}
+
+/// Why a follower got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FollowError {
+    /// The leader failed before this follower received anything: look up again.
+    #[error("the coalesced request failed; retry")]
+    Retry,
+    #[error(transparent)]
+    Failed(FlightError),
+}
+
+/// Where a follower's stream is.
+enum FollowState {
+    Live(Follower),
+    Replay(std::vec::IntoIter<Bytes>),
+    Ended,
+}
+
+/// A request waiting for another request's upstream call (`x-cache: coalesced`).
+#[derive(Debug)]
+pub struct Follower {
+    flight: Arc<Flight>,
+    /// Chunks already handed to this follower's client.
+    delivered: usize,
+    policy: LeaderFailure,
+}
+
+impl Follower {
+    /// Waits for the completion body (for a non-streaming client).
+    pub async fn wait(mut self) -> Result<Bytes, FollowError> {
+        loop {
+            match self.flight.next(self.delivered).await {
+                Next::Chunk(_) => self.delivered += 1,
+                Next::Done(outcome) => {
+                    // Skipped chunks were never delivered: retrying cannot duplicate anything.
+                    self.delivered = 0;
+                    return self.resolve(outcome);
+                }
+            }
+        }
+    }
+
+    /// The leader's SSE events from the first one; if the leader did not stream, the completion
+    /// replayed as SSE. Ends after the last event or with one error.
+    pub fn into_stream(
+        self,
+        include_usage: bool,
+    ) -> impl Stream<Item = Result<Bytes, FollowError>> + Send + 'static {
+        futures::stream::unfold(FollowState::Live(self), move |state| async move {
+            match state {
+                FollowState::Live(mut follower) => {
+                    match follower.flight.next(follower.delivered).await {
+                        Next::Chunk(chunk) => {
+                            follower.delivered += 1;
+                            Some((Ok(chunk), FollowState::Live(follower)))
+                        }
+                        Next::Done(outcome) => follower.finish(outcome, include_usage),
+                    }
+                }
+                FollowState::Replay(mut events) => {
+                    let event = events.next()?;
+                    Some((Ok(event), FollowState::Replay(events)))
+                }
+                FollowState::Ended => None,
+            }
+        })
+    }
+
+    /// The end of a stream: nothing more after the leader's own chunks, a replay of the
+    /// completion if the leader did not stream, or the error.
+    fn finish(
+        self,
+        outcome: Outcome,
+        include_usage: bool,
+    ) -> Option<(Result<Bytes, FollowError>, FollowState)> {
+        let streamed = self.delivered > 0;
+        let body = match self.resolve(outcome) {
+            Ok(_) if streamed => return None,
+            Ok(body) => body,
+            Err(error) => return Some((Err(error), FollowState::Ended)),
+        };
+        match sse::replay(&body, include_usage) {
+            Ok(events) => {
+                let mut events = events.into_iter();
+                let first = events.next()?;
+                Some((Ok(first), FollowState::Replay(events)))
+            }
+            Err(error) => Some((
+                Err(FollowError::Failed(FlightError {
+                    status: 502,
+                    message: error.to_string(),
+                })),
+                FollowState::Ended,
+            )),
+        }
+    }
+
+    fn resolve(&self, outcome: Outcome) -> Result<Bytes, FollowError> {
+        let error = match outcome {
+            Outcome::Completed(body) => return Ok(body),
+            Outcome::Failed(error) => error,
+            Outcome::Abandoned => FlightError {
+                status: 502,
+                message: "the coalesced upstream request was cancelled".to_owned(),
+            },
+        };
+        if self.delivered == 0 && self.policy == LeaderFailure::Retry {
+            Err(FollowError::Retry)
+        } else {
+            Err(FollowError::Failed(error))
+        }
+    }
+}

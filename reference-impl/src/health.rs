@@ -1,0 +1,161 @@
+//! A provider's live health: moving averages of latency and reliability, and its cooldown.
+//!
+//! Reliability is an exponential moving average of attempt outcomes (1 = success). Lost
+//! reliability decays back toward 1 with a half-life, so a provider the router skipped for
+//! being unreliable is tried again once enough time has passed; without the decay a skipped
+//! provider would never get the samples that could rehabilitate it.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Moving averages and cooldown of one provider. Cheap to update: one uncontended lock.
+#[derive(Debug)]
+pub struct Health {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct State {
+    /// Moving average of time to first byte, once there is a sample.
+    latency_us: Option<f64>,
+    reliability: f64,
+    updated: Instant,
+    /// The provider asked (`retry-after`) not to be called before this.
+    cooldown_until: Option<Instant>,
+    successes: u64,
+    failures: u64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                latency_us: None,
+                reliability: 1.0,
+                updated: Instant::now(),
+                cooldown_until: None,
+                successes: 0,
+                failures: 0,
+            }),
+        }
+    }
+}
+
+/// What the router needs to rank a provider, read at one instant.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HealthView {
+    pub reliability: f64,
+    pub latency_us: Option<f64>,
+    #[serde(serialize_with = "millis")]
+    pub cooldown: Option<Duration>,
+    pub successes: u64,
+    pub failures: u64,
+}
+
+fn millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.map_or(0, |d| d.as_millis() as u64))
+}
+
+/// Smoothing settings shared by all providers.
+#[derive(Debug, Clone, Copy)]
+pub struct Smoothing {
+    pub alpha: f64,
+    pub half_life_secs: f64,
+}
+
+impl State {
+    fn decayed_reliability(&self, now: Instant, smoothing: Smoothing) -> f64 {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        1.0 - (1.0 - self.reliability) * 0.5f64.powf(elapsed / smoothing.half_life_secs)
+    }
+}
+
+impl Health {
+    /// Records a successful attempt and its time to first byte.
+    pub fn success(&self, latency: Duration, smoothing: Smoothing) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        let sample = latency.as_secs_f64() * 1e6;
+        s.latency_us = Some(match s.latency_us {
+            None => sample,
+            Some(avg) => avg + smoothing.alpha * (sample - avg),
+        });
+        s.reliability = s.decayed_reliability(now, smoothing) * (1.0 - smoothing.alpha) + smoothing.alpha;
+        s.updated = now;
+        s.cooldown_until = None;
+        s.successes += 1;
+    }
+
+    /// Records a failed attempt; `retry_after` starts a cooldown.
+    pub fn failure(&self, retry_after: Option<Duration>, smoothing: Smoothing) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        s.reliability = s.decayed_reliability(now, smoothing) * (1.0 - smoothing.alpha);
+        s.updated = now;
+        if let Some(after) = retry_after {
+            s.cooldown_until = Some(now + after);
+        }
+        s.failures += 1;
+    }
+
+    pub fn view(&self, now: Instant, smoothing: Smoothing) -> HealthView {
+        let s = *self.lock();
+        HealthView {
+            reliability: s.decayed_reliability(now, smoothing),
+            latency_us: s.latency_us,
+            cooldown: s
+                .cooldown_until
+                .map(|until| until.saturating_duration_since(now))
+                .filter(|d| !d.is_zero()),
+            successes: s.successes,
+            failures: s.failures,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is plain numbers, valid after any panic; keep going with it.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMOOTHING: Smoothing = Smoothing {
+        alpha: 0.2,
+        half_life_secs: 30.0,
+    };
+
+    #[test]
+    fn failures_lower_reliability_and_successes_raise_it() {
+        let h = Health::default();
+        h.failure(None, SMOOTHING);
+        let r1 = h.view(Instant::now(), SMOOTHING).reliability;
+        assert!(r1 < 0.81 && r1 > 0.79, "{r1}");
+        h.success(Duration::from_millis(10), SMOOTHING);
+        let r2 = h.view(Instant::now(), SMOOTHING).reliability;
+        assert!(r2 > r1);
+    }
+
+    #[test]
+    fn lost_reliability_halves_per_half_life() {
+        let h = Health::default();
+        h.failure(None, SMOOTHING);
+        let later = Instant::now() + Duration::from_secs(30);
+        let r = h.view(later, SMOOTHING).reliability;
+        assert!((r - 0.9).abs() < 0.01, "{r}");
+    }
+
+    #[test]
+    fn retry_after_sets_a_cooldown_that_success_clears() {
+        let h = Health::default();
+        h.failure(Some(Duration::from_secs(5)), SMOOTHING);
+        assert!(h.view(Instant::now(), SMOOTHING).cooldown.is_some());
+        assert!(h.view(Instant::now() + Duration::from_secs(6), SMOOTHING).cooldown.is_none());
+        h.success(Duration::from_millis(1), SMOOTHING);
+        assert!(h.view(Instant::now(), SMOOTHING).cooldown.is_none());
+    }
+}

@@ -1,0 +1,274 @@
+//! Lock-free counters and histograms, and their Prometheus text rendering.
+//!
+//! Recording is one relaxed atomic add, so the request path never waits on a lock to be
+//! measured. Percentiles (admin API) and Prometheus buckets are read from the same data.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Sub-buckets per power of two: bucket widths are at most 1/8 of their value (12.5 %).
+const SUB_BITS: u32 = 3;
+const SUB: u64 = 1 << SUB_BITS;
+/// Values up to 2^40 (~12 days in microseconds) get their own bucket; larger ones share the last.
+const BUCKETS: usize = ((40 - SUB_BITS as usize) + 1) * SUB as usize + SUB as usize;
+
+/// A log-linear histogram of `u64` values (microseconds here).
+///
+/// Bucket `i` holds values in `(upper(i-1), upper(i)]`, and every power of two is a bucket
+/// bound, so Prometheus `le` buckets at powers of two are exact.
+pub struct Histogram {
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Index of the bucket for `v - 1` on a plain log-linear scale (so bounds are inclusive).
+fn index(value: u64) -> usize {
+    let v = value.saturating_sub(1);
+    if v < SUB {
+        return v as usize;
+    }
+    let exp = 63 - v.leading_zeros(); // >= SUB_BITS
+    let sub = (v >> (exp - SUB_BITS)) & (SUB - 1);
+    let i = ((exp - SUB_BITS + 1) as u64 * SUB + sub) as usize;
+    i.min(BUCKETS - 1)
+}
+
+/// Largest value that lands in bucket `i`.
+fn upper(i: usize) -> u64 {
+    let i = i as u64;
+    if i < SUB {
+        return i + 1;
+    }
+    let exp = i / SUB - 1 + SUB_BITS as u64;
+    let sub = i % SUB;
+    (SUB + sub + 1) << (exp - SUB_BITS as u64)
+}
+
+impl Histogram {
+    pub fn record(&self, value: u64) {
+        self.buckets[index(value)].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        self.sum.fetch_add(value, Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    /// Nearest-rank quantile (`q` in 0..=1), reported as the upper bound of its bucket; 0 when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return upper(i);
+            }
+        }
+        upper(BUCKETS - 1)
+    }
+
+    /// p50, p90, p95, p99 and p99.9.
+    pub fn summary(&self) -> Percentiles {
+        Percentiles {
+            count: self.count(),
+            p50: self.quantile(0.50),
+            p90: self.quantile(0.90),
+            p95: self.quantile(0.95),
+            p99: self.quantile(0.99),
+            p999: self.quantile(0.999),
+        }
+    }
+
+    /// Writes `name_bucket`, `name_sum` and `name_count` with `le` at powers of two.
+    pub fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Relaxed);
+            let bound = upper(i);
+            if bound.is_power_of_two() && bound <= 1 << 27 {
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+                );
+            }
+        }
+        let braces = |s: &str| if s.is_empty() { String::new() } else { format!("{{{s}}}") };
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}\n{name}_sum{} {}\n{name}_count{} {}",
+            self.count(),
+            braces(labels),
+            self.sum.load(Relaxed),
+            braces(labels),
+            self.count(),
+        );
+    }
+}
+
+/// Percentiles of one histogram, in its unit.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub p999: u64,
+}
+
+/// Gateway-wide request metrics.
+#[derive(Default)]
+pub struct GatewayMetrics {
+    /// Responses by status class: 2xx, 4xx, 5xx (anything else counts as 5xx).
+    pub responses: [AtomicU64; 3],
+    /// Time spent in the gateway outside upstream I/O, per request (µs).
+    pub overhead_us: Histogram,
+    /// Request arrival to last byte sent (µs).
+    pub latency_us: Histogram,
+    /// Upstream attempts after the first, per request.
+    pub retries: AtomicU64,
+    /// Streams that ended with an error event after they had started.
+    pub streams_broken: AtomicU64,
+    /// Handler panics caught and turned into 500s.
+    pub panics: AtomicU64,
+    pub in_flight: AtomicI64,
+    pub open_streams: AtomicI64,
+}
+
+impl GatewayMetrics {
+    pub fn record_status(&self, status: u16) {
+        let class = match status {
+            200..=399 => 0,
+            400..=499 => 1,
+            _ => 2,
+        };
+        self.responses[class].fetch_add(1, Relaxed);
+    }
+
+    pub fn total_responses(&self) -> u64 {
+        self.responses.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// Share of responses that were 5xx or ended a started stream with an error.
+    pub fn error_rate(&self) -> f64 {
+        let total = self.total_responses();
+        if total == 0 {
+            return 0.0;
+        }
+        let failed = self.responses[2].load(Relaxed) + self.streams_broken.load(Relaxed);
+        failed as f64 / total as f64
+    }
+
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP gateway_responses_total Responses sent, by status class.\n# TYPE gateway_responses_total counter"
+        );
+        for (class, counter) in ["2xx", "4xx", "5xx"].iter().zip(&self.responses) {
+            let _ = writeln!(
+                out,
+                "gateway_responses_total{{class=\"{class}\"}} {}",
+                counter.load(Relaxed)
+            );
+        }
+        self.overhead_us.render(
+            out,
+            "gateway_overhead_us",
+            "Time spent in the gateway outside upstream I/O, microseconds.",
+            "",
+        );
+        self.latency_us.render(
+            out,
+            "gateway_request_duration_us",
+            "Request arrival to last byte sent, microseconds.",
+            "",
+        );
+        counter(out, "gateway_retries_total", "Upstream attempts after the first.", &self.retries);
+        counter(
+            out,
+            "gateway_streams_broken_total",
+            "Streams ended with an error event after they started.",
+            &self.streams_broken,
+        );
+        counter(out, "gateway_panics_total", "Handler panics caught.", &self.panics);
+        gauge(out, "gateway_requests_in_flight", "Requests being handled.", self.in_flight.load(Relaxed));
+        gauge(out, "gateway_open_streams", "Streaming responses open.", self.open_streams.load(Relaxed));
+    }
+}
+
+/// Writes one unlabelled counter.
+pub fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+        value.load(Relaxed)
+    );
+}
+
+/// Writes one unlabelled gauge.
+pub fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_contiguous_and_bounds_inclusive() {
+        for i in 1..BUCKETS {
+            assert!(upper(i) > upper(i - 1), "bucket {i}");
+            assert_eq!(index(upper(i)), i, "upper bound of {i} lands in {i}");
+            assert_eq!(index(upper(i - 1) + 1), i, "first value of {i}");
+        }
+        for p in 0..=40 {
+            let v = 1u64 << p;
+            assert_eq!(upper(index(v)), v, "2^{p} is a bucket bound");
+        }
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank_within_a_bucket() {
+        let h = Histogram::default();
+        for v in 1..=1000 {
+            h.record(v);
+        }
+        let p50 = h.quantile(0.5);
+        assert!((500..=563).contains(&p50), "p50 {p50}");
+        let p99 = h.quantile(0.99);
+        assert!((990..=1024).contains(&p99), "p99 {p99}");
+        assert_eq!(h.quantile(1.0), 1024);
+        assert_eq!(Histogram::default().quantile(0.5), 0);
+    }
+
+    #[test]
+    fn prometheus_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.record(3);
+        h.record(100);
+        let mut out = String::new();
+        h.render(&mut out, "x_us", "help", "");
+        assert!(out.contains("x_us_bucket{le=\"4\"} 1\n"), "{out}");
+        assert!(out.contains("x_us_bucket{le=\"128\"} 2\n"), "{out}");
+        assert!(out.contains("x_us_bucket{le=\"+Inf\"} 2\nx_us_sum 103\nx_us_count 2\n"), "{out}");
+    }
+}

@@ -1,0 +1,93 @@
+//! An upstream provider: its pooled client, endpoint, credentials and live health.
+
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::error::GatewayError;
+use crate::health::Health;
+use crate::pool::{self, PoolStats};
+
+/// Everything needed to send a request to one provider, built once at startup.
+#[derive(Debug)]
+pub struct Provider {
+    pub config: ProviderConfig,
+    /// Full URL of the chat endpoint (`/v1/chat/completions` or `/v1/messages`).
+    pub endpoint: reqwest::Url,
+    /// The credential header, marked sensitive so it never shows in debug output.
+    pub auth: Option<(HeaderName, HeaderValue)>,
+    /// The provider's name as an `x-gateway-provider` header value.
+    pub header_value: HeaderValue,
+    pub client: reqwest::Client,
+    pub pool: Arc<PoolStats>,
+    pub health: Health,
+}
+
+impl Provider {
+    /// Builds the client and precomputes the headers; fails if the config holds a value that
+    /// cannot go into an HTTP header.
+    pub fn new(config: ProviderConfig) -> Result<Self, GatewayError> {
+        let invalid = |field: &str, reason: &str| {
+            GatewayError::Config(crate::config::ConfigError::Invalid {
+                field: format!("providers.{}.{field}", config.name),
+                reason: reason.to_owned(),
+            })
+        };
+        let path = match config.kind {
+            ProviderKind::OpenAi => "v1/chat/completions",
+            ProviderKind::Anthropic => "v1/messages",
+        };
+        let base = reqwest::Url::parse(&config.base_url)
+            .map_err(|_| invalid("base_url", "not a valid URL"))?;
+        let base = if base.path().ends_with('/') {
+            base
+        } else {
+            let mut with_slash = base.clone();
+            with_slash.set_path(&format!("{}/", base.path()));
+            with_slash
+        };
+        let endpoint = base
+            .join(path)
+            .map_err(|_| invalid("base_url", "cannot append the API path"))?;
+        let auth = match &config.api_key {
+            None => None,
+            Some(key) => {
+                let (name, value) = match config.kind {
+                    ProviderKind::OpenAi => (http::header::AUTHORIZATION, format!("Bearer {key}")),
+                    ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), key.clone()),
+                };
+                let mut value = HeaderValue::try_from(value)
+                    .map_err(|_| invalid("api_key", "contains characters not allowed in a header"))?;
+                value.set_sensitive(true);
+                Some((name, value))
+            }
+        };
+        let header_value = HeaderValue::try_from(config.name.as_str())
+            .map_err(|_| invalid("name", "contains characters not allowed in a header"))?;
+        let pool = Arc::new(PoolStats::default());
+        let client = pool::build_client(&config.pool, pool.clone()).map_err(|source| {
+            GatewayError::Client {
+                provider: config.name.clone(),
+                source,
+            }
+        })?;
+        Ok(Self {
+            config,
+            endpoint,
+            auth,
+            header_value,
+            client,
+            pool,
+            health: Health::default(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        self.config.kind
+    }
+}

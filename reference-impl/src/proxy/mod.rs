@@ -1,0 +1,325 @@
+//! One upstream attempt: build the provider's request, send it, and turn the answer into an
+//! OpenAI-shaped [`Reply`] or a classified [`AttemptError`] the router can act on.
+//!
+//! OpenAI-compatible upstreams get the client's body bytes unchanged and their answer passes
+//! back unchanged; Anthropic upstreams are translated both ways ([`anthropic`]).
+
+pub mod anthropic;
+pub mod sse;
+mod stream;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+pub use self::anthropic::Usage;
+pub use self::stream::{ChatStream, StreamEnd};
+use self::stream::Mode;
+use crate::clock::Clock;
+use crate::config::ProviderKind;
+use crate::error::ApiError;
+use crate::provider::Provider;
+use crate::request::ChatRequest;
+
+/// A successful upstream answer, already in OpenAI shape.
+pub enum Reply {
+    /// A whole `chat.completion` JSON body.
+    Complete { body: Bytes, usage: Option<Usage> },
+    /// A stream whose first event has arrived and been checked.
+    Stream(ChatStream),
+}
+
+/// Why an attempt failed, classified for the fallback decision.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// No connection, or it broke before a response arrived.
+    Connect(String),
+    /// The attempt ran out of time (set by the caller).
+    Timeout,
+    /// 429 or 5xx: the provider cannot serve now; another may.
+    Unavailable {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+    },
+    /// The upstream answered with something that is not a valid response.
+    BadPayload(String),
+    /// The provider rejected the request itself (4xx other than 429): another provider would
+    /// too, so this goes straight back to the client.
+    Rejected(ApiError),
+    /// This provider cannot express the request (e.g. tool messages for Anthropic); the next
+    /// candidate may.
+    Unsupported(ApiError),
+}
+
+impl AttemptError {
+    /// Counts against the provider's reliability.
+    pub fn is_provider_failure(&self) -> bool {
+        !matches!(self, Self::Rejected(_) | Self::Unsupported(_))
+    }
+
+    /// Another attempt could succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Rejected(_))
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Timeout => "timeout",
+            Self::Unavailable { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
+                "rate_limited"
+            }
+            Self::Unavailable { .. } => "http_5xx",
+            Self::BadPayload(_) => "bad_payload",
+            Self::Rejected(_) => "http_4xx",
+            Self::Unsupported(_) => "unsupported",
+        }
+    }
+
+    /// What the client sees when this was the last attempt.
+    pub fn into_api_error(self, provider: &str) -> ApiError {
+        match self {
+            Self::Connect(e) => ApiError::bad_gateway(format!("provider `{provider}` is unreachable: {e}")),
+            Self::Timeout => ApiError::gateway_timeout(format!("provider `{provider}` did not answer in time")),
+            Self::Unavailable { status, retry_after } if status == StatusCode::TOO_MANY_REQUESTS => {
+                ApiError::rate_limited(format!("provider `{provider}` is rate limiting requests"))
+                    .with_retry_after(retry_after)
+            }
+            Self::Unavailable { status, retry_after } => ApiError::bad_gateway(format!(
+                "provider `{provider}` answered {}",
+                status.as_u16()
+            ))
+            .with_retry_after(retry_after),
+            Self::BadPayload(e) => ApiError::bad_gateway(format!("provider `{provider}` sent an invalid response: {e}")),
+            Self::Rejected(e) | Self::Unsupported(e) => e,
+        }
+    }
+}
+
+/// Sends `request` to `provider` as model `model`. Network waits go through `clock`.
+pub async fn attempt(
+    provider: &Provider,
+    model: &str,
+    request: &ChatRequest,
+    forward: &HeaderMap,
+    clock: &mut Clock,
+) -> Result<Reply, AttemptError> {
+    let kind = provider.kind();
+    let body = match kind {
+        ProviderKind::OpenAi if model == request.body.model => request.raw.clone(),
+        ProviderKind::OpenAi => with_model(&request.raw, model).map_err(AttemptError::Unsupported)?,
+        ProviderKind::Anthropic => {
+            anthropic::request(&request.body, model, provider.config.default_max_tokens)
+                .map_err(AttemptError::Unsupported)?
+        }
+    };
+    let mut headers = forward.clone();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some((name, value)) = &provider.auth {
+        headers.insert(name, value.clone());
+    }
+    if kind == ProviderKind::Anthropic {
+        headers.insert("anthropic-version", HeaderValue::from_static(anthropic::VERSION));
+    }
+    let pending = provider
+        .client
+        .post(provider.endpoint.clone())
+        .headers(headers)
+        .body(body)
+        .send();
+    let in_flight = provider.pool.send();
+    let response = clock
+        .upstream(pending)
+        .await
+        .map_err(|e| AttemptError::Connect(error_chain(&e)))?;
+
+    let status = response.status();
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        let retry_after = retry_after(response.headers());
+        // Read the (small) error body so the connection returns to the pool.
+        let _ = clock.upstream(response.bytes()).await;
+        return Err(AttemptError::Unavailable {
+            status,
+            retry_after,
+        });
+    }
+    if !status.is_success() {
+        let body = clock
+            .upstream(response.bytes())
+            .await
+            .map_err(|e| AttemptError::Connect(error_chain(&e)))?;
+        return Err(AttemptError::Rejected(match kind {
+            ProviderKind::OpenAi => openai_error(status, &body),
+            ProviderKind::Anthropic => anthropic::error(status, &body),
+        }));
+    }
+
+    if request.body.stream {
+        let is_sse = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !is_sse {
+            return Err(AttemptError::BadPayload(
+                "expected text/event-stream for a streaming request".into(),
+            ));
+        }
+        let mode = match kind {
+            ProviderKind::OpenAi => Mode::pass_through(),
+            ProviderKind::Anthropic => Mode::anthropic(request.include_usage(), unix_now()),
+        };
+        let mut stream = ChatStream::new(Box::pin(response.bytes_stream()), mode, in_flight);
+        clock.upstream(stream.first_event()).await?;
+        return Ok(Reply::Stream(stream));
+    }
+
+    let body = clock
+        .upstream(response.bytes())
+        .await
+        .map_err(|e| AttemptError::Connect(error_chain(&e)))?;
+    match kind {
+        ProviderKind::OpenAi => {
+            let checked: CompletionCheck =
+                serde_json::from_slice(&body).map_err(|e| AttemptError::BadPayload(e.to_string()))?;
+            Ok(Reply::Complete {
+                body,
+                usage: checked.usage,
+            })
+        }
+        ProviderKind::Anthropic => {
+            let (body, usage) = anthropic::response(&body, unix_now())
+                .map_err(|e| AttemptError::BadPayload(e.to_string()))?;
+            Ok(Reply::Complete {
+                body,
+                usage: Some(usage),
+            })
+        }
+    }
+}
+
+/// The least a `chat.completion` body must have to be passed on.
+#[derive(Deserialize)]
+struct CompletionCheck {
+    #[serde(rename = "choices")]
+    _choices: IgnoredAny,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+/// Re-encodes the body with another model name (only for routes that rename the model).
+fn with_model(raw: &[u8], model: &str) -> Result<Bytes, ApiError> {
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(raw)
+        .map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;
+    object.insert("model".into(), serde_json::Value::String(model.to_owned()));
+    serde_json::to_vec(&object)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::invalid_request(format!("cannot encode request: {e}")))
+}
+
+#[derive(Deserialize)]
+struct OpenAiErrorEnvelope {
+    error: OpenAiErrorBody,
+}
+
+#[derive(Deserialize)]
+struct OpenAiErrorBody {
+    message: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    param: Option<String>,
+}
+
+/// Keeps an OpenAI-compatible upstream's own error message for the client.
+fn openai_error(status: StatusCode, body: &[u8]) -> ApiError {
+    match serde_json::from_slice::<OpenAiErrorEnvelope>(body) {
+        Ok(e) => {
+            let err = ApiError::new(
+                status,
+                e.error.kind.unwrap_or_else(|| "invalid_request_error".into()),
+                e.error.message,
+            );
+            match e.error.param {
+                Some(param) => err.with_param(param),
+                None => err,
+            }
+        }
+        Err(_) => ApiError::new(
+            status,
+            "upstream_error",
+            format!("upstream answered {status} with a body that is not an OpenAI error"),
+        ),
+    }
+}
+
+/// `retry-after-ms` (milliseconds) wins over `retry-after` (seconds); HTTP dates are ignored.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let parse = |name: &str| -> Option<f64> {
+        headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    parse("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| parse("retry-after").map(Duration::from_secs_f64))
+}
+
+/// reqwest errors say "error sending request"; the cause says why.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_ms_wins_and_seconds_parse() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", HeaderValue::from_static("150"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+        let mut bad = HeaderMap::new();
+        bad.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&bad), None);
+    }
+
+    #[test]
+    fn model_is_replaced_and_other_fields_kept() {
+        let out = with_model(br#"{"model":"a","messages":[],"seed":3}"#, "b").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "b");
+        assert_eq!(v["seed"], 3);
+    }
+}

@@ -1,0 +1,137 @@
+//! Server-sent events framing: cut an upstream byte stream at event boundaries.
+//!
+//! TCP delivers bytes, not events; an upstream chunk may end inside an event. The framer
+//! hands out only whole events, so the gateway never forwards half an event and can always
+//! end a stream cleanly with an error event. When a chunk holds whole events only (the usual
+//! case), it is passed on as the same `Bytes` without copying.
+
+use std::borrow::Cow;
+
+use bytes::{Bytes, BytesMut};
+
+/// Buffers the tail of an upstream stream until its event is complete.
+#[derive(Debug, Default)]
+pub struct SseFramer {
+    partial: BytesMut,
+}
+
+impl SseFramer {
+    /// Adds an upstream chunk; returns the whole events it completes (ending in `\n\n`), if any.
+    pub fn push(&mut self, chunk: Bytes) -> Option<Bytes> {
+        if self.partial.is_empty() {
+            let end = end_of_last_event(&chunk)?;
+            if end == chunk.len() {
+                return Some(chunk);
+            }
+            self.partial.extend_from_slice(&chunk[end..]);
+            return Some(chunk.slice(..end));
+        }
+        // The boundary may straddle the old tail and the new chunk ("\n" | "\n").
+        let from = self.partial.len() - 1;
+        self.partial.extend_from_slice(&chunk);
+        let end = from + end_of_last_event(&self.partial[from..])?;
+        Some(self.partial.split_to(end).freeze())
+    }
+
+    /// Bytes of an unfinished event are buffered.
+    pub fn has_partial(&self) -> bool {
+        !self.partial.is_empty()
+    }
+}
+
+/// Index just past the last `\n\n` in `bytes`.
+fn end_of_last_event(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).rposition(|w| w == b"\n\n").map(|i| i + 2)
+}
+
+/// One parsed event: its `event:` name and its `data:` payload.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Event<'a> {
+    pub name: Option<&'a str>,
+    /// Data lines joined by `\n`; borrowed when there is one line (the usual case).
+    pub data: Cow<'a, [u8]>,
+}
+
+/// Iterates the events of a block of whole events, skipping comments and empty events.
+pub fn events(block: &[u8]) -> impl Iterator<Item = Event<'_>> {
+    EventIter {
+        lines: block.split(|&b| b == b'\n'),
+    }
+}
+
+struct EventIter<I> {
+    lines: I,
+}
+
+impl<'a, I: Iterator<Item = &'a [u8]>> Iterator for EventIter<I> {
+    type Item = Event<'a>;
+
+    fn next(&mut self) -> Option<Event<'a>> {
+        let mut name = None;
+        let mut data: Option<Cow<'a, [u8]>> = None;
+        for line in self.lines.by_ref() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                if let Some(data) = data.take() {
+                    return Some(Event { name, data });
+                }
+                name = None;
+                continue;
+            }
+            let (field, value) = match line.iter().position(|&b| b == b':') {
+                Some(i) => (&line[..i], &line[i + 1..]),
+                None => (line, &b""[..]),
+            };
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            match field {
+                b"event" => name = std::str::from_utf8(value).ok(),
+                b"data" => {
+                    data = Some(match data {
+                        None => Cow::Borrowed(value),
+                        Some(previous) => {
+                            let mut joined = previous.into_owned();
+                            joined.push(b'\n');
+                            joined.extend_from_slice(value);
+                            Cow::Owned(joined)
+                        }
+                    })
+                }
+                _ => {} // comments (`: ping`), `id`, `retry`
+            }
+        }
+        data.map(|data| Event { name, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_chunks_pass_without_copying() {
+        let mut framer = SseFramer::default();
+        let chunk = Bytes::from_static(b"data: 1\n\ndata: 2\n\n");
+        let out = framer.push(chunk.clone()).unwrap();
+        assert_eq!(out.as_ptr(), chunk.as_ptr());
+        assert!(!framer.has_partial());
+    }
+
+    #[test]
+    fn split_events_are_joined_including_a_split_boundary() {
+        let mut framer = SseFramer::default();
+        assert_eq!(framer.push(Bytes::from_static(b"data: 1\n\ndata: ")).unwrap(), "data: 1\n\n");
+        assert!(framer.push(Bytes::from_static(b"2\n")).is_none());
+        assert_eq!(framer.push(Bytes::from_static(b"\ndata")).unwrap(), "data: 2\n\n");
+        assert!(framer.has_partial());
+    }
+
+    #[test]
+    fn parses_names_data_and_skips_comments() {
+        let block = b"event: message_start\ndata: {\"a\":1}\n\n: ping\n\ndata: x\ndata: y\n\n";
+        let parsed: Vec<_> = events(block).collect();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].name, Some("message_start"));
+        assert_eq!(&*parsed[0].data, b"{\"a\":1}");
+        assert_eq!(&*parsed[1].data, b"x\ny");
+    }
+}

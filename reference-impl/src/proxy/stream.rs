@@ -1,0 +1,237 @@
+//! The streaming response body: upstream SSE in, OpenAI SSE out, whole events only.
+//!
+//! A stream ends one of three ways, and the client can always tell which: the upstream's
+//! own end (`data: [DONE]`), an OpenAI-style error event when the upstream broke or the
+//! gateway is shutting down, or nothing at all when the client went away (dropping this
+//! stream drops the upstream response, which closes the upstream connection at once).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::anthropic::StreamTranslator;
+use super::sse::{self, SseFramer};
+use super::AttemptError;
+use crate::error::ApiError;
+use crate::pool::InFlight;
+
+type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// How upstream events become client events.
+#[derive(Debug)]
+pub enum Mode {
+    /// OpenAI-compatible upstream: events are checked and forwarded as the same bytes.
+    PassThrough(PassThrough),
+    /// Anthropic upstream: events are translated.
+    Anthropic(Box<StreamTranslator>),
+}
+
+impl Mode {
+    pub fn pass_through() -> Self {
+        Self::PassThrough(PassThrough::Open)
+    }
+
+    pub fn anthropic(include_usage: bool, created: u64) -> Self {
+        Self::Anthropic(Box::new(StreamTranslator::new(include_usage, created)))
+    }
+
+    /// How the stream ends if the upstream closes now; `None` while it is still open.
+    fn ended(&self) -> Option<StreamEnd> {
+        match self {
+            Self::PassThrough(PassThrough::Open) => None,
+            Self::PassThrough(PassThrough::Done) => Some(StreamEnd::Complete),
+            Self::PassThrough(PassThrough::Failed) => Some(StreamEnd::Broken),
+            Self::Anthropic(t) => t.finished().then_some(StreamEnd::Complete),
+        }
+    }
+
+    /// Checks or translates a block of whole events into what the client receives.
+    fn convert(&mut self, block: Bytes) -> Result<Bytes, String> {
+        match self {
+            Self::PassThrough(state) => {
+                for event in sse::events(&block) {
+                    if *state != PassThrough::Open {
+                        return Err("event after the end of the stream".into());
+                    }
+                    if &*event.data == b"[DONE]" {
+                        *state = PassThrough::Done;
+                    } else if event.data.starts_with(b"{\"error\"") {
+                        // The upstream ended the stream with its own (OpenAI-shaped) error event.
+                        *state = PassThrough::Failed;
+                    } else if !(event.data.starts_with(b"{") && event.data.ends_with(b"}")) {
+                        // A cheap structural check (no full parse on the hot path): catches
+                        // truncated and non-JSON events.
+                        return Err("event data is not a JSON object".into());
+                    }
+                }
+                Ok(block)
+            }
+            Self::Anthropic(translator) => {
+                let mut out = BytesMut::with_capacity(block.len());
+                for event in sse::events(&block) {
+                    let name = event.name.unwrap_or("message");
+                    translator
+                        .event(name, &event.data, &mut out)
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(out.freeze())
+            }
+        }
+    }
+}
+
+/// Where a passed-through stream stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassThrough {
+    Open,
+    /// `data: [DONE]` was forwarded.
+    Done,
+    /// The upstream's own error event was forwarded.
+    Failed,
+}
+
+/// How a stream ended, reported once when it is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The upstream finished the stream properly.
+    Complete,
+    /// The stream was ended with an error event.
+    Broken,
+    /// The client went away first.
+    ClientGone,
+}
+
+/// OpenAI SSE body for one streaming request.
+pub struct ChatStream {
+    upstream: Upstream,
+    framer: SseFramer,
+    mode: Mode,
+    /// Converted bytes waiting to be sent (the first event, held while the router decides).
+    pending: Option<Bytes>,
+    end: Option<StreamEnd>,
+    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    on_end: Option<Box<dyn FnOnce(StreamEnd) + Send>>,
+    _in_flight: InFlight,
+}
+
+impl ChatStream {
+    pub(super) fn new(upstream: Upstream, mode: Mode, in_flight: InFlight) -> Self {
+        Self {
+            upstream,
+            framer: SseFramer::default(),
+            mode,
+            pending: None,
+            end: None,
+            shutdown: None,
+            on_end: None,
+            _in_flight: in_flight,
+        }
+    }
+
+    /// Ends the stream with an error event when `token` is cancelled (gateway shutdown).
+    pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = Some(Box::pin(token.cancelled_owned()));
+        self
+    }
+
+    /// Calls `f` once with how the stream ended (on completion, error, or drop).
+    pub fn on_end(mut self, f: impl FnOnce(StreamEnd) + Send + 'static) -> Self {
+        self.on_end = Some(Box::new(f));
+        self
+    }
+
+    /// Waits for the first client-visible event so that a stream that fails at once can
+    /// still fall back to another provider before the client has seen a byte.
+    pub(super) async fn first_event(&mut self) -> Result<(), AttemptError> {
+        loop {
+            match futures::StreamExt::next(&mut self.upstream).await {
+                Some(Ok(chunk)) => {
+                    let Some(block) = self.framer.push(chunk) else { continue };
+                    let out = self.mode.convert(block).map_err(AttemptError::BadPayload)?;
+                    if self.mode.ended() == Some(StreamEnd::Broken) {
+                        return Err(AttemptError::BadPayload(
+                            "stream began with an error event".into(),
+                        ));
+                    }
+                    if !out.is_empty() {
+                        self.pending = Some(out);
+                        return Ok(());
+                    }
+                }
+                Some(Err(e)) => return Err(AttemptError::Connect(e.to_string())),
+                None => {
+                    return Err(AttemptError::BadPayload(
+                        "stream ended before its first event".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, end: StreamEnd) {
+        self.end = Some(end);
+        if let Some(f) = self.on_end.take() {
+            f(end);
+        }
+    }
+
+    fn fail(&mut self, message: String) -> Poll<Option<Result<Bytes, std::convert::Infallible>>> {
+        self.finish(StreamEnd::Broken);
+        Poll::Ready(Some(Ok(ApiError::bad_gateway(message).to_sse_event())))
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(out) = this.pending.take() {
+            return Poll::Ready(Some(Ok(out)));
+        }
+        if this.end.is_some() {
+            return Poll::Ready(None);
+        }
+        if let Some(shutdown) = &mut this.shutdown
+            && shutdown.as_mut().poll(cx).is_ready()
+        {
+            this.finish(StreamEnd::Broken);
+            return Poll::Ready(Some(Ok(
+                ApiError::unavailable("gateway is shutting down").to_sse_event()
+            )));
+        }
+        loop {
+            match ready!(this.upstream.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => {
+                    let Some(block) = this.framer.push(chunk) else { continue };
+                    match this.mode.convert(block) {
+                        Ok(out) if out.is_empty() => continue,
+                        Ok(out) => return Poll::Ready(Some(Ok(out))),
+                        Err(e) => return this.fail(format!("upstream sent an invalid event: {e}")),
+                    }
+                }
+                Some(Err(e)) => return this.fail(format!("upstream connection failed mid-stream: {e}")),
+                None => match this.mode.ended() {
+                    Some(end) if !this.framer.has_partial() => {
+                        this.finish(end);
+                        return Poll::Ready(None);
+                    }
+                    _ => return this.fail("upstream ended the stream before it was complete".into()),
+                },
+            }
+        }
+    }
+}
+
+impl Drop for ChatStream {
+    fn drop(&mut self) {
+        if self.end.is_none() {
+            let end = self.mode.ended().unwrap_or(StreamEnd::ClientGone);
+            self.finish(end);
+        }
+    }
+}

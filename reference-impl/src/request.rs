@@ -1,0 +1,170 @@
+//! The OpenAI chat completion request as the gateway understands it.
+//!
+//! Only the fields the gateway acts on (routing, streaming, translation) are typed; unknown
+//! fields are accepted and, for OpenAI-compatible upstreams, forwarded untouched because the
+//! original body bytes are sent, not this struct.
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// A parsed and validated `POST /v1/chat/completions` body, with the raw bytes it came from.
+#[derive(Debug)]
+pub struct ChatRequest {
+    pub body: ChatBody,
+    /// The body as received, forwarded as is to OpenAI-compatible upstreams.
+    pub raw: Bytes,
+}
+
+/// The typed fields of a chat completion request.
+#[derive(Debug, Deserialize)]
+pub struct ChatBody {
+    pub model: String,
+    pub messages: Vec<Message>,
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub stop: Option<Stop>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+    Function,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    /// Absent or null for assistant messages that only carry tool calls.
+    #[serde(default)]
+    pub content: Option<Content>,
+}
+
+/// Message content: a plain string or an array of typed parts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part {
+    Text {
+        text: String,
+    },
+    /// Images, audio, files: valid for OpenAI upstreams, not translated for Anthropic.
+    #[serde(other)]
+    Other,
+}
+
+/// `stop`: one sequence or several.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Stop::One(s) => vec![s],
+            Stop::Many(v) => v,
+        }
+    }
+}
+
+impl ChatRequest {
+    /// Parses and validates a body; errors name the offending field as OpenAI's `param`.
+    pub fn parse(raw: Bytes) -> Result<Self, ApiError> {
+        let mut de = serde_json::Deserializer::from_slice(&raw);
+        let body: ChatBody = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return ApiError::invalid_request(format!("Invalid JSON body: {inner}"));
+            }
+            let err = ApiError::invalid_request(format!("Invalid request body: {inner}"));
+            if path == "." { err } else { err.with_param(path) }
+        })?;
+        de.end().map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;
+        if body.model.is_empty() {
+            return Err(ApiError::invalid_request("`model` must not be empty").with_param("model"));
+        }
+        if body.messages.is_empty() {
+            return Err(
+                ApiError::invalid_request("`messages` must contain at least one message")
+                    .with_param("messages"),
+            );
+        }
+        Ok(Self { body, raw })
+    }
+
+    pub fn include_usage(&self) -> bool {
+        self.body
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<ChatRequest, ApiError> {
+        ChatRequest::parse(Bytes::copy_from_slice(json.as_bytes()))
+    }
+
+    #[test]
+    fn accepts_a_minimal_request_and_unknown_fields() {
+        let r = parse(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1}"#)
+            .unwrap();
+        assert_eq!(r.body.model, "m");
+        assert!(!r.body.stream);
+    }
+
+    #[test]
+    fn names_the_missing_or_wrong_field() {
+        let e = parse(r#"{"messages":[{"role":"user","content":"hi"}]}"#).unwrap_err();
+        assert!(e.message.contains("missing field `model`"), "{e}");
+        let e = parse(r#"{"model":"m","messages":[{"role":"user","content":1}]}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].content"));
+        let e = parse(r#"{"model":"m","messages":[],"stream":"yes"}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("stream"));
+        let e = parse(r#"{"model":"m","messages":[]}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages"));
+    }
+
+    #[test]
+    fn rejects_invalid_json_and_trailing_garbage() {
+        assert!(parse("{").unwrap_err().message.starts_with("Invalid JSON"));
+        let e = parse(r#"{"model":"m","messages":[{"role":"user","content":"x"}]} x"#).unwrap_err();
+        assert!(e.message.starts_with("Invalid JSON"), "{e}");
+    }
+}

@@ -1,0 +1,208 @@
+//! Model -> ranked upstream candidates.
+//!
+//! Each candidate gets a score from three factors normalised to 0..=1 (cheapest = 1,
+//! fastest = 1, reliability as is), weighted by `routing.weights`. Providers that are
+//! unhealthy (reliability under `min_reliability`, or cooling down after a `retry-after`) are
+//! skipped while a healthy candidate exists; if none is healthy, all are ranked so the
+//! request still has a chance.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{ANY_MODEL, RoutingConfig};
+use crate::health::{HealthView, Smoothing};
+use crate::provider::Provider;
+
+/// One provider that can serve the requested model, and the model name to send it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub provider: Arc<Provider>,
+    /// Upstream model name when it differs from the requested one.
+    pub model: Option<Arc<str>>,
+}
+
+impl Target {
+    pub fn model<'a>(&'a self, requested: &'a str) -> &'a str {
+        self.model.as_deref().unwrap_or(requested)
+    }
+}
+
+/// Routing table plus the scoring policy.
+#[derive(Debug)]
+pub struct Router {
+    routes: HashMap<String, Vec<Target>>,
+    any: Option<Vec<Target>>,
+    providers: Vec<Arc<Provider>>,
+    config: RoutingConfig,
+}
+
+impl Router {
+    /// Builds the table; `providers` must contain every provider the routes name (config
+    /// validation guarantees it), others are ignored.
+    pub fn new(
+        config: RoutingConfig,
+        providers: Vec<Arc<Provider>>,
+        routes: &[crate::config::ModelRoute],
+    ) -> Self {
+        let mut table = HashMap::new();
+        let mut any = None;
+        for route in routes {
+            let targets: Vec<Target> = route
+                .candidates
+                .iter()
+                .filter_map(|c| {
+                    let provider = providers.iter().find(|p| p.name() == c.provider)?;
+                    Some(Target {
+                        provider: provider.clone(),
+                        model: c.model.as_deref().map(Arc::from),
+                    })
+                })
+                .collect();
+            if route.name == ANY_MODEL {
+                any = Some(targets);
+            } else {
+                table.insert(route.name.clone(), targets);
+            }
+        }
+        Self {
+            routes: table,
+            any,
+            providers,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    pub fn smoothing(&self) -> Smoothing {
+        Smoothing {
+            alpha: self.config.ewma_alpha,
+            half_life_secs: self.config.reliability_half_life_secs,
+        }
+    }
+
+    pub fn providers(&self) -> &[Arc<Provider>] {
+        &self.providers
+    }
+
+    /// Model names with a route of their own (for `GET /v1/models`).
+    pub fn models(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
+    }
+
+    /// Ranked candidates for `model`, best first; `None` when no route serves it.
+    ///
+    /// `allow` lets a further gate (the circuit breaker) veto a provider outright.
+    pub fn plan(&self, model: &str, allow: impl Fn(&Provider) -> bool) -> Option<Vec<Target>> {
+        let targets = self.routes.get(model).or(self.any.as_ref())?;
+        let now = Instant::now();
+        let smoothing = self.smoothing();
+        let mut scored: Vec<(Target, HealthView)> = targets
+            .iter()
+            .filter(|t| allow(&t.provider))
+            .map(|t| (t.clone(), t.provider.health.view(now, smoothing)))
+            .collect();
+        let min_cost = scored
+            .iter()
+            .map(|(t, _)| t.provider.config.cost)
+            .fold(f64::INFINITY, f64::min);
+        let min_latency = scored
+            .iter()
+            .filter_map(|(_, h)| h.latency_us)
+            .fold(f64::INFINITY, f64::min);
+        let weights = &self.config.weights;
+        let score = |(t, h): &(Target, HealthView)| {
+            let cost = min_cost / t.provider.config.cost;
+            // Unmeasured providers count as fast as the fastest, so they get tried.
+            let latency = match h.latency_us {
+                Some(l) if min_latency.is_finite() && l > 0.0 => min_latency / l,
+                _ => 1.0,
+            };
+            weights.cost * cost + weights.latency * latency + weights.reliability * h.reliability
+        };
+        let healthy =
+            |h: &HealthView| h.reliability >= self.config.min_reliability && h.cooldown.is_none();
+        if scored.iter().any(|(_, h)| healthy(h)) {
+            scored.retain(|(_, h)| healthy(h));
+        }
+        // Stable sort: equal scores keep the configured order.
+        scored.sort_by(|a, b| score(b).total_cmp(&score(a)));
+        Some(scored.into_iter().map(|(t, _)| t).collect())
+    }
+
+    /// Records the outcome of one attempt in the provider's moving averages.
+    pub fn record(&self, provider: &Provider, outcome: Result<Duration, Option<Duration>>) {
+        match outcome {
+            Ok(latency) => provider.health.success(latency, self.smoothing()),
+            Err(retry_after) => provider.health.failure(retry_after, self.smoothing()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{GatewayConfig, ProviderConfig, ProviderKind};
+
+    fn router(costs: &[f64]) -> Router {
+        let configs: Vec<ProviderConfig> = costs
+            .iter()
+            .enumerate()
+            .map(|(i, &cost)| ProviderConfig {
+                cost,
+                ..ProviderConfig::new(format!("p{i}"), ProviderKind::OpenAi, "http://127.0.0.1:1")
+            })
+            .collect();
+        let config = GatewayConfig::with_providers(configs.clone());
+        let providers = configs
+            .into_iter()
+            .map(|c| Arc::new(Provider::new(c).unwrap()))
+            .collect();
+        Router::new(config.routing, providers, &config.models)
+    }
+
+    fn names(plan: &[Target]) -> Vec<&str> {
+        plan.iter().map(|t| t.provider.name()).collect()
+    }
+
+    #[test]
+    fn cheaper_provider_ranks_first_and_ties_keep_config_order() {
+        let r = router(&[2.0, 1.0, 1.0]);
+        assert_eq!(names(&r.plan("m", |_| true).unwrap()), ["p1", "p2", "p0"]);
+    }
+
+    #[test]
+    fn unreliable_provider_is_skipped_while_another_is_healthy() {
+        let r = router(&[1.0, 1.0]);
+        let p0 = r.providers()[0].clone();
+        r.record(&p0, Err(None));
+        r.record(&p0, Err(None));
+        assert_eq!(names(&r.plan("m", |_| true).unwrap()), ["p1"]);
+        let p1 = r.providers()[1].clone();
+        r.record(&p1, Err(None));
+        r.record(&p1, Err(None));
+        r.record(&p1, Err(None));
+        // Nobody healthy: everyone is ranked, least bad first.
+        assert_eq!(names(&r.plan("m", |_| true).unwrap()), ["p0", "p1"]);
+    }
+
+    #[test]
+    fn cooling_down_provider_is_skipped_and_vetoed_providers_are_dropped() {
+        let r = router(&[1.0, 1.0]);
+        let p0 = r.providers()[0].clone();
+        p0.health.failure(Some(Duration::from_secs(60)), Smoothing { alpha: 0.0001, half_life_secs: 30.0 });
+        assert_eq!(names(&r.plan("m", |_| true).unwrap()), ["p1"]);
+        assert_eq!(names(&r.plan("m", |p| p.name() != "p1").unwrap()), ["p0"]);
+    }
+
+    #[test]
+    fn faster_provider_wins_at_equal_cost() {
+        let r = router(&[1.0, 1.0]);
+        r.record(&r.providers()[0].clone(), Ok(Duration::from_millis(100)));
+        r.record(&r.providers()[1].clone(), Ok(Duration::from_millis(10)));
+        assert_eq!(names(&r.plan("m", |_| true).unwrap()), ["p1", "p0"]);
+    }
+}

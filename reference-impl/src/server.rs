@@ -1,0 +1,260 @@
+//! Startup, the HTTP routes, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use futures::FutureExt;
+use http::{HeaderValue, StatusCode, header};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::GatewayConfig;
+use crate::error::{ApiError, GatewayError};
+use crate::metrics::GatewayMetrics;
+use crate::provider::Provider;
+use crate::router::Router;
+use crate::{admin, pipeline};
+
+/// State shared by every request.
+pub struct Shared {
+    pub config: GatewayConfig,
+    pub router: Router,
+    pub metrics: GatewayMetrics,
+    /// Cancelled when the shutdown grace period is over: open streams end with an error event.
+    pub streams_stop: CancellationToken,
+    /// Cancelled when shutdown begins: `/ready` turns 503.
+    pub draining: CancellationToken,
+    pub started: Instant,
+}
+
+impl Shared {
+    /// Validates `config` and builds one pooled client per provider.
+    pub fn new(config: GatewayConfig) -> Result<Self, GatewayError> {
+        config.validate()?;
+        let providers = config
+            .providers
+            .iter()
+            .cloned()
+            .map(|p| Provider::new(p).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let router = Router::new(config.routing.clone(), providers, &config.models);
+        Ok(Self {
+            config,
+            router,
+            metrics: GatewayMetrics::default(),
+            streams_stop: CancellationToken::new(),
+            draining: CancellationToken::new(),
+            started: Instant::now(),
+        })
+    }
+}
+
+/// The gateway, started in-process with [`Gateway::start`].
+pub struct Gateway;
+
+impl Gateway {
+    /// Validates `config`, builds one pooled client per provider, binds `server.listen` and
+    /// serves until [`GatewayHandle::shutdown`] (or until the handle is dropped).
+    pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, GatewayError> {
+        let addr = config.server.listen;
+        let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+        let shared = Arc::new(Shared::new(config)?);
+
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!("cannot set TCP_NODELAY: {e}");
+            }
+        });
+        let app = routes(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let draining = shared.draining.clone();
+        let task = tokio::spawn(async move {
+            let stop = draining.cancelled_owned();
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+                tracing::error!("gateway server failed: {e}");
+            }
+        });
+        tracing::info!(%local, "gateway listening");
+        Ok(GatewayHandle {
+            addr: local,
+            url: format!("http://{local}"),
+            shared,
+            grace,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running gateway. Dropping it stops the server without waiting.
+pub struct GatewayHandle {
+    addr: SocketAddr,
+    url: String,
+    shared: Arc<Shared>,
+    grace: Duration,
+    task: Option<JoinHandle<()>>,
+}
+
+impl GatewayHandle {
+    /// `http://IP:PORT` the gateway listens on.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, lets in-flight requests and streams finish for up to
+    /// `server.shutdown_grace_ms`, then ends the remaining streams with an error event.
+    pub async fn shutdown(mut self) {
+        self.shared.draining.cancel();
+        let Some(mut task) = self.task.take() else { return };
+        if tokio::time::timeout(self.grace, &mut task).await.is_err() {
+            tracing::warn!("shutdown grace period over; ending open streams");
+            self.shared.streams_stop.cancel();
+            if tokio::time::timeout(Duration::from_secs(1), &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        self.shared.draining.cancel();
+        self.shared.streams_stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn routes(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/chat/completions", post(pipeline::chat_completions))
+        .route("/v1/models", get(models))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .nest("/admin/performance", admin::routes(shared.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(shared.clone(), catch_panic))
+        .with_state(shared)
+}
+
+/// A panic in a handler becomes a 500 OpenAI error and is counted; the connection survives.
+async fn catch_panic(State(gw): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => {
+            gw.metrics.panics.fetch_add(1, Relaxed);
+            gw.metrics.record_status(500);
+            ApiError::internal("internal error while handling the request").into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method not allowed on this endpoint",
+    )
+}
+
+/// `GET /v1/models`: every model with a route of its own.
+async fn models(State(gw): State<Arc<Shared>>) -> Response {
+    let data: Vec<serde_json::Value> = gw
+        .config
+        .models
+        .iter()
+        .filter(|m| m.name != crate::config::ANY_MODEL)
+        .map(|m| {
+            serde_json::json!({
+                "id": m.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": m.candidates.first().map_or("", |c| c.provider.as_str()),
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "object": "list", "data": data })).into_response()
+}
+
+/// Liveness: the process is serving HTTP.
+async fn health() -> Response {
+    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// Readiness: accepting new work (not draining for shutdown).
+async fn ready(State(gw): State<Arc<Shared>>) -> Response {
+    if gw.draining.is_cancelled() {
+        let body = serde_json::json!({ "status": "draining" });
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    }
+    axum::Json(serde_json::json!({ "status": "ready" })).into_response()
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(gw): State<Arc<Shared>>) -> Response {
+    let mut out = String::with_capacity(16 * 1024);
+    gw.metrics.render(&mut out);
+    admin::render_provider_metrics(&gw, &mut out);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        out,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("handler bug")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_counted_500() {
+        let shared = Arc::new(Shared::new(GatewayConfig::default()).unwrap());
+        let app = axum::Router::new()
+            .route("/boom", get(boom))
+            .layer(middleware::from_fn_with_state(shared.clone(), catch_panic))
+            .with_state(shared.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/boom", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        for _ in 0..2 {
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(response.status(), 500);
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["type"], "server_error");
+        }
+        assert_eq!(shared.metrics.panics.load(Relaxed), 2);
+        server.abort();
+    }
+}

@@ -1,0 +1,74 @@
+//! Shared helpers: start a gateway in front of given upstreams, and build requests.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::time::Duration;
+
+use reference_impl::config::RoutingConfig;
+use reference_impl::{Gateway, GatewayConfig, GatewayHandle, ProviderConfig, ProviderKind};
+use serde_json::{Value, json};
+
+pub fn openai(name: &str, url: &str) -> ProviderConfig {
+    ProviderConfig::new(name, ProviderKind::OpenAi, url)
+}
+
+pub fn anthropic(name: &str, url: &str) -> ProviderConfig {
+    ProviderConfig::new(name, ProviderKind::Anthropic, url)
+}
+
+/// A gateway on an ephemeral loopback port with short timeouts, so failing tests end quickly.
+pub async fn start(providers: Vec<ProviderConfig>, tweak: impl FnOnce(&mut GatewayConfig)) -> GatewayHandle {
+    let mut config = GatewayConfig::with_providers(providers);
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.routing = RoutingConfig {
+        attempt_timeout_ms: 5_000,
+        deadline_ms: 10_000,
+        backoff_ms: 10,
+        ..RoutingConfig::default()
+    };
+    tweak(&mut config);
+    Gateway::start(config).await.expect("gateway starts")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+pub fn chat(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}],
+        "stream": stream,
+    })
+}
+
+pub async fn post(gateway: &GatewayHandle, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{}/v1/chat/completions", gateway.url()))
+        .json(body)
+        .send()
+        .await
+        .expect("gateway answers")
+}
+
+/// The `data:` payloads of an SSE body, in order.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Joined `delta.content` of OpenAI chunks.
+pub fn stream_text(body: &str) -> String {
+    sse_data(body)
+        .iter()
+        .filter(|d| d.as_str() != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect()
+}
+
+pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}

@@ -1,0 +1,224 @@
+//! The Redis tiers against a real `redis-server` that each test starts on a free loopback port.
+//!
+//! Needs `redis-server` on the PATH (Debian package `redis-server`; `.ci/run` installs it).
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use reference_impl::cache::{
+    CacheConfig, Cacheability, CacheRequest, Lookup, RedisCacheConfig, ResponseCache,
+};
+use reference_impl::limiter::{
+    KeyId, LimiterConfig, RateLimiter, RedisLimiterConfig, Tier, TierLimit,
+};
+
+/// A `redis-server` child process on a free loopback port, killed when dropped.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--enable-debug-command", "yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on the PATH (apt-get install redis-server)");
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain connection for looking at what the gateway components stored.
+    async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test redis")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn shared_limiter(url: &str, requests: u64) -> RateLimiter {
+    let mut config = LimiterConfig::default();
+    config.tiers.free = TierLimit {
+        requests,
+        period_secs: 3_600,
+        tokens_per_minute: None,
+    };
+    config.redis = Some(RedisLimiterConfig {
+        url: url.to_owned(),
+        timeout_ms: 500,
+        key_prefix: "test:ratelimit".to_owned(),
+    });
+    RateLimiter::new(config).expect("valid config")
+}
+
+#[tokio::test]
+async fn two_limiters_sharing_redis_share_one_limit() {
+    let redis = RedisServer::start();
+    let (a, b) = (shared_limiter(&redis.url(), 10), shared_limiter(&redis.url(), 10));
+    let key = KeyId::from_api_key("sk-shared");
+    let mut admitted = 0;
+    for round in 0..15 {
+        let limiter = if round % 2 == 0 { &a } else { &b };
+        let decision = limiter.check(&key, Tier::Free, "m").await;
+        admitted += usize::from(!decision.is_denied());
+    }
+    assert_eq!(admitted, 10, "one limit across both replicas");
+    assert_eq!(a.stats().redis_fallbacks + b.stats().redis_fallbacks, 0);
+
+    // Token budgets are shared too, charged after the response.
+    let mut config = LimiterConfig::default();
+    config.tiers.pro.tokens_per_minute = Some(100);
+    config.redis = Some(RedisLimiterConfig {
+        url: redis.url(),
+        timeout_ms: 500,
+        key_prefix: "test:tokens".to_owned(),
+    });
+    let (c, d) = (
+        RateLimiter::new(config.clone()).expect("valid"),
+        RateLimiter::new(config).expect("valid"),
+    );
+    assert!(!c.check(&key, Tier::Pro, "m").await.is_denied());
+    c.charge_tokens(&key, Tier::Pro, 150).await;
+    assert!(d.check(&key, Tier::Pro, "m").await.is_denied(), "d sees c's usage");
+}
+
+#[tokio::test]
+async fn killing_redis_mid_run_falls_back_to_local_limits() {
+    let redis = RedisServer::start();
+    let limiter = shared_limiter(&redis.url(), 1_000);
+    let key = KeyId::from_api_key("sk-fallback");
+    for _ in 0..5 {
+        assert!(!limiter.check(&key, Tier::Free, "m").await.is_denied());
+    }
+    drop(redis);
+    let started = Instant::now();
+    for _ in 0..20 {
+        // Every request still gets a decision, from the local buckets.
+        assert!(!limiter.check(&key, Tier::Free, "m").await.is_denied());
+    }
+    let stats = limiter.stats();
+    assert_eq!(stats.allowed, 25);
+    assert_eq!(stats.redis_fallbacks, 20);
+    assert!(started.elapsed() < Duration::from_secs(20), "each fallback is bounded");
+}
+
+const COMPLETION: &[u8] = br#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"shared"},"finish_reason":"stop"}]}"#;
+
+fn redis_cache(url: &str, timeout_ms: u64) -> ResponseCache {
+    ResponseCache::new(CacheConfig {
+        redis: Some(RedisCacheConfig {
+            url: url.to_owned(),
+            timeout_ms,
+            ttl_secs: 60,
+        }),
+        ..CacheConfig::default()
+    })
+    .expect("valid config")
+}
+
+fn request(cache: &ResponseCache, content: &str) -> CacheRequest {
+    let body = serde_json::json!({"model": "m", "temperature": 0, "messages": [{"role": "user", "content": content}]});
+    match cache.classify(body.to_string().as_bytes(), &HeaderMap::new()) {
+        Cacheability::Cacheable(request) => request,
+        Cacheability::Bypass(reason) => panic!("bypass {reason:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_completion_written_by_one_replica_is_a_hit_for_another() {
+    let redis = RedisServer::start();
+    let (a, b) = (redis_cache(&redis.url(), 500), redis_cache(&redis.url(), 500));
+    let request = request(&a, "shared question");
+    let Lookup::Lead(leader) = a.lookup(&request).await else {
+        panic!("first lookup leads");
+    };
+    leader.complete(Bytes::from_static(COMPLETION));
+
+    // The write to Redis runs in the background: wait (bounded) until it landed.
+    let mut connection = redis.connection().await;
+    let key = request.key.to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async::<bool>(&mut connection)
+        .await
+        .expect("exists")
+    {
+        assert!(Instant::now() < deadline, "write-through never reached redis");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let Lookup::Hit(hit) = b.lookup(&request).await else {
+        panic!("replica b reads a's answer from redis");
+    };
+    assert_eq!(hit.body, COMPLETION);
+    // Promoted into b's memory: the next hit does not need Redis.
+    assert!(matches!(b.lookup(&request).await, Lookup::Hit(_)));
+    let stats = b.stats();
+    assert_eq!((stats.hits, stats.redis_hits, stats.redis_errors), (2, 1, 0));
+}
+
+#[tokio::test]
+async fn a_slow_or_dead_redis_degrades_to_memory_only() {
+    let redis = RedisServer::start();
+    let cache = redis_cache(&redis.url(), 50);
+    let warm = request(&cache, "warm");
+    let Lookup::Lead(leader) = cache.lookup(&warm).await else {
+        panic!("leads");
+    };
+    leader.complete(Bytes::from_static(COMPLETION));
+
+    // Block the server for 2 s: lookups must give up after 50 ms and count it.
+    let mut blocker = redis.connection().await;
+    let sleeper = tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(2)
+            .query_async(&mut blocker)
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let slow = request(&cache, "while redis sleeps");
+    assert!(matches!(cache.lookup(&slow).await, Lookup::Lead(_)));
+    assert!(started.elapsed() < Duration::from_millis(1_500), "{:?}", started.elapsed());
+    assert!(cache.stats().redis_errors >= 1);
+    sleeper.await.expect("sleeper task");
+
+    drop(redis);
+    let dead = request(&cache, "after redis died");
+    let Lookup::Lead(leader) = cache.lookup(&dead).await else {
+        panic!("leads");
+    };
+    leader.complete(Bytes::from_static(COMPLETION));
+    assert!(matches!(cache.lookup(&dead).await, Lookup::Hit(_)));
+    assert!(matches!(cache.lookup(&warm).await, Lookup::Hit(_)));
+    assert!(cache.stats().redis_errors >= 2);
+}

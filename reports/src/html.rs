@@ -1,0 +1,76 @@
+//! `report.html` and `compare.html`: single self-contained files.
+//!
+//! Templates are rendered with minijinja; charts are inline SVG from [`svg`]. The pages carry a
+//! Content-Security-Policy that forbids every load (`default-src 'none'`) except inline styles
+//! and `data:` images, so nothing can reach the network when they are opened, and they use no
+//! script, so they read the same with JavaScript off.
+
+mod charts;
+mod compare_page;
+mod report_page;
+pub mod svg;
+
+use minijinja::Environment;
+use serde::Serialize;
+
+pub use compare_page::render_compare;
+pub use report_page::render_report;
+
+use crate::error::ReportError;
+
+/// A chart ready for the template, or the reason there is none.
+#[derive(Serialize)]
+struct Figure {
+    caption: String,
+    /// SVG markup produced by [`svg::Chart::render`] (trusted: every text in it is escaped).
+    svg: Option<String>,
+    note: Option<String>,
+}
+
+impl Figure {
+    fn of(chart: svg::Chart) -> Figure {
+        if chart.has_data() {
+            Figure {
+                caption: chart.title.clone(),
+                svg: Some(chart.render()),
+                note: None,
+            }
+        } else {
+            Figure {
+                caption: chart.title.clone(),
+                svg: None,
+                note: Some("Nothing was recorded for this chart in this run.".to_owned()),
+            }
+        }
+    }
+}
+
+/// A label and a formatted value.
+#[derive(Serialize)]
+struct Fact {
+    label: String,
+    value: String,
+}
+
+fn fact(label: impl Into<String>, value: impl Into<String>) -> Fact {
+    Fact {
+        label: label.into(),
+        value: value.into(),
+    }
+}
+
+fn render(name: &'static str, context: impl Serialize) -> Result<String, ReportError> {
+    let mut env = Environment::new();
+    let templates = [
+        ("base.html", include_str!("../templates/base.html")),
+        ("report.html", include_str!("../templates/report.html")),
+        ("compare.html", include_str!("../templates/compare.html")),
+    ];
+    for (template, source) in templates {
+        env.add_template(template, source)
+            .map_err(|source| ReportError::Render { name, source })?;
+    }
+    env.get_template(name)
+        .and_then(|template| template.render(context))
+        .map_err(|source| ReportError::Render { name, source })
+}

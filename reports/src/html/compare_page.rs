@@ -1,0 +1,164 @@
+//! The view of a comparison that `compare.html` renders.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::svg::{Chart, Series, Style, XScale, YAxis};
+use super::{Figure, charts, render};
+use crate::compare::{Comparison, Verdict, percent};
+use crate::error::ReportError;
+use crate::model::{Histograms, Metric, RunResult, significant};
+use crate::timeline::timeline;
+
+#[derive(Serialize)]
+struct CompareView {
+    title: String,
+    note: String,
+    significance: bool,
+    rows: Vec<RowView>,
+    distributions: Vec<Figure>,
+    base_label: String,
+    cand_label: String,
+    base_series: Vec<Figure>,
+    cand_series: Vec<Figure>,
+}
+
+#[derive(Serialize)]
+struct RowView {
+    metric: String,
+    base: String,
+    cand: String,
+    change: String,
+    interval: String,
+    verdict: String,
+    class: &'static str,
+}
+
+const BASE: usize = 0;
+const CAND: usize = 1;
+
+/// Renders `compare.html`: the comparison table, both sides' distributions overlaid, and each
+/// side's time series next to the other's.
+pub fn render_compare(
+    comparison: &Comparison,
+    base: &[RunResult],
+    cand: &[RunResult],
+) -> Result<String, ReportError> {
+    let side_label = |runs: &[RunResult], side: &str| match runs {
+        [one] => format!(
+            "{side}: {} {}",
+            one.scenario,
+            one.started_at.format("%Y-%m-%d %H:%M")
+        ),
+        runs => format!("{side}: {} runs", runs.len()),
+    };
+    let (base_label, cand_label) = (side_label(base, "base"), side_label(cand, "candidate"));
+    let merged_base = merged(base);
+    let merged_cand = merged(cand);
+    let distributions = [
+        Metric::Ttft,
+        Metric::Itl,
+        Metric::Tpot,
+        Metric::Latency,
+        Metric::Overhead,
+    ]
+    .into_iter()
+    .filter_map(|metric| {
+        let sides: Vec<(String, Style, Histogram<u64>)> = [
+            ("base", Style::dashed(BASE, 0), merged_base.get(metric)),
+            ("candidate", Style::dashed(CAND, 1), merged_cand.get(metric)),
+        ]
+        .into_iter()
+        .filter_map(|(name, style, h)| Some((name.to_owned(), style, h?)))
+        .collect();
+        (!sides.is_empty()).then(|| Figure::of(charts::distribution(metric, &sides)))
+    })
+    .collect();
+    let rows = comparison
+        .rows
+        .iter()
+        .map(|row| {
+            let value = |v: Option<f64>| {
+                v.map_or("n/a".to_owned(), |v| {
+                    format!("{} {}", significant(v), row.measure.unit())
+                })
+            };
+            RowView {
+                metric: row.measure.label(),
+                base: value(row.base),
+                cand: value(row.cand),
+                change: row.change.map_or("n/a".to_owned(), percent),
+                interval: row.interval.map_or("-".to_owned(), |(lo, hi)| {
+                    format!("[{}, {}]", percent(lo), percent(hi))
+                }),
+                verdict: row.verdict.to_string(),
+                class: match row.verdict {
+                    Verdict::Worse => "fail",
+                    Verdict::Better => "pass",
+                    _ => "",
+                },
+            }
+        })
+        .collect();
+    let view = CompareView {
+        title: "gatebench: comparison".to_owned(),
+        note: comparison.note(),
+        significance: comparison.significance_possible(),
+        rows,
+        distributions,
+        base_series: side_series(base, BASE),
+        cand_series: side_series(cand, CAND),
+        base_label,
+        cand_label,
+    };
+    render("compare.html", view)
+}
+
+/// The histograms of all runs of one side, added together.
+fn merged(runs: &[RunResult]) -> Histograms {
+    let mut all = Histograms::new();
+    for run in runs {
+        all.merge(&run.metrics);
+    }
+    all
+}
+
+/// Throughput and p99 latency over time, one line per run of the side.
+fn side_series(runs: &[RunResult], side: usize) -> Vec<Figure> {
+    let timelines: Vec<_> = runs.iter().map(timeline).collect();
+    let chart =
+        |title: &str, y_label: &str, value: &dyn Fn(&crate::timeline::Second) -> Option<f64>| {
+            Figure::of(Chart {
+                title: title.to_owned(),
+                x_label: "time since start (s)".to_owned(),
+                y_label: y_label.to_owned(),
+                x_scale: XScale::Linear,
+                y_axis: YAxis::Auto,
+                series: timelines
+                    .iter()
+                    .enumerate()
+                    .map(|(n, seconds)| {
+                        Series::new(
+                            format!("run {}", n + 1),
+                            Style::dashed(side + 2 * n, n),
+                            seconds
+                                .iter()
+                                .map(|s| (f64::from(s.second), value(s)))
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            })
+        };
+    vec![
+        chart("Throughput", "requests per second (1/s)", &|s| {
+            Some(s.requests as f64)
+        }),
+        chart("e2e latency p99 per second", "e2e latency p99 (ms)", &|s| {
+            s.latency.map(|p| p.p99 as f64 / 1_000.0)
+        }),
+        chart("TTFT p99 per second", "TTFT p99 (ms)", &|s| {
+            s.ttft.map(|p| p.p99 as f64 / 1_000.0)
+        }),
+    ]
+}

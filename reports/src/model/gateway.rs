@@ -1,0 +1,44 @@
+//! What the sampler reads from the gateway once a second.
+
+use serde::{Deserialize, Serialize};
+
+/// State of the gateway's circuit breakers; with several providers, the worst one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    Closed,
+    HalfOpen,
+    Open,
+}
+
+impl BreakerState {
+    /// The name used in CSV cells and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::Open => "open",
+        }
+    }
+
+    /// 0 closed, 1 half-open, 2 open: a number to plot.
+    pub fn level(self) -> u8 {
+        self as u8
+    }
+}
+
+/// One sample of the gateway process and its `/metrics`. Every reading is optional: an external
+/// `--target` exposes neither its process nor, maybe, `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySample {
+    /// Seconds since the run started.
+    pub second: u32,
+    pub rss_bytes: Option<u64>,
+    /// CPU use over the last second; 100 is one core.
+    pub cpu_percent: Option<f64>,
+    pub queue_depth: Option<u64>,
+    pub breaker: Option<BreakerState>,
+    /// Cache hits / lookups as the gateway counts them.
+    pub cache_hit_ratio: Option<f64>,
+}

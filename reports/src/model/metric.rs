@@ -1,0 +1,140 @@
+//! The histogram metrics of the glossary and the unit each one is recorded in.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A per-request measurement recorded into an HdrHistogram (see the metric glossary in DESIGN.md).
+///
+/// Every metric is recorded as a `u64` in the unit given by [`Metric::unit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Intended start (open model) or send (closed model) to the last byte of the body.
+    Latency,
+    /// Send to the first SSE event carrying content.
+    Ttft,
+    /// Gap between consecutive content events of one stream; every gap is recorded.
+    Itl,
+    /// `(e2e - ttft) / (output_tokens - 1)`, one value per request with at least two tokens.
+    Tpot,
+    /// `output_tokens / e2e` of one request.
+    OutputTokensPerS,
+    /// Time the gateway spent outside upstream I/O (`x-gateway-overhead-us`).
+    Overhead,
+}
+
+/// The unit a [`Metric`] is recorded in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Time in microseconds.
+    Micros,
+    /// Thousandths of a token per second, so that integer buckets keep three significant digits
+    /// for rates in the tens of tokens per second.
+    MilliTokensPerS,
+}
+
+impl Metric {
+    /// Every metric, in report order.
+    pub const ALL: [Metric; 6] = [
+        Metric::Latency,
+        Metric::Ttft,
+        Metric::Itl,
+        Metric::Tpot,
+        Metric::OutputTokensPerS,
+        Metric::Overhead,
+    ];
+
+    /// The glossary name, as used in SLO files, CSV columns and JSON keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Latency => "latency",
+            Metric::Ttft => "ttft",
+            Metric::Itl => "itl",
+            Metric::Tpot => "tpot",
+            Metric::OutputTokensPerS => "output_tokens_per_s",
+            Metric::Overhead => "overhead",
+        }
+    }
+
+    /// Looks a metric up by its glossary name; `e2e` is accepted for `latency`.
+    pub fn from_name(name: &str) -> Option<Metric> {
+        match name {
+            "e2e" => Some(Metric::Latency),
+            _ => Metric::ALL.into_iter().find(|m| m.name() == name),
+        }
+    }
+
+    /// A human label for tables and charts.
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::Latency => "e2e latency",
+            Metric::Ttft => "TTFT",
+            Metric::Itl => "ITL",
+            Metric::Tpot => "TPOT",
+            Metric::OutputTokensPerS => "output tokens/s",
+            Metric::Overhead => "gateway overhead",
+        }
+    }
+
+    /// The unit recorded values are in.
+    pub fn unit(self) -> Unit {
+        match self {
+            Metric::OutputTokensPerS => Unit::MilliTokensPerS,
+            _ => Unit::Micros,
+        }
+    }
+}
+
+impl Unit {
+    /// Converts a recorded value to the display unit ([`Unit::display_name`]).
+    pub fn to_display(self, recorded: f64) -> f64 {
+        match self {
+            Unit::Micros => recorded / 1_000.0,
+            Unit::MilliTokensPerS => recorded / 1_000.0,
+        }
+    }
+
+    /// The display unit: milliseconds for times, tokens per second for rates.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Unit::Micros => "ms",
+            Unit::MilliTokensPerS => "tokens/s",
+        }
+    }
+
+    /// Formats a recorded value in the display unit with three significant digits.
+    pub fn format(self, recorded: f64) -> String {
+        format!(
+            "{} {}",
+            significant(self.to_display(recorded)),
+            self.display_name()
+        )
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Formats a number with three significant digits and no exponent (`0.0123`, `12.3`, `12300`).
+pub fn significant(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (2 - magnitude).clamp(0, 6) as usize;
+    format!("{value:.decimals$}")
+}
+
+/// Three significant digits without trailing zeros: `250`, `96.1`, `1`.
+pub fn short(value: f64) -> String {
+    let text = significant(value);
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}

@@ -1,0 +1,252 @@
+//! Running a load on Goose: one scenario of identical users, closed or open model, all
+//! measurement going to the shared [`Recorder`].
+//!
+//! Goose schedules the users (stages become its test plan); the transactions send with the
+//! shared [`Client`] rather than Goose's request helpers, because they must read SSE bodies as
+//! they arrive. Goose's own metrics, reports, telnet and websocket controllers are all off.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goose::client::GooseClientBuilder;
+use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
+use goose::goose::{GooseUser, Scenario, Transaction, TransactionFunction};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use goose::{GooseAttack, GooseError};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::client::{Call, Client};
+use crate::load::{ArrivalSchedule, Load, Take};
+use crate::recorder::{Recorder, Sample};
+use crate::workload::{Mix, PromptGenerator, PromptMix, RequestKind};
+
+/// Requests still in flight this long after the planned end are abandoned as timeouts.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Everything a run needs to generate its load.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub load: Load,
+    pub mix: Mix,
+    pub prompts: PromptMix,
+    /// Model for chat requests.
+    pub model: String,
+    /// Model for embeddings requests.
+    pub embedding_model: String,
+    pub seed: u64,
+}
+
+/// The load could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AttackError {
+    #[error("load generator: {0}")]
+    Goose(String),
+}
+
+impl From<GooseError> for AttackError {
+    fn from(error: GooseError) -> AttackError {
+        AttackError::Goose(error.to_string())
+    }
+}
+
+impl From<Box<GooseAttack>> for AttackError {
+    fn from(_: Box<GooseAttack>) -> AttackError {
+        AttackError::Goose("unexpected builder state".to_owned())
+    }
+}
+
+/// Shared by every user's transactions.
+struct Context {
+    plan: Plan,
+    client: Client,
+    recorder: Arc<Recorder>,
+    schedule: Option<ArrivalSchedule>,
+    deadline: Instant,
+}
+
+/// One user's own state: its prompt generator, its random choices, a reusable ITL buffer.
+#[derive(Clone)]
+struct UserState {
+    prompts: PromptGenerator,
+    rng: StdRng,
+    itl_us: Vec<u32>,
+}
+
+/// Runs `plan` against `client`'s target until the load is over (or [`stop`] is called),
+/// recording into `recorder`. Returns once every user has finished its last request.
+pub async fn run(plan: Plan, client: Client, recorder: Arc<Recorder>) -> Result<(), AttackError> {
+    let deadline = Instant::now() + plan.load.duration() + DRAIN;
+    let (test_plan, think_time) = match &plan.load {
+        Load::Closed { stages, think_time } => (stages.goose_plan(), *think_time),
+        Load::Open {
+            max_users,
+            duration,
+            ..
+        } => (
+            format!("{max_users},0;{max_users},{};0,0", duration.as_secs().max(1)),
+            None,
+        ),
+    };
+    let schedule = match &plan.load {
+        Load::Open {
+            rate,
+            arrivals,
+            duration,
+            ..
+        } => Some(ArrivalSchedule::new(*rate, *arrivals, *duration, plan.seed)),
+        Load::Closed { .. } => None,
+    };
+    let host = client.base().to_owned();
+    let context = Arc::new(Context {
+        plan,
+        client,
+        recorder,
+        schedule,
+        deadline,
+    });
+
+    let mut scenario = Scenario::new("load")
+        .register_transaction(transaction(&context, start_user).set_on_start())
+        .register_transaction(transaction(&context, step))
+        .register_transaction(transaction(&context, stop_user).set_on_stop());
+    if let Some(think) = think_time {
+        scenario = scenario.set_wait_time(think, think)?;
+    }
+    let attack = GooseAttack::initialize_with_config(GooseConfiguration::default())?
+        .register_scenario(scenario)
+        .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())?
+        .set_default(GooseDefault::Host, host.as_str())?
+        .set_default(GooseDefault::TestPlan, test_plan.as_str())?
+        .set_default(GooseDefault::NoTelnet, true)?
+        .set_default(GooseDefault::NoMetrics, true)?
+        .set_default(GooseDefault::NoPrintMetrics, true)?
+        .set_default(GooseDefault::Quiet, 1)?;
+    attack.execute().await?;
+    Ok(())
+}
+
+/// Ends the running load early (an aborting SLO was lost); in-flight requests finish.
+pub fn stop(reason: &str) {
+    goose::trigger_killswitch(reason);
+}
+
+/// A transaction body over the shared context.
+type Step = for<'a> fn(&'a Context, &'a mut GooseUser) -> BoxFuture<'a, ()>;
+
+/// Wraps one of this module's functions as a Goose transaction over the shared context.
+fn transaction(context: &Arc<Context>, f: Step) -> Transaction {
+    let context = Arc::clone(context);
+    let function: TransactionFunction = Arc::new(move |user| {
+        let context = Arc::clone(&context);
+        Box::pin(async move {
+            f(&context, user).await;
+            Ok(())
+        })
+    });
+    Transaction::new(function)
+}
+
+fn start_user<'a>(
+    context: &'a Context,
+    user: &'a mut GooseUser,
+) -> BoxFuture<'a, ()> {
+    async move {
+        let index = user.weighted_users_index;
+        let seed = context.plan.seed;
+        user.set_session_data(UserState {
+            prompts: PromptGenerator::new(context.plan.prompts.clone(), seed, index),
+            rng: StdRng::seed_from_u64(seed.rotate_left(32) ^ index as u64),
+            itl_us: Vec::with_capacity(1024),
+        });
+        context.recorder.user_started();
+    }
+    .boxed()
+}
+
+fn stop_user<'a>(
+    context: &'a Context,
+    _user: &'a mut GooseUser,
+) -> BoxFuture<'a, ()> {
+    async move { context.recorder.user_stopped() }.boxed()
+}
+
+/// One iteration: a request now (closed model) or at the next arrival slot (open model).
+fn step<'a>(
+    context: &'a Context,
+    user: &'a mut GooseUser,
+) -> BoxFuture<'a, ()> {
+    async move {
+        let index = user.weighted_users_index;
+        let Some(state) = user.get_session_data_mut::<UserState>() else {
+            return;
+        };
+        let Some(schedule) = &context.schedule else {
+            exchange(context, state, index, Instant::now()).await;
+            return;
+        };
+        let now = Instant::now();
+        match schedule.take(now) {
+            Take::Slot { due, dropped } => {
+                context.recorder.record_dropped(index, now, dropped);
+                tokio::time::sleep_until(due.into()).await;
+                let sent = Instant::now();
+                context
+                    .recorder
+                    .record_send_lag(index, sent, sent.saturating_duration_since(due));
+                exchange(context, state, index, due).await;
+            }
+            Take::Done { dropped } => {
+                context.recorder.record_dropped(index, now, dropped);
+                // Nothing left to send: idle until Goose stops this user.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    .boxed()
+}
+
+/// Sends one request of the mix and records it, with latency measured from `origin`.
+async fn exchange(context: &Context, state: &mut UserState, index: usize, origin: Instant) {
+    let plan = &context.plan;
+    let kind = plan.mix.pick(&mut state.rng);
+    let prompt;
+    let call = match kind {
+        RequestKind::Chat | RequestKind::Stream => {
+            prompt = state.prompts.next_prompt();
+            Call::Chat {
+                model: &plan.model,
+                prompt: &prompt,
+                stream: kind == RequestKind::Stream,
+            }
+        }
+        RequestKind::Embeddings => {
+            prompt = state.prompts.next_prompt();
+            Call::Embeddings {
+                model: &plan.embedding_model,
+                input: &prompt.user,
+            }
+        }
+        RequestKind::Models => Call::Models,
+    };
+    let reply = context
+        .client
+        .send(call, context.deadline, &mut state.itl_us)
+        .await;
+    context.recorder.record(
+        index,
+        &Sample {
+            origin: origin.min(reply.sent),
+            sent: reply.sent,
+            first_content: reply.first_content,
+            finished: reply.finished,
+            result: reply.result,
+            input_tokens: reply.input_tokens,
+            output_tokens: reply.output_tokens,
+            itl_us: &state.itl_us,
+            overhead_us: reply.overhead_us,
+            cache: reply.cache,
+        },
+    );
+}

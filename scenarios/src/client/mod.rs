@@ -1,0 +1,212 @@
+//! The HTTP side of a transaction: send one request, read the whole response, classify it.
+
+mod stream;
+mod wire;
+
+use std::time::{Duration, Instant};
+
+use reports::model::ErrorClass;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+
+use crate::recorder::CacheOutcome;
+use crate::workload::Prompt;
+use stream::read_stream;
+use wire::{Body, ChatBody, EmbeddingsBody, Message, StreamOptions};
+
+/// One request a transaction sends.
+#[derive(Clone, Copy, Debug)]
+pub enum Call<'a> {
+    /// `POST /v1/chat/completions`, streamed or not.
+    Chat {
+        model: &'a str,
+        prompt: &'a Prompt,
+        stream: bool,
+    },
+    /// `POST /v1/embeddings`.
+    Embeddings { model: &'a str, input: &'a str },
+    /// `GET /v1/models`.
+    Models,
+}
+
+/// What came back, with the times the recorder needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Reply {
+    pub sent: Instant,
+    pub first_content: Option<Instant>,
+    pub finished: Instant,
+    pub result: Result<(), ErrorClass>,
+    pub status: Option<u16>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub overhead_us: Option<u64>,
+    pub cache: Option<CacheOutcome>,
+}
+
+/// An HTTP client for one target, shared by every user of a run (one connection pool).
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    timeout: Duration,
+}
+
+/// The client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
+impl Client {
+    /// A client for `base` (scheme, host and port, no trailing path) where every request must
+    /// complete within `timeout`.
+    pub fn new(base: &str, timeout: Duration) -> Result<Client, ClientError> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .no_gzip()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            timeout,
+        })
+    }
+
+    /// The target this client sends to.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends `call` and reads the response to its end. Never fails: every failure is a
+    /// classified [`Reply`]. The request is abandoned (as a timeout) at the client timeout or at
+    /// `deadline`, whichever comes first, so no run outlives its plan by more than that.
+    pub async fn send(&self, call: Call<'_>, deadline: Instant, itl_us: &mut Vec<u32>) -> Reply {
+        itl_us.clear();
+        // The body is serialized before the clock starts: TTFT is the target's time, not ours.
+        let request = self.request(call);
+        let sent = Instant::now();
+        let limit = deadline.min(sent + self.timeout);
+        let mut reply = Reply {
+            sent,
+            first_content: None,
+            finished: sent,
+            result: Ok(()),
+            status: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            overhead_us: None,
+            cache: None,
+        };
+        let exchange = self.exchange(request, call, &mut reply, itl_us);
+        let outcome = tokio::time::timeout_at(limit.into(), exchange).await;
+        reply.finished = Instant::now();
+        reply.result = match outcome {
+            Ok(result) => result,
+            Err(_) => Err(ErrorClass::Timeout),
+        };
+        reply
+    }
+
+    fn request(&self, call: Call<'_>) -> reqwest::RequestBuilder {
+        match call {
+            Call::Chat { model, prompt, stream } => {
+                let body = ChatBody {
+                    model,
+                    messages: [
+                        Message { role: "system", content: prompt.system },
+                        Message { role: "user", content: &prompt.user },
+                    ],
+                    max_tokens: prompt.max_tokens,
+                    stream,
+                    stream_options: stream.then_some(StreamOptions { include_usage: true }),
+                };
+                self.http
+                    .post(format!("{}/v1/chat/completions", self.base))
+                    .json(&body)
+            }
+            Call::Embeddings { model, input } => self
+                .http
+                .post(format!("{}/v1/embeddings", self.base))
+                .json(&EmbeddingsBody { model, input }),
+            Call::Models => self.http.get(format!("{}/v1/models", self.base)),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        call: Call<'_>,
+        reply: &mut Reply,
+        itl_us: &mut Vec<u32>,
+    ) -> Result<(), ErrorClass> {
+        let response = request.send().await.map_err(classify)?;
+        let status = response.status();
+        reply.status = Some(status.as_u16());
+        read_headers(response.headers(), reply);
+        let streaming = matches!(call, Call::Chat { stream: true, .. });
+        if status.is_success() && streaming {
+            let read = read_stream(response.bytes_stream(), itl_us).await;
+            let (result, read) = match read {
+                Ok(read) => (Ok(()), read),
+                Err((class, read)) => (Err(class), read),
+            };
+            reply.first_content = read.first_content;
+            reply.input_tokens = read.prompt_tokens.unwrap_or_default();
+            reply.output_tokens = read.completion_tokens.unwrap_or(read.content_events);
+            return result;
+        }
+        // Read error bodies too, so the connection goes back to the pool.
+        let bytes = response.bytes().await.map_err(|e| match classify(e) {
+            ErrorClass::Connect => ErrorClass::StreamBroken,
+            other => other,
+        })?;
+        status_class(status)?;
+        let body: Body = serde_json::from_slice(&bytes).map_err(|_| ErrorClass::BadPayload)?;
+        let expected = match call {
+            Call::Chat { .. } => body.choices.is_some(),
+            Call::Embeddings { .. } | Call::Models => body.data.is_some(),
+        };
+        if !expected {
+            return Err(ErrorClass::BadPayload);
+        }
+        if let Some(usage) = body.usage {
+            reply.input_tokens = usage.prompt_tokens;
+            reply.output_tokens = usage.completion_tokens;
+        }
+        Ok(())
+    }
+}
+
+fn read_headers(headers: &HeaderMap, reply: &mut Reply) {
+    reply.overhead_us = headers
+        .get("x-gateway-overhead-us")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    reply.cache = headers
+        .get("x-cache")
+        .and_then(|v| CacheOutcome::from_header(v.as_bytes()));
+}
+
+fn status_class(status: StatusCode) -> Result<(), ErrorClass> {
+    if status.is_client_error() {
+        Err(ErrorClass::Http4xx)
+    } else if status.is_server_error() {
+        Err(ErrorClass::Http5xx)
+    } else if status.is_success() {
+        Ok(())
+    } else {
+        Err(ErrorClass::BadPayload)
+    }
+}
+
+/// Errors before a response: no connection, no answer in time, or a connection that broke.
+fn classify(error: reqwest::Error) -> ErrorClass {
+    if error.is_timeout() {
+        ErrorClass::Timeout
+    } else if error.is_connect() {
+        ErrorClass::Connect
+    } else {
+        ErrorClass::StreamBroken
+    }
+}

@@ -1,0 +1,135 @@
+//! OpenAI wire format: the request bodies the load sends and the parts of responses it reads.
+//!
+//! Responses are parsed only as far as the measurements need (content presence, usage), with
+//! borrowed strings, so parsing a chunk allocates nothing in the common case.
+
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/chat/completions` body.
+#[derive(Serialize)]
+pub(crate) struct ChatBody<'a> {
+    pub model: &'a str,
+    pub messages: [Message<'a>; 2],
+    pub max_tokens: u32,
+    pub stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Message<'a> {
+    pub role: &'static str,
+    pub content: &'a str,
+}
+
+/// Asks for a final chunk with `usage`, so output tokens are counted as the provider counts them.
+#[derive(Serialize)]
+pub(crate) struct StreamOptions {
+    pub include_usage: bool,
+}
+
+/// `POST /v1/embeddings` body.
+#[derive(Serialize)]
+pub(crate) struct EmbeddingsBody<'a> {
+    pub model: &'a str,
+    pub input: &'a str,
+}
+
+/// Token usage as OpenAI reports it.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub(crate) struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+/// One `chat.completion.chunk`, or an error object sent in the stream.
+#[derive(Deserialize)]
+pub(crate) struct Chunk<'a> {
+    #[serde(default, borrow)]
+    pub choices: Vec<ChunkChoice<'a>>,
+    pub usage: Option<Usage>,
+    pub error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ChunkChoice<'a> {
+    #[serde(default, borrow)]
+    pub delta: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Delta<'a> {
+    #[serde(default, borrow)]
+    pub content: Option<Cow<'a, str>>,
+}
+
+impl Chunk<'_> {
+    /// True when the chunk carries generated text (TTFT and ITL count only these).
+    pub(crate) fn has_content(&self) -> bool {
+        self.choices.iter().any(|choice| {
+            choice
+                .delta
+                .as_ref()
+                .and_then(|d| d.content.as_deref())
+                .is_some_and(|text| !text.is_empty())
+        })
+    }
+}
+
+/// A non-streaming completion, embeddings response or models list: valid when the field the
+/// route must have is present.
+#[derive(Deserialize)]
+pub(crate) struct Body {
+    pub choices: Option<Vec<IgnoredAny>>,
+    pub data: Option<Vec<IgnoredAny>>,
+    pub usage: Option<Usage>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_with_text_carry_content() {
+        let role: Chunk = serde_json::from_str(
+            r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+        )
+        .expect("role chunk");
+        assert!(!role.has_content());
+        let text: Chunk =
+            serde_json::from_str(r#"{"choices":[{"index":0,"delta":{"content":"hi \"there\""}}]}"#)
+                .expect("text chunk");
+        assert!(text.has_content());
+        let usage: Chunk = serde_json::from_str(
+            r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}}"#,
+        )
+        .expect("usage chunk");
+        assert!(!usage.has_content());
+        assert_eq!(usage.usage.map(|u| u.completion_tokens), Some(34));
+        let error: Chunk = serde_json::from_str(r#"{"error":{"message":"boom","type":"server_error"}}"#)
+            .expect("error chunk");
+        assert!(error.error.is_some());
+    }
+
+    #[test]
+    fn chat_body_serializes_as_openai_expects() {
+        let body = ChatBody {
+            model: "gpt-4o-mini",
+            messages: [
+                Message { role: "system", content: "be brief" },
+                Message { role: "user", content: "hello" },
+            ],
+            max_tokens: 64,
+            stream: true,
+            stream_options: Some(StreamOptions { include_usage: true }),
+        };
+        let json: serde_json::Value = serde_json::to_value(&body).expect("serializes");
+        assert_eq!(json["messages"][1]["content"], "hello");
+        assert_eq!(json["stream_options"]["include_usage"], true);
+    }
+}

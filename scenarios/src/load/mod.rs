@@ -1,0 +1,91 @@
+//! Load models: closed (a number of users following stages) and open (a fixed arrival rate).
+
+mod schedule;
+mod stages;
+
+use std::time::Duration;
+
+use reports::slo::Quantity;
+
+pub use schedule::{ArrivalSchedule, Arrivals, DROP_AFTER, Take};
+pub use stages::{BadStages, Stage, Stages};
+
+/// How load is offered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Load {
+    /// Users send back to back (after an optional think time), following `stages`.
+    Closed {
+        stages: Stages,
+        think_time: Option<Duration>,
+    },
+    /// `rate` arrivals per second for `duration`, served by a pool of `max_users`.
+    Open {
+        rate: f64,
+        arrivals: Arrivals,
+        max_users: usize,
+        duration: Duration,
+    },
+}
+
+impl Load {
+    /// How long the load is offered.
+    pub fn duration(&self) -> Duration {
+        match self {
+            Load::Closed { stages, .. } => stages.total(),
+            Load::Open { duration, .. } => *duration,
+        }
+    }
+
+    /// The most users that run at once.
+    pub fn peak_users(&self) -> usize {
+        match self {
+            Load::Closed { stages, .. } => stages.peak(),
+            Load::Open { max_users, .. } => *max_users,
+        }
+    }
+
+    /// One line for the run banner.
+    pub fn describe(&self) -> String {
+        match self {
+            Load::Closed { stages, think_time } => {
+                let think = think_time.map_or(String::new(), |t| format!(", think {t:?}"));
+                format!("closed model, stages {stages}{think}")
+            }
+            Load::Open {
+                rate,
+                arrivals,
+                max_users,
+                duration,
+            } => format!(
+                "open model, {rate} req/s {arrivals:?} arrivals for {}s, up to {max_users} users",
+                duration.as_secs()
+            ),
+        }
+    }
+}
+
+/// A duration as written in flags and files: `250ms`, `30s`, `2m`, `1h`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a duration (e.g. 500ms, 30s, 2m, 1h)")]
+pub struct BadDuration(pub String);
+
+/// Parses a duration with a unit (`us`, `ms`, `s`, `m`, `h`).
+pub fn parse_duration(text: &str) -> Result<Duration, BadDuration> {
+    match text.trim().parse::<Quantity>() {
+        Ok(Quantity::Duration(d)) => Ok(d),
+        _ => Err(BadDuration(text.trim().to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("12").is_err());
+        assert!(parse_duration("5%").is_err());
+    }
+}

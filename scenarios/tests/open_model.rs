@@ -1,0 +1,68 @@
+//! Coordinated omission: the mock stalls for one second during an open-model run at 100 req/s.
+//! Latency is measured from each arrival's intended start, so the stall shows in the tail, and
+//! arrivals that found every user busy are counted as dropped instead of silently vanishing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mock_providers::{Distribution, MockConfig, MockServer, Profile};
+use reports::RunResult;
+use reports::model::{Environment, GoodputLimits, Metric};
+use scenarios::attack::{self, Plan};
+use scenarios::client::Client;
+use scenarios::load::{Arrivals, Load};
+use scenarios::recorder::Recorder;
+use scenarios::workload::{Mix, PromptMix, RequestKind};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
+    let quick = Profile {
+        ttft_ms: Distribution::constant(5.0),
+        itl_ms: Distribution::constant(1.0),
+        output_tokens: Distribution::constant(5.0),
+        ..Profile::fast()
+    };
+    let stalled = Profile {
+        ttft_ms: Distribution::constant(1_000.0),
+        ..quick.clone()
+    };
+    let mock = Arc::new(MockServer::start(MockConfig::new(quick.clone())).await.expect("mock starts"));
+    let recorder = Arc::new(Recorder::new(GoodputLimits::default()));
+    let plan = Plan {
+        load: Load::Open {
+            rate: 100.0,
+            arrivals: Arrivals::Constant,
+            max_users: 40,
+            duration: Duration::from_secs(6),
+        },
+        mix: Mix::only(RequestKind::Stream),
+        prompts: PromptMix::conversational(),
+        model: "gpt-4o-mini".to_owned(),
+        embedding_model: "text-embedding-3-small".to_owned(),
+        seed: 3,
+    };
+    let client = Client::new(mock.url(), Duration::from_secs(10)).expect("client");
+    let stall = {
+        let mock = Arc::clone(&mock);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            mock.set_profile(stalled).expect("valid profile");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            mock.set_profile(quick).expect("valid profile");
+        })
+    };
+    attack::run(plan, client, Arc::clone(&recorder)).await.expect("attack runs");
+    stall.await.expect("stall task");
+
+    let mut run = RunResult::new("open", toml::Table::new(), Environment::default(), chrono::Utc::now());
+    for interval in recorder.close_all() {
+        run.push_interval(interval);
+    }
+    let totals = run.totals;
+    let arrivals = totals.requests + totals.dropped_arrivals;
+    assert!((560..=610).contains(&arrivals), "6 s at 100/s: {arrivals} arrivals");
+    assert!(totals.dropped_arrivals >= 20, "dropped: {}", totals.dropped_arrivals);
+    let latency = run.summary(Metric::Latency).expect("latency");
+    assert!(latency.p99 >= 500_000, "p99 {} us must show the stall", latency.p99);
+    assert!(latency.p50 < 100_000, "p50 {} us is the quick path", latency.p50);
+}
