@@ -38,7 +38,7 @@ pub enum Command {
         /// Scenario name (see `harness list`).
         name: String,
         #[command(flatten)]
-        options: RunOptions,
+        options: Box<RunOptions>,
         /// Read options from a TOML file; flags given on the command line win.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -71,7 +71,9 @@ pub enum Command {
         port: u16,
     },
     /// Re-render the reports of a run directory from its summary.json.
-    #[command(after_help = "Example:\n  harness report target/gatebench/runs/smoke-20260101T000000Z")]
+    #[command(
+        after_help = "Example:\n  harness report target/gatebench/runs/smoke-20260101T000000Z"
+    )]
     Report {
         /// A run directory (holds summary.json).
         dir: PathBuf,

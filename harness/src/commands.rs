@@ -5,7 +5,6 @@ use std::path::Path;
 use anyhow::Context;
 use mock_providers::{MockConfig, MockServer, Profile};
 use reference_impl::{Gateway, GatewayConfig, ProviderConfig, ProviderKind};
-use reports::RunResult;
 
 use crate::summary;
 
@@ -34,7 +33,9 @@ pub async fn mock(port: u16, profile: &str) -> anyhow::Result<()> {
     };
     let server = MockServer::start(config).await?;
     eprintln!("mock provider at {} (Ctrl-C stops)", server.url());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     server.shutdown().await;
     Ok(())
 }
@@ -52,21 +53,36 @@ pub async fn gateway(config: Option<&Path>, upstream: &str, port: u16) -> anyhow
     config.server.listen = ([127, 0, 0, 1], port).into();
     let gateway = Gateway::start(config).await?;
     eprintln!("gateway at {} (Ctrl-C stops)", gateway.url());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     gateway.shutdown().await;
     Ok(())
 }
 
-/// Reads a run directory's `summary.json`.
-pub fn load_run(dir: &Path) -> anyhow::Result<RunResult> {
-    let path = dir.join("summary.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a run summary", path.display()))
+/// `harness report DIR`: re-renders `report.html` from `summary.json` and returns the console
+/// summary of the run.
+pub fn report(dir: &Path) -> anyhow::Result<String> {
+    let run = reports::run_dir::read_summary(&dir.join(reports::run_dir::SUMMARY_JSON))?;
+    let html = reports::run_dir::rerender_report(dir)?;
+    Ok(format!(
+        "{}\n  report: {}\n",
+        summary::render(&run, &summary::Extras::default()),
+        html.display()
+    ))
 }
 
-/// `harness report DIR`: the summary of a finished run, again.
-pub fn report(dir: &Path) -> anyhow::Result<String> {
-    let run = load_run(dir)?;
-    Ok(summary::render(&run, None))
+/// `harness compare BASE CAND`: the comparison table, `compare.html` in the candidate
+/// directory, and whether any measure got worse.
+pub fn compare(base: &Path, candidate: &Path) -> anyhow::Result<(String, bool)> {
+    let base_runs = reports::run_dir::read_runs(base)?;
+    let cand_runs = reports::run_dir::read_runs(candidate)?;
+    let comparison = reports::compare(&base_runs, &cand_runs);
+    let html = reports::run_dir::write_compare(candidate, &comparison, &base_runs, &cand_runs)?;
+    let text = format!(
+        "{comparison}\n{}\ncompare.html: {}\n",
+        comparison.note(),
+        html.display()
+    );
+    Ok((text, comparison.regressed()))
 }

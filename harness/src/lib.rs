@@ -23,4 +23,6 @@ pub mod exit {
     pub const ERROR: i32 = 1;
     /// An SLO failed.
     pub const SLO_FAILED: i32 = 2;
+    /// A comparison found a measure worse beyond its tolerance.
+    pub const REGRESSION: i32 = 3;
 }

@@ -24,7 +24,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
@@ -36,10 +39,14 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<i32> {
     match command {
-        Command::Scenario { name, options, config } => {
+        Command::Scenario {
+            name,
+            options,
+            config,
+        } => {
             let options = match config {
-                Some(path) => RunOptions::load(&path)?.overridden_by(options),
-                None => options,
+                Some(path) => RunOptions::load(&path)?.overridden_by(*options),
+                None => *options,
             };
             let resolved = resolve::resolve(&name, options)?;
             let (json, quiet) = (resolved.json, resolved.quiet);
@@ -47,30 +54,49 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&outcome.result)?);
             } else if !quiet {
-                print!("{}", summary::render(&outcome.result, outcome.stages.as_deref()));
+                print!(
+                    "{}",
+                    summary::render(
+                        &outcome.result,
+                        &summary::Extras {
+                            stages: outcome.stages.as_deref(),
+                            changes: &outcome.changes,
+                            cache_latency: Some(&outcome.cache_latency),
+                        }
+                    )
+                );
             }
             eprintln!("{}", summary::verdict(&outcome.result, &outcome.dir));
-            Ok(if outcome.result.slos_passed() { exit::OK } else { exit::SLO_FAILED })
+            Ok(if outcome.result.slos_passed() {
+                exit::OK
+            } else {
+                exit::SLO_FAILED
+            })
         }
         Command::List => {
             print!("{}", commands::list());
             Ok(exit::OK)
         }
         Command::Mock { port, profile } => commands::mock(port, &profile).await.map(|()| exit::OK),
-        Command::Gateway { config, upstream, port } => {
-            commands::gateway(config.as_deref(), &upstream, port).await.map(|()| exit::OK)
-        }
+        Command::Gateway {
+            config,
+            upstream,
+            port,
+        } => commands::gateway(config.as_deref(), &upstream, port)
+            .await
+            .map(|()| exit::OK),
         Command::Report { dir } => {
             print!("{}", commands::report(&dir)?);
             Ok(exit::OK)
         }
         Command::Compare { base, candidate } => {
-            let (base, candidate) = (commands::load_run(&base)?, commands::load_run(&candidate)?);
-            anyhow::bail!(
-                "comparing runs `{}` and `{}` needs the reports comparison, which this build lacks",
-                base.scenario,
-                candidate.scenario
-            )
+            let (table, regressed) = commands::compare(&base, &candidate)?;
+            print!("{table}");
+            Ok(if regressed {
+                exit::REGRESSION
+            } else {
+                exit::OK
+            })
         }
     }
 }
@@ -83,5 +109,9 @@ fn fail(message: &str) -> ExitCode {
 
 /// The first line of a multi-line message (clap's errors add usage and tips below it).
 fn first_line(message: &str) -> String {
-    message.lines().find(|l| !l.trim().is_empty()).unwrap_or(message).to_owned()
+    message
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(message)
+        .to_owned()
 }

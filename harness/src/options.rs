@@ -146,7 +146,9 @@ fn parse_arrivals(text: &str) -> Result<Arrivals, String> {
     match text {
         "constant" => Ok(Arrivals::Constant),
         "poisson" => Ok(Arrivals::Poisson),
-        other => Err(format!("`{other}` is not an arrival kind (constant, poisson)")),
+        other => Err(format!(
+            "`{other}` is not an arrival kind (constant, poisson)"
+        )),
     }
 }
 
@@ -182,7 +184,7 @@ impl fmt::Display for Span {
         let d = self.0;
         if d.subsec_nanos() == 0 {
             write!(f, "{}s", d.as_secs())
-        } else if d.subsec_nanos() % 1_000_000 == 0 {
+        } else if d.subsec_nanos().is_multiple_of(1_000_000) {
             write!(f, "{}ms", d.as_millis())
         } else {
             write!(f, "{}us", d.as_micros())
@@ -252,7 +254,8 @@ mod tests {
 
     #[test]
     fn flags_override_the_file_field_by_field() {
-        let file: RunOptions = toml::from_str("users = 5\nmodel = \"m\"\nquiet = true\n").expect("valid");
+        let file: RunOptions =
+            toml::from_str("users = 5\nmodel = \"m\"\nquiet = true\n").expect("valid");
         let flags = RunOptions {
             users: Some(9),
             ..RunOptions::default()
@@ -273,7 +276,10 @@ mod tests {
             ..RunOptions::default()
         };
         let text = toml::to_string(&options).expect("serializes");
-        assert_eq!(toml::from_str::<RunOptions>(&text).expect("parses"), options);
+        assert_eq!(
+            toml::from_str::<RunOptions>(&text).expect("parses"),
+            options
+        );
         let error = toml::from_str::<RunOptions>("userz = 3\n").expect_err("unknown key");
         assert!(error.message().contains("userz"), "{}", error.message());
     }

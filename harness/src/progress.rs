@@ -29,13 +29,22 @@ impl Progress {
     }
 
     /// Shows the state after the latest closed second.
-    pub fn update(&self, elapsed: Duration, latest: Option<&Interval>, run: &RunResult, slo_lost: bool) {
+    pub fn update(
+        &self,
+        elapsed: Duration,
+        latest: Option<&Interval>,
+        run: &RunResult,
+        slo_lost: bool,
+    ) {
         self.bar.set_position(elapsed.as_secs());
         let users = latest.map_or(0, |i| i.active_users);
         let rps = latest.map_or(0.0, Interval::rps);
         let p95 = latest
             .and_then(|i| i.histograms.percentile(Metric::Latency, 0.95))
-            .map_or_else(|| "-".to_owned(), |us| format!("{:.0}ms", us as f64 / 1000.0));
+            .map_or_else(
+                || "-".to_owned(),
+                |us| format!("{:.0}ms", us as f64 / 1000.0),
+            );
         let errors = run.totals.errors.total();
         let rate = run.totals.error_rate().unwrap_or(0.0) * 100.0;
         let slo = if slo_lost { "SLO LOST" } else { "SLO ok" };

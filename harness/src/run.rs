@@ -11,12 +11,13 @@ use reports::model::Environment;
 use reports::slo::{evaluate, evaluate_partial};
 use scenarios::attack::{self, AttackError};
 use scenarios::capacity::{self, StageVerdict};
+use scenarios::changes::{ChangeEffect, effects};
 use scenarios::client::{Client, ClientError};
 use scenarios::load::Load;
-use scenarios::recorder::Recorder;
+use scenarios::recorder::{CacheLatency, Recorder};
 use tokio::time::MissedTickBehavior;
 
-use crate::output::{OutputError, write_run};
+use crate::output::write_run;
 use crate::progress::Progress;
 use crate::resolve::Resolved;
 use crate::sampler::Sampler;
@@ -29,6 +30,10 @@ pub struct Outcome {
     pub dir: PathBuf,
     /// Per-stage verdicts, for scenarios that report capacity.
     pub stages: Option<Vec<StageVerdict>>,
+    /// What each mid-run upstream change did.
+    pub changes: Vec<ChangeEffect>,
+    /// Latency of cache hits and misses (not part of `summary.json`).
+    pub cache_latency: CacheLatency,
     /// Why the run stopped early, when an aborting SLO was lost.
     pub aborted: Option<String>,
 }
@@ -43,7 +48,7 @@ pub enum RunError {
     #[error(transparent)]
     Attack(#[from] AttackError),
     #[error(transparent)]
-    Output(#[from] OutputError),
+    Output(#[from] reports::ReportError),
     #[error("the load task failed: {0}")]
     Join(String),
 }
@@ -53,24 +58,36 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
     let stack = Stack::start(&resolved.target, resolved.scenario.upstream).await?;
     let outcome = drive(&resolved, &stack).await;
     stack.shutdown().await;
-    let (mut result, aborted) = outcome?;
+    let (mut result, aborted, cache_latency) = outcome?;
 
     result.slo_results = evaluate(&resolved.slos, &result);
     let stages = match (&resolved.plan.load, resolved.scenario.capacity_by_stage) {
-        (Load::Closed { stages, .. }, true) => Some(capacity::by_stage(&result, &resolved.slos, stages)),
+        (Load::Closed { stages, .. }, true) => {
+            Some(capacity::by_stage(&result, &resolved.slos, stages))
+        }
         _ => None,
     };
-    let dir = write_run(&resolved.out, &result, &resolved.options)?;
+    let changes = effects(
+        &result,
+        &resolved.scenario.changes,
+        resolved.plan.load.duration(),
+    );
+    let dir = write_run(&resolved.out, &result)?;
     Ok(Outcome {
         result,
         dir,
         stages,
+        changes,
+        cache_latency,
         aborted,
     })
 }
 
 /// Drives the load against `stack`, collecting one interval per second.
-async fn drive(resolved: &Resolved, stack: &Stack) -> Result<(RunResult, Option<String>), RunError> {
+async fn drive(
+    resolved: &Resolved,
+    stack: &Stack,
+) -> Result<(RunResult, Option<String>, CacheLatency), RunError> {
     let scenario = &resolved.scenario;
     let total = resolved.plan.load.duration();
     eprintln!(
@@ -81,11 +98,10 @@ async fn drive(resolved: &Resolved, stack: &Stack) -> Result<(RunResult, Option<
         resolved.plan.model,
         resolved.plan.seed,
         resolved.slos.len(),
-        resolved
-            .options
-            .slo
-            .as_ref()
-            .map_or_else(|| " (scenario default)".to_owned(), |p| format!(" from {}", p.display()))
+        resolved.options.slo.as_ref().map_or_else(
+            || " (scenario default)".to_owned(),
+            |p| format!(" from {}", p.display())
+        )
     );
 
     let config = toml::Table::try_from(&resolved.options).unwrap_or_default();
@@ -161,8 +177,9 @@ async fn drive(resolved: &Resolved, stack: &Stack) -> Result<(RunResult, Option<
     result.finish(Utc::now(), wall);
     if let Some(reason) = &aborted {
         eprintln!("stopped early: {reason}");
+        result.stopped_early = Some(reason.clone());
     }
-    Ok((result, aborted))
+    Ok((result, aborted, recorder.cache_latency()))
 }
 
 fn whole_secs(d: Duration) -> u32 {

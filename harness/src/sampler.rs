@@ -145,7 +145,9 @@ fn process_cpu() -> Option<Duration> {
     let mut fields = after.split_whitespace().skip(11);
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_secs_f64((user + system) as f64 / clock_ticks()))
+    Some(Duration::from_secs_f64(
+        (user + system) as f64 / clock_ticks(),
+    ))
 }
 
 fn page_size() -> u64 {

@@ -82,7 +82,11 @@ impl Stack {
     pub fn describe(&self) -> String {
         match &self.mocks {
             Mocks::None => format!("external target {}", self.url),
-            Mocks::Native { primary, fallback, profile } => format!(
+            Mocks::Native {
+                primary,
+                fallback,
+                profile,
+            } => format!(
                 "embedded gateway {} -> native mocks primary {} + fallback {} (TTFT {:?} ms, ITL {:?} ms, faults {:.1}%)",
                 self.url,
                 primary.url(),
@@ -102,7 +106,10 @@ impl Stack {
 
     /// Applies a scenario's mid-run change to the primary provider.
     pub fn apply(&self, change: UpstreamChange) -> Result<(), StackError> {
-        let Mocks::Native { primary, profile, .. } = &self.mocks else {
+        let Mocks::Native {
+            primary, profile, ..
+        } = &self.mocks
+        else {
             return Err(StackError::Mock(
                 "upstream changes need the embedded native mock".to_owned(),
             ));
@@ -114,7 +121,9 @@ impl Stack {
                 ..profile.clone()
             },
         };
-        primary.set_profile(next).map_err(|e| StackError::Mock(e.to_string()))
+        primary
+            .set_profile(next)
+            .map_err(|e| StackError::Mock(e.to_string()))
     }
 
     async fn check_reachable(&self) -> Result<(), StackError> {
@@ -137,7 +146,10 @@ impl Stack {
         if let Some(gateway) = self.gateway {
             gateway.shutdown().await;
         }
-        if let Mocks::Native { primary, fallback, .. } = self.mocks {
+        if let Mocks::Native {
+            primary, fallback, ..
+        } = self.mocks
+        {
             primary.shutdown().await;
             fallback.shutdown().await;
         }
@@ -166,12 +178,18 @@ fn profile(upstream: Upstream) -> Profile {
     }
 }
 
-async fn start_mocks(backend: MockBackend, upstream: Upstream) -> Result<(Mocks, [String; 2]), StackError> {
+async fn start_mocks(
+    backend: MockBackend,
+    upstream: Upstream,
+) -> Result<(Mocks, [String; 2]), StackError> {
     match backend {
         MockBackend::Native => {
             let profile = profile(upstream);
             let start = |seed: u64| {
-                let profile = Profile { seed, ..profile.clone() };
+                let profile = Profile {
+                    seed,
+                    ..profile.clone()
+                };
                 async move {
                     MockServer::start(MockConfig::new(profile))
                         .await
@@ -181,7 +199,14 @@ async fn start_mocks(backend: MockBackend, upstream: Upstream) -> Result<(Mocks,
             let primary = start(profile.seed).await?;
             let fallback = start(profile.seed.wrapping_add(1)).await?;
             let urls = [primary.url().to_owned(), fallback.url().to_owned()];
-            Ok((Mocks::Native { primary, fallback, profile }, urls))
+            Ok((
+                Mocks::Native {
+                    primary,
+                    fallback,
+                    profile,
+                },
+                urls,
+            ))
         }
         MockBackend::Wiremock => {
             let start = || async {

@@ -4,12 +4,31 @@
 use std::fmt::Write;
 
 use reports::RunResult;
-use reports::model::{ErrorClass, Metric, Summary, significant};
+use reports::model::{ErrorClass, Metric, Summary, Unit, significant};
 use reports::slo::SloStatus;
 use scenarios::capacity::{StageVerdict, capacity};
+use scenarios::changes::ChangeEffect;
+use scenarios::recorder::CacheLatency;
+use scenarios::scenario::UpstreamChange;
 
-/// Renders the summary of `run` (with stage verdicts when the scenario has them).
-pub fn render(run: &RunResult, stages: Option<&[StageVerdict]>) -> String {
+/// What a run's console summary shows beyond the [`RunResult`].
+#[derive(Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// Per-stage verdicts (stress).
+    pub stages: Option<&'a [StageVerdict]>,
+    /// Effects of mid-run upstream changes (failover).
+    pub changes: &'a [ChangeEffect],
+    /// Latency by cache outcome.
+    pub cache_latency: Option<&'a CacheLatency>,
+}
+
+/// Renders the summary of `run`.
+pub fn render(run: &RunResult, extras: &Extras<'_>) -> String {
+    let Extras {
+        stages,
+        changes,
+        cache_latency,
+    } = *extras;
     let mut out = String::new();
     let secs = run.wall_time.as_secs_f64();
     let _ = writeln!(
@@ -19,6 +38,9 @@ pub fn render(run: &RunResult, stages: Option<&[StageVerdict]>) -> String {
         secs,
         run.peak_users()
     );
+    if let Some(reason) = &run.stopped_early {
+        let _ = writeln!(out, "  stopped early: {reason}\n");
+    }
     for metric in Metric::ALL {
         if let Some(summary) = run.summary(metric) {
             let _ = writeln!(out, "  {}", metric_line(metric, &summary));
@@ -62,6 +84,27 @@ pub fn render(run: &RunResult, stages: Option<&[StageVerdict]>) -> String {
             cache.coalesced,
             percent(cache.hit_ratio())
         );
+        if let Some(split) = cache_latency {
+            let side = |h: &hdrhistogram::Histogram<u64>| {
+                Summary::of(h).map_or_else(
+                    || "-".to_owned(),
+                    |s| {
+                        format!(
+                            "p50={} p95={}",
+                            Unit::Micros.format(s.p50 as f64),
+                            Unit::Micros.format(s.p95 as f64)
+                        )
+                    },
+                )
+            };
+            let _ = writeln!(
+                out,
+                "  {} hits {} · misses {}",
+                dotted("cache latency"),
+                side(&split.hit),
+                side(&split.miss)
+            );
+        }
     }
     let lag = totals.send_lag;
     let _ = writeln!(
@@ -80,10 +123,11 @@ pub fn render(run: &RunResult, stages: Option<&[StageVerdict]>) -> String {
         let _ = writeln!(out, "\n  stages");
         for v in verdicts {
             let mark = if v.passed() { "✓" } else { "✗" };
+            let window = format!("{}s-{}s", v.start, v.end);
             let _ = writeln!(
                 out,
-                "    {mark} {:>5} users  {:>4}s..{:<4}s  {} requests",
-                v.users, v.start, v.end, v.requests
+                "    {mark} {:>5} users  {window:<11} {} requests",
+                v.users, v.requests
             );
         }
         let verdict = match capacity(verdicts) {
@@ -91,6 +135,24 @@ pub fn render(run: &RunResult, stages: Option<&[StageVerdict]>) -> String {
             None => "no stage met every SLO".to_owned(),
         };
         let _ = writeln!(out, "    capacity: {verdict}");
+    }
+    if !changes.is_empty() {
+        let _ = writeln!(out, "\n  upstream changes");
+        for effect in changes {
+            let what = match effect.change {
+                UpstreamChange::PrimaryFails { status } => format!("primary fails with {status}"),
+                UpstreamChange::PrimaryRecovers => "primary recovers".to_owned(),
+            };
+            let settled = effect.settled_after.map_or_else(
+                || "no failure-free second before the next change".to_owned(),
+                |s| format!("failure-free again after {s}s"),
+            );
+            let _ = writeln!(
+                out,
+                "    at {:>4}s  {what:<24} {} failed, {settled}",
+                effect.at, effect.failed
+            );
+        }
     }
     if !run.slo_results.is_empty() {
         let _ = writeln!(out, "\n  SLOs");
@@ -151,7 +213,10 @@ fn gateway_line(run: &RunResult) -> Option<String> {
     let cpu: Vec<f64> = run.gateway.iter().filter_map(|s| s.cpu_percent).collect();
     let mut parts = Vec::new();
     if let Some(rss) = rss {
-        parts.push(format!("peak RSS {} MB (whole process)", significant(rss as f64 / 1e6)));
+        parts.push(format!(
+            "peak RSS {} MB (whole process)",
+            significant(rss as f64 / 1e6)
+        ));
     }
     if !cpu.is_empty() {
         let mean = cpu.iter().sum::<f64>() / cpu.len() as f64;
@@ -169,7 +234,10 @@ fn dotted(name: &str) -> String {
 }
 
 fn percent(ratio: Option<f64>) -> String {
-    ratio.map_or_else(|| "-".to_owned(), |r| format!("{}%", significant(r * 100.0)))
+    ratio.map_or_else(
+        || "-".to_owned(),
+        |r| format!("{}%", significant(r * 100.0)),
+    )
 }
 
 fn rate(value: Option<f64>) -> String {

@@ -3,8 +3,13 @@
 //!
 //! `cargo run --release -p mock-providers --example throughput -- [SECONDS] [TOTAL_REQUESTS]`
 //! (defaults: 5 s per server, 1,000,000 requests for the memory check).
+//!
+//! The load comes from `wrk` when it is installed (a separate, lean process, so the figure is the
+//! server's and not the load generator's), otherwise from an in-process hyper client; the output
+//! says which. Both servers always get the same generator.
 
 use std::net::SocketAddr;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -73,6 +78,39 @@ async fn drive(addr: SocketAddr, limit: Duration, count: u64) -> f64 {
     done.load(Relaxed).min(count) as f64 / start.elapsed().as_secs_f64()
 }
 
+fn wrk_available() -> bool {
+    Command::new("wrk").arg("--version").output().is_ok()
+}
+
+/// Runs `wrk` against `addr` for `limit` and returns its requests/s.
+fn wrk(addr: SocketAddr, limit: Duration) -> f64 {
+    let script =
+        std::env::temp_dir().join(format!("gatebench-throughput-{}.lua", std::process::id()));
+    let body = String::from_utf8(body()).expect("utf-8");
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.body = '{body}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+    );
+    std::fs::write(&script, lua).expect("write wrk script");
+    let output = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{CONCURRENCY}"),
+            &format!("-d{}s", limit.as_secs().max(1)),
+        ])
+        .arg("-s")
+        .arg(&script)
+        .arg(format!("http://{addr}/v1/chat/completions"))
+        .output()
+        .expect("run wrk");
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("Non-2xx"), "wrk saw errors:\n{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"))
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args()
@@ -100,17 +138,32 @@ async fn main() {
     Reply::openai().tokens(16).mock().mount(&wm).await;
     let wm_addr = *wm.address();
 
+    let generator = if wrk_available() {
+        "wrk, 1 thread"
+    } else {
+        "in-process hyper client"
+    };
+    let measure = async |addr: SocketAddr, limit: Duration| {
+        if wrk_available() {
+            // Off the runtime's workers: a blocked worker would halve the native server's threads.
+            tokio::task::spawn_blocking(move || wrk(addr, limit))
+                .await
+                .expect("wrk task")
+        } else {
+            drive(addr, limit, u64::MAX).await
+        }
+    };
     // Warm both up, then measure each for the same time, native before and after to see drift.
-    drive(native.addr(), Duration::from_secs(1), u64::MAX).await;
-    drive(wm_addr, Duration::from_secs(1), u64::MAX).await;
-    let native_a = drive(native.addr(), seconds, u64::MAX).await;
+    measure(native.addr(), Duration::from_secs(1)).await;
+    measure(wm_addr, Duration::from_secs(1)).await;
+    let native_a = measure(native.addr(), seconds).await;
     let rss_before_wm = rss();
-    let wiremock = drive(wm_addr, seconds, u64::MAX).await;
+    let wiremock = measure(wm_addr, seconds).await;
     let wm_growth = rss().saturating_sub(rss_before_wm);
-    let native_b = drive(native.addr(), seconds, u64::MAX).await;
+    let native_b = measure(native.addr(), seconds).await;
     let native_rps = (native_a + native_b) / 2.0;
     println!(
-        "non-streaming chat completion, 16 tokens, {CONCURRENCY} keep-alive connections, {}s per run",
+        "non-streaming chat completion, 16 tokens, {CONCURRENCY} keep-alive connections, {}s per run, load from {generator}",
         seconds.as_secs()
     );
     println!("  native mock   {native_rps:>10.0} req/s  (runs: {native_a:.0}, {native_b:.0})");

@@ -62,25 +62,15 @@ pub fn stream_script(c: &Completion, end: StreamEnd) -> Script {
     );
     event(&mut s, "ping", r#"{"type": "ping"}"#);
     s.cut();
-    let sent = match end {
-        StreamEnd::Complete | StreamEnd::Malformed => c.tokens.len(),
-        StreamEnd::ErrorAfter(n) | StreamEnd::CutAfter(n) => n.min(c.tokens.len()),
-    };
-    let broken = (end == StreamEnd::Malformed).then_some(c.tokens.len() / 2);
-    for (i, token) in c.tokens[..sent].iter().enumerate() {
-        let data = if broken == Some(i) {
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#
-                .to_owned()
-        } else {
-            format!(
+    s.push_tokens(c, end, |s, token| {
+        let data = match token {
+            Some(token) => format!(
                 r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{token}"}}}}"#
-            )
+            ),
+            None => r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#.to_owned(),
         };
-        event(&mut s, "content_block_delta", &data);
-        if i + 1 < sent {
-            s.cut();
-        }
-    }
+        event(s, "content_block_delta", &data);
+    });
     match end {
         StreamEnd::Complete | StreamEnd::Malformed => {
             event(

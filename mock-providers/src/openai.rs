@@ -76,23 +76,12 @@ pub fn stream_script(c: &Completion, include_usage: bool, end: StreamEnd) -> Scr
         None,
     );
     s.cut();
-    let sent = match end {
-        StreamEnd::Complete | StreamEnd::Malformed => c.tokens.len(),
-        StreamEnd::ErrorAfter(n) | StreamEnd::CutAfter(n) => n.min(c.tokens.len()),
-    };
-    let broken = (end == StreamEnd::Malformed).then_some(c.tokens.len() / 2);
-    for (i, token) in c.tokens[..sent].iter().enumerate() {
-        if broken == Some(i) {
-            s.push(&format!(
-                "{head}[{{\"index\":0,\"delta\":{{\"content\":\n\n"
-            ));
-        } else {
-            chunk(&mut s, &format!(r#"{{"content":"{token}"}}"#), None);
-        }
-        if i + 1 < sent {
-            s.cut();
-        }
-    }
+    s.push_tokens(c, end, |s, token| match token {
+        Some(token) => chunk(s, &format!(r#"{{"content":"{token}"}}"#), None),
+        None => s.push(&format!(
+            "{head}[{{\"index\":0,\"delta\":{{\"content\":\n\n"
+        )),
+    });
     match end {
         StreamEnd::Complete | StreamEnd::Malformed => {
             chunk(&mut s, "{}", Some(c.finish));

@@ -72,7 +72,7 @@ impl Distribution {
                 invalid("mean and std_dev must be >= 0")
             }
             Self::LogNormal { median, sigma }
-                if !(median.is_finite() && median > 0.0) || !finite_non_negative(sigma) =>
+                if !(median.is_finite() && median > 0.0 && finite_non_negative(sigma)) =>
             {
                 invalid("median must be > 0 and sigma >= 0")
             }

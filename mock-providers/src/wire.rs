@@ -236,6 +236,28 @@ pub struct Script {
 }
 
 impl Script {
+    /// Writes the content tokens that `end` lets through, one piece each (the last piece stays
+    /// open for the closing events). `write` gets the token, or `None` where `end` asks for a
+    /// malformed chunk instead.
+    pub(crate) fn push_tokens(
+        &mut self,
+        c: &Completion,
+        end: StreamEnd,
+        mut write: impl FnMut(&mut Self, Option<&str>),
+    ) {
+        let sent = match end {
+            StreamEnd::Complete | StreamEnd::Malformed => c.tokens.len(),
+            StreamEnd::ErrorAfter(n) | StreamEnd::CutAfter(n) => n.min(c.tokens.len()),
+        };
+        let broken = (end == StreamEnd::Malformed).then_some(c.tokens.len() / 2);
+        for (i, token) in c.tokens[..sent].iter().enumerate() {
+            write(self, (broken != Some(i)).then_some(*token));
+            if i + 1 < sent {
+                self.cut();
+            }
+        }
+    }
+
     pub(crate) fn push(&mut self, s: &str) {
         self.buf.extend_from_slice(s.as_bytes());
     }

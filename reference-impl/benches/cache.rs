@@ -21,9 +21,11 @@ fn request_body(n: u64) -> Vec<u8> {
         "model": "gpt-4o-mini",
         "temperature": 0,
         "max_tokens": 256,
+        "top_p": 1,
+        "user": "bench-user-0001",
         "stream": true,
         "messages": [
-            {"role": "system", "content": "You are a concise assistant that answers questions about distributed systems, networking and databases. Prefer short, precise answers and cite the relevant concept by name."},
+            {"role": "system", "content": "You are a concise assistant that answers questions about distributed systems, networking and databases. Prefer short, precise answers and cite the relevant concept by name. Keep answers under two hundred words unless asked for more detail, and use plain text without any markdown formatting."},
             {"role": "user", "content": "Explain the difference between a token bucket and a leaky bucket rate limiter, and when GCRA is preferable to either of them in a gateway."},
             {"role": "assistant", "content": "Both shape traffic. A token bucket allows bursts up to its capacity and refills at a fixed rate; a leaky bucket smooths output to a constant rate. GCRA is a token bucket expressed as one timestamp."},
             {"role": "user", "content": format!("Question {n}: and how would you share such a limit between several gateway replicas without read-then-write races, keeping the hot path fast and the failure mode safe?")}
@@ -32,7 +34,11 @@ fn request_body(n: u64) -> Vec<u8> {
     serde_json::to_vec(&body).expect("serialize")
 }
 
-fn classify(cache: &ResponseCache, body: &[u8], headers: &HeaderMap) -> reference_impl::cache::CacheRequest {
+fn classify(
+    cache: &ResponseCache,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> reference_impl::cache::CacheRequest {
     match cache.classify(body, headers) {
         Cacheability::Cacheable(request) => request,
         Cacheability::Bypass(reason) => panic!("bypass {reason:?}"),
@@ -41,7 +47,11 @@ fn classify(cache: &ResponseCache, body: &[u8], headers: &HeaderMap) -> referenc
 
 fn cache(c: &mut Criterion) {
     let body = request_body(0);
-    assert!((900..1300).contains(&body.len()), "body is {} bytes", body.len());
+    assert!(
+        (1000..1100).contains(&body.len()),
+        "body is {} bytes",
+        body.len()
+    );
     let headers = HeaderMap::new();
     let cache = ResponseCache::new(CacheConfig::default()).expect("config");
     let request = classify(&cache, &body, &headers);

@@ -4,26 +4,27 @@
 //! how much of a guess was right). Without a configured token, only loopback clients are
 //! answered, so an unconfigured gateway never exposes its internals to the network.
 
-use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
+use axum::Json;
+use axum::extract::Path;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Json;
+use axum::routing::{delete, get};
 use http::header;
 use serde::Serialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::breaker::BreakerState;
+use crate::cache::CacheKey;
 use crate::error::ApiError;
-use crate::health::HealthView;
 use crate::metrics::Percentiles;
-use crate::provider::Provider;
+use crate::queue::RequestQueue;
 use crate::server::Shared;
 
 pub fn routes(shared: Arc<Shared>) -> axum::Router<Arc<Shared>> {
@@ -32,6 +33,8 @@ pub fn routes(shared: Arc<Shared>) -> axum::Router<Arc<Shared>> {
         .route("/health", get(health))
         .route("/connection-pool", get(connection_pool))
         .route("/request-queue", get(request_queue))
+        .route("/cache", get(cache_stats).delete(cache_clear))
+        .route("/cache/{name}", delete(cache_remove))
         .route("/optimize", get(optimize))
         .layer(middleware::from_fn_with_state(shared, authorize))
 }
@@ -50,8 +53,10 @@ async fn authorize(
             .is_some_and(|given| bool::from(given.ct_eq(expected.as_bytes()))),
         None if peer.ip().is_loopback() => true,
         None => {
-            return ApiError::forbidden("the admin API without a token answers loopback clients only")
-                .into_response();
+            return ApiError::forbidden(
+                "the admin API without a token answers loopback clients only",
+            )
+            .into_response();
         }
     };
     if !allowed {
@@ -110,10 +115,14 @@ async fn health(State(gw): State<Arc<Shared>>) -> Json<serde_json::Value> {
         .iter()
         .map(|p| {
             let view = p.health.view(now, smoothing);
+            let breaker = p.breaker.stats();
             json!({
                 "provider": p.name(),
-                "healthy": view.reliability >= min && view.cooldown.is_none(),
+                "healthy": view.reliability >= min
+                    && view.cooldown.is_none()
+                    && breaker.state == BreakerState::Closed,
                 "health": view,
+                "breaker": breaker,
             })
         })
         .collect();
@@ -135,12 +144,53 @@ async fn request_queue(State(gw): State<Arc<Shared>>) -> Json<serde_json::Value>
         .router
         .providers()
         .iter()
-        .map(|p| json!({ "provider": p.name(), "in_flight": p.pool.in_flight.load(Relaxed) }))
+        .map(|p| {
+            json!({
+                "provider": p.name(),
+                "upstream_in_flight": p.pool.in_flight.load(Relaxed),
+                "queue": p.queue.as_ref().map(RequestQueue::stats),
+            })
+        })
         .collect();
     Json(json!({
+        "enabled": gw.config.queue.is_some(),
         "in_flight": gw.metrics.in_flight.load(Relaxed),
         "providers": providers,
     }))
+}
+
+async fn cache_stats(State(gw): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(match &gw.cache {
+        Some(cache) => json!({ "enabled": true, "stats": cache.stats() }),
+        None => json!({ "enabled": false }),
+    })
+}
+
+/// `DELETE cache`: drops every entry.
+async fn cache_clear(State(gw): State<Arc<Shared>>) -> Response {
+    match &gw.cache {
+        Some(cache) => {
+            cache.clear();
+            Json(json!({ "cleared": "all" })).into_response()
+        }
+        None => ApiError::not_found("the cache is not enabled").into_response(),
+    }
+}
+
+/// `DELETE cache/{name}`: drops one entry by its key (`ai:completion:{model}:{hash}`).
+async fn cache_remove(State(gw): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let Some(cache) = &gw.cache else {
+        return ApiError::not_found("the cache is not enabled").into_response();
+    };
+    match CacheKey::parse(&name) {
+        Some(key) => {
+            cache.remove(&key);
+            Json(json!({ "cleared": name })).into_response()
+        }
+        None => ApiError::invalid_request("not a cache key: expected ai:completion:{model}:{hash}")
+            .with_param("name")
+            .into_response(),
+    }
 }
 
 /// One tuning recommendation, derived from current figures.
@@ -166,7 +216,8 @@ async fn optimize(State(gw): State<Arc<Shared>>) -> Json<serde_json::Value> {
         out.push(Recommendation {
             area: "errors",
             finding: format!("error rate is {:.1} %", stats.error_rate * 100.0),
-            action: "add a fallback provider to the affected routes or raise routing.max_attempts".into(),
+            action: "add a fallback provider to the affected routes or raise routing.max_attempts"
+                .into(),
         });
     }
     let now = Instant::now();
@@ -186,53 +237,56 @@ async fn optimize(State(gw): State<Arc<Shared>>) -> Json<serde_json::Value> {
                 ),
             });
         }
+        if let Some(queue) = p.queue.as_ref().map(RequestQueue::stats)
+            && queue.utilization > 0.8
+        {
+            out.push(Recommendation {
+                area: "request-queue",
+                finding: format!(
+                    "provider `{}` queue utilization is {:.0} % ({} waiting)",
+                    p.name(),
+                    queue.utilization * 100.0,
+                    queue.depth
+                ),
+                action: format!(
+                    "raise queue.max_concurrent (now {}) if the provider can take more",
+                    queue.max_concurrent
+                ),
+            });
+        }
         let view = p.health.view(now, gw.router.smoothing());
         if view.reliability < gw.router.config().min_reliability {
             out.push(Recommendation {
                 area: "routing",
-                finding: format!("provider `{}` reliability is {:.2}", p.name(), view.reliability),
+                finding: format!(
+                    "provider `{}` reliability is {:.2}",
+                    p.name(),
+                    view.reliability
+                ),
                 action: "traffic is routed around it; check the provider or its quota".into(),
             });
         }
     }
-    Json(json!({ "recommendations": out }))
-}
-
-/// A per-provider series: name, type, help, and how to read it.
-type Series = (&'static str, &'static str, &'static str, fn(&Provider, &HealthView) -> f64);
-
-const PROVIDER_SERIES: [Series; 7] = [
-    ("gateway_upstream_reliability", "gauge", "Moving average of attempt success, 0..1.", |_, h| h.reliability),
-    ("gateway_upstream_latency_us", "gauge", "Moving average of time to first byte, microseconds.", |_, h| {
-        h.latency_us.unwrap_or(0.0)
-    }),
-    ("gateway_upstream_successes_total", "counter", "Successful upstream attempts.", |_, h| h.successes as f64),
-    ("gateway_upstream_failures_total", "counter", "Failed upstream attempts.", |_, h| h.failures as f64),
-    ("gateway_pool_connections_opened_total", "counter", "Upstream connections opened.", |p, _| {
-        p.pool.connections_opened.load(Relaxed) as f64
-    }),
-    ("gateway_pool_connect_errors_total", "counter", "Upstream connection attempts that failed.", |p, _| {
-        p.pool.connect_errors.load(Relaxed) as f64
-    }),
-    ("gateway_pool_requests_total", "counter", "Requests sent upstream.", |p, _| {
-        p.pool.requests.load(Relaxed) as f64
-    }),
-];
-
-/// Per-provider series for `/metrics`.
-pub fn render_provider_metrics(gw: &Shared, out: &mut String) {
-    let now = Instant::now();
-    let smoothing = gw.router.smoothing();
-    let views: Vec<_> = gw
-        .router
-        .providers()
-        .iter()
-        .map(|p| (p, p.health.view(now, smoothing)))
-        .collect();
-    for (name, kind, help, read) in PROVIDER_SERIES {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (p, view) in &views {
-            let _ = writeln!(out, "{name}{{provider=\"{}\"}} {}", p.name(), read(p, view));
+    if let Some(cache) = &gw.cache {
+        let c = cache.stats();
+        let lookups = c.hits + c.misses + c.coalesced;
+        if lookups >= 100 && (c.hits + c.coalesced) * 10 < lookups {
+            out.push(Recommendation {
+                area: "cache",
+                finding: format!(
+                    "cache answers {:.1} % of lookups",
+                    (c.hits + c.coalesced) as f64 * 100.0 / lookups as f64
+                ),
+                action: "little repeats: consider the semantic tier, or disable the cache to save memory".into(),
+            });
+        }
+        if c.evictions > c.entries {
+            out.push(Recommendation {
+                area: "cache",
+                finding: format!("{} evictions with {} entries held", c.evictions, c.entries),
+                action: "raise cache.max_bytes".into(),
+            });
         }
     }
+    Json(json!({ "recommendations": out }))
 }

@@ -188,7 +188,9 @@ pub struct Permit<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PermitKind {
     Closed,
-    Probe { generation: u64 },
+    Probe {
+        generation: u64,
+    },
     /// Already settled; dropping it does nothing.
     Settled,
 }
@@ -298,7 +300,9 @@ impl CircuitBreaker {
         let mut inner = self.lock();
         let now = Instant::now();
         match (kind, inner.state) {
-            (PermitKind::Closed, BreakerState::Closed) => self.record_closed(&mut inner, success, now),
+            (PermitKind::Closed, BreakerState::Closed) => {
+                self.record_closed(&mut inner, success, now)
+            }
             (PermitKind::Probe { generation }, BreakerState::HalfOpen)
                 if generation == inner.generation =>
             {

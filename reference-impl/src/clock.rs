@@ -3,13 +3,15 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// Started when a request arrives; every await on an upstream goes through [`Clock::upstream`],
-/// so [`Clock::overhead`] is the time the gateway itself spent (parsing, routing, translating,
-/// scheduling). That is the figure in `x-gateway-overhead-us`.
+/// Started when a request arrives; every await on an upstream goes through [`Clock::upstream`]
+/// and every wait for a queue slot through [`Clock::queued`], so [`Clock::overhead`] is the
+/// time the gateway itself spent (parsing, routing, translating, scheduling). That is the
+/// figure in `x-gateway-overhead-us`; queue waits are policy, measured on their own.
 #[derive(Debug)]
 pub struct Clock {
     started: Instant,
     upstream: Duration,
+    queued: Duration,
 }
 
 impl Clock {
@@ -17,6 +19,7 @@ impl Clock {
         Self {
             started: Instant::now(),
             upstream: Duration::ZERO,
+            queued: Duration::ZERO,
         }
     }
 
@@ -32,9 +35,19 @@ impl Clock {
         output
     }
 
-    /// Time since arrival not spent waiting on upstreams.
+    /// Awaits `future` (a wait for a concurrency slot) off the overhead clock.
+    pub async fn queued<F: Future>(&mut self, future: F) -> F::Output {
+        let began = Instant::now();
+        let output = future.await;
+        self.queued += began.elapsed();
+        output
+    }
+
+    /// Time since arrival not spent waiting on upstreams or in a queue.
     pub fn overhead(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.upstream)
+        self.started
+            .elapsed()
+            .saturating_sub(self.upstream + self.queued)
     }
 }
 

@@ -11,6 +11,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::breaker::BreakerConfig;
+use crate::cache::CacheConfig;
+use crate::limiter::{LimiterConfig, Tier};
+use crate::queue::QueueConfig;
+
 /// Environment variable that overrides `admin.token`.
 pub const ADMIN_TOKEN_ENV: &str = "GATEWAY_ADMIN_TOKEN";
 
@@ -25,6 +30,27 @@ pub struct GatewayConfig {
     pub providers: Vec<ProviderConfig>,
     /// Model name -> candidate providers. A route named `*` serves any model not listed.
     pub models: Vec<ModelRoute>,
+    /// Response cache and request coalescing; off unless a `[cache]` section is given.
+    pub cache: CacheConfig,
+    /// Rate limits per key tier and model; off unless a `[limiter]` section is given.
+    pub limiter: LimiterConfig,
+    /// Circuit breaker settings, one breaker per provider.
+    pub breaker: BreakerConfig,
+    /// Per-provider concurrency limit and priority wait queue; none unless `[queue]` is given.
+    pub queue: Option<QueueConfig>,
+    /// Client API keys and their tiers (for rate limits and queue priority).
+    pub api_keys: Vec<ApiKey>,
+    /// Tier of requests whose key is absent or not listed.
+    pub default_tier: Tier,
+}
+
+/// A client API key and its tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// The key as clients send it (`authorization: Bearer KEY`); only its hash is kept.
+    pub key: String,
+    pub tier: Tier,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +85,18 @@ impl GatewayConfig {
                 name: ANY_MODEL.to_owned(),
                 candidates,
             }],
+            cache: CacheConfig {
+                enabled: false,
+                ..CacheConfig::default()
+            },
+            limiter: LimiterConfig {
+                enabled: false,
+                ..LimiterConfig::default()
+            },
+            breaker: BreakerConfig::default(),
+            queue: None,
+            api_keys: Vec::new(),
+            default_tier: Tier::Free,
         }
     }
 
@@ -76,11 +114,22 @@ impl GatewayConfig {
 
     /// Parses TOML text. Does not read the environment and does not validate.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            line: e
-                .span()
-                .map(|span| text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1),
-            message: e.message().to_owned(),
+        toml::from_str(text).map_err(|e| {
+            let start = e.span().map_or(0, |span| span.start.min(text.len()));
+            let line = text[..start].matches('\n').count() + 1;
+            // toml names unknown and missing fields in its message but not a mistyped one;
+            // the key on the offending line does.
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map(|(key, _)| key.trim().to_owned())
+                .filter(|key| !key.is_empty() && !key.starts_with('['));
+            ConfigError::Parse {
+                line: e.span().map(|_| line),
+                key,
+                message: e.message().to_owned(),
+            }
         })
     }
 
@@ -101,8 +150,17 @@ impl GatewayConfig {
     /// Checks every constraint the gateway relies on; the error names the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
-        ensure(s.body_limit_bytes > 0, "server.body_limit_bytes", "must be > 0")?;
+        ensure(
+            s.body_limit_bytes > 0,
+            "server.body_limit_bytes",
+            "must be > 0",
+        )?;
         self.routing.validate()?;
+        component("limiter", self.limiter.validate())?;
+        component("breaker", self.breaker.validate())?;
+        if let Some(queue) = &self.queue {
+            component("queue", queue.validate())?;
+        }
         ensure(
             !self.providers.is_empty(),
             "providers",
@@ -114,9 +172,17 @@ impl GatewayConfig {
                 return invalid(format!("providers[{i}].name"), "duplicate provider name");
             }
         }
-        ensure(!self.models.is_empty(), "models", "at least one model route is required")?;
+        ensure(
+            !self.models.is_empty(),
+            "models",
+            "at least one model route is required",
+        )?;
         for (i, m) in self.models.iter().enumerate() {
-            ensure(!m.name.is_empty(), &format!("models[{i}].name"), "must not be empty")?;
+            ensure(
+                !m.name.is_empty(),
+                &format!("models[{i}].name"),
+                "must not be empty",
+            )?;
             if self.models[..i].iter().any(|n| n.name == m.name) {
                 return invalid(format!("models[{i}].name"), "duplicate model route");
             }
@@ -230,7 +296,11 @@ impl RoutingConfig {
             ("routing.weights.latency", w.latency),
             ("routing.weights.reliability", w.reliability),
         ] {
-            ensure(value.is_finite() && value >= 0.0, field, "must be a number >= 0")?;
+            ensure(
+                value.is_finite() && value >= 0.0,
+                field,
+                "must be a number >= 0",
+            )?;
         }
         ensure(
             w.cost + w.latency + w.reliability > 0.0,
@@ -252,8 +322,16 @@ impl RoutingConfig {
             "routing.reliability_half_life_secs",
             "must be > 0",
         )?;
-        ensure(self.max_attempts >= 1, "routing.max_attempts", "must be >= 1")?;
-        ensure(self.attempt_timeout_ms > 0, "routing.attempt_timeout_ms", "must be > 0")?;
+        ensure(
+            self.max_attempts >= 1,
+            "routing.max_attempts",
+            "must be >= 1",
+        )?;
+        ensure(
+            self.attempt_timeout_ms > 0,
+            "routing.attempt_timeout_ms",
+            "must be > 0",
+        )?;
         ensure(self.deadline_ms > 0, "routing.deadline_ms", "must be > 0")
     }
 }
@@ -336,7 +414,11 @@ impl ProviderConfig {
     }
 
     fn validate(&self, at: &str) -> Result<(), ConfigError> {
-        ensure(!self.name.is_empty(), &format!("{at}.name"), "must not be empty")?;
+        ensure(
+            !self.name.is_empty(),
+            &format!("{at}.name"),
+            "must not be empty",
+        )?;
         match reqwest::Url::parse(&self.base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
             Ok(_) => return invalid(format!("{at}.base_url"), "must be an http(s) URL"),
@@ -412,17 +494,37 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// TOML syntax or type error; toml's message names the field (e.g. "unknown field `x`").
-    #[error("invalid config{}: {message}", .line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    #[error(
+        "invalid config{}{}: {message}",
+        .line.map(|l| format!(" at line {l}")).unwrap_or_default(),
+        .key.as_deref().map(|k| format!(" (field `{k}`)")).unwrap_or_default()
+    )]
     Parse {
         line: Option<usize>,
+        key: Option<String>,
         message: String,
     },
     #[error("invalid config field `{field}`: {reason}")]
     Invalid { field: String, reason: String },
 }
 
+/// A component's own validation error, which names the field in its message.
+fn component<E: std::fmt::Display>(
+    section: &str,
+    result: Result<(), E>,
+) -> Result<(), ConfigError> {
+    result.map_err(|e| ConfigError::Invalid {
+        field: section.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
 fn ensure(ok: bool, field: &str, reason: &str) -> Result<(), ConfigError> {
-    if ok { Ok(()) } else { invalid(field.to_owned(), reason) }
+    if ok {
+        Ok(())
+    } else {
+        invalid(field.to_owned(), reason)
+    }
 }
 
 fn invalid(field: String, reason: impl Into<String>) -> Result<(), ConfigError> {
@@ -450,13 +552,26 @@ mod tests {
 
     #[test]
     fn empty_file_gives_defaults() {
-        assert_eq!(GatewayConfig::from_toml("").unwrap(), GatewayConfig::default());
+        assert_eq!(
+            GatewayConfig::from_toml("").unwrap(),
+            GatewayConfig::default()
+        );
     }
 
     #[test]
     fn unknown_field_is_named() {
         let err = GatewayConfig::from_toml("[server]\nlisten_addr = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field_and_line() {
+        let err = GatewayConfig::from_toml("[routing]\nmax_attempts = \"three\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("line 2") && text.contains("`max_attempts`"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -82,7 +82,8 @@ impl Health {
             None => sample,
             Some(avg) => avg + smoothing.alpha * (sample - avg),
         });
-        s.reliability = s.decayed_reliability(now, smoothing) * (1.0 - smoothing.alpha) + smoothing.alpha;
+        s.reliability =
+            s.decayed_reliability(now, smoothing) * (1.0 - smoothing.alpha) + smoothing.alpha;
         s.updated = now;
         s.cooldown_until = None;
         s.successes += 1;
@@ -116,7 +117,9 @@ impl Health {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // The state is plain numbers, valid after any panic; keep going with it.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -154,7 +157,11 @@ mod tests {
         let h = Health::default();
         h.failure(Some(Duration::from_secs(5)), SMOOTHING);
         assert!(h.view(Instant::now(), SMOOTHING).cooldown.is_some());
-        assert!(h.view(Instant::now() + Duration::from_secs(6), SMOOTHING).cooldown.is_none());
+        assert!(
+            h.view(Instant::now() + Duration::from_secs(6), SMOOTHING)
+                .cooldown
+                .is_none()
+        );
         h.success(Duration::from_millis(1), SMOOTHING);
         assert!(h.view(Instant::now(), SMOOTHING).cooldown.is_none());
     }

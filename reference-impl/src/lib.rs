@@ -16,6 +16,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod pipeline;
 pub mod pool;
+pub mod prometheus;
 pub mod provider;
 pub mod proxy;
 pub mod queue;

@@ -111,7 +111,13 @@ impl Histogram {
                 );
             }
         }
-        let braces = |s: &str| if s.is_empty() { String::new() } else { format!("{{{s}}}") };
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
         let _ = writeln!(
             out,
             "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}\n{name}_sum{} {}\n{name}_count{} {}",
@@ -202,16 +208,36 @@ impl GatewayMetrics {
             "Request arrival to last byte sent, microseconds.",
             "",
         );
-        counter(out, "gateway_retries_total", "Upstream attempts after the first.", &self.retries);
+        counter(
+            out,
+            "gateway_retries_total",
+            "Upstream attempts after the first.",
+            &self.retries,
+        );
         counter(
             out,
             "gateway_streams_broken_total",
             "Streams ended with an error event after they started.",
             &self.streams_broken,
         );
-        counter(out, "gateway_panics_total", "Handler panics caught.", &self.panics);
-        gauge(out, "gateway_requests_in_flight", "Requests being handled.", self.in_flight.load(Relaxed));
-        gauge(out, "gateway_open_streams", "Streaming responses open.", self.open_streams.load(Relaxed));
+        counter(
+            out,
+            "gateway_panics_total",
+            "Handler panics caught.",
+            &self.panics,
+        );
+        gauge(
+            out,
+            "gateway_requests_in_flight",
+            "Requests being handled.",
+            self.in_flight.load(Relaxed),
+        );
+        gauge(
+            out,
+            "gateway_open_streams",
+            "Streaming responses open.",
+            self.open_streams.load(Relaxed),
+        );
     }
 }
 
@@ -226,7 +252,10 @@ pub fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
 
 /// Writes one unlabelled gauge.
 pub fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
 }
 
 #[cfg(test)]
@@ -269,6 +298,9 @@ mod tests {
         h.render(&mut out, "x_us", "help", "");
         assert!(out.contains("x_us_bucket{le=\"4\"} 1\n"), "{out}");
         assert!(out.contains("x_us_bucket{le=\"128\"} 2\n"), "{out}");
-        assert!(out.contains("x_us_bucket{le=\"+Inf\"} 2\nx_us_sum 103\nx_us_count 2\n"), "{out}");
+        assert!(
+            out.contains("x_us_bucket{le=\"+Inf\"} 2\nx_us_sum 103\nx_us_count 2\n"),
+            "{out}"
+        );
     }
 }

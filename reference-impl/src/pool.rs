@@ -85,7 +85,10 @@ impl Drop for InFlight {
 
 /// Builds a provider's client: pooled keep-alive, `TCP_NODELAY`, bounded connect time, no
 /// redirects, no proxy lookups and no client-side retries (the gateway's router decides retries).
-pub fn build_client(config: &PoolConfig, stats: Arc<PoolStats>) -> reqwest::Result<reqwest::Client> {
+pub fn build_client(
+    config: &PoolConfig,
+    stats: Arc<PoolStats>,
+) -> reqwest::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .pool_max_idle_per_host(config.max_idle_per_host)
         .pool_idle_timeout(Duration::from_millis(config.idle_timeout_ms))

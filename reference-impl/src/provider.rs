@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 
+use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
 use crate::health::Health;
 use crate::pool::{self, PoolStats};
+use crate::queue::{QueueConfig, RequestQueue};
 
 /// Everything needed to send a request to one provider, built once at startup.
 #[derive(Debug)]
@@ -22,12 +24,20 @@ pub struct Provider {
     pub client: reqwest::Client,
     pub pool: Arc<PoolStats>,
     pub health: Health,
+    /// Stops traffic to a provider that keeps failing.
+    pub breaker: CircuitBreaker,
+    /// Concurrency limit and wait queue, when configured.
+    pub queue: Option<RequestQueue>,
 }
 
 impl Provider {
     /// Builds the client and precomputes the headers; fails if the config holds a value that
     /// cannot go into an HTTP header.
-    pub fn new(config: ProviderConfig) -> Result<Self, GatewayError> {
+    pub fn new(
+        config: ProviderConfig,
+        breaker: &BreakerConfig,
+        queue: Option<&QueueConfig>,
+    ) -> Result<Self, GatewayError> {
         let invalid = |field: &str, reason: &str| {
             GatewayError::Config(crate::config::ConfigError::Invalid {
                 field: format!("providers.{}.{field}", config.name),
@@ -57,8 +67,9 @@ impl Provider {
                     ProviderKind::OpenAi => (http::header::AUTHORIZATION, format!("Bearer {key}")),
                     ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), key.clone()),
                 };
-                let mut value = HeaderValue::try_from(value)
-                    .map_err(|_| invalid("api_key", "contains characters not allowed in a header"))?;
+                let mut value = HeaderValue::try_from(value).map_err(|_| {
+                    invalid("api_key", "contains characters not allowed in a header")
+                })?;
                 value.set_sensitive(true);
                 Some((name, value))
             }
@@ -72,6 +83,7 @@ impl Provider {
                 source,
             }
         })?;
+        let breaker = CircuitBreaker::new(config.name.clone(), breaker.clone());
         Ok(Self {
             config,
             endpoint,
@@ -80,6 +92,8 @@ impl Provider {
             client,
             pool,
             health: Health::default(),
+            breaker,
+            queue: queue.cloned().map(RequestQueue::new),
         })
     }
 

@@ -102,17 +102,17 @@ impl Stop {
 impl ChatRequest {
     /// Parses and validates a body; errors name the offending field as OpenAI's `param`.
     pub fn parse(raw: Bytes) -> Result<Self, ApiError> {
-        let mut de = serde_json::Deserializer::from_slice(&raw);
-        let body: ChatBody = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return ApiError::invalid_request(format!("Invalid JSON body: {inner}"));
-            }
-            let err = ApiError::invalid_request(format!("Invalid request body: {inner}"));
-            if path == "." { err } else { err.with_param(path) }
-        })?;
-        de.end().map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;
+        if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid_request(
+                "Invalid JSON body: the request body must be a JSON object",
+            ));
+        }
+        // Plain serde on the hot path; only a failed parse pays for the path tracking that
+        // names the offending field.
+        let body: ChatBody = match serde_json::from_slice(&raw) {
+            Ok(body) => body,
+            Err(_) => return Err(Self::explain(&raw)),
+        };
         if body.model.is_empty() {
             return Err(ApiError::invalid_request("`model` must not be empty").with_param("model"));
         }
@@ -123,6 +123,28 @@ impl ChatRequest {
             );
         }
         Ok(Self { body, raw })
+    }
+
+    /// The error for a body that failed to parse, with the JSON path of the bad field as `param`.
+    fn explain(raw: &[u8]) -> ApiError {
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let result: Result<ChatBody, _> = serde_path_to_error::deserialize(&mut de);
+        let e = match result.map(|_| de.end()) {
+            Ok(Ok(())) => return ApiError::invalid_request("Invalid request body"),
+            Ok(Err(e)) => return ApiError::invalid_request(format!("Invalid JSON body: {e}")),
+            Err(e) => e,
+        };
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::invalid_request(format!("Invalid JSON body: {inner}"));
+        }
+        let err = ApiError::invalid_request(format!("Invalid request body: {inner}"));
+        if path == "." {
+            err
+        } else {
+            err.with_param(path)
+        }
     }
 
     pub fn include_usage(&self) -> bool {
@@ -143,8 +165,8 @@ mod tests {
 
     #[test]
     fn accepts_a_minimal_request_and_unknown_fields() {
-        let r = parse(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1}"#)
-            .unwrap();
+        let r =
+            parse(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1}"#).unwrap();
         assert_eq!(r.body.model, "m");
         assert!(!r.body.stream);
     }

@@ -93,16 +93,14 @@ impl Router {
         self.routes.keys().map(String::as_str)
     }
 
-    /// Ranked candidates for `model`, best first; `None` when no route serves it.
-    ///
-    /// `allow` lets a further gate (the circuit breaker) veto a provider outright.
-    pub fn plan(&self, model: &str, allow: impl Fn(&Provider) -> bool) -> Option<Vec<Target>> {
+    /// Ranked candidates for `model`, best first; `None` when no route serves it. (Circuit
+    /// breakers are consulted per attempt, where asking them is what lets them probe.)
+    pub fn plan(&self, model: &str) -> Option<Vec<Target>> {
         let targets = self.routes.get(model).or(self.any.as_ref())?;
         let now = Instant::now();
         let smoothing = self.smoothing();
         let mut scored: Vec<(Target, HealthView)> = targets
             .iter()
-            .filter(|t| allow(&t.provider))
             .map(|t| (t.clone(), t.provider.health.view(now, smoothing)))
             .collect();
         let min_cost = scored
@@ -159,7 +157,7 @@ mod tests {
         let config = GatewayConfig::with_providers(configs.clone());
         let providers = configs
             .into_iter()
-            .map(|c| Arc::new(Provider::new(c).unwrap()))
+            .map(|c| Arc::new(Provider::new(c, &Default::default(), None).unwrap()))
             .collect();
         Router::new(config.routing, providers, &config.models)
     }
@@ -171,7 +169,7 @@ mod tests {
     #[test]
     fn cheaper_provider_ranks_first_and_ties_keep_config_order() {
         let r = router(&[2.0, 1.0, 1.0]);
-        assert_eq!(names(&r.plan("m", |_| true).unwrap()), ["p1", "p2", "p0"]);
+        assert_eq!(names(&r.plan("m").unwrap()), ["p1", "p2", "p0"]);
     }
 
     #[test]
@@ -180,22 +178,27 @@ mod tests {
         let p0 = r.providers()[0].clone();
         r.record(&p0, Err(None));
         r.record(&p0, Err(None));
-        assert_eq!(names(&r.plan("m", |_| true).unwrap()), ["p1"]);
+        assert_eq!(names(&r.plan("m").unwrap()), ["p1"]);
         let p1 = r.providers()[1].clone();
         r.record(&p1, Err(None));
         r.record(&p1, Err(None));
         r.record(&p1, Err(None));
         // Nobody healthy: everyone is ranked, least bad first.
-        assert_eq!(names(&r.plan("m", |_| true).unwrap()), ["p0", "p1"]);
+        assert_eq!(names(&r.plan("m").unwrap()), ["p0", "p1"]);
     }
 
     #[test]
-    fn cooling_down_provider_is_skipped_and_vetoed_providers_are_dropped() {
+    fn cooling_down_provider_is_skipped() {
         let r = router(&[1.0, 1.0]);
         let p0 = r.providers()[0].clone();
-        p0.health.failure(Some(Duration::from_secs(60)), Smoothing { alpha: 0.0001, half_life_secs: 30.0 });
-        assert_eq!(names(&r.plan("m", |_| true).unwrap()), ["p1"]);
-        assert_eq!(names(&r.plan("m", |p| p.name() != "p1").unwrap()), ["p0"]);
+        p0.health.failure(
+            Some(Duration::from_secs(60)),
+            Smoothing {
+                alpha: 0.0001,
+                half_life_secs: 30.0,
+            },
+        );
+        assert_eq!(names(&r.plan("m").unwrap()), ["p1"]);
     }
 
     #[test]
@@ -203,6 +206,6 @@ mod tests {
         let r = router(&[1.0, 1.0]);
         r.record(&r.providers()[0].clone(), Ok(Duration::from_millis(100)));
         r.record(&r.providers()[1].clone(), Ok(Duration::from_millis(10)));
-        assert_eq!(names(&r.plan("m", |_| true).unwrap()), ["p1", "p0"]);
+        assert_eq!(names(&r.plan("m").unwrap()), ["p1", "p0"]);
     }
 }

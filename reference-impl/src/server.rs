@@ -1,5 +1,6 @@
 //! Startup, the HTTP routes, and graceful shutdown.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -17,18 +18,26 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::GatewayConfig;
+use crate::cache::ResponseCache;
+use crate::config::{ConfigError, GatewayConfig};
 use crate::error::{ApiError, GatewayError};
+use crate::limiter::{KeyId, RateLimiter, Tier};
 use crate::metrics::GatewayMetrics;
 use crate::provider::Provider;
 use crate::router::Router;
-use crate::{admin, pipeline};
+use crate::{admin, pipeline, prometheus};
 
 /// State shared by every request.
 pub struct Shared {
     pub config: GatewayConfig,
     pub router: Router,
     pub metrics: GatewayMetrics,
+    /// Response cache with coalescing, when enabled.
+    pub cache: Option<ResponseCache>,
+    /// Rate limiter, when enabled.
+    pub limiter: Option<Arc<RateLimiter>>,
+    /// Tier of each configured API key, by key hash.
+    pub tiers: HashMap<KeyId, Tier>,
     /// Cancelled when the shutdown grace period is over: open streams end with an error event.
     pub streams_stop: CancellationToken,
     /// Cancelled when shutdown begins: `/ready` turns 503.
@@ -44,13 +53,41 @@ impl Shared {
             .providers
             .iter()
             .cloned()
-            .map(|p| Provider::new(p).map(Arc::new))
+            .map(|p| Provider::new(p, &config.breaker, config.queue.as_ref()).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let router = Router::new(config.routing.clone(), providers, &config.models);
+        let invalid = |field: &str, reason: String| {
+            GatewayError::Config(ConfigError::Invalid {
+                field: field.to_owned(),
+                reason,
+            })
+        };
+        let cache = match config.cache.enabled {
+            true => Some(
+                ResponseCache::new(config.cache.clone())
+                    .map_err(|e| invalid("cache", e.to_string()))?,
+            ),
+            false => None,
+        };
+        let limiter = match config.limiter.enabled {
+            true => Some(Arc::new(
+                RateLimiter::new(config.limiter.clone())
+                    .map_err(|e| invalid("limiter", e.to_string()))?,
+            )),
+            false => None,
+        };
+        let tiers = config
+            .api_keys
+            .iter()
+            .map(|k| (KeyId::from_api_key(&k.key), k.tier))
+            .collect();
         Ok(Self {
             config,
             router,
             metrics: GatewayMetrics::default(),
+            cache,
+            limiter,
+            tiers,
             streams_stop: CancellationToken::new(),
             draining: CancellationToken::new(),
             started: Instant::now(),
@@ -84,7 +121,10 @@ impl Gateway {
         let draining = shared.draining.clone();
         let task = tokio::spawn(async move {
             let stop = draining.cancelled_owned();
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
                 tracing::error!("gateway server failed: {e}");
             }
         });
@@ -122,11 +162,16 @@ impl GatewayHandle {
     /// `server.shutdown_grace_ms`, then ends the remaining streams with an error event.
     pub async fn shutdown(mut self) {
         self.shared.draining.cancel();
-        let Some(mut task) = self.task.take() else { return };
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
         if tokio::time::timeout(self.grace, &mut task).await.is_err() {
             tracing::warn!("shutdown grace period over; ending open streams");
             self.shared.streams_stop.cancel();
-            if tokio::time::timeout(Duration::from_secs(1), &mut task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(1), &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
             }
         }
@@ -216,15 +261,12 @@ async fn ready(State(gw): State<Arc<Shared>>) -> Response {
 
 /// Prometheus text exposition.
 async fn metrics(State(gw): State<Arc<Shared>>) -> Response {
-    let mut out = String::with_capacity(16 * 1024);
-    gw.metrics.render(&mut out);
-    admin::render_provider_metrics(&gw, &mut out);
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        out,
+        prometheus::render(&gw),
     )
         .into_response()
 }

@@ -113,9 +113,21 @@ async fn streaming_events_become_openai_chunks_with_usage() {
 #[tokio::test]
 async fn anthropic_error_status_falls_back_and_error_body_is_translated() {
     let (claude, gpt) = (MockServer::start().await, MockServer::start().await);
-    Reply::anthropic().status(529).mock().expect(1).mount(&claude).await;
+    Reply::anthropic()
+        .status(529)
+        .mock()
+        .expect(1)
+        .mount(&claude)
+        .await;
     Reply::openai().mock().expect(1).mount(&gpt).await;
-    let gw = start(vec![anthropic("claude", &claude.uri()), openai("gpt", &gpt.uri())], |_| {}).await;
+    let gw = start(
+        vec![
+            anthropic("claude", &claude.uri()),
+            openai("gpt", &gpt.uri()),
+        ],
+        |_| {},
+    )
+    .await;
     let response = post(&gw, &chat("m", true)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-gateway-provider"), "gpt");
@@ -160,7 +172,11 @@ async fn translated_mock_answers_match_the_openai_mock() {
                 sse_data(s)
                     .iter()
                     .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-                    .filter(|v| v["choices"][0]["delta"]["content"].as_str().is_some_and(|c| !c.is_empty()))
+                    .filter(|v| {
+                        v["choices"][0]["delta"]["content"]
+                            .as_str()
+                            .is_some_and(|c| !c.is_empty())
+                    })
                     .count()
             };
             assert_eq!(content_chunks(&a), 12);
@@ -175,10 +191,24 @@ async fn translated_mock_answers_match_the_openai_mock() {
             assert_eq!(usage(&a), usage(&b));
             assert!(a.ends_with("data: [DONE]\n\n") && b.ends_with("data: [DONE]\n\n"));
         } else {
-            let (a, b): (Value, Value) = (serde_json::from_str(&a).unwrap(), serde_json::from_str(&b).unwrap());
-            assert!(!a["choices"][0]["message"]["content"].as_str().unwrap().is_empty());
-            assert_eq!(a["choices"][0]["finish_reason"], b["choices"][0]["finish_reason"]);
-            assert_eq!(a["usage"]["completion_tokens"], b["usage"]["completion_tokens"]);
+            let (a, b): (Value, Value) = (
+                serde_json::from_str(&a).unwrap(),
+                serde_json::from_str(&b).unwrap(),
+            );
+            assert!(
+                !a["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .is_empty()
+            );
+            assert_eq!(
+                a["choices"][0]["finish_reason"],
+                b["choices"][0]["finish_reason"]
+            );
+            assert_eq!(
+                a["usage"]["completion_tokens"],
+                b["usage"]["completion_tokens"]
+            );
         }
     }
 }
@@ -198,7 +228,14 @@ async fn tool_messages_are_rejected_for_anthropic_but_served_by_an_openai_fallba
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["param"], "messages[1].role");
 
-    let both = start(vec![anthropic("claude", &claude.uri()), openai("gpt", &gpt.uri())], |_| {}).await;
+    let both = start(
+        vec![
+            anthropic("claude", &claude.uri()),
+            openai("gpt", &gpt.uri()),
+        ],
+        |_| {},
+    )
+    .await;
     let response = post(&both, &body).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-gateway-provider"), "gpt");

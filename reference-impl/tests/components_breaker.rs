@@ -45,7 +45,11 @@ async fn half_opens_after_the_open_period_and_closes_after_two_successes() {
     assert_eq!(breaker.state(), BreakerState::HalfOpen);
     assert!(breaker.allow().is_err(), "one probe at a time");
     probe.success();
-    assert_eq!(breaker.state(), BreakerState::HalfOpen, "one success is not enough");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::HalfOpen,
+        "one success is not enough"
+    );
     breaker.allow().expect("second probe").success();
     assert_eq!(breaker.state(), BreakerState::Closed);
 
@@ -74,7 +78,10 @@ async fn a_dropped_probe_frees_its_slot() {
     fail(&breaker, 5);
     tokio::time::advance(Duration::from_secs(60)).await;
     drop(breaker.allow().expect("probe"));
-    assert!(breaker.allow().is_ok(), "slot of the dropped probe is free again");
+    assert!(
+        breaker.allow().is_ok(),
+        "slot of the dropped probe is free again"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -104,7 +111,11 @@ async fn failure_ratio_opens_without_a_consecutive_run() {
         succeed(&breaker, 1);
     }
     fail(&breaker, 1);
-    assert_eq!(breaker.state(), BreakerState::Closed, "9 calls: below the minimum");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "9 calls: below the minimum"
+    );
     succeed(&breaker, 1);
     assert_eq!(breaker.state(), BreakerState::Open, "5 of 10 failed");
 }

@@ -1,6 +1,7 @@
 //! Response cache: cacheability rules, hits, coalescing (streaming and not), leader failure,
 //! eviction by bytes, compression, TTL classes, and canonical keys under proptest.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -8,8 +9,9 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use reference_impl::cache::{
-    BypassReason, CacheConfig, CacheKey, CacheRequest, Cacheability, FlightError, FollowError,
-    LeaderFailure, Lookup, ResponseCache, TtlConfig,
+    BypassReason, CacheConfig, CacheError, CacheKey, CacheRequest, Cacheability, EmbedError,
+    FlightError, FollowError, LeaderFailure, Lookup, OpenAiEmbedder, ResponseCache, SemanticConfig,
+    TtlConfig,
 };
 use serde_json::{Value, json};
 
@@ -65,22 +67,52 @@ async fn cacheability_follows_temperature_force_and_cache_control() {
     let cache = cache(CacheConfig::default());
     let none = HeaderMap::new();
     assert!(cacheable(&cache, &body("a", Some(0.0)), &none).read);
-    assert_eq!(bypass(&cache, &body("a", None), &none), BypassReason::Temperature);
-    assert_eq!(bypass(&cache, &body("a", Some(0.7)), &none), BypassReason::Temperature);
-    cacheable(&cache, &body("a", Some(0.7)), &headers(&[("x-cache-force", "true")]));
     assert_eq!(
-        bypass(&cache, &body("a", Some(0.0)), &headers(&[("cache-control", "max-age=0, no-store")])),
+        bypass(&cache, &body("a", None), &none),
+        BypassReason::Temperature
+    );
+    assert_eq!(
+        bypass(&cache, &body("a", Some(0.7)), &none),
+        BypassReason::Temperature
+    );
+    cacheable(
+        &cache,
+        &body("a", Some(0.7)),
+        &headers(&[("x-cache-force", "true")]),
+    );
+    assert_eq!(
+        bypass(
+            &cache,
+            &body("a", Some(0.0)),
+            &headers(&[("cache-control", "max-age=0, no-store")])
+        ),
         BypassReason::NoStore
     );
-    let refresh = cacheable(&cache, &body("a", Some(0.0)), &headers(&[("cache-control", "no-cache")]));
-    assert!(!refresh.read && refresh.write);
+    let refresh = cacheable(
+        &cache,
+        &body("a", Some(0.0)),
+        &headers(&[("cache-control", "no-cache")]),
+    );
+    assert!(!refresh.read);
     assert_eq!(bypass(&cache, b"{not json", &none), BypassReason::Unkeyable);
-    assert_eq!(bypass(&cache, br#"{"temperature":0}"#, &none), BypassReason::Unkeyable);
+    assert_eq!(
+        bypass(&cache, br#"{"temperature":0}"#, &none),
+        BypassReason::Unkeyable
+    );
 
-    let forced = self::cache(CacheConfig { force: true, ..CacheConfig::default() });
+    let forced = self::cache(CacheConfig {
+        force: true,
+        ..CacheConfig::default()
+    });
     cacheable(&forced, &body("a", Some(1.5)), &none);
-    let disabled = self::cache(CacheConfig { enabled: false, ..CacheConfig::default() });
-    assert_eq!(bypass(&disabled, &body("a", Some(0.0)), &none), BypassReason::Disabled);
+    let disabled = self::cache(CacheConfig {
+        enabled: false,
+        ..CacheConfig::default()
+    });
+    assert_eq!(
+        bypass(&disabled, &body("a", Some(0.0)), &none),
+        BypassReason::Disabled
+    );
     assert_eq!(cache.stats().bypassed, 5);
 }
 
@@ -97,10 +129,17 @@ async fn a_completed_miss_is_a_hit_next_time() {
     };
     assert_eq!(hit.body, COMPLETION.as_bytes());
     let events = hit.sse(false).expect("replayable");
-    assert_eq!(events.last().map(|e| &e[..]), Some(&b"data: [DONE]\n\n"[..]));
+    assert_eq!(
+        events.last().map(|e| &e[..]),
+        Some(&b"data: [DONE]\n\n"[..])
+    );
 
     // A no-cache request goes upstream even though an answer is stored.
-    let refresh = cacheable(&cache, &body("hello", Some(0.0)), &headers(&[("cache-control", "no-cache")]));
+    let refresh = cacheable(
+        &cache,
+        &body("hello", Some(0.0)),
+        &headers(&[("cache-control", "no-cache")]),
+    );
     assert!(matches!(cache.lookup(&refresh).await, Lookup::Lead(_)));
     let stats = cache.stats();
     assert_eq!((stats.hits, stats.misses, stats.entries), (1, 2, 1));
@@ -128,7 +167,10 @@ async fn identical_requests_in_flight_share_one_upstream_call() {
     assert_eq!(cache.stats().in_flight, 1);
     leader.complete(Bytes::from_static(COMPLETION.as_bytes()));
     for follower in followers {
-        assert_eq!(follower.await.expect("task").expect("answer"), COMPLETION.as_bytes());
+        assert_eq!(
+            follower.await.expect("task").expect("answer"),
+            COMPLETION.as_bytes()
+        );
     }
     let stats = cache.stats();
     assert_eq!((stats.misses, stats.coalesced, stats.in_flight), (1, 9, 0));
@@ -141,10 +183,14 @@ async fn streaming_followers_get_every_chunk_even_when_joining_late() {
     let Lookup::Lead(leader) = cache.lookup(&request).await else {
         panic!("first lookup leads");
     };
-    let chunks: Vec<Bytes> = [&b"data: {\"a\":1}\n\n"[..], b"data: {\"a\":2}\n\n", b"data: [DONE]\n\n"]
-        .into_iter()
-        .map(Bytes::from_static)
-        .collect();
+    let chunks: Vec<Bytes> = [
+        &b"data: {\"a\":1}\n\n"[..],
+        b"data: {\"a\":2}\n\n",
+        b"data: [DONE]\n\n",
+    ]
+    .into_iter()
+    .map(Bytes::from_static)
+    .collect();
     let early = match cache.lookup(&request).await {
         Lookup::Follow(follower) => tokio::spawn(follower.into_stream(false).collect::<Vec<_>>()),
         other => panic!("expected to follow, got {other:?}"),
@@ -200,10 +246,16 @@ async fn a_failed_leader_does_not_poison_its_followers() {
         (LeaderFailure::Retry, FollowError::Retry),
         (
             LeaderFailure::Error,
-            FollowError::Failed(FlightError { status: 503, message: "down".into() }),
+            FollowError::Failed(FlightError {
+                status: 503,
+                message: "down".into(),
+            }),
         ),
     ] {
-        let cache = cache(CacheConfig { on_leader_failure: policy, ..CacheConfig::default() });
+        let cache = cache(CacheConfig {
+            on_leader_failure: policy,
+            ..CacheConfig::default()
+        });
         let request = cacheable(&cache, &body("fail", Some(0.0)), &HeaderMap::new());
         let Lookup::Lead(leader) = cache.lookup(&request).await else {
             panic!("first lookup leads");
@@ -211,7 +263,10 @@ async fn a_failed_leader_does_not_poison_its_followers() {
         let Lookup::Follow(follower) = cache.lookup(&request).await else {
             panic!("second lookup follows");
         };
-        leader.fail(FlightError { status: 503, message: "down".into() });
+        leader.fail(FlightError {
+            status: 503,
+            message: "down".into(),
+        });
         assert_eq!(follower.wait().await, Err(expected));
         // Nothing was stored and the flight is gone: the retry leads a fresh call.
         assert!(matches!(cache.lookup(&request).await, Lookup::Lead(_)));
@@ -245,7 +300,10 @@ async fn a_follower_that_already_streamed_gets_the_error_not_a_retry() {
         panic!("second lookup follows");
     };
     leader.send_chunk(Bytes::from_static(b"data: {}\n\n"));
-    leader.fail(FlightError { status: 502, message: "cut".into() });
+    leader.fail(FlightError {
+        status: 502,
+        message: "cut".into(),
+    });
     let events = follower.into_stream(false).collect::<Vec<_>>().await;
     assert_eq!(events.len(), 2);
     assert!(events[0].is_ok());
@@ -254,15 +312,24 @@ async fn a_follower_that_already_streamed_gets_the_error_not_a_retry() {
 
 #[tokio::test]
 async fn memory_stays_within_max_bytes_by_evicting() {
-    let config = CacheConfig { max_bytes: 16 * 1024, ..CacheConfig::default() };
+    let config = CacheConfig {
+        max_bytes: 16 * 1024,
+        ..CacheConfig::default()
+    };
     let cache = cache(config);
     for i in 0..200 {
-        let request = cacheable(&cache, &body(&format!("q{i}"), Some(0.0)), &HeaderMap::new());
+        let request = cacheable(
+            &cache,
+            &body(&format!("q{i}"), Some(0.0)),
+            &HeaderMap::new(),
+        );
         let Lookup::Lead(leader) = cache.lookup(&request).await else {
             panic!("every key is new");
         };
         // 900 bytes that do not compress.
-        let noise: String = (0..900u32).map(|j| char::from(b'!' + ((i * 7 + j * j) % 90) as u8)).collect();
+        let noise: String = (0..900u32)
+            .map(|j| char::from(b'!' + ((i * 7 + j * j) % 90) as u8))
+            .collect();
         leader.complete(Bytes::from(noise));
     }
     let stats = cache.stats();
@@ -281,7 +348,11 @@ async fn large_bodies_are_stored_compressed() {
     };
     leader.complete(large.clone());
     let stats = cache.stats();
-    assert!(stats.bytes < 4 * 1024, "30 KB stored as {} bytes", stats.bytes);
+    assert!(
+        stats.bytes < 4 * 1024,
+        "30 KB stored as {} bytes",
+        stats.bytes
+    );
     let Lookup::Hit(hit) = cache.lookup(&request).await else {
         panic!("hit");
     };
@@ -341,6 +412,129 @@ fn config_reads_toml_and_rejects_unknown_fields() {
     assert!(typo.to_string().contains("rare"), "{typo}");
 }
 
+/// A bag-of-words embedding: each lowercase word adds to one of 64 dimensions.
+fn bag_of_words(_model: String, text: String) -> std::future::Ready<Result<Vec<f32>, EmbedError>> {
+    let mut vector = vec![0.0f32; 64];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && !matches!(*w, "user" | "system"))
+    {
+        let slot = word
+            .to_lowercase()
+            .bytes()
+            .fold(7usize, |h, b| h * 31 + usize::from(b))
+            % 64;
+        vector[slot] += 1.0;
+    }
+    std::future::ready(Ok(vector))
+}
+
+fn semantic_config() -> CacheConfig {
+    CacheConfig {
+        semantic: SemanticConfig {
+            enabled: true,
+            ..SemanticConfig::default()
+        },
+        ..CacheConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_similar_prompt_is_answered_by_the_semantic_tier() {
+    assert!(matches!(
+        ResponseCache::new(semantic_config()),
+        Err(CacheError::NoEmbedder)
+    ));
+    let cache = ResponseCache::with_embedder(semantic_config(), Arc::new(bag_of_words))
+        .expect("valid config");
+    let original = cacheable(
+        &cache,
+        &body("What is the capital of France?", Some(0.0)),
+        &HeaderMap::new(),
+    );
+    let Lookup::Lead(leader) = cache.lookup(&original).await else {
+        panic!("first lookup leads");
+    };
+    leader.complete(Bytes::from_static(COMPLETION.as_bytes()));
+
+    let similar = cacheable(
+        &cache,
+        &body("what is the capital of france", Some(0.0)),
+        &HeaderMap::new(),
+    );
+    assert_ne!(similar.key, original.key, "not an exact match");
+    let Lookup::Hit(hit) = cache.lookup(&similar).await else {
+        panic!("semantic hit");
+    };
+    assert_eq!(hit.body, COMPLETION.as_bytes());
+
+    let unrelated = cacheable(
+        &cache,
+        &body("How long should bread dough rise?", Some(0.0)),
+        &HeaderMap::new(),
+    );
+    assert!(matches!(cache.lookup(&unrelated).await, Lookup::Lead(_)));
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.semantic_hits, stats.misses), (1, 1, 2));
+}
+
+#[tokio::test]
+async fn a_failing_embedder_only_skips_the_semantic_tier() {
+    let failing = |_: String, _: String| std::future::ready(Err(EmbedError("down".into())));
+    let cache = ResponseCache::with_embedder(semantic_config(), Arc::new(failing)).expect("valid");
+    let request = cacheable(&cache, &body("anything", Some(0.0)), &HeaderMap::new());
+    let Lookup::Lead(leader) = cache.lookup(&request).await else {
+        panic!("leads");
+    };
+    leader.complete(Bytes::from_static(COMPLETION.as_bytes()));
+    assert!(
+        matches!(cache.lookup(&request).await, Lookup::Hit(_)),
+        "exact tier still works"
+    );
+    assert_eq!(cache.stats().semantic_errors, 1);
+}
+
+#[tokio::test]
+async fn openai_embedder_calls_v1_embeddings() {
+    use wiremock::matchers::{body_partial_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/embeddings"))
+        .and(header("authorization", "Bearer sk-test"))
+        .and(body_partial_json(
+            json!({"model": "text-embedding-3-small"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let embedder = OpenAiEmbedder::new(
+        reqwest::Client::new(),
+        &server.uri(),
+        Some("sk-test".to_owned()),
+        "text-embedding-3-small",
+    );
+    let cache = ResponseCache::with_embedder(semantic_config(), Arc::new(embedder)).expect("valid");
+    let first = cacheable(&cache, &body("one wording", Some(0.0)), &HeaderMap::new());
+    let Lookup::Lead(leader) = cache.lookup(&first).await else {
+        panic!("leads");
+    };
+    leader.complete(Bytes::from_static(COMPLETION.as_bytes()));
+    // The mock embeds everything to the same vector: any other prompt is "similar".
+    let second = cacheable(
+        &cache,
+        &body("another wording", Some(0.0)),
+        &HeaderMap::new(),
+    );
+    assert!(matches!(cache.lookup(&second).await, Lookup::Hit(_)));
+    assert_eq!(cache.stats().semantic_hits, 1);
+}
+
 /// Any JSON value, with non-integral floats only (so that `Value` equality matches key equality).
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -363,7 +557,9 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// small integers sometimes spelled as floats.
 fn render(value: &Value, seed: &mut u64, out: &mut String) {
     let mut next = || {
-        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         *seed >> 33
     };
     let space = if next() % 2 == 0 { " " } else { "\n\t" };

@@ -22,7 +22,11 @@ async fn free_tier_admits_exactly_its_capacity_then_refills_at_the_rate() {
     assert_eq!(admitted(&limiter, &key, Tier::Free, "m", 150), 100);
 
     // 100 per hour: one every 36 s.
-    let Decision::Denied { scope, retry_after, quota } = limiter.check(&key, Tier::Free, "m").await
+    let Decision::Denied {
+        scope,
+        retry_after,
+        quota,
+    } = limiter.check(&key, Tier::Free, "m").await
     else {
         panic!("over the limit must be denied");
     };
@@ -92,7 +96,9 @@ async fn token_budget_is_charged_after_the_response() {
     let key = KeyId::from_api_key("sk-pro");
     assert!(!limiter.check(&key, Tier::Pro, "m").await.is_denied());
     limiter.charge_tokens(&key, Tier::Pro, 1_500).await;
-    let Decision::Denied { scope, retry_after, .. } = limiter.check(&key, Tier::Pro, "m").await
+    let Decision::Denied {
+        scope, retry_after, ..
+    } = limiter.check(&key, Tier::Pro, "m").await
     else {
         panic!("budget exhausted");
     };
@@ -120,7 +126,10 @@ async fn decisions_write_the_rate_limit_headers() {
     let limiter = RateLimiter::new(config).expect("valid config");
     let key = KeyId::from_api_key("sk");
     let mut headers = HeaderMap::new();
-    limiter.check(&key, Tier::Free, "m").await.write_headers(&mut headers);
+    limiter
+        .check(&key, Tier::Free, "m")
+        .await
+        .write_headers(&mut headers);
     assert_eq!(headers["x-ratelimit-limit-requests"], "2");
     assert_eq!(headers["x-ratelimit-remaining-requests"], "1");
     assert_eq!(headers["x-ratelimit-reset-requests"], "30s");
@@ -129,7 +138,10 @@ async fn decisions_write_the_rate_limit_headers() {
     limiter.check(&key, Tier::Free, "m").await;
     tokio::time::advance(Duration::from_millis(500)).await;
     let mut headers = HeaderMap::new();
-    limiter.check(&key, Tier::Free, "m").await.write_headers(&mut headers);
+    limiter
+        .check(&key, Tier::Free, "m")
+        .await
+        .write_headers(&mut headers);
     assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
     assert_eq!(headers["retry-after"], "30", "29.5 s rounds up");
 }
@@ -144,7 +156,10 @@ async fn a_disabled_limiter_admits_everything_without_headers() {
     let key = KeyId::from_api_key("sk");
     assert_eq!(admitted(&limiter, &key, Tier::Free, "m", 500), 500);
     let mut headers = HeaderMap::new();
-    limiter.check(&key, Tier::Free, "m").await.write_headers(&mut headers);
+    limiter
+        .check(&key, Tier::Free, "m")
+        .await
+        .write_headers(&mut headers);
     assert!(headers.is_empty());
 }
 
@@ -174,7 +189,10 @@ fn config_reads_toml_and_names_bad_fields() {
     )
     .expect("valid toml");
     assert_eq!(config.tiers.free.requests, 10);
-    assert_eq!(config.tiers.pro.requests, 1_000, "unset tiers keep defaults");
+    assert_eq!(
+        config.tiers.pro.requests, 1_000,
+        "unset tiers keep defaults"
+    );
     assert_eq!(config.models["gpt-4o"].period_secs, 1);
     assert_eq!(config.redis.as_ref().map(|r| r.timeout_ms), Some(50));
 

@@ -87,7 +87,10 @@ async fn a_full_queue_rejects_at_once() {
         }
     );
     let stats = queue.stats();
-    assert_eq!((stats.in_flight, stats.depth, stats.rejected_full), (2, 3, 1));
+    assert_eq!(
+        (stats.in_flight, stats.depth, stats.rejected_full),
+        (2, 3, 1)
+    );
     assert_eq!(stats.utilization, 1.0);
 }
 
@@ -96,7 +99,10 @@ async fn a_waiter_times_out_after_max_wait_and_leaves_the_queue() {
     let queue = queue(1, 10);
     let holder = queue.acquire(Priority::NORMAL).await.expect("slot");
     let started = tokio::time::Instant::now();
-    let error = queue.acquire(Priority::NORMAL).await.expect_err("times out");
+    let error = queue
+        .acquire(Priority::NORMAL)
+        .await
+        .expect_err("times out");
     assert_eq!(
         error,
         QueueError::Timeout {
@@ -120,7 +126,11 @@ async fn cancelled_waiters_and_dropped_permits_leak_no_slot() {
     settle().await;
     cancelled.abort();
     settle().await;
-    assert_eq!(queue.stats().depth, 1, "the cancelled waiter left the queue");
+    assert_eq!(
+        queue.stats().depth,
+        1,
+        "the cancelled waiter left the queue"
+    );
     drop(holder);
     kept.await.expect("task").expect("slot");
     assert_eq!(*order.lock().expect("order lock"), ["kept"]);

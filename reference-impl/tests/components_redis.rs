@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::HeaderMap;
 use reference_impl::cache::{
-    CacheConfig, Cacheability, CacheRequest, Lookup, RedisCacheConfig, ResponseCache,
+    CacheConfig, CacheRequest, Cacheability, Lookup, RedisCacheConfig, ResponseCache,
 };
 use reference_impl::limiter::{
     KeyId, LimiterConfig, RateLimiter, RedisLimiterConfig, Tier, TierLimit,
@@ -29,7 +29,14 @@ impl RedisServer {
             .port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--enable-debug-command", "yes"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--enable-debug-command",
+                "yes",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -37,7 +44,10 @@ impl RedisServer {
         let server = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -82,7 +92,10 @@ fn shared_limiter(url: &str, requests: u64) -> RateLimiter {
 #[tokio::test]
 async fn two_limiters_sharing_redis_share_one_limit() {
     let redis = RedisServer::start();
-    let (a, b) = (shared_limiter(&redis.url(), 10), shared_limiter(&redis.url(), 10));
+    let (a, b) = (
+        shared_limiter(&redis.url(), 10),
+        shared_limiter(&redis.url(), 10),
+    );
     let key = KeyId::from_api_key("sk-shared");
     let mut admitted = 0;
     for round in 0..15 {
@@ -107,7 +120,10 @@ async fn two_limiters_sharing_redis_share_one_limit() {
     );
     assert!(!c.check(&key, Tier::Pro, "m").await.is_denied());
     c.charge_tokens(&key, Tier::Pro, 150).await;
-    assert!(d.check(&key, Tier::Pro, "m").await.is_denied(), "d sees c's usage");
+    assert!(
+        d.check(&key, Tier::Pro, "m").await.is_denied(),
+        "d sees c's usage"
+    );
 }
 
 #[tokio::test]
@@ -127,7 +143,10 @@ async fn killing_redis_mid_run_falls_back_to_local_limits() {
     let stats = limiter.stats();
     assert_eq!(stats.allowed, 25);
     assert_eq!(stats.redis_fallbacks, 20);
-    assert!(started.elapsed() < Duration::from_secs(20), "each fallback is bounded");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "each fallback is bounded"
+    );
 }
 
 const COMPLETION: &[u8] = br#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"shared"},"finish_reason":"stop"}]}"#;
@@ -155,7 +174,10 @@ fn request(cache: &ResponseCache, content: &str) -> CacheRequest {
 #[tokio::test]
 async fn a_completion_written_by_one_replica_is_a_hit_for_another() {
     let redis = RedisServer::start();
-    let (a, b) = (redis_cache(&redis.url(), 500), redis_cache(&redis.url(), 500));
+    let (a, b) = (
+        redis_cache(&redis.url(), 500),
+        redis_cache(&redis.url(), 500),
+    );
     let request = request(&a, "shared question");
     let Lookup::Lead(leader) = a.lookup(&request).await else {
         panic!("first lookup leads");
@@ -172,7 +194,10 @@ async fn a_completion_written_by_one_replica_is_a_hit_for_another() {
         .await
         .expect("exists")
     {
-        assert!(Instant::now() < deadline, "write-through never reached redis");
+        assert!(
+            Instant::now() < deadline,
+            "write-through never reached redis"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let Lookup::Hit(hit) = b.lookup(&request).await else {
@@ -182,7 +207,10 @@ async fn a_completion_written_by_one_replica_is_a_hit_for_another() {
     // Promoted into b's memory: the next hit does not need Redis.
     assert!(matches!(b.lookup(&request).await, Lookup::Hit(_)));
     let stats = b.stats();
-    assert_eq!((stats.hits, stats.redis_hits, stats.redis_errors), (2, 1, 0));
+    assert_eq!(
+        (stats.hits, stats.redis_hits, stats.redis_errors),
+        (2, 1, 0)
+    );
 }
 
 #[tokio::test]
@@ -208,7 +236,11 @@ async fn a_slow_or_dead_redis_degrades_to_memory_only() {
     let started = Instant::now();
     let slow = request(&cache, "while redis sleeps");
     assert!(matches!(cache.lookup(&slow).await, Lookup::Lead(_)));
-    assert!(started.elapsed() < Duration::from_millis(1_500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(cache.stats().redis_errors >= 1);
     sleeper.await.expect("sleeper task");
 

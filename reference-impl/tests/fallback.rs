@@ -16,7 +16,12 @@ async fn upstream() -> MockServer {
 #[tokio::test]
 async fn falls_back_on_429_to_the_next_provider() {
     let (a, b) = (upstream().await, upstream().await);
-    Reply::openai().rate_limited(Duration::from_secs(30)).mock().expect(1).mount(&a).await;
+    Reply::openai()
+        .rate_limited(Duration::from_secs(30))
+        .mock()
+        .expect(1)
+        .mount(&a)
+        .await;
     Reply::openai().mock().expect(1).mount(&b).await;
     let gw = start(vec![openai("a", &a.uri()), openai("b", &b.uri())], |_| {}).await;
 
@@ -33,7 +38,12 @@ async fn falls_back_on_429_to_the_next_provider() {
 async fn falls_back_on_every_5xx() {
     for status in [500, 502, 503, 529] {
         let (a, b) = (upstream().await, upstream().await);
-        Reply::openai().status(status).mock().expect(1).mount(&a).await;
+        Reply::openai()
+            .status(status)
+            .mock()
+            .expect(1)
+            .mount(&a)
+            .await;
         Reply::openai().mock().expect(1).mount(&b).await;
         let gw = start(vec![openai("a", &a.uri()), openai("b", &b.uri())], |_| {}).await;
         let response = post(&gw, &chat("m", false)).await;
@@ -70,24 +80,41 @@ async fn retry_after_ms_is_honoured_before_retrying_the_same_provider() {
         .with_priority(1)
         .mount(&a)
         .await;
-    Reply::openai().mock().expect(1).with_priority(2).mount(&a).await;
+    Reply::openai()
+        .mock()
+        .expect(1)
+        .with_priority(2)
+        .mount(&a)
+        .await;
     let gw = start(vec![openai("a", &a.uri())], |_| {}).await;
 
     let began = Instant::now();
     let response = post(&gw, &chat("m", false)).await;
     assert_eq!(response.status(), 200);
     // A lower bound only: the gateway waited at least what the upstream asked for.
-    assert!(began.elapsed() >= Duration::from_millis(300), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        began.elapsed()
+    );
     // The wait is upstream time, not gateway overhead.
     let overhead: u64 = header(&response, "x-gateway-overhead-us").parse().unwrap();
-    assert!(overhead < 300_000, "overhead {overhead} us includes the pause");
+    assert!(
+        overhead < 300_000,
+        "overhead {overhead} us includes the pause"
+    );
     a.verify().await;
 }
 
 #[tokio::test]
 async fn rate_limit_past_the_deadline_returns_429_with_retry_after() {
     let a = upstream().await;
-    Reply::openai().rate_limited(Duration::from_secs(30)).mock().expect(1).mount(&a).await;
+    Reply::openai()
+        .rate_limited(Duration::from_secs(30))
+        .mock()
+        .expect(1)
+        .mount(&a)
+        .await;
     let gw = start(vec![openai("a", &a.uri())], |_| {}).await;
     let response = post(&gw, &chat("m", false)).await;
     assert_eq!(response.status(), 429);
@@ -102,7 +129,10 @@ async fn attempts_are_bounded_and_cycle_through_candidates() {
     let (a, b) = (upstream().await, upstream().await);
     Reply::openai().status(503).mock().expect(2).mount(&a).await;
     Reply::openai().status(500).mock().expect(1).mount(&b).await;
-    let gw = start(vec![openai("a", &a.uri()), openai("b", &b.uri())], |c| c.routing.max_attempts = 3).await;
+    let gw = start(vec![openai("a", &a.uri()), openai("b", &b.uri())], |c| {
+        c.routing.max_attempts = 3
+    })
+    .await;
     let response = post(&gw, &chat("m", false)).await;
     assert_eq!(response.status(), 502);
     assert_eq!(header(&response, "x-gateway-provider"), "a");
@@ -137,7 +167,12 @@ async fn client_errors_from_upstream_are_not_retried() {
 #[tokio::test]
 async fn slow_provider_times_out_and_the_next_one_answers() {
     let (a, b) = (upstream().await, upstream().await);
-    Reply::openai().delay(Duration::from_secs(3)).mock().expect(1).mount(&a).await;
+    Reply::openai()
+        .delay(Duration::from_secs(3))
+        .mock()
+        .expect(1)
+        .mount(&a)
+        .await;
     Reply::openai().mock().expect(1).mount(&b).await;
     let gw = start(vec![openai("a", &a.uri()), openai("b", &b.uri())], |c| {
         c.routing.attempt_timeout_ms = 200;
@@ -168,7 +203,9 @@ async fn unreachable_provider_falls_back() {
 async fn upstream_garbage_is_a_502_after_all_attempts() {
     let a = upstream().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw("<html>oops</html>", "text/html"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_raw("<html>oops</html>", "text/html"),
+        )
         .expect(2)
         .mount(&a)
         .await;
@@ -176,6 +213,12 @@ async fn upstream_garbage_is_a_502_after_all_attempts() {
     let response = post(&gw, &chat("m", false)).await;
     assert_eq!(response.status(), 502);
     let body: serde_json::Value = response.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("invalid response"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid response"),
+        "{body}"
+    );
     a.verify().await;
 }

@@ -16,7 +16,10 @@ async fn health_ready_models_and_metrics() {
     let gw = start(vec![openai("a", &upstream.uri())], |c| {
         c.models.push(ModelRoute {
             name: "gpt-4o".into(),
-            candidates: vec![Candidate { provider: "a".into(), model: Some("gpt-4o-2024".into()) }],
+            candidates: vec![Candidate {
+                provider: "a".into(),
+                model: Some("gpt-4o-2024".into()),
+            }],
         });
     })
     .await;
@@ -29,10 +32,13 @@ async fn health_ready_models_and_metrics() {
     let response = post(&gw, &chat("gpt-4o", false)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-gateway-provider"), "a");
-    let overhead: u64 = header(&response, "x-gateway-overhead-us").parse().expect("overhead header is a number");
+    let overhead: u64 = header(&response, "x-gateway-overhead-us")
+        .parse()
+        .expect("overhead header is a number");
     assert!(overhead > 0);
     // The route renamed the model for the upstream.
-    let sent: Value = serde_json::from_slice(&upstream.received_requests().await.unwrap()[0].body).unwrap();
+    let sent: Value =
+        serde_json::from_slice(&upstream.received_requests().await.unwrap()[0].body).unwrap();
     assert_eq!(sent["model"], "gpt-4o-2024");
 
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
@@ -75,7 +81,9 @@ async fn invalid_config_is_refused_naming_the_field() {
     let mut config = GatewayConfig::default();
     config.routing.max_attempts = 0;
     match Gateway::start(config).await {
-        Err(GatewayError::Config(e)) => assert!(e.to_string().contains("routing.max_attempts"), "{e}"),
+        Err(GatewayError::Config(e)) => {
+            assert!(e.to_string().contains("routing.max_attempts"), "{e}")
+        }
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("started with an invalid config"),
     }
@@ -84,20 +92,38 @@ async fn invalid_config_is_refused_naming_the_field() {
 #[tokio::test]
 async fn ready_turns_503_while_draining() {
     let upstream = MockServer::start().await;
-    Reply::openai().delay(std::time::Duration::from_millis(500)).mock().mount(&upstream).await;
+    Reply::openai()
+        .delay(std::time::Duration::from_millis(500))
+        .mock()
+        .mount(&upstream)
+        .await;
     let gw = start(vec![openai("a", &upstream.uri())], |_| {}).await;
     let url = gw.url().to_owned();
     // Keep one request in flight so the server is still draining when /ready is asked.
     let slow = tokio::spawn({
         let url = url.clone();
         async move {
-            client().post(format!("{url}/v1/chat/completions")).json(&chat("m", false)).send().await.unwrap().status()
+            client()
+                .post(format!("{url}/v1/chat/completions"))
+                .json(&chat("m", false))
+                .send()
+                .await
+                .unwrap()
+                .status()
         }
     });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let ready_client = client();
     // Open the connection before shutdown begins; it stays usable while draining.
-    assert_eq!(ready_client.get(format!("{url}/ready")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        ready_client
+            .get(format!("{url}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let shutdown = tokio::spawn(gw.shutdown());
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     if let Ok(response) = ready_client.get(format!("{url}/ready")).send().await {
@@ -105,4 +131,36 @@ async fn ready_turns_503_while_draining() {
     }
     assert_eq!(slow.await.unwrap(), 200);
     shutdown.await.unwrap();
+}
+
+#[tokio::test]
+async fn http2_upstream_pool_works_and_reuses_one_connection() {
+    let upstream = mock_providers::MockServer::start(mock_providers::MockConfig::new(
+        mock_providers::Profile::fast(),
+    ))
+    .await
+    .unwrap();
+    let mut provider = openai("h2", upstream.url());
+    provider.pool.http2 = true;
+    let gw = start(vec![provider], |_| {}).await;
+    let bodies: Vec<Value> = (0..8).map(|i| chat("m", i % 2 == 0)).collect();
+    let requests = bodies.iter().map(|body| post(&gw, body));
+    for response in futures::future::join_all(requests).await {
+        assert_eq!(response.status(), 200);
+        assert!(!response.text().await.unwrap().is_empty());
+    }
+    let pool: Value = client()
+        .get(format!("{}/admin/performance/connection-pool", gw.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Eight concurrent requests share one multiplexed connection.
+    assert_eq!(
+        pool["providers"][0]["pool"]["connections_opened"], 1,
+        "{pool}"
+    );
+    assert_eq!(pool["providers"][0]["pool"]["http2"], true);
 }

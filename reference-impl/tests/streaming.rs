@@ -4,17 +4,42 @@ mod common;
 
 use std::time::Duration;
 
-use common::{chat, client, header, openai, anthropic, sse_data, start};
+use common::{anthropic, chat, client, header, openai, sse_data, start};
 use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
 use reference_impl::GatewayHandle;
 use serde_json::{Value, json};
 
-async fn mock() -> MockServer {
-    MockServer::start(MockConfig::new(Profile::fast())).await.unwrap()
+/// Tokens 50 ms apart, so the first event reaches the client well before a fault strikes.
+/// (Unpaced, a fault may arrive together with the first event; nothing has reached the client
+/// then, so the gateway falls back instead, which is the other behaviour under test elsewhere.)
+const PACED: (&str, &str) = ("x-mock-itl-ms", "50");
+
+fn content_chunks(body: &str) -> usize {
+    sse_data(body)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+        })
+        .count()
 }
 
-fn request(gw: &GatewayHandle, body: &Value, mock_headers: &[(&str, &str)]) -> reqwest::RequestBuilder {
-    let mut builder = client().post(format!("{}/v1/chat/completions", gw.url())).json(body);
+async fn mock() -> MockServer {
+    MockServer::start(MockConfig::new(Profile::fast()))
+        .await
+        .unwrap()
+}
+
+fn request(
+    gw: &GatewayHandle,
+    body: &Value,
+    mock_headers: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let mut builder = client()
+        .post(format!("{}/v1/chat/completions", gw.url()))
+        .json(body);
     for (name, value) in mock_headers {
         builder = builder.header(*name, *value);
     }
@@ -33,7 +58,14 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
 }
 
 async fn metric(gw: &GatewayHandle, name: &str) -> f64 {
-    let text = client().get(format!("{}/metrics", gw.url())).send().await.unwrap().text().await.unwrap();
+    let text = client()
+        .get(format!("{}/metrics", gw.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or_else(|| panic!("{name} not in /metrics"))
@@ -44,10 +76,22 @@ async fn include_usage_is_passed_through() {
     let upstream = mock().await;
     let gw = start(vec![openai("a", upstream.url())], |_| {}).await;
     let mut body = chat("m", true);
-    let without = request(&gw, &body, &[]).send().await.unwrap().text().await.unwrap();
+    let without = request(&gw, &body, &[])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!without.contains("\"usage\":{"), "{without}");
     body["stream_options"] = json!({"include_usage": true});
-    let with = request(&gw, &body, &[]).send().await.unwrap().text().await.unwrap();
+    let with = request(&gw, &body, &[])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let data = sse_data(&with);
     let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
     assert_eq!(usage["choices"], json!([]));
@@ -64,15 +108,29 @@ async fn upstream_disconnect_mid_stream_ends_with_an_error_event() {
             _ => anthropic("up", upstream.url()),
         };
         let gw = start(vec![config], |_| {}).await;
-        let response = request(&gw, &chat("m", true), &[("x-mock-fault", "disconnect-after:3")]).send().await.unwrap();
+        let response = request(
+            &gw,
+            &chat("m", true),
+            &[("x-mock-fault", "disconnect-after:3"), PACED],
+        )
+        .send()
+        .await
+        .unwrap();
         assert_eq!(response.status(), 200, "{provider}");
         let body = response.text().await.unwrap();
         let data = sse_data(&body);
         let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
-        assert_eq!(last["error"]["type"], "upstream_error", "{provider}: {body}");
+        assert_eq!(
+            last["error"]["type"], "upstream_error",
+            "{provider}: {body}"
+        );
         assert!(!body.contains("[DONE]"), "{provider}");
-        assert_eq!(common::stream_text(&body).split_inclusive(' ').count(), 3, "{provider}: {body}");
-        assert_eq!(metric(&gw, "gateway_streams_broken_total").await, 1.0, "{provider}");
+        assert_eq!(content_chunks(&body), 3, "{provider}: {body}");
+        assert_eq!(
+            metric(&gw, "gateway_streams_broken_total").await,
+            1.0,
+            "{provider}"
+        );
     }
 }
 
@@ -85,20 +143,28 @@ async fn upstream_error_event_is_forwarded_once() {
             _ => anthropic("up", upstream.url()),
         };
         let gw = start(vec![config], |_| {}).await;
-        let body = request(&gw, &chat("m", true), &[("x-mock-fault", "error-after:2")])
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = request(
+            &gw,
+            &chat("m", true),
+            &[("x-mock-fault", "error-after:2"), PACED],
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
         let errors: Vec<Value> = sse_data(&body)
             .iter()
             .filter_map(|d| serde_json::from_str::<Value>(d).ok())
             .filter(|v| v.get("error").is_some())
             .collect();
         assert_eq!(errors.len(), 1, "{provider}: {body}");
-        assert!(errors[0]["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            errors[0]["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
 }
 
@@ -106,24 +172,53 @@ async fn upstream_error_event_is_forwarded_once() {
 async fn malformed_stream_chunk_ends_the_stream_with_an_error_event() {
     let upstream = mock().await;
     let gw = start(vec![openai("up", upstream.url())], |_| {}).await;
-    let body = request(&gw, &chat("m", true), &[("x-mock-fault", "malformed")]).send().await.unwrap().text().await.unwrap();
-    let last: Value = serde_json::from_str(sse_data(&body).last().unwrap()).unwrap();
-    assert!(last["error"]["message"].as_str().unwrap().contains("invalid event"), "{body}");
+    let body = request(
+        &gw,
+        &chat("m", true),
+        &[("x-mock-fault", "malformed"), PACED],
+    )
+    .send()
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let last: Value = serde_json::from_str(sse_data(&body).last().expect(&body)).unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid event"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn client_disconnect_mid_stream_cancels_the_upstream() {
     let upstream = mock().await;
     let gw = start(vec![openai("up", upstream.url())], |_| {}).await;
-    let mut response = request(&gw, &chat("m", true), &[("x-mock-itl-ms", "100"), ("x-mock-tokens", "200")])
-        .send()
-        .await
-        .unwrap();
+    let mut response = request(
+        &gw,
+        &chat("m", true),
+        &[("x-mock-itl-ms", "100"), ("x-mock-tokens", "200")],
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.chunk().await.unwrap().is_some());
     drop(response);
-    let cancelled = || upstream.stats().count(Route::ChatCompletions, Outcome::Cancelled) == 1;
-    assert!(eventually(cancelled).await, "upstream saw no cancellation: {:?}", upstream.stats());
+    let cancelled = || {
+        upstream
+            .stats()
+            .count(Route::ChatCompletions, Outcome::Cancelled)
+            == 1
+    };
+    assert!(
+        eventually(cancelled).await,
+        "upstream saw no cancellation: {:?}",
+        upstream.stats()
+    );
     assert_eq!(metric(&gw, "gateway_open_streams").await, 0.0);
 }
 
@@ -136,8 +231,17 @@ async fn client_disconnect_while_waiting_cancels_the_upstream() {
         .send()
         .await;
     assert!(result.is_err(), "the client gave up");
-    let cancelled = || upstream.stats().count(Route::ChatCompletions, Outcome::Cancelled) == 1;
-    assert!(eventually(cancelled).await, "upstream saw no cancellation: {:?}", upstream.stats());
+    let cancelled = || {
+        upstream
+            .stats()
+            .count(Route::ChatCompletions, Outcome::Cancelled)
+            == 1
+    };
+    assert!(
+        eventually(cancelled).await,
+        "upstream saw no cancellation: {:?}",
+        upstream.stats()
+    );
 }
 
 #[tokio::test]
@@ -145,10 +249,14 @@ async fn shutdown_lets_open_streams_finish_then_stops_accepting() {
     let upstream = mock().await;
     let gw = start(vec![openai("up", upstream.url())], |_| {}).await;
     let url = gw.url().to_owned();
-    let response = request(&gw, &chat("m", true), &[("x-mock-itl-ms", "20"), ("x-mock-tokens", "20")])
-        .send()
-        .await
-        .unwrap();
+    let response = request(
+        &gw,
+        &chat("m", true),
+        &[("x-mock-itl-ms", "20"), ("x-mock-tokens", "20")],
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(header(&response, "x-gateway-provider"), "up");
     let shutdown = tokio::spawn(gw.shutdown());
     let body = response.text().await.unwrap();
@@ -161,14 +269,27 @@ async fn shutdown_lets_open_streams_finish_then_stops_accepting() {
 #[tokio::test]
 async fn shutdown_grace_period_ends_long_streams_with_an_error_event() {
     let upstream = mock().await;
-    let gw = start(vec![openai("up", upstream.url())], |c| c.server.shutdown_grace_ms = 100).await;
-    let response = request(&gw, &chat("m", true), &[("x-mock-itl-ms", "100"), ("x-mock-tokens", "200")])
-        .send()
-        .await
-        .unwrap();
+    let gw = start(vec![openai("up", upstream.url())], |c| {
+        c.server.shutdown_grace_ms = 100
+    })
+    .await;
+    let response = request(
+        &gw,
+        &chat("m", true),
+        &[("x-mock-itl-ms", "100"), ("x-mock-tokens", "200")],
+    )
+    .send()
+    .await
+    .unwrap();
     let shutdown = tokio::spawn(gw.shutdown());
     let body = response.text().await.unwrap();
     let last: Value = serde_json::from_str(sse_data(&body).last().unwrap()).unwrap();
-    assert!(last["error"]["message"].as_str().unwrap().contains("shutting down"), "{body}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{body}"
+    );
     shutdown.await.unwrap();
 }

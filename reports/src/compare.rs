@@ -72,7 +72,10 @@ impl Measure {
     /// Name for the table, e.g. `ttft p95`.
     pub fn label(self) -> String {
         match self {
-            Measure::Percentile(metric, q) => format!("{} p{}", metric.name(), q / 10),
+            Measure::Percentile(metric, q) if q % 10 == 0 => {
+                format!("{} p{}", metric.name(), q / 10)
+            }
+            Measure::Percentile(metric, q) => format!("{} p{}.{}", metric.name(), q / 10, q % 10),
             Measure::Throughput => "throughput".into(),
             Measure::Goodput => "goodput".into(),
             Measure::ErrorRate => "error rate".into(),
@@ -193,9 +196,11 @@ impl Comparison {
                 self.options.resamples,
                 short(self.options.tolerance * 100.0)
             )
+        } else if self.base_runs <= 1 && self.cand_runs <= 1 {
+            "One run per side: no significance can be claimed. Repeat each side at least twice for confidence intervals.".to_owned()
         } else {
             format!(
-                "{} base and {} candidate run(s): one run per side, no significance can be claimed. Repeat each side at least twice for confidence intervals.",
+                "{} base and {} candidate runs: a side with a single run shows no noise to judge by, so no significance can be claimed.",
                 self.base_runs, self.cand_runs
             )
         }

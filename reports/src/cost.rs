@@ -80,3 +80,52 @@ pub fn estimate(run: &RunResult) -> Result<CostEstimate, NoEstimate> {
         per_1k_requests: (run.totals.ok > 0).then(|| total / run.totals.ok as f64 * 1_000.0),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Environment;
+
+    fn run_with(config: toml::Table, input_tokens: u64, output_tokens: u64, ok: u64) -> RunResult {
+        let mut run = RunResult::new("cost", config, Environment::default(), chrono::Utc::now());
+        run.totals.input_tokens = input_tokens;
+        run.totals.output_tokens = output_tokens;
+        run.totals.ok = ok;
+        run
+    }
+
+    #[test]
+    fn prices_the_tokens_of_the_configured_model() {
+        let config = toml::toml! {
+            model = "m"
+            [prices.m]
+            input_per_mtok = 2.0
+            output_per_mtok = 10.0
+            [prices.other]
+            input_per_mtok = 100.0
+            output_per_mtok = 100.0
+        };
+        let estimate = estimate(&run_with(config, 3_000_000, 500_000, 2_000)).expect("priced");
+        assert_eq!(estimate.total, 3.0 * 2.0 + 0.5 * 10.0);
+        assert_eq!(estimate.per_1k_requests, Some(11.0 / 2.0));
+    }
+
+    #[test]
+    fn says_what_is_missing() {
+        let no_model = estimate(&run_with(toml::Table::new(), 1, 1, 1));
+        assert_eq!(no_model, Err(NoEstimate::NoModel));
+        let no_price = estimate(&run_with(toml::toml! { model = "m" }, 1, 1, 1))
+            .expect_err("no price")
+            .to_string();
+        assert!(no_price.contains("[prices.\"m\"]"), "{no_price}");
+        let bad = estimate(&run_with(
+            toml::toml! { model = "m"
+            [prices.m]
+            input_per_mtok = "cheap" },
+            1,
+            1,
+            1,
+        ));
+        assert!(matches!(bad, Err(NoEstimate::BadPrices(_))), "{bad:?}");
+    }
+}

@@ -1,11 +1,12 @@
 //! Result model, SLO evaluation, run comparison and the HTML, CSV and JSON writers.
 //!
 //! The harness records a [`model::RunResult`]; this crate judges it ([`slo`]), writes the run
-//! directory ([`run_dir`]), renders the HTML pages ([`html`]) and compares runs ([`compare`]).
+//! directory ([`run_dir`]), renders the HTML pages ([`html`]) and compares runs ([`mod@compare`]).
 
 pub mod compare;
 pub mod cost;
 mod error;
+pub mod gate;
 pub mod html;
 pub mod model;
 pub mod redact;

@@ -64,6 +64,10 @@ pub struct RunResult {
     pub gateway: Vec<GatewaySample>,
     /// SLO outcomes, empty until evaluated.
     pub slo_results: Vec<SloResult>,
+    /// Why the run ended before its planned end (e.g. an aborting SLO was lost); `None` when it
+    /// ran its course.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<String>,
 }
 
 /// One second of a run.
@@ -134,6 +138,7 @@ impl RunResult {
             intervals: Vec::new(),
             gateway: Vec::new(),
             slo_results: Vec::new(),
+            stopped_early: None,
         }
     }
 

@@ -16,8 +16,9 @@ pub use percentiles::{PERCENTILES_COLUMNS, write_percentiles};
 pub use summary::{read_summary, write_summary};
 pub use timeseries::{TIMESERIES_COLUMNS, write_timeseries};
 
+use crate::compare::Comparison;
 use crate::error::ReportError;
-use crate::html::render_report;
+use crate::html::{render_compare, render_report};
 use crate::model::RunResult;
 use crate::redact::redacted;
 
@@ -29,6 +30,8 @@ pub const LATENCY_HLOG: &str = "latency.hlog";
 pub const REPORT_HTML: &str = "report.html";
 pub const CONFIG_TOML: &str = "config.toml";
 pub const BENCHER_JSON: &str = "bencher.json";
+/// Written by `harness compare` into the candidate's directory.
+pub const COMPARE_HTML: &str = "compare.html";
 
 /// Writes every file of the run directory `dir` (created if missing) and returns their paths.
 pub fn write_run_dir(dir: &Path, run: &RunResult) -> Result<Vec<PathBuf>, ReportError> {
@@ -66,6 +69,47 @@ pub fn rerender_report(dir: &Path) -> Result<PathBuf, ReportError> {
     let path = dir.join(REPORT_HTML);
     write_file(&path, &|out| out.write_all(html.as_bytes()))?;
     Ok(path)
+}
+
+/// Writes `compare.html` into `dir` and returns its path.
+pub fn write_compare(
+    dir: &Path,
+    comparison: &Comparison,
+    base: &[RunResult],
+    cand: &[RunResult],
+) -> Result<PathBuf, ReportError> {
+    let html = render_compare(comparison, base, cand)?;
+    let path = dir.join(COMPARE_HTML);
+    write_file(&path, &|out| out.write_all(html.as_bytes()))?;
+    Ok(path)
+}
+
+/// The runs at `path`: the run directory itself when it holds a `summary.json`, otherwise every
+/// run directory directly inside it, ordered by name (run directories are named by start time).
+pub fn read_runs(path: &Path) -> Result<Vec<RunResult>, ReportError> {
+    let summary = path.join(SUMMARY_JSON);
+    if summary.is_file() {
+        return Ok(vec![read_summary(&summary)?]);
+    }
+    let read_error = |source| ReportError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut summaries = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(read_error)? {
+        let candidate = entry.map_err(read_error)?.path().join(SUMMARY_JSON);
+        if candidate.is_file() {
+            summaries.push(candidate);
+        }
+    }
+    if summaries.is_empty() {
+        return Err(read_error(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no {SUMMARY_JSON} in it or in any directory inside it"),
+        )));
+    }
+    summaries.sort();
+    summaries.iter().map(|p| read_summary(p)).collect()
 }
 
 /// Writes one file through a buffer, naming it in any error.

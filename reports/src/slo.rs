@@ -1,5 +1,5 @@
 //! Service level objectives: the TOML file format of DESIGN.md, and their evaluation against a
-//! [`RunResult`].
+//! [`RunResult`](crate::model::RunResult).
 //!
 //! ```toml
 //! [[slo]]

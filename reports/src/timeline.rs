@@ -16,7 +16,8 @@ pub struct Second {
     pub second: u32,
     pub requests: u64,
     pub ok: u64,
-    pub active_users: u64,
+    /// `None` for a second the run recorded no interval for: the count is unknown, not zero.
+    pub active_users: Option<u64>,
     pub latency: Option<Percentiles>,
     pub ttft: Option<Percentiles>,
     pub errors: ErrorCounts,
@@ -50,7 +51,7 @@ pub fn timeline(run: &RunResult) -> Vec<Second> {
         let counters = &interval.counters;
         row.requests = counters.requests;
         row.ok = counters.ok;
-        row.active_users = interval.active_users;
+        row.active_users = Some(interval.active_users);
         row.latency = percentiles(interval, Metric::Latency);
         row.ttft = percentiles(interval, Metric::Ttft);
         row.errors = counters.errors;

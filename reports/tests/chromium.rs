@@ -213,7 +213,7 @@ fn report_opens_in_headless_chromium_without_network_and_draws_every_chart() {
         &browser,
         &work.path().join("profile-shot"),
         &[
-            "--window-size=1280,6200".to_owned(),
+            "--window-size=1280,4400".to_owned(),
             format!("--screenshot={}", screenshot.display()),
         ],
         &page,

@@ -57,9 +57,14 @@ fn one_run_per_side_claims_no_significance() {
     assert!(!comparison.regressed());
     let table = comparison.to_string();
     assert!(
-        table.contains("one run per side, no significance can be claimed"),
+        table.contains("One run per side: no significance can be claimed"),
         "{table}"
     );
+
+    // One run on either side is enough to rule significance out.
+    let uneven = compare(std::slice::from_ref(&base), &[cand.clone(), cand]);
+    assert_eq!(row(&uneven, TTFT_P50).verdict, Verdict::NotSignificant);
+    assert!(uneven.note().contains("no significance can be claimed"));
 }
 
 #[test]
@@ -132,7 +137,7 @@ fn compare_page_overlays_both_sides() {
     let cand = slowed(&base, 1.2);
     let comparison = compare(std::slice::from_ref(&base), std::slice::from_ref(&cand));
     let html = render_compare(&comparison, &[base], &[cand]).expect("renders");
-    assert!(html.contains("no significance can be claimed"));
+    assert!(html.contains("One run per side: no significance can be claimed"));
     assert!(html.contains("TTFT distribution"));
     // Each overlaid distribution has a base and a candidate line.
     let distributions = html
@@ -142,4 +147,8 @@ fn compare_page_overlays_both_sides() {
         .expect("distribution section");
     assert!(distributions.matches(r#"class="series""#).count() >= 10);
     assert!(!html.contains("<script"));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = reports::run_dir::write_compare(dir.path(), &comparison, &[], &[]).expect("writes");
+    assert!(path.ends_with("compare.html") && path.is_file());
 }

@@ -140,6 +140,13 @@ fn bad_values_name_line_and_field() {
         "{bare_number}"
     );
 
+    let negative =
+        error_of("[[slo]]\nmetric = \"throughput\"\nstat = \"rate\"\nop = \">\"\nvalue = -5\n");
+    assert!(
+        negative.contains("line 5") && negative.contains("`-5` is not"),
+        "{negative}"
+    );
+
     let bad_op =
         error_of("[[slo]]\nmetric = \"ttft\"\nstat = \"p95\"\nop = \"=<\"\nvalue = \"1s\"\n");
     assert!(

@@ -61,18 +61,19 @@ fn timeseries_has_one_row_per_second_with_the_documented_columns() {
     assert_eq!(r0["errors"], "1");
     assert_eq!(r0["errors_http_5xx"], "1");
     assert_eq!(r0["errors_timeout"], "0");
-    assert_eq!(r0["cache_hit_ratio"], "0.5");
+    assert_eq!(r0["cache_hit_ratio"], "0.5000");
     assert_eq!(r0["output_tokens"], "30");
     assert_eq!(r0["gateway_rss_bytes"], "");
 
     let r1 = &rows[1];
     assert_eq!(r1["rps"], "0");
+    assert_eq!(r1["active_users"], "", "no interval: unknown, not zero");
     assert_eq!(r1["latency_p50_ms"], "", "no requests: empty, not zero");
     assert_eq!(r1["gateway_rss_bytes"], "1000");
-    assert_eq!(r1["gateway_cpu_percent"], "12.5");
+    assert_eq!(r1["gateway_cpu_percent"], "12.50");
     assert_eq!(r1["queue_depth"], "3");
     assert_eq!(r1["breaker_state"], "open");
-    assert_eq!(r1["gateway_cache_hit_ratio"], "0.5");
+    assert_eq!(r1["gateway_cache_hit_ratio"], "0.5000");
 
     let r2 = &rows[2];
     assert_eq!(r2["active_users"], "4");
@@ -265,6 +266,34 @@ fn a_run_without_requests_still_writes_every_file() {
     write_run_dir(dir, &run).expect("writes");
     let percentiles = std::fs::read_to_string(dir.join("percentiles.csv")).expect("csv");
     assert_eq!(percentiles.lines().count(), 1, "header only");
+}
+
+#[test]
+fn read_runs_takes_one_run_directory_or_a_directory_of_them() {
+    let tmp = tempdir();
+    let root = tmp.path();
+    for (name, seed) in [("b-run", 2), ("a-run", 1)] {
+        write_run_dir(&root.join(name), &synthetic_run(5, seed)).expect("writes");
+    }
+    std::fs::create_dir(root.join("not-a-run")).expect("mkdir");
+
+    let one = reports::run_dir::read_runs(&root.join("a-run")).expect("one run");
+    assert_eq!(one.len(), 1);
+    let both = reports::run_dir::read_runs(root).expect("two runs");
+    assert_eq!(both.len(), 2);
+    assert_eq!(
+        both[0].intervals,
+        synthetic_run(5, 1).intervals,
+        "ordered by name"
+    );
+
+    let error = reports::run_dir::read_runs(&root.join("not-a-run"))
+        .expect_err("empty")
+        .to_string();
+    assert!(
+        error.contains("not-a-run") && error.contains("no summary.json"),
+        "{error}"
+    );
 }
 
 fn tempdir() -> tempfile::TempDir {

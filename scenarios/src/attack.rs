@@ -8,14 +8,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use goose::client::GooseClientBuilder;
 use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::goose::{GooseUser, Scenario, Transaction, TransactionFunction};
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use goose::{GooseAttack, GooseError};
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 use crate::client::{Call, Client};
 use crate::load::{ArrivalSchedule, Load, Take};
@@ -85,7 +85,10 @@ pub async fn run(plan: Plan, client: Client, recorder: Arc<Recorder>) -> Result<
             duration,
             ..
         } => (
-            format!("{max_users},0;{max_users},{};0,0", duration.as_secs().max(1)),
+            format!(
+                "{max_users},0;{max_users},{};0,0",
+                duration.as_secs().max(1)
+            ),
             None,
         ),
     };
@@ -148,10 +151,7 @@ fn transaction(context: &Arc<Context>, f: Step) -> Transaction {
     Transaction::new(function)
 }
 
-fn start_user<'a>(
-    context: &'a Context,
-    user: &'a mut GooseUser,
-) -> BoxFuture<'a, ()> {
+fn start_user<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a, ()> {
     async move {
         let index = user.weighted_users_index;
         let seed = context.plan.seed;
@@ -165,18 +165,12 @@ fn start_user<'a>(
     .boxed()
 }
 
-fn stop_user<'a>(
-    context: &'a Context,
-    _user: &'a mut GooseUser,
-) -> BoxFuture<'a, ()> {
+fn stop_user<'a>(context: &'a Context, _user: &'a mut GooseUser) -> BoxFuture<'a, ()> {
     async move { context.recorder.user_stopped() }.boxed()
 }
 
 /// One iteration: a request now (closed model) or at the next arrival slot (open model).
-fn step<'a>(
-    context: &'a Context,
-    user: &'a mut GooseUser,
-) -> BoxFuture<'a, ()> {
+fn step<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a, ()> {
     async move {
         let index = user.weighted_users_index;
         let Some(state) = user.get_session_data_mut::<UserState>() else {

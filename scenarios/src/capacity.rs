@@ -72,7 +72,11 @@ fn window(run: &RunResult, first: u32, last: u32) -> RunResult {
         run.started_at,
     );
     window.goodput_limits = run.goodput_limits;
-    for interval in run.intervals.iter().filter(|i| (first..last).contains(&i.second)) {
+    for interval in run
+        .intervals
+        .iter()
+        .filter(|i| (first..last).contains(&i.second))
+    {
         let mut interval = interval.clone();
         interval.second -= first;
         window.push_interval(interval);
@@ -94,12 +98,18 @@ mod tests {
 
     /// A run whose TTFT is 100 ms per second of 10 users and 900 ms at 20 users.
     fn run() -> RunResult {
-        let mut run = RunResult::new("stress", toml::Table::new(), Environment::default(), chrono::Utc::now());
+        let mut run = RunResult::new(
+            "stress",
+            toml::Table::new(),
+            Environment::default(),
+            chrono::Utc::now(),
+        );
         for second in 0..40u32 {
             let users = if second < 20 { 10 } else { 20 };
             let mut ttft = new_histogram();
             for _ in 0..50 {
-                ttft.record(if users == 10 { 100_000 } else { 900_000 }).expect("in range");
+                ttft.record(if users == 10 { 100_000 } else { 900_000 })
+                    .expect("in range");
             }
             let mut interval = Interval::new(second);
             interval.active_users = users;
@@ -114,11 +124,16 @@ mod tests {
     #[test]
     fn held_stages_are_judged_alone() {
         let stages: Stages = "0s:10,20s:10,0s:20,20s:20".parse().expect("valid");
-        let slos = parse_slos("[[slo]]\nmetric = \"ttft\"\nstat = \"p95\"\nop = \"<\"\nvalue = \"500ms\"\n")
-            .expect("valid");
+        let slos = parse_slos(
+            "[[slo]]\nmetric = \"ttft\"\nstat = \"p95\"\nop = \"<\"\nvalue = \"500ms\"\n",
+        )
+        .expect("valid");
         let verdicts = by_stage(&run(), &slos, &stages);
         assert_eq!(verdicts.len(), 2);
-        assert_eq!((verdicts[0].users, verdicts[0].start, verdicts[0].end), (10, 0, 20));
+        assert_eq!(
+            (verdicts[0].users, verdicts[0].start, verdicts[0].end),
+            (10, 0, 20)
+        );
         assert!(verdicts[0].passed());
         assert_eq!(verdicts[0].requests, 1000);
         assert!(!verdicts[1].passed());

@@ -11,9 +11,11 @@
 //! - [`scenario`]: the named scenarios, each data in a file of its own with a default SLO file.
 //! - [`attack::run`]: drives a [`attack::Plan`] on Goose.
 //! - [`capacity`]: per-stage SLO verdicts (the stress scenario's answer).
+//! - [`changes`]: what mid-run upstream changes did (failures, time to settle: failover).
 
 pub mod attack;
 pub mod capacity;
+pub mod changes;
 pub mod client;
 pub mod load;
 pub mod recorder;

@@ -26,7 +26,11 @@ async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
         ttft_ms: Distribution::constant(1_000.0),
         ..quick.clone()
     };
-    let mock = Arc::new(MockServer::start(MockConfig::new(quick.clone())).await.expect("mock starts"));
+    let mock = Arc::new(
+        MockServer::start(MockConfig::new(quick.clone()))
+            .await
+            .expect("mock starts"),
+    );
     let recorder = Arc::new(Recorder::new(GoodputLimits::default()));
     let plan = Plan {
         load: Load::Open {
@@ -51,18 +55,40 @@ async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
             mock.set_profile(quick).expect("valid profile");
         })
     };
-    attack::run(plan, client, Arc::clone(&recorder)).await.expect("attack runs");
+    attack::run(plan, client, Arc::clone(&recorder))
+        .await
+        .expect("attack runs");
     stall.await.expect("stall task");
 
-    let mut run = RunResult::new("open", toml::Table::new(), Environment::default(), chrono::Utc::now());
+    let mut run = RunResult::new(
+        "open",
+        toml::Table::new(),
+        Environment::default(),
+        chrono::Utc::now(),
+    );
     for interval in recorder.close_all() {
         run.push_interval(interval);
     }
     let totals = run.totals;
     let arrivals = totals.requests + totals.dropped_arrivals;
-    assert!((560..=610).contains(&arrivals), "6 s at 100/s: {arrivals} arrivals");
-    assert!(totals.dropped_arrivals >= 20, "dropped: {}", totals.dropped_arrivals);
+    assert!(
+        (560..=610).contains(&arrivals),
+        "6 s at 100/s: {arrivals} arrivals"
+    );
+    assert!(
+        totals.dropped_arrivals >= 20,
+        "dropped: {}",
+        totals.dropped_arrivals
+    );
     let latency = run.summary(Metric::Latency).expect("latency");
-    assert!(latency.p99 >= 500_000, "p99 {} us must show the stall", latency.p99);
-    assert!(latency.p50 < 100_000, "p50 {} us is the quick path", latency.p50);
+    assert!(
+        latency.p99 >= 500_000,
+        "p99 {} us must show the stall",
+        latency.p99
+    );
+    assert!(
+        latency.p50 < 100_000,
+        "p50 {} us is the quick path",
+        latency.p50
+    );
 }

@@ -262,7 +262,10 @@ mod tests {
             .filter_map(|_| expiry.expire_after_read(&0, &entry, now, None, now))
             .map(|ttl| ttl.as_secs())
             .collect();
-        assert_eq!(ttls, [300, 300, 1800, 1800, 1800, 1800, 1800, 1800, 1800, 3600]);
+        assert_eq!(
+            ttls,
+            [300, 300, 1800, 1800, 1800, 1800, 1800, 1800, 1800, 3600]
+        );
     }
 
     #[test]

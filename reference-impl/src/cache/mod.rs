@@ -3,19 +3,23 @@
 //!
 //! Contract:
 //! - [`ResponseCache::classify`] decides from the body and headers whether a request may use the
-//!   cache (see [`key`] for the key and the rules: temperature, `x-cache-force`,
-//!   `cache-control: no-cache`/`no-store`).
+//!   cache and computes its [`CacheKey`]: requests with a temperature above `max_temperature`
+//!   (absent counts as 1.0) bypass it unless `force` or `x-cache-force: true`;
+//!   `cache-control: no-store` bypasses it, `no-cache` skips the lookup but stores the answer.
 //! - [`ResponseCache::lookup`] answers [`Lookup::Hit`] from memory, else from Redis (bounded by
 //!   its timeout; a Redis failure is counted and treated as a miss), else makes the request the
 //!   [`Leader`] of a flight, or a [`Follower`] of the flight already under way for the same key.
+//! - With `[cache.semantic]` enabled (embeddings from the [`Embedder`] given to
+//!   [`ResponseCache::with_embedder`]), an exact miss can still hit: the completion of a prompt
+//!   for the same model whose embedding has cosine similarity >= `threshold` (default 0.85).
 //! - The leader calls upstream, publishes each SSE chunk it sends with [`Leader::send_chunk`],
-//!   and ends with [`Leader::complete`] (stores the completion, answers the followers) or
+//!   and ends with [`Leader::complete`] (stores the `chat.completion` body, assembled with
+//!   [`sse::CompletionAssembler`] if it streamed, and answers the followers) or
 //!   [`Leader::fail`]. A leader dropped without either (its client left) releases the followers.
 //! - A follower gets the leader's stream from its first chunk ([`Follower::into_stream`]) or the
 //!   completion ([`Follower::wait`]). When the leader fails before the follower saw anything, the
 //!   follower gets [`FollowError::Retry`] (look up again) or the error, by `on_leader_failure`.
-//! - A cached completion is replayed to streaming clients as SSE with [`sse::replay`];
-//!   [`sse::CompletionAssembler`] turns a streamed answer into a completion to store.
+//! - A cached completion is replayed to streaming clients as SSE with [`CachedResponse::sse`].
 //!
 //! ```
 //! # use reference_impl::cache::{CacheConfig, Cacheability, Lookup, ResponseCache};
@@ -31,10 +35,12 @@
 //! # Ok(()) }
 //! ```
 
+mod canonical;
 mod flight;
-pub mod key;
+mod key;
 mod memory;
 mod redis;
+mod semantic;
 pub mod sse;
 
 use std::sync::Arc;
@@ -45,13 +51,16 @@ use futures::Stream;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use flight::{Flight, Flights, Next, Outcome, Role};
+pub use canonical::SyntaxError;
 pub use flight::FlightError;
+use flight::{Flight, Flights, Next, Outcome, Role};
 pub use key::{BypassReason, CacheKey, CacheRequest, Cacheability, KeyError};
 use memory::{Encoded, MemoryTier};
 pub use memory::{TtlClass, TtlConfig};
+pub use redis::RedisCacheConfig;
 use redis::RedisTier;
-pub use redis::{RedisCacheConfig, RedisTierError};
+use semantic::SemanticIndex;
+pub use semantic::{EmbedError, EmbedFuture, Embedder, OpenAiEmbedder, SemanticConfig};
 
 /// `[cache]` configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -71,6 +80,7 @@ pub struct CacheConfig {
     pub on_leader_failure: LeaderFailure,
     pub ttl: TtlConfig,
     pub redis: Option<RedisCacheConfig>,
+    pub semantic: SemanticConfig,
 }
 
 impl Default for CacheConfig {
@@ -85,6 +95,7 @@ impl Default for CacheConfig {
             on_leader_failure: LeaderFailure::Retry,
             ttl: TtlConfig::default(),
             redis: None,
+            semantic: SemanticConfig::default(),
         }
     }
 }
@@ -106,6 +117,10 @@ pub enum CacheError {
     RedisUrl(#[source] ::redis::RedisError),
     #[error("cache.ttl: every class needs a positive lifetime")]
     Ttl,
+    #[error("cache.semantic.enabled needs an embedder (ResponseCache::with_embedder)")]
+    NoEmbedder,
+    #[error("cache.semantic.threshold must be in (0, 1], got {0}")]
+    Threshold(f32),
 }
 
 /// Counters and sizes for `/metrics` and `/admin/performance/cache`.
@@ -127,6 +142,10 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Redis commands that failed or timed out (the request went on without Redis).
     pub redis_errors: u64,
+    /// Of `hits`, answered by a similar prompt's completion.
+    pub semantic_hits: u64,
+    /// Embeddings that failed or timed out (the request went upstream).
+    pub semantic_errors: u64,
     pub bytes: u64,
     pub entries: u64,
     pub in_flight: u64,
@@ -165,6 +184,7 @@ struct Inner {
     config: CacheConfig,
     memory: MemoryTier,
     redis: Option<RedisTier>,
+    semantic: Option<SemanticIndex>,
     flights: Flights,
     hits: AtomicU64,
     redis_hits: AtomicU64,
@@ -172,13 +192,35 @@ struct Inner {
     coalesced: AtomicU64,
     bypassed: AtomicU64,
     redis_errors: AtomicU64,
+    semantic_hits: AtomicU64,
+    semantic_errors: AtomicU64,
 }
 
 impl ResponseCache {
+    /// A cache without the semantic tier (which needs [`ResponseCache::with_embedder`]).
     pub fn new(config: CacheConfig) -> Result<Self, CacheError> {
+        if config.semantic.enabled {
+            return Err(CacheError::NoEmbedder);
+        }
+        Self::build(config, None)
+    }
+
+    /// A cache whose semantic tier, if enabled, embeds prompts with `embedder`.
+    pub fn with_embedder(
+        config: CacheConfig,
+        embedder: Arc<dyn Embedder>,
+    ) -> Result<Self, CacheError> {
+        Self::build(config, Some(embedder))
+    }
+
+    fn build(config: CacheConfig, embedder: Option<Arc<dyn Embedder>>) -> Result<Self, CacheError> {
         let ttl = &config.ttl;
         if ttl.frequent_secs == 0 || ttl.moderate_secs == 0 || ttl.rare_secs == 0 {
             return Err(CacheError::Ttl);
+        }
+        let threshold = config.semantic.threshold;
+        if !(threshold > 0.0 && threshold <= 1.0) {
+            return Err(CacheError::Threshold(threshold));
         }
         let redis = config
             .redis
@@ -186,10 +228,14 @@ impl ResponseCache {
             .map(RedisTier::new)
             .transpose()
             .map_err(CacheError::RedisUrl)?;
+        let semantic = embedder
+            .filter(|_| config.semantic.enabled)
+            .map(|embedder| SemanticIndex::new(config.semantic.clone(), embedder));
         Ok(Self {
             inner: Arc::new(Inner {
                 memory: MemoryTier::new(config.max_bytes, config.ttl.clone()),
                 redis,
+                semantic,
                 flights: Flights::default(),
                 hits: AtomicU64::new(0),
                 redis_hits: AtomicU64::new(0),
@@ -197,6 +243,8 @@ impl ResponseCache {
                 coalesced: AtomicU64::new(0),
                 bypassed: AtomicU64::new(0),
                 redis_errors: AtomicU64::new(0),
+                semantic_hits: AtomicU64::new(0),
+                semantic_errors: AtomicU64::new(0),
                 config,
             }),
         })
@@ -204,9 +252,15 @@ impl ResponseCache {
 
     /// Applies the cacheability rules to one request body, as received, and its headers.
     pub fn classify(&self, body: &[u8], headers: &HeaderMap) -> Cacheability {
-        let decision = key::classify(&self.inner.config, body, headers);
-        if let Cacheability::Bypass(_) = decision {
-            self.inner.bypassed.fetch_add(1, Ordering::Relaxed);
+        let mut decision = key::classify(&self.inner.config, body, headers);
+        match &mut decision {
+            Cacheability::Bypass(_) => {
+                self.inner.bypassed.fetch_add(1, Ordering::Relaxed);
+            }
+            Cacheability::Cacheable(request) if self.inner.semantic.is_some() => {
+                request.prompt = semantic::prompt_text(body);
+            }
+            Cacheability::Cacheable(_) => {}
         }
         decision
     }
@@ -220,7 +274,8 @@ impl ResponseCache {
         {
             return Lookup::Hit(hit);
         }
-        let flight = match (request.read && inner.config.coalesce).then(|| inner.flights.join(hash)) {
+        let flight = match (request.read && inner.config.coalesce).then(|| inner.flights.join(hash))
+        {
             Some(Role::Follower(flight)) => {
                 inner.coalesced.fetch_add(1, Ordering::Relaxed);
                 return Lookup::Follow(Follower {
@@ -235,8 +290,8 @@ impl ResponseCache {
         let mut leader = Leader {
             cache: Arc::clone(inner),
             key: request.key.clone(),
-            write: request.write,
             flight,
+            embedding: None,
         };
         if request.read {
             // A leader that finished between the memory miss and the join has stored its answer.
@@ -248,6 +303,10 @@ impl ResponseCache {
                 leader.settle(Outcome::Completed(hit.body.clone()));
                 return Lookup::Hit(hit);
             }
+            if let Some(hit) = self.semantic_hit(request, &mut leader).await {
+                leader.settle(Outcome::Completed(hit.body.clone()));
+                return Lookup::Hit(hit);
+            }
         }
         inner.misses.fetch_add(1, Ordering::Relaxed);
         Lookup::Lead(leader)
@@ -256,6 +315,9 @@ impl ResponseCache {
     /// Drops every entry from memory (Redis entries expire by themselves).
     pub fn clear(&self) {
         self.inner.memory.clear();
+        if let Some(semantic) = &self.inner.semantic {
+            semantic.clear();
+        }
     }
 
     /// Drops one entry from memory.
@@ -277,6 +339,8 @@ impl ResponseCache {
             evictions: load(&removals.evicted),
             expirations: load(&removals.expired),
             redis_errors: load(&inner.redis_errors),
+            semantic_hits: load(&inner.semantic_hits),
+            semantic_errors: load(&inner.semantic_errors),
             bytes: inner.memory.bytes(),
             entries: inner.memory.entries(),
             in_flight: inner.flights.in_flight() as u64,
@@ -287,6 +351,35 @@ impl ResponseCache {
         let body = self.inner.memory.get(hash)?.encoded.decode()?;
         self.inner.hits.fetch_add(1, Ordering::Relaxed);
         Some(CachedResponse { body })
+    }
+
+    /// Looks for a similar prompt's completion; otherwise leaves the prompt's embedding with
+    /// the leader, which stores it with the completion.
+    async fn semantic_hit(
+        &self,
+        request: &CacheRequest,
+        leader: &mut Leader,
+    ) -> Option<CachedResponse> {
+        let inner = &self.inner;
+        let (semantic, prompt) = (inner.semantic.as_ref()?, request.prompt.as_deref()?);
+        let model = request.key.model();
+        let vector = match semantic.embed(model, prompt).await {
+            Ok(vector) => vector?,
+            Err(error) => {
+                inner.semantic_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, "semantic cache lookup skipped");
+                return None;
+            }
+        };
+        if let Some(hash) = semantic.nearest(model, &vector) {
+            if let Some(hit) = self.memory_hit(hash) {
+                inner.semantic_hits.fetch_add(1, Ordering::Relaxed);
+                return Some(hit);
+            }
+            semantic.forget(model, hash);
+        }
+        leader.embedding = Some(vector);
+        None
     }
 
     /// Reads Redis and promotes a hit into memory; failures count and read as a miss.
@@ -317,9 +410,10 @@ impl ResponseCache {
 pub struct Leader {
     cache: Arc<Inner>,
     key: CacheKey,
-    write: bool,
     /// `None` once settled, or when the request does not coalesce.
     flight: Option<Arc<Flight>>,
+    /// The prompt's embedding, stored with the completion (semantic tier only).
+    embedding: Option<semantic::Vector>,
 }
 
 impl Leader {
@@ -334,13 +428,14 @@ impl Leader {
         }
     }
 
-    /// Stores the `chat.completion` body (memory, then Redis in the background) and answers
-    /// the followers.
+    /// Stores a successful `chat.completion` body (memory, then Redis in the background) and
+    /// answers the followers. Upstream errors go to [`Leader::fail`], never here.
     pub fn complete(mut self, body: Bytes) {
-        if self.write {
-            let encoded = Encoded::encode(body.clone(), self.cache.config.compress_threshold_bytes);
-            self.write_redis(&encoded);
-            self.cache.memory.insert(self.key.hash(), encoded);
+        let encoded = Encoded::encode(body.clone(), self.cache.config.compress_threshold_bytes);
+        self.write_redis(&encoded);
+        self.cache.memory.insert(self.key.hash(), encoded);
+        if let (Some(semantic), Some(vector)) = (&self.cache.semantic, self.embedding.take()) {
+            semantic.insert(self.key.model(), vector, self.key.hash());
         }
         self.settle(Outcome::Completed(body));
     }

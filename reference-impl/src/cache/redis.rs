@@ -37,7 +37,7 @@ fn default_ttl_secs() -> u64 {
 
 /// Why Redis could not serve a command.
 #[derive(Debug, thiserror::Error)]
-pub enum RedisTierError {
+pub(crate) enum RedisTierError {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error("redis: {0}")]

@@ -70,7 +70,10 @@ pub fn replay(completion: &[u8], include_usage: bool) -> Result<Vec<Bytes>, SseE
                 {"index": index, "delta": delta, "finish_reason": null}
             ])))?);
         }
-        let finish_reason = choice.get("finish_reason").cloned().unwrap_or(json!("stop"));
+        let finish_reason = choice
+            .get("finish_reason")
+            .cloned()
+            .unwrap_or(json!("stop"));
         events.push(event(&chunk(json!([
             {"index": index, "delta": {}, "finish_reason": finish_reason}
         ])))?);
@@ -135,7 +138,9 @@ impl CompletionAssembler {
             return Ok(());
         }
         let chunk: Value = serde_json::from_str(data)?;
-        let chunk = chunk.as_object().ok_or(SseError::Shape("chunk is not an object"))?;
+        let chunk = chunk
+            .as_object()
+            .ok_or(SseError::Shape("chunk is not an object"))?;
         for field in ["id", "created", "model", "system_fingerprint"] {
             if let Some(value) = chunk.get(field) {
                 self.header.entry(field).or_insert_with(|| value.clone());
@@ -144,11 +149,17 @@ impl CompletionAssembler {
         if let Some(usage) = chunk.get("usage").filter(|usage| !usage.is_null()) {
             self.usage = Some(usage.clone());
         }
-        for choice in chunk.get("choices").and_then(Value::as_array).into_iter().flatten() {
+        for choice in chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
             let index = usize::try_from(index).map_err(|_| SseError::Shape("choice index"))?;
             if index >= self.choices.len() {
-                self.choices.resize_with(index + 1, AssembledChoice::default);
+                self.choices
+                    .resize_with(index + 1, AssembledChoice::default);
             }
             let target = &mut self.choices[index];
             if let Some(reason) = choice.get("finish_reason").filter(|r| !r.is_null()) {
@@ -190,7 +201,12 @@ impl AssembledChoice {
         if let Some(text) = delta.get("refusal").and_then(Value::as_str) {
             self.refusal.get_or_insert_default().push_str(text);
         }
-        for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+        for call in delta
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             self.apply_tool_call(call);
         }
     }
@@ -229,7 +245,10 @@ impl AssembledChoice {
     fn into_json(self, index: usize) -> Value {
         let mut message = Map::new();
         message.insert("role".to_owned(), self.role.unwrap_or(json!("assistant")));
-        message.insert("content".to_owned(), self.content.map_or(Value::Null, Value::String));
+        message.insert(
+            "content".to_owned(),
+            self.content.map_or(Value::Null, Value::String),
+        );
         if let Some(refusal) = self.refusal {
             message.insert("refusal".to_owned(), Value::String(refusal));
         }

@@ -152,6 +152,9 @@ mod tests {
         };
         shard.tats.insert(u64::MAX, 11);
         shard.sweep_if_large(10);
-        assert_eq!(shard.tats.into_iter().collect::<Vec<_>>(), vec![(u64::MAX, 11)]);
+        assert_eq!(
+            shard.tats.into_iter().collect::<Vec<_>>(),
+            vec![(u64::MAX, 11)]
+        );
     }
 }

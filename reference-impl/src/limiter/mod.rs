@@ -144,10 +144,12 @@ impl LimiterConfig {
             }
         }
         for (model, limit) in &self.models {
-            if limit.requests == 0 || limit.period_secs == 0 {
-                return Err(LimiterError::Config(format!(
-                    "limiter.models.\"{model}\": requests and period_secs must be at least 1"
-                )));
+            let field = |f: &str| format!("limiter.models.\"{model}\".{f}");
+            if limit.requests == 0 {
+                return Err(LimiterError::Config(field("requests")));
+            }
+            if limit.period_secs == 0 {
+                return Err(LimiterError::Config(field("period_secs")));
             }
         }
         Ok(())
@@ -293,14 +295,61 @@ pub struct LimiterStats {
 }
 
 /// One bucket a check touches: its identity, shape and what the request costs from it.
-#[derive(Debug, Clone)]
-struct Cell {
+#[derive(Debug, Clone, Copy)]
+struct Cell<'a> {
     scope: Scope,
+    /// Whose bucket it is: the key for `Key` and `Tokens`, the model for `Model`.
+    subject: Subject<'a>,
+    /// Local identity: a hash of scope and subject.
     id: u64,
-    /// Name in Redis, without the configured prefix.
-    name: String,
     rate: Rate,
     cost: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Subject<'a> {
+    Key(KeyId),
+    Model(&'a str),
+}
+
+impl fmt::Display for Cell<'_> {
+    /// The bucket's name in Redis, without the configured prefix.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scope = match self.scope {
+            Scope::Key => "k",
+            Scope::Model => "m",
+            Scope::Tokens => "t",
+        };
+        match self.subject {
+            Subject::Key(key) => write!(f, "{scope}:{key}"),
+            Subject::Model(model) => write!(f, "{scope}:{model}"),
+        }
+    }
+}
+
+/// The (at most three) cells of one check, on the stack: key first, then model, then tokens.
+#[derive(Debug)]
+struct Cells<'a> {
+    cells: [Cell<'a>; 3],
+    len: usize,
+}
+
+impl<'a> Cells<'a> {
+    fn new(key_cell: Cell<'a>) -> Self {
+        Self {
+            cells: [key_cell; 3],
+            len: 1,
+        }
+    }
+
+    fn push(&mut self, cell: Cell<'a>) {
+        self.cells[self.len] = cell;
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[Cell<'a>] {
+        &self.cells[..self.len]
+    }
 }
 
 /// The rate limiter. Share it behind an `Arc`; all methods take `&self`.
@@ -344,26 +393,27 @@ impl RateLimiter {
         }
         let cells = self.cells(key, tier, model);
         let decision = match &self.redis {
-            Some(redis) => match redis.check(&cells).await {
+            Some(redis) => match redis.check(cells.as_slice()).await {
                 Ok(decision) => decision,
                 Err(error) => {
                     self.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, "rate limiter falling back to local buckets");
-                    self.check_local(&cells)
+                    tracing::debug!(%error, "rate limiter falling back to local buckets");
+                    self.check_local(cells.as_slice())
                 }
             },
-            None => self.check_local(&cells),
+            None => self.check_local(cells.as_slice()),
         };
         self.count(&decision);
         decision
     }
 
-    /// The local-only check (no Redis), for callers that cannot await.
+    /// The same check on the local buckets only, ignoring `[limiter.redis]`: for callers that
+    /// cannot await, and for measuring the local path.
     pub fn check_local_now(&self, key: &KeyId, tier: Tier, model: &str) -> Decision {
         if !self.config.enabled {
             return Decision::Allowed { quota: None };
         }
-        let decision = self.check_local(&self.cells(key, tier, model));
+        let decision = self.check_local(self.cells(key, tier, model).as_slice());
         self.count(&decision);
         decision
     }
@@ -378,7 +428,7 @@ impl RateLimiter {
                 Ok(()) => return,
                 Err(error) => {
                     self.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, "token charge falling back to local buckets");
+                    tracing::debug!(%error, "token charge falling back to local buckets");
                 }
             }
         }
@@ -396,35 +446,36 @@ impl RateLimiter {
         }
     }
 
-    fn cells(&self, key: &KeyId, tier: Tier, model: &str) -> Vec<Cell> {
+    fn cells<'a>(&self, key: &KeyId, tier: Tier, model: &'a str) -> Cells<'a> {
         let limit = self.tier_limit(tier);
-        let mut cells = Vec::with_capacity(3);
-        cells.push(Cell {
+        let mut cells = Cells::new(Cell {
             scope: Scope::Key,
+            subject: Subject::Key(*key),
             id: key.bucket(Scope::Key),
-            name: format!("k:{key}"),
             rate: Rate::per_period(limit.requests, limit.period_secs * NANOS_PER_SEC),
             cost: 1,
         });
         if let Some(limit) = self.config.models.get(model) {
             cells.push(Cell {
                 scope: Scope::Model,
+                subject: Subject::Model(model),
                 id: xxhash_rust::xxh3::xxh3_64_with_seed(model.as_bytes(), Scope::Model as u64),
-                name: format!("m:{model}"),
                 rate: Rate::per_period(limit.requests, limit.period_secs * NANOS_PER_SEC),
                 cost: 1,
             });
         }
-        cells.extend(self.token_cell(key, tier, 0));
+        if let Some(cell) = self.token_cell(key, tier, 0) {
+            cells.push(cell);
+        }
         cells
     }
 
-    fn token_cell(&self, key: &KeyId, tier: Tier, tokens: u64) -> Option<Cell> {
+    fn token_cell(&self, key: &KeyId, tier: Tier, tokens: u64) -> Option<Cell<'static>> {
         let budget = self.tier_limit(tier).tokens_per_minute?;
         Some(Cell {
             scope: Scope::Tokens,
+            subject: Subject::Key(*key),
             id: key.bucket(Scope::Tokens),
-            name: format!("t:{key}"),
             rate: Rate::per_period(budget, 60 * NANOS_PER_SEC),
             cost: tokens,
         })
@@ -439,7 +490,7 @@ impl RateLimiter {
     }
 
     /// Takes from every cell in order, giving back what was taken if a later one refuses.
-    fn check_local(&self, cells: &[Cell]) -> Decision {
+    fn check_local(&self, cells: &[Cell<'_>]) -> Decision {
         let now = self.now();
         let mut key_reset = 0;
         for (index, cell) in cells.iter().enumerate() {
@@ -464,13 +515,15 @@ impl RateLimiter {
     fn count(&self, decision: &Decision) {
         match decision {
             Decision::Allowed { .. } => self.allowed.fetch_add(1, Ordering::Relaxed),
-            Decision::Denied { scope, .. } => self.denied[*scope as usize].fetch_add(1, Ordering::Relaxed),
+            Decision::Denied { scope, .. } => {
+                self.denied[*scope as usize].fetch_add(1, Ordering::Relaxed)
+            }
         };
     }
 }
 
 /// The decision for an admitted check, from the key cell's time until full.
-fn allowed(key_cell: &Cell, reset: Duration) -> Decision {
+fn allowed(key_cell: &Cell<'_>, reset: Duration) -> Decision {
     let rate = key_cell.rate;
     let reset_nanos = u64::try_from(reset.as_nanos()).unwrap_or(u64::MAX);
     Decision::Allowed {
@@ -483,7 +536,7 @@ fn allowed(key_cell: &Cell, reset: Duration) -> Decision {
 }
 
 /// The decision when `cell` refused; it admits the request after `retry_after`.
-fn denied(cell: &Cell, retry_after: Duration) -> Decision {
+fn denied(cell: &Cell<'_>, retry_after: Duration) -> Decision {
     let rate = cell.rate;
     // Full again once the refused cost fits (`retry_after`) plus the rest of the capacity refills.
     let rest = rate.capacity.saturating_sub(cell.cost) * rate.emission;

@@ -114,22 +114,20 @@ impl RedisBuckets {
         })
     }
 
-    pub async fn check(&self, cells: &[Cell]) -> Result<Decision, RedisUnavailable> {
+    pub async fn check(&self, cells: &[Cell<'_>]) -> Result<Decision, RedisUnavailable> {
         let mut invocation = self.check.prepare_invoke();
         for cell in cells {
             invocation
-                .key(format!("{}:{}", self.prefix, cell.name))
+                .key(format!("{}:{cell}", self.prefix))
                 .arg(micros(cell.rate.emission).max(1))
                 .arg(cell.rate.capacity)
                 .arg(cell.cost);
         }
         let mut connection = self.connection.clone();
-        let reply: Vec<i64> = tokio::time::timeout(
-            self.timeout,
-            invocation.invoke_async(&mut connection),
-        )
-        .await
-        .map_err(|_| RedisUnavailable::Timeout(self.timeout))??;
+        let reply: Vec<i64> =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
+                .await
+                .map_err(|_| RedisUnavailable::Timeout(self.timeout))??;
         let from_micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
         match reply[..] {
             [1, reset_us] => Ok(allowed(&cells[0], from_micros(reset_us))),
@@ -144,10 +142,10 @@ impl RedisBuckets {
         }
     }
 
-    pub async fn charge(&self, cell: &Cell) -> Result<(), RedisUnavailable> {
+    pub async fn charge(&self, cell: &Cell<'_>) -> Result<(), RedisUnavailable> {
         let mut invocation = self.charge.prepare_invoke();
         invocation
-            .key(format!("{}:{}", self.prefix, cell.name))
+            .key(format!("{}:{cell}", self.prefix))
             .arg(micros(cell.rate.emission).max(1))
             .arg(cell.cost);
         let mut connection = self.connection.clone();

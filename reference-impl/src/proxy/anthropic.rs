@@ -283,7 +283,11 @@ struct ErrorBody<'a> {
 /// Translates an Anthropic error body (`{"type":"error","error":{"type","message"}}`).
 pub fn error(status: StatusCode, body: &[u8]) -> ApiError {
     match serde_json::from_slice::<ErrorEnvelope<'_>>(body) {
-        Ok(e) => ApiError::new(status, e.error.kind.into_owned(), e.error.message.into_owned()),
+        Ok(e) => ApiError::new(
+            status,
+            e.error.kind.into_owned(),
+            e.error.message.into_owned(),
+        ),
         Err(_) => ApiError::new(
             status,
             "upstream_error",
@@ -377,7 +381,12 @@ impl StreamTranslator {
     }
 
     /// Translates one event, appending zero or more OpenAI events to `out`.
-    pub fn event(&mut self, name: &str, data: &[u8], out: &mut BytesMut) -> Result<(), StreamError> {
+    pub fn event(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), StreamError> {
         let malformed = |source| StreamError::Malformed {
             event: name.to_owned(),
             source,
@@ -507,12 +516,27 @@ mod tests {
         let mut t = StreamTranslator::new(true, 7);
         let mut out = BytesMut::new();
         let events: [(&str, &str); 7] = [
-            ("message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[],"stop_reason":null,"usage":{"input_tokens":4,"output_tokens":1}}}"#),
-            ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[],"stop_reason":null,"usage":{"input_tokens":4,"output_tokens":1}}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
             ("ping", r#"{"type":"ping"}"#),
-            ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi \"there\""}}"#),
-            ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
-            ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":2}}"#),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi \"there\""}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":2}}"#,
+            ),
             ("message_stop", r#"{"type":"message_stop"}"#),
         ];
         for (name, data) in events {
@@ -528,7 +552,11 @@ mod tests {
         );
         assert_eq!(std::str::from_utf8(&out).unwrap(), expected);
         assert!(t.finished());
-        for line in std::str::from_utf8(&out).unwrap().lines().filter(|l| l.starts_with("data: {")) {
+        for line in std::str::from_utf8(&out)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("data: {"))
+        {
             serde_json::from_str::<serde_json::Value>(&line[6..]).unwrap();
         }
     }
@@ -537,7 +565,11 @@ mod tests {
     fn stream_error_event_becomes_an_api_error() {
         let mut t = StreamTranslator::new(false, 0);
         let err = t
-            .event("error", br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, &mut BytesMut::new())
+            .event(
+                "error",
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                &mut BytesMut::new(),
+            )
             .unwrap_err();
         match err {
             StreamError::Upstream(e) => {

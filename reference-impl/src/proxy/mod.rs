@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 pub use self::anthropic::Usage;
-pub use self::stream::{ChatStream, StreamEnd};
 use self::stream::Mode;
+pub use self::stream::{ChatStream, StreamEnd, StreamObserver};
 use crate::clock::Clock;
 use crate::config::ProviderKind;
 use crate::error::ApiError;
@@ -90,18 +90,30 @@ impl AttemptError {
     /// What the client sees when this was the last attempt.
     pub fn into_api_error(self, provider: &str) -> ApiError {
         match self {
-            Self::Connect(e) => ApiError::bad_gateway(format!("provider `{provider}` is unreachable: {e}")),
-            Self::Timeout => ApiError::gateway_timeout(format!("provider `{provider}` did not answer in time")),
-            Self::Unavailable { status, retry_after } if status == StatusCode::TOO_MANY_REQUESTS => {
+            Self::Connect(e) => {
+                ApiError::bad_gateway(format!("provider `{provider}` is unreachable: {e}"))
+            }
+            Self::Timeout => {
+                ApiError::gateway_timeout(format!("provider `{provider}` did not answer in time"))
+            }
+            Self::Unavailable {
+                status,
+                retry_after,
+            } if status == StatusCode::TOO_MANY_REQUESTS => {
                 ApiError::rate_limited(format!("provider `{provider}` is rate limiting requests"))
                     .with_retry_after(retry_after)
             }
-            Self::Unavailable { status, retry_after } => ApiError::bad_gateway(format!(
+            Self::Unavailable {
+                status,
+                retry_after,
+            } => ApiError::bad_gateway(format!(
                 "provider `{provider}` answered {}",
                 status.as_u16()
             ))
             .with_retry_after(retry_after),
-            Self::BadPayload(e) => ApiError::bad_gateway(format!("provider `{provider}` sent an invalid response: {e}")),
+            Self::BadPayload(e) => ApiError::bad_gateway(format!(
+                "provider `{provider}` sent an invalid response: {e}"
+            )),
             Self::Rejected(e) | Self::Unsupported(e) => e,
         }
     }
@@ -118,19 +130,27 @@ pub async fn attempt(
     let kind = provider.kind();
     let body = match kind {
         ProviderKind::OpenAi if model == request.body.model => request.raw.clone(),
-        ProviderKind::OpenAi => with_model(&request.raw, model).map_err(AttemptError::Unsupported)?,
+        ProviderKind::OpenAi => {
+            with_model(&request.raw, model).map_err(AttemptError::Unsupported)?
+        }
         ProviderKind::Anthropic => {
             anthropic::request(&request.body, model, provider.config.default_max_tokens)
                 .map_err(AttemptError::Unsupported)?
         }
     };
     let mut headers = forward.clone();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some((name, value)) = &provider.auth {
         headers.insert(name, value.clone());
     }
     if kind == ProviderKind::Anthropic {
-        headers.insert("anthropic-version", HeaderValue::from_static(anthropic::VERSION));
+        headers.insert(
+            "anthropic-version",
+            HeaderValue::from_static(anthropic::VERSION),
+        );
     }
     let pending = provider
         .client
@@ -191,8 +211,8 @@ pub async fn attempt(
         .map_err(|e| AttemptError::Connect(error_chain(&e)))?;
     match kind {
         ProviderKind::OpenAi => {
-            let checked: CompletionCheck =
-                serde_json::from_slice(&body).map_err(|e| AttemptError::BadPayload(e.to_string()))?;
+            let checked: CompletionCheck = serde_json::from_slice(&body)
+                .map_err(|e| AttemptError::BadPayload(e.to_string()))?;
             Ok(Reply::Complete {
                 body,
                 usage: checked.usage,
@@ -248,7 +268,9 @@ fn openai_error(status: StatusCode, body: &[u8]) -> ApiError {
         Ok(e) => {
             let err = ApiError::new(
                 status,
-                e.error.kind.unwrap_or_else(|| "invalid_request_error".into()),
+                e.error
+                    .kind
+                    .unwrap_or_else(|| "invalid_request_error".into()),
                 e.error.message,
             );
             match e.error.param {
@@ -311,7 +333,10 @@ mod tests {
         h.insert("retry-after-ms", HeaderValue::from_static("150"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
         let mut bad = HeaderMap::new();
-        bad.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        bad.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&bad), None);
     }
 

@@ -119,9 +119,17 @@ mod tests {
     #[test]
     fn split_events_are_joined_including_a_split_boundary() {
         let mut framer = SseFramer::default();
-        assert_eq!(framer.push(Bytes::from_static(b"data: 1\n\ndata: ")).unwrap(), "data: 1\n\n");
+        assert_eq!(
+            framer
+                .push(Bytes::from_static(b"data: 1\n\ndata: "))
+                .unwrap(),
+            "data: 1\n\n"
+        );
         assert!(framer.push(Bytes::from_static(b"2\n")).is_none());
-        assert_eq!(framer.push(Bytes::from_static(b"\ndata")).unwrap(), "data: 2\n\n");
+        assert_eq!(
+            framer.push(Bytes::from_static(b"\ndata")).unwrap(),
+            "data: 2\n\n"
+        );
         assert!(framer.has_partial());
     }
 

@@ -13,9 +13,9 @@ use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use super::anthropic::StreamTranslator;
-use super::sse::{self, SseFramer};
 use super::AttemptError;
+use super::anthropic::{StreamTranslator, Usage};
+use super::sse::{self, SseFramer};
 use crate::error::ApiError;
 use crate::pool::InFlight;
 
@@ -25,14 +25,21 @@ type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 #[derive(Debug)]
 pub enum Mode {
     /// OpenAI-compatible upstream: events are checked and forwarded as the same bytes.
-    PassThrough(PassThrough),
+    PassThrough {
+        state: PassThrough,
+        /// From the final usage chunk, when the client asked for one.
+        usage: Option<Usage>,
+    },
     /// Anthropic upstream: events are translated.
     Anthropic(Box<StreamTranslator>),
 }
 
 impl Mode {
     pub fn pass_through() -> Self {
-        Self::PassThrough(PassThrough::Open)
+        Self::PassThrough {
+            state: PassThrough::Open,
+            usage: None,
+        }
     }
 
     pub fn anthropic(include_usage: bool, created: u64) -> Self {
@@ -42,17 +49,27 @@ impl Mode {
     /// How the stream ends if the upstream closes now; `None` while it is still open.
     fn ended(&self) -> Option<StreamEnd> {
         match self {
-            Self::PassThrough(PassThrough::Open) => None,
-            Self::PassThrough(PassThrough::Done) => Some(StreamEnd::Complete),
-            Self::PassThrough(PassThrough::Failed) => Some(StreamEnd::Broken),
+            Self::PassThrough { state, .. } => match state {
+                PassThrough::Open => None,
+                PassThrough::Done => Some(StreamEnd::Complete),
+                PassThrough::Failed => Some(StreamEnd::Broken),
+            },
             Self::Anthropic(t) => t.finished().then_some(StreamEnd::Complete),
+        }
+    }
+
+    /// Token usage, once the upstream reported it.
+    fn usage(&self) -> Option<Usage> {
+        match self {
+            Self::PassThrough { usage, .. } => *usage,
+            Self::Anthropic(t) => t.finished().then(|| t.usage()),
         }
     }
 
     /// Checks or translates a block of whole events into what the client receives.
     fn convert(&mut self, block: Bytes) -> Result<Bytes, String> {
         match self {
-            Self::PassThrough(state) => {
+            Self::PassThrough { state, usage } => {
                 for event in sse::events(&block) {
                     if *state != PassThrough::Open {
                         return Err("event after the end of the stream".into());
@@ -66,6 +83,11 @@ impl Mode {
                         // A cheap structural check (no full parse on the hot path): catches
                         // truncated and non-JSON events.
                         return Err("event data is not a JSON object".into());
+                    } else if contains(&event.data, b"\"usage\":{") {
+                        // Only the final chunk of an `include_usage` stream: parse just that one.
+                        *usage = serde_json::from_slice::<UsageChunk>(&event.data)
+                            .map_err(|e| format!("invalid usage chunk: {e}"))?
+                            .usage;
                     }
                 }
                 Ok(block)
@@ -82,6 +104,24 @@ impl Mode {
             }
         }
     }
+}
+
+#[derive(serde::Deserialize)]
+struct UsageChunk {
+    usage: Option<Usage>,
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Sees every chunk a stream sends and how it ended: the pipeline's "record" step for
+/// streams (metrics, cache fill, token charging), kept out of the proxy.
+pub trait StreamObserver: Send {
+    /// Called with each block of whole events as it is handed to the client.
+    fn on_chunk(&mut self, chunk: &Bytes);
+    /// Called once, when the stream completes, breaks or is dropped.
+    fn on_end(self: Box<Self>, end: StreamEnd, usage: Option<Usage>);
 }
 
 /// Where a passed-through stream stands.
@@ -114,7 +154,7 @@ pub struct ChatStream {
     pending: Option<Bytes>,
     end: Option<StreamEnd>,
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
-    on_end: Option<Box<dyn FnOnce(StreamEnd) + Send>>,
+    observer: Option<Box<dyn StreamObserver>>,
     _in_flight: InFlight,
 }
 
@@ -127,7 +167,7 @@ impl ChatStream {
             pending: None,
             end: None,
             shutdown: None,
-            on_end: None,
+            observer: None,
             _in_flight: in_flight,
         }
     }
@@ -138,9 +178,9 @@ impl ChatStream {
         self
     }
 
-    /// Calls `f` once with how the stream ended (on completion, error, or drop).
-    pub fn on_end(mut self, f: impl FnOnce(StreamEnd) + Send + 'static) -> Self {
-        self.on_end = Some(Box::new(f));
+    /// Reports every chunk and the end of the stream to `observer`.
+    pub fn observe(mut self, observer: Box<dyn StreamObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -150,7 +190,9 @@ impl ChatStream {
         loop {
             match futures::StreamExt::next(&mut self.upstream).await {
                 Some(Ok(chunk)) => {
-                    let Some(block) = self.framer.push(chunk) else { continue };
+                    let Some(block) = self.framer.push(chunk) else {
+                        continue;
+                    };
                     let out = self.mode.convert(block).map_err(AttemptError::BadPayload)?;
                     if self.mode.ended() == Some(StreamEnd::Broken) {
                         return Err(AttemptError::BadPayload(
@@ -174,9 +216,16 @@ impl ChatStream {
 
     fn finish(&mut self, end: StreamEnd) {
         self.end = Some(end);
-        if let Some(f) = self.on_end.take() {
-            f(end);
+        if let Some(observer) = self.observer.take() {
+            observer.on_end(end, self.mode.usage());
         }
+    }
+
+    fn emit(&mut self, out: Bytes) -> Poll<Option<Result<Bytes, std::convert::Infallible>>> {
+        if let Some(observer) = &mut self.observer {
+            observer.on_chunk(&out);
+        }
+        Poll::Ready(Some(Ok(out)))
     }
 
     fn fail(&mut self, message: String) -> Poll<Option<Result<Bytes, std::convert::Infallible>>> {
@@ -191,7 +240,7 @@ impl Stream for ChatStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if let Some(out) = this.pending.take() {
-            return Poll::Ready(Some(Ok(out)));
+            return this.emit(out);
         }
         if this.end.is_some() {
             return Poll::Ready(None);
@@ -207,20 +256,27 @@ impl Stream for ChatStream {
         loop {
             match ready!(this.upstream.as_mut().poll_next(cx)) {
                 Some(Ok(chunk)) => {
-                    let Some(block) = this.framer.push(chunk) else { continue };
+                    let Some(block) = this.framer.push(chunk) else {
+                        continue;
+                    };
                     match this.mode.convert(block) {
                         Ok(out) if out.is_empty() => continue,
-                        Ok(out) => return Poll::Ready(Some(Ok(out))),
+                        Ok(out) => return this.emit(out),
                         Err(e) => return this.fail(format!("upstream sent an invalid event: {e}")),
                     }
                 }
-                Some(Err(e)) => return this.fail(format!("upstream connection failed mid-stream: {e}")),
+                Some(Err(e)) => {
+                    return this.fail(format!("upstream connection failed mid-stream: {e}"));
+                }
                 None => match this.mode.ended() {
                     Some(end) if !this.framer.has_partial() => {
                         this.finish(end);
                         return Poll::Ready(None);
                     }
-                    _ => return this.fail("upstream ended the stream before it was complete".into()),
+                    _ => {
+                        return this
+                            .fail("upstream ended the stream before it was complete".into());
+                    }
                 },
             }
         }

@@ -17,7 +17,10 @@ pub fn anthropic(name: &str, url: &str) -> ProviderConfig {
 }
 
 /// A gateway on an ephemeral loopback port with short timeouts, so failing tests end quickly.
-pub async fn start(providers: Vec<ProviderConfig>, tweak: impl FnOnce(&mut GatewayConfig)) -> GatewayHandle {
+pub async fn start(
+    providers: Vec<ProviderConfig>,
+    tweak: impl FnOnce(&mut GatewayConfig),
+) -> GatewayHandle {
     let mut config = GatewayConfig::with_providers(providers);
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.routing = RoutingConfig {
@@ -31,7 +34,10 @@ pub async fn start(providers: Vec<ProviderConfig>, tweak: impl FnOnce(&mut Gatew
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
 }
 
 pub fn chat(model: &str, stream: bool) -> Value {
@@ -65,10 +71,18 @@ pub fn stream_text(body: &str) -> String {
         .iter()
         .filter(|d| d.as_str() != "[DONE]")
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect()
 }
 
 pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
-    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }

@@ -13,10 +13,22 @@ struct Line<'a> {
     name: String,
     style: Style,
     value: Box<Reading<'a>>,
+    /// What a second without a value means for the drawing.
+    missing: Missing,
 }
 
-/// The value a line takes in one second; `None` leaves a gap.
+/// The value a line takes in one second.
 type Reading<'a> = dyn Fn(&Second) -> Option<f64> + 'a;
+
+/// How a line treats seconds without a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Nothing happened (no request completed): the line breaks.
+    Gap,
+    /// A reading that is taken about once a second was not taken in this one (a gauge such as
+    /// RSS): the line joins its neighbours.
+    Bridge,
+}
 
 /// A chart over time with one series per line.
 fn over_time(
@@ -31,6 +43,7 @@ fn over_time(
         x_label: TIME.to_owned(),
         y_label: y_label.to_owned(),
         x_scale: XScale::Linear,
+        x_bounds: timeline.last().map(|s| (0.0, f64::from(s.second))),
         y_axis,
         series: lines
             .into_iter()
@@ -38,6 +51,7 @@ fn over_time(
                 let points = timeline
                     .iter()
                     .map(|s| (f64::from(s.second), (line.value)(s)))
+                    .filter(|(_, y)| line.missing == Missing::Gap || y.is_some())
                     .collect();
                 Series::new(line.name, line.style, points)
             })
@@ -61,8 +75,8 @@ pub fn throughput(timeline: &[Second]) -> Chart {
 
 /// Active users (and dropped arrivals, when there were any).
 pub fn users(timeline: &[Second]) -> Chart {
-    let mut lines = vec![line("active users", Style::nth(1), |s| {
-        Some(s.active_users as f64)
+    let mut lines = vec![gauge("active users", Style::nth(1), |s| {
+        s.active_users.map(|u| u as f64)
     })];
     if timeline.iter().any(|s| s.dropped_arrivals > 0) {
         lines.push(line("dropped arrivals/s", Style::dashed(3, 1), |s| {
@@ -202,6 +216,7 @@ pub fn distribution(metric: Metric, histograms: &[(String, Style, Histogram<u64>
         x_label: "percentile (log scale)".to_owned(),
         y_label: format!("{} ({})", metric.label(), unit.display_name()),
         x_scale: XScale::Percentile,
+        x_bounds: None,
         y_axis: YAxis::Auto,
         series: histograms
             .iter()
@@ -240,6 +255,15 @@ fn line<'a>(name: &str, style: Style, value: impl Fn(&Second) -> Option<f64> + '
         name: name.to_owned(),
         style,
         value: Box::new(value),
+        missing: Missing::Gap,
+    }
+}
+
+/// A gauge: seconds without a reading are bridged.
+fn gauge<'a>(name: &str, style: Style, value: impl Fn(&Second) -> Option<f64> + 'a) -> Line<'a> {
+    Line {
+        missing: Missing::Bridge,
+        ..line(name, style, value)
     }
 }
 
@@ -248,5 +272,5 @@ fn gateway_line<'a>(
     style: Style,
     value: impl Fn(&GatewaySample) -> Option<f64> + 'a,
 ) -> Line<'a> {
-    line(name, style, move |s| s.gateway.as_ref().and_then(&value))
+    gauge(name, style, move |s| s.gateway.as_ref().and_then(&value))
 }

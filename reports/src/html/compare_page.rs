@@ -8,7 +8,7 @@ use super::{Figure, charts, render};
 use crate::compare::{Comparison, Verdict, percent};
 use crate::error::ReportError;
 use crate::model::{Histograms, Metric, RunResult, significant};
-use crate::timeline::timeline;
+use crate::timeline::{Second, timeline};
 
 #[derive(Serialize)]
 struct CompareView {
@@ -74,6 +74,7 @@ pub fn render_compare(
         (!sides.is_empty()).then(|| Figure::of(charts::distribution(metric, &sides)))
     })
     .collect();
+    let (base_series, cand_series) = side_by_side(base, cand);
     let rows = comparison
         .rows
         .iter()
@@ -106,8 +107,8 @@ pub fn render_compare(
         significance: comparison.significance_possible(),
         rows,
         distributions,
-        base_series: side_series(base, BASE),
-        cand_series: side_series(cand, CAND),
+        base_series,
+        cand_series,
         base_label,
         cand_label,
     };
@@ -123,42 +124,76 @@ fn merged(runs: &[RunResult]) -> Histograms {
     all
 }
 
-/// Throughput and p99 latency over time, one line per run of the side.
-fn side_series(runs: &[RunResult], side: usize) -> Vec<Figure> {
-    let timelines: Vec<_> = runs.iter().map(timeline).collect();
-    let chart =
-        |title: &str, y_label: &str, value: &dyn Fn(&crate::timeline::Second) -> Option<f64>| {
+/// A quantity drawn over time for every run of both sides.
+struct OverTime {
+    title: &'static str,
+    y_label: &'static str,
+    value: fn(&Second) -> Option<f64>,
+}
+
+const OVER_TIME: [OverTime; 3] = [
+    OverTime {
+        title: "Throughput",
+        y_label: "requests per second (1/s)",
+        value: |s| Some(s.requests as f64),
+    },
+    OverTime {
+        title: "e2e latency p99 per second",
+        y_label: "e2e latency p99 (ms)",
+        value: |s| s.latency.map(|p| p.p99 as f64 / 1_000.0),
+    },
+    OverTime {
+        title: "TTFT p99 per second",
+        y_label: "TTFT p99 (ms)",
+        value: |s| s.ttft.map(|p| p.p99 as f64 / 1_000.0),
+    },
+];
+
+/// The time series of both sides, one line per run, each pair of charts on one y scale.
+fn side_by_side(base: &[RunResult], cand: &[RunResult]) -> (Vec<Figure>, Vec<Figure>) {
+    let base: Vec<Vec<Second>> = base.iter().map(timeline).collect();
+    let cand: Vec<Vec<Second>> = cand.iter().map(timeline).collect();
+    let last_second = base
+        .iter()
+        .chain(&cand)
+        .filter_map(|seconds| seconds.last())
+        .map(|s| f64::from(s.second))
+        .fold(0.0, f64::max);
+    let mut figures = (Vec::new(), Vec::new());
+    for quantity in &OVER_TIME {
+        let max = base
+            .iter()
+            .chain(&cand)
+            .flatten()
+            .filter_map(quantity.value)
+            .fold(0.0_f64, f64::max);
+        let chart = |runs: &[Vec<Second>], side: usize| {
             Figure::of(Chart {
-                title: title.to_owned(),
+                title: quantity.title.to_owned(),
                 x_label: "time since start (s)".to_owned(),
-                y_label: y_label.to_owned(),
+                y_label: quantity.y_label.to_owned(),
                 x_scale: XScale::Linear,
-                y_axis: YAxis::Auto,
-                series: timelines
+                x_bounds: Some((0.0, last_second)),
+                y_axis: YAxis::AtLeast(max),
+                series: runs
                     .iter()
                     .enumerate()
                     .map(|(n, seconds)| {
+                        let points = seconds
+                            .iter()
+                            .map(|s| (f64::from(s.second), (quantity.value)(s)))
+                            .collect();
                         Series::new(
                             format!("run {}", n + 1),
                             Style::dashed(side + 2 * n, n),
-                            seconds
-                                .iter()
-                                .map(|s| (f64::from(s.second), value(s)))
-                                .collect(),
+                            points,
                         )
                     })
                     .collect(),
             })
         };
-    vec![
-        chart("Throughput", "requests per second (1/s)", &|s| {
-            Some(s.requests as f64)
-        }),
-        chart("e2e latency p99 per second", "e2e latency p99 (ms)", &|s| {
-            s.latency.map(|p| p.p99 as f64 / 1_000.0)
-        }),
-        chart("TTFT p99 per second", "TTFT p99 (ms)", &|s| {
-            s.ttft.map(|p| p.p99 as f64 / 1_000.0)
-        }),
-    ]
+        figures.0.push(chart(&base, BASE));
+        figures.1.push(chart(&cand, CAND));
+    }
+    figures
 }

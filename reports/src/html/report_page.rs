@@ -13,9 +13,9 @@ use crate::timeline::timeline;
 #[derive(Serialize)]
 struct ReportView {
     title: String,
-    scenario: String,
     subtitle: String,
     verdict: Verdict,
+    stopped_early: Option<String>,
     slos: Vec<SloRow>,
     key_numbers: Vec<Fact>,
     percentiles: Vec<PercentileRow>,
@@ -32,7 +32,7 @@ struct ReportView {
 
 /// The banner at the top: one word and one sentence.
 #[derive(Serialize)]
-pub(super) struct Verdict {
+struct Verdict {
     /// CSS class: `pass`, `fail` or `none`.
     class: &'static str,
     word: &'static str,
@@ -50,7 +50,7 @@ struct SloRow {
 }
 
 #[derive(Serialize)]
-pub(super) struct PercentileRow {
+struct PercentileRow {
     metric: String,
     unit: &'static str,
     values: Vec<String>,
@@ -71,35 +71,9 @@ pub fn render_report(run: &RunResult) -> Result<String, ReportError> {
             )))
         })
         .collect();
-    let (cost, cost_note) = match estimate(run) {
-        Ok(c) => (
-            vec![
-                fact("model", c.model),
-                fact(
-                    "price per million tokens",
-                    format!(
-                        "{} input, {} output",
-                        money(c.price.input_per_mtok),
-                        money(c.price.output_per_mtok)
-                    ),
-                ),
-                fact(
-                    "tokens",
-                    format!("{} input, {} output", c.input_tokens, c.output_tokens),
-                ),
-                fact("estimated cost of this run", money(c.total)),
-                fact(
-                    "per 1,000 successful requests",
-                    c.per_1k_requests.map_or("n/a".to_owned(), money),
-                ),
-            ],
-            None,
-        ),
-        Err(reason) => (Vec::new(), Some(reason.to_string())),
-    };
+    let (cost, cost_note) = cost(run);
     let view = ReportView {
         title: format!("gatebench: {}", run.scenario),
-        scenario: run.scenario.clone(),
         subtitle: format!(
             "{} to {} UTC, {} s",
             run.started_at.format("%Y-%m-%d %H:%M:%S"),
@@ -107,6 +81,7 @@ pub fn render_report(run: &RunResult) -> Result<String, ReportError> {
             significant(run.wall_time.as_secs_f64())
         ),
         verdict: verdict(&run.slo_results),
+        stopped_early: run.stopped_early.clone(),
         slos: run.slo_results.iter().map(slo_row).collect(),
         key_numbers: key_numbers(run),
         percentiles: percentile_rows(run),
@@ -140,7 +115,7 @@ pub fn render_report(run: &RunResult) -> Result<String, ReportError> {
     render("report.html", view)
 }
 
-pub(super) fn verdict(results: &[SloResult]) -> Verdict {
+fn verdict(results: &[SloResult]) -> Verdict {
     let failed = results.iter().filter(|r| !r.passed()).count();
     match (results.len(), failed) {
         (0, _) => Verdict {
@@ -240,7 +215,7 @@ fn key_numbers(run: &RunResult) -> Vec<Fact> {
     facts
 }
 
-pub(super) fn percentile_rows(run: &RunResult) -> Vec<PercentileRow> {
+fn percentile_rows(run: &RunResult) -> Vec<PercentileRow> {
     Metric::ALL
         .into_iter()
         .filter_map(|metric| {
@@ -287,5 +262,35 @@ fn money(amount: f64) -> String {
         format!("{amount:.2}")
     } else {
         significant(amount)
+    }
+}
+
+/// The cost section: facts, or the reason there is no estimate.
+fn cost(run: &RunResult) -> (Vec<Fact>, Option<String>) {
+    match estimate(run) {
+        Ok(c) => (
+            vec![
+                fact("model", c.model),
+                fact(
+                    "price per million tokens",
+                    format!(
+                        "{} input, {} output",
+                        money(c.price.input_per_mtok),
+                        money(c.price.output_per_mtok)
+                    ),
+                ),
+                fact(
+                    "tokens",
+                    format!("{} input, {} output", c.input_tokens, c.output_tokens),
+                ),
+                fact("estimated cost of this run", money(c.total)),
+                fact(
+                    "per 1,000 successful requests",
+                    c.per_1k_requests.map_or("n/a".to_owned(), money),
+                ),
+            ],
+            None,
+        ),
+        Err(reason) => (Vec::new(), Some(reason.to_string())),
     }
 }

@@ -41,6 +41,9 @@ pub enum YAxis {
     Auto,
     /// Up to a fixed value, e.g. 100 for percentages.
     UpTo(f64),
+    /// Up to a round number above both the data and this value, so that charts drawn to be
+    /// compared side by side share one scale.
+    AtLeast(f64),
     /// Named levels at 0, 1, 2, …, e.g. the states of a circuit breaker.
     Levels(&'static [&'static str]),
 }
@@ -94,6 +97,8 @@ pub struct Chart {
     pub x_label: String,
     pub y_label: String,
     pub x_scale: XScale,
+    /// A fixed x range (e.g. the whole run, so charts over time line up); otherwise the data's.
+    pub x_bounds: Option<(f64, f64)>,
     pub y_axis: YAxis,
     pub series: Vec<Series>,
 }
@@ -130,14 +135,17 @@ impl Chart {
                 ..s.clone()
             })
             .collect();
-        let (x_min, x_max) = x_range(&series, self.x_scale);
+        let (x_min, x_max) = match self.x_bounds {
+            Some((min, max)) if max > min => (min, max),
+            _ => x_range(&series, self.x_scale),
+        };
+        let data_max = series
+            .iter()
+            .flat_map(|s| s.points.iter().filter_map(|p| p.1))
+            .fold(0.0_f64, f64::max);
         let y_top = match self.y_axis {
-            YAxis::Auto => nice_ceiling(
-                series
-                    .iter()
-                    .flat_map(|s| s.points.iter().filter_map(|p| p.1))
-                    .fold(0.0_f64, f64::max),
-            ),
+            YAxis::Auto => nice_ceiling(data_max),
+            YAxis::AtLeast(floor) => nice_ceiling(data_max.max(floor)),
             YAxis::UpTo(top) => top,
             YAxis::Levels(levels) => (levels.len().max(2) - 1) as f64,
         };
@@ -271,7 +279,7 @@ impl Frame {
                 .enumerate()
                 .map(|(i, label)| (i as f64, escape(label)))
                 .collect(),
-            YAxis::Auto | YAxis::UpTo(_) => ticks(0.0, self.y_top)
+            YAxis::Auto | YAxis::UpTo(_) | YAxis::AtLeast(_) => ticks(0.0, self.y_top)
                 .into_iter()
                 .map(|t| (t, tick_label(t)))
                 .collect(),
@@ -305,26 +313,26 @@ impl Frame {
 
     fn line(&self, svg: &mut String, series: &Series) {
         let mut d = String::with_capacity(series.points.len() * 14);
-        let mut pen_down = false;
-        for (x, y) in &series.points {
-            match y {
-                Some(y) => {
-                    let _ = write!(
-                        d,
-                        "{}{:.1} {:.1}",
-                        if pen_down { 'L' } else { 'M' },
-                        self.x(*x),
-                        self.y(*y)
-                    );
-                    pen_down = true;
+        // Runs of consecutive present values; each becomes one subpath.
+        for run in series
+            .points
+            .split(|(_, y)| y.is_none())
+            .filter(|run| !run.is_empty())
+        {
+            for (n, (x, y)) in run.iter().enumerate() {
+                let (x, y) = (self.x(*x), self.y(y.unwrap_or_default()));
+                let _ = write!(d, "{}{x:.1} {y:.1}", if n == 0 { 'M' } else { 'L' });
+                // A lone value between gaps: a zero-length segment, drawn as a dot by the
+                // round line caps.
+                if run.len() == 1 {
+                    let _ = write!(d, "L{x:.1} {y:.1}");
                 }
-                None => pen_down = false,
             }
         }
         let dash = series.style.dash_attribute();
         let _ = write!(
             svg,
-            r#"<path class="series" d="{d}" fill="none" stroke="{}" stroke-width="1.6" stroke-linejoin="round"{dash}><title>{}</title></path>"#,
+            r#"<path class="series" d="{d}" fill="none" stroke="{}" stroke-width="1.6" stroke-linejoin="round" stroke-linecap="round"{dash}><title>{}</title></path>"#,
             series.style.color,
             escape(&series.name)
         );
@@ -528,6 +536,7 @@ mod tests {
             x_label: "time (s)".into(),
             y_label: "latency (ms)".into(),
             x_scale: XScale::Linear,
+            x_bounds: None,
             y_axis: YAxis::Auto,
             series: vec![Series::new(
                 "p50 & p99",
@@ -549,6 +558,9 @@ mod tests {
             .next()
             .unwrap();
         assert_eq!(d.matches('M').count(), 2, "{d}");
+        let lone = d.split('M').nth(1).unwrap_or_default();
+        let (at, again) = lone.split_once('L').unwrap_or_default();
+        assert_eq!(at, again, "a lone value is a zero-length segment: {d}");
         assert!(svg.contains("a &lt;b&gt;") && svg.contains("p50 &amp; p99"));
         assert!(svg.contains("time (s)") && svg.contains("latency (ms)"));
     }

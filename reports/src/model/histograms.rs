@@ -88,7 +88,7 @@ impl EncodedHistogram {
         let mut bytes = Vec::new();
         V2DeflateSerializer::new()
             .serialize(histogram, &mut bytes)
-            .expect("serializing into a Vec cannot fail for a u64 histogram");
+            .expect("writing to a Vec cannot fail and counts below 2^63 always encode");
         EncodedHistogram(bytes)
     }
 

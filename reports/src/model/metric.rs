@@ -125,7 +125,11 @@ pub fn significant(value: f64) -> String {
         return format!("{value}");
     }
     let magnitude = value.abs().log10().floor() as i32;
-    let decimals = (2 - magnitude).clamp(0, 6) as usize;
+    // Rounding can carry into the next power of ten (9.9996 -> 10.00): one decimal fewer then.
+    let rounds_up = format!("{:.*}", (2 - magnitude).clamp(0, 6) as usize, value.abs())
+        .parse::<f64>()
+        .is_ok_and(|rounded| rounded >= 10f64.powi(magnitude + 1));
+    let decimals = (2 - magnitude - i32::from(rounds_up)).clamp(0, 6) as usize;
     format!("{value:.decimals$}")
 }
 
@@ -136,5 +140,23 @@ pub fn short(value: f64) -> String {
         text.trim_end_matches('0').trim_end_matches('.').to_owned()
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_significant_digits() {
+        assert_eq!(significant(0.012345), "0.0123");
+        assert_eq!(significant(12.345), "12.3");
+        assert_eq!(significant(12345.0), "12345");
+        assert_eq!(significant(9.9996), "10.0");
+        assert_eq!(significant(-0.99996), "-1.00");
+        assert_eq!(significant(0.0), "0");
+        assert_eq!(short(1.5), "1.5");
+        assert_eq!(short(250.0), "250");
+        assert_eq!(short(5.0), "5");
     }
 }

@@ -19,6 +19,7 @@ pub fn write_hlog(out: &mut impl Write, run: &RunResult) -> std::io::Result<()> 
     let start = SystemTime::from(run.started_at);
     let mut serializer = V2DeflateSerializer::new();
     let mut log = IntervalLogWriterBuilder::new()
+        .add_comment("[Histogram log format version 1.3]")
         .add_comment(&format!(
             "gatebench {} scenario {}",
             run.environment.tool_version, run.scenario

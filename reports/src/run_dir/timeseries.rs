@@ -5,8 +5,9 @@ use std::io::Write;
 use crate::model::{ErrorClass, RunResult};
 use crate::timeline::{Percentiles, timeline};
 
-/// The header row. `rps` is the requests completed in that second; times in milliseconds, ratios as fractions, empty cells where nothing was
-/// measured.
+/// The header row. `rps` is the requests completed in that second; times are in milliseconds,
+/// ratios are fractions (4 decimals), CPU is in percent of one core; a cell is empty where
+/// nothing was measured.
 pub const TIMESERIES_COLUMNS: [&str; 25] = [
     "second",
     "rps",
@@ -44,21 +45,21 @@ pub fn write_timeseries(out: &mut impl Write, run: &RunResult) -> std::io::Resul
             s.second.to_string(),
             s.requests.to_string(),
             s.ok.to_string(),
-            s.active_users.to_string(),
+            cell(s.active_users),
         ];
         row.extend(millis(s.latency));
         row.extend(millis(s.ttft));
         row.push(s.errors.total().to_string());
         row.extend(ErrorClass::ALL.map(|c| s.errors.get(c).to_string()));
         row.extend([
-            cell(s.cache_hit_ratio),
+            ratio(s.cache_hit_ratio),
             s.dropped_arrivals.to_string(),
             s.output_tokens.to_string(),
             cell(gateway.rss_bytes),
-            cell(gateway.cpu_percent),
+            cell(gateway.cpu_percent.map(|cpu| format!("{cpu:.2}"))),
             cell(gateway.queue_depth),
             cell(gateway.breaker.map(|b| b.name())),
-            cell(gateway.cache_hit_ratio),
+            ratio(gateway.cache_hit_ratio),
         ]);
         writeln!(out, "{}", row.join(","))?;
     }
@@ -71,6 +72,10 @@ fn millis(p: Option<Percentiles>) -> [String; 3] {
         Some(p) => [ms(p.p50), ms(p.p95), ms(p.p99)],
         None => Default::default(),
     }
+}
+
+fn ratio(value: Option<f64>) -> String {
+    cell(value.map(|r| format!("{r:.4}")))
 }
 
 fn cell(value: Option<impl ToString>) -> String {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Op, Quantity, Slo, SloMetric, Stat};
+use super::{BadQuantity, Op, Quantity, Slo, SloMetric, Stat};
 
 /// Why an SLO file could not be used. Each variant renders as one line.
 #[derive(Debug, thiserror::Error)]
@@ -131,15 +131,11 @@ fn check(text: &str, raw: RawSlo) -> Result<Slo, SloError> {
     })?;
     let value_span = raw.value.span();
     let value = match raw.value.into_inner() {
-        RawValue::Number(n) if n.is_finite() && n >= 0.0 => Quantity::Number(n),
-        RawValue::Number(n) => n
-            .to_string()
-            .parse::<Quantity>()
-            .map_err(|e| invalid(value_span.clone(), format!("field `value`: {e}")))?,
-        RawValue::Text(text) => text
-            .parse::<Quantity>()
-            .map_err(|e| invalid(value_span.clone(), format!("field `value`: {e}")))?,
-    };
+        RawValue::Number(n) if n.is_finite() && n >= 0.0 => Ok(Quantity::Number(n)),
+        RawValue::Number(n) => Err(BadQuantity(n.to_string())),
+        RawValue::Text(text) => text.parse::<Quantity>(),
+    }
+    .map_err(|e| invalid(value_span.clone(), format!("field `value`: {e}")))?;
     let kind = metric.value_kind(stat);
     if !kind.matches(value) {
         return Err(invalid(

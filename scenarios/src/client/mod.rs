@@ -6,8 +6,8 @@ mod wire;
 use std::time::{Duration, Instant};
 
 use reports::model::ErrorClass;
-use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
+use reqwest::{StatusCode, Url};
 
 use crate::recorder::CacheOutcome;
 use crate::workload::Prompt;
@@ -48,13 +48,21 @@ pub struct Reply {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// The endpoints, parsed once rather than per request.
+    chat: Url,
+    embeddings: Url,
+    models: Url,
     timeout: Duration,
 }
 
 /// The client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct ClientError(#[from] reqwest::Error);
+pub enum ClientError {
+    #[error("cannot build the HTTP client: {0}")]
+    Build(#[from] reqwest::Error),
+    #[error("invalid target URL `{url}`: {why}")]
+    Url { url: String, why: String },
+}
 
 impl Client {
     /// A client for `base` (scheme, host and port, no trailing path) where every request must
@@ -66,9 +74,19 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .build()?;
+        let base = base.trim_end_matches('/').to_owned();
+        let endpoint = |path: &str| {
+            Url::parse(&format!("{base}{path}")).map_err(|e| ClientError::Url {
+                url: base.clone(),
+                why: e.to_string(),
+            })
+        };
         Ok(Client {
+            chat: endpoint("/v1/chat/completions")?,
+            embeddings: endpoint("/v1/embeddings")?,
+            models: endpoint("/v1/models")?,
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            base,
             timeout,
         })
     }
@@ -110,26 +128,36 @@ impl Client {
 
     fn request(&self, call: Call<'_>) -> reqwest::RequestBuilder {
         match call {
-            Call::Chat { model, prompt, stream } => {
+            Call::Chat {
+                model,
+                prompt,
+                stream,
+            } => {
                 let body = ChatBody {
                     model,
                     messages: [
-                        Message { role: "system", content: prompt.system },
-                        Message { role: "user", content: &prompt.user },
+                        Message {
+                            role: "system",
+                            content: prompt.system,
+                        },
+                        Message {
+                            role: "user",
+                            content: &prompt.user,
+                        },
                     ],
                     max_tokens: prompt.max_tokens,
                     stream,
-                    stream_options: stream.then_some(StreamOptions { include_usage: true }),
+                    stream_options: stream.then_some(StreamOptions {
+                        include_usage: true,
+                    }),
                 };
-                self.http
-                    .post(format!("{}/v1/chat/completions", self.base))
-                    .json(&body)
+                self.http.post(self.chat.clone()).json(&body)
             }
             Call::Embeddings { model, input } => self
                 .http
-                .post(format!("{}/v1/embeddings", self.base))
+                .post(self.embeddings.clone())
                 .json(&EmbeddingsBody { model, input }),
-            Call::Models => self.http.get(format!("{}/v1/models", self.base)),
+            Call::Models => self.http.get(self.models.clone()),
         }
     }
 

@@ -110,11 +110,20 @@ mod tests {
 
     #[tokio::test]
     async fn complete_stream_counts_content_and_gaps() {
-        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n";
+        let usage =
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n";
         // Events split across chunk boundaries must still parse.
         let mut itl = Vec::new();
         let read = read_stream(
-            body(&[ROLE, TOKEN, &TOKEN[..20], &TOKEN[20..], TOKEN, usage, "data: [DONE]\n\n"]),
+            body(&[
+                ROLE,
+                TOKEN,
+                &TOKEN[..20],
+                &TOKEN[20..],
+                TOKEN,
+                usage,
+                "data: [DONE]\n\n",
+            ]),
             &mut itl,
         )
         .await
@@ -131,7 +140,8 @@ mod tests {
         let mut itl = Vec::new();
         let cut = read_stream(body(&[ROLE, TOKEN]), &mut itl).await;
         assert!(matches!(cut, Err((ErrorClass::StreamBroken, ref r)) if r.content_events == 1));
-        let error = "data: {\"error\":{\"message\":\"upstream failed\",\"type\":\"server_error\"}}\n\n";
+        let error =
+            "data: {\"error\":{\"message\":\"upstream failed\",\"type\":\"server_error\"}}\n\n";
         let errored = read_stream(body(&[TOKEN, error]), &mut itl).await;
         assert!(matches!(errored, Err((ErrorClass::StreamBroken, _))));
         let garbage = read_stream(body(&[TOKEN, "data: {not json\n\n"]), &mut itl).await;

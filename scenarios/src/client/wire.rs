@@ -111,8 +111,9 @@ mod tests {
         .expect("usage chunk");
         assert!(!usage.has_content());
         assert_eq!(usage.usage.map(|u| u.completion_tokens), Some(34));
-        let error: Chunk = serde_json::from_str(r#"{"error":{"message":"boom","type":"server_error"}}"#)
-            .expect("error chunk");
+        let error: Chunk =
+            serde_json::from_str(r#"{"error":{"message":"boom","type":"server_error"}}"#)
+                .expect("error chunk");
         assert!(error.error.is_some());
     }
 
@@ -121,12 +122,20 @@ mod tests {
         let body = ChatBody {
             model: "gpt-4o-mini",
             messages: [
-                Message { role: "system", content: "be brief" },
-                Message { role: "user", content: "hello" },
+                Message {
+                    role: "system",
+                    content: "be brief",
+                },
+                Message {
+                    role: "user",
+                    content: "hello",
+                },
             ],
             max_tokens: 64,
             stream: true,
-            stream_options: Some(StreamOptions { include_usage: true }),
+            stream_options: Some(StreamOptions {
+                include_usage: true,
+            }),
         };
         let json: serde_json::Value = serde_json::to_value(&body).expect("serializes");
         assert_eq!(json["messages"][1]["content"], "hello");

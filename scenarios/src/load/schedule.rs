@@ -56,14 +56,14 @@ struct Next {
 
 enum Gaps {
     Constant(Duration),
-    Poisson { rng: StdRng, exp: Exp<f64> },
+    Poisson { rng: Box<StdRng>, exp: Exp<f64> },
 }
 
 impl Gaps {
     fn next(&mut self) -> Duration {
         match self {
             Gaps::Constant(gap) => *gap,
-            Gaps::Poisson { rng, exp } => Duration::from_secs_f64(exp.sample(rng)),
+            Gaps::Poisson { rng, exp } => Duration::from_secs_f64(exp.sample(rng.as_mut())),
         }
     }
 }
@@ -71,11 +71,15 @@ impl Gaps {
 impl ArrivalSchedule {
     /// `rate` arrivals per second for `length`; `rate` must be positive and finite.
     pub fn new(rate: f64, arrivals: Arrivals, length: Duration, seed: u64) -> ArrivalSchedule {
-        let rate = if rate.is_finite() && rate > 0.0 { rate } else { 1.0 };
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            1.0
+        };
         let gaps = match arrivals {
             Arrivals::Constant => Gaps::Constant(Duration::from_secs_f64(1.0 / rate)),
             Arrivals::Poisson => Gaps::Poisson {
-                rng: StdRng::seed_from_u64(seed),
+                rng: Box::new(StdRng::seed_from_u64(seed)),
                 exp: Exp::new(rate).unwrap_or_else(|_| Exp::new(1.0).expect("1.0 is a valid rate")),
             },
         };
@@ -120,7 +124,8 @@ mod tests {
 
     #[test]
     fn constant_slots_are_evenly_spaced_and_end() {
-        let schedule = ArrivalSchedule::new(10.0, Arrivals::Constant, Duration::from_millis(350), 1);
+        let schedule =
+            ArrivalSchedule::new(10.0, Arrivals::Constant, Duration::from_millis(350), 1);
         let start = Instant::now();
         let dues: Vec<Duration> = std::iter::from_fn(|| match schedule.take(start) {
             Take::Slot { due, dropped: 0 } => Some(due - start),
@@ -135,7 +140,10 @@ mod tests {
     fn slots_missed_while_every_user_was_busy_are_dropped() {
         let schedule = ArrivalSchedule::new(100.0, Arrivals::Constant, Duration::from_secs(1), 1);
         let start = Instant::now();
-        assert!(matches!(schedule.take(start), Take::Slot { dropped: 0, .. }));
+        assert!(matches!(
+            schedule.take(start),
+            Take::Slot { dropped: 0, .. }
+        ));
         // The only user comes back 105 ms later: slots at 10..=90 ms are past, 100 ms is within
         // the bound and is sent late.
         match schedule.take(start + Duration::from_millis(105)) {

@@ -22,7 +22,9 @@ pub struct Stages(Vec<Stage>);
 
 /// Why a stages string is not usable; renders as one line.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid stages `{text}`: {why} (expected DURATION:USERS[,...], e.g. 30s:100,2m:100,30s:0)")]
+#[error(
+    "invalid stages `{text}`: {why} (expected DURATION:USERS[,...], e.g. 30s:100,2m:100,30s:0)"
+)]
 pub struct BadStages {
     text: String,
     why: String,
@@ -32,8 +34,14 @@ impl Stages {
     /// Hold `users` for `duration`, starting them all at once.
     pub fn constant(users: usize, duration: Duration) -> Stages {
         Stages(vec![
-            Stage { duration: Duration::ZERO, target: users },
-            Stage { duration, target: users },
+            Stage {
+                duration: Duration::ZERO,
+                target: users,
+            },
+            Stage {
+                duration,
+                target: users,
+            },
         ])
     }
 
@@ -52,24 +60,32 @@ impl Stages {
         self.0.iter().map(|s| s.target).max().unwrap_or(0)
     }
 
-    /// Scales every stage's duration so the stages last `total`.
+    /// Scales the stages to last `total` (whole seconds). Stage boundaries are scaled and
+    /// rounded, not each duration, so the total comes out exact; a stage scaled below half a
+    /// second becomes an immediate jump.
     pub fn stretched_to(&self, total: Duration) -> Stages {
         let current = self.total().as_secs_f64();
         if current == 0.0 {
             return self.clone();
         }
         let factor = total.as_secs_f64() / current;
-        Stages(
-            self.0
-                .iter()
-                .map(|s| Stage {
-                    duration: Duration::from_secs(
-                        (s.duration.as_secs_f64() * factor).round() as u64,
-                    ),
-                    target: s.target,
-                })
-                .collect(),
-        )
+        let mut elapsed = 0.0;
+        let mut boundary = 0;
+        let stages = self
+            .0
+            .iter()
+            .map(|stage| {
+                elapsed += stage.duration.as_secs_f64();
+                let end = (elapsed * factor).round() as u64;
+                let duration = Duration::from_secs(end - boundary);
+                boundary = end;
+                Stage {
+                    duration,
+                    target: stage.target,
+                }
+            })
+            .collect();
+        Stages(stages)
     }
 
     /// Every stage with its start offset: `(start, stage)`.
@@ -166,7 +182,10 @@ mod tests {
         assert_eq!(stages.peak(), 100);
         assert_eq!(stages.goose_plan(), "100,30;100,120;0,30");
         assert_eq!(stages.to_string(), "30s:100,120s:100,30s:0");
-        assert_eq!(Stages::constant(2, Duration::from_secs(10)).goose_plan(), "2,0;2,10;0,0");
+        assert_eq!(
+            Stages::constant(2, Duration::from_secs(10)).goose_plan(),
+            "2,0;2,10;0,0"
+        );
         let starts: Vec<u64> = stages.timeline().map(|(at, _)| at.as_secs()).collect();
         assert_eq!(starts, [0, 30, 150]);
     }
@@ -190,5 +209,10 @@ mod tests {
         let stages: Stages = "30s:10,60s:10,30s:0".parse().expect("valid");
         let short = stages.stretched_to(Duration::from_secs(12));
         assert_eq!(short.to_string(), "3s:10,6s:10,3s:0");
+        let many: Stages = "5s:1,15s:1,5s:2,15s:2,10s:0".parse().expect("valid");
+        assert_eq!(
+            many.stretched_to(Duration::from_secs(7)).total(),
+            Duration::from_secs(7)
+        );
     }
 }

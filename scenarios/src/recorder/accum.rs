@@ -98,7 +98,7 @@ impl Accum {
 
 /// Records into an auto-resizing histogram, which grows to fit; only a value beyond what any
 /// histogram can hold is clamped instead.
-fn record(histogram: &mut Histogram<u64>, value: u64) {
+pub(super) fn record(histogram: &mut Histogram<u64>, value: u64) {
     if histogram.record(value).is_err() {
         histogram.saturating_record(value);
     }

@@ -14,7 +14,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use reports::model::{GoodputLimits, INTERVAL, Interval};
+use hdrhistogram::Histogram;
+use reports::model::{GoodputLimits, INTERVAL, Interval, new_histogram};
 
 use accum::{Accum, micros};
 pub use sample::{CacheOutcome, Sample};
@@ -34,10 +35,29 @@ pub struct Recorder {
     active_users: AtomicU64,
 }
 
-/// Open seconds of one shard, oldest first; rarely more than two.
+/// Open seconds of one shard, oldest first (rarely more than two), and the shard's share of
+/// the run-long cache latency split.
 #[derive(Default)]
 struct Shard {
     open: Vec<(u32, Accum)>,
+    cache_latency: CacheLatency,
+}
+
+/// End-to-end latency of successful requests by cache outcome, over the whole run: what a
+/// cache hit saves. `coalesced` requests count with hits.
+#[derive(Clone, Debug)]
+pub struct CacheLatency {
+    pub hit: Histogram<u64>,
+    pub miss: Histogram<u64>,
+}
+
+impl Default for CacheLatency {
+    fn default() -> CacheLatency {
+        CacheLatency {
+            hit: new_histogram(),
+            miss: new_histogram(),
+        }
+    }
 }
 
 impl Shard {
@@ -77,9 +97,29 @@ impl Recorder {
 
     /// Records one finished request; `user` picks the shard.
     pub fn record(&self, user: usize, sample: &Sample<'_>) {
-        self.with_second(user, sample.finished, |accum| {
-            accum.record(sample, &self.limits)
-        });
+        let second = self.second_at(sample.finished);
+        let mut shard = self.shard(user);
+        shard.second(second).record(sample, &self.limits);
+        if let (Some(cache), Ok(())) = (sample.cache, sample.result) {
+            let split = &mut shard.cache_latency;
+            let histogram = match cache {
+                CacheOutcome::Hit | CacheOutcome::Coalesced => &mut split.hit,
+                CacheOutcome::Miss => &mut split.miss,
+            };
+            accum::record(histogram, micros(sample.latency()));
+        }
+    }
+
+    /// Latency by cache outcome over the run so far.
+    pub fn cache_latency(&self) -> CacheLatency {
+        let mut total = CacheLatency::default();
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            // Auto-resizing histograms of equal precision always add.
+            let _ = total.hit.add(&shard.cache_latency.hit);
+            let _ = total.miss.add(&shard.cache_latency.miss);
+        }
+        total
     }
 
     /// Counts `count` open-model arrivals that found no free user, noticed at `at`.
@@ -155,9 +195,16 @@ impl Recorder {
     }
 
     fn with_second(&self, user: usize, at: Instant, f: impl FnOnce(&mut Accum)) {
-        let second = self.second_at_offset(at.saturating_duration_since(self.origin));
-        let mut shard = lock(&self.shards[user % self.shards.len()]);
-        f(shard.second(second));
+        let second = self.second_at(at);
+        f(self.shard(user).second(second));
+    }
+
+    fn shard(&self, user: usize) -> std::sync::MutexGuard<'_, Shard> {
+        lock(&self.shards[user % self.shards.len()])
+    }
+
+    fn second_at(&self, at: Instant) -> u32 {
+        self.second_at_offset(at.saturating_duration_since(self.origin))
     }
 
     fn second_at_offset(&self, offset: Duration) -> u32 {
@@ -167,7 +214,9 @@ impl Recorder {
 
 /// Locks a shard, recovering from a panic in another user: counters stay usable.
 fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
-    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -176,7 +225,11 @@ mod tests {
 
     use super::*;
 
-    fn sample(recorder: &Recorder, finished_ms: u64, result: Result<(), ErrorClass>) -> Sample<'static> {
+    fn sample(
+        recorder: &Recorder,
+        finished_ms: u64,
+        result: Result<(), ErrorClass>,
+    ) -> Sample<'static> {
         let origin = recorder.origin();
         let finished = origin + Duration::from_millis(finished_ms);
         Sample {
@@ -201,8 +254,16 @@ mod tests {
         }
         recorder.record(0, &sample(&recorder, 1_500, Err(ErrorClass::Http5xx)));
         recorder.record_dropped(1, recorder.origin() + Duration::from_millis(1_200), 1);
-        recorder.record_send_lag(2, recorder.origin() + Duration::from_millis(1_300), Duration::from_millis(7));
-        recorder.record_send_lag(2, recorder.origin() + Duration::from_millis(1_300), Duration::from_micros(300));
+        recorder.record_send_lag(
+            2,
+            recorder.origin() + Duration::from_millis(1_300),
+            Duration::from_millis(7),
+        );
+        recorder.record_send_lag(
+            2,
+            recorder.origin() + Duration::from_millis(1_300),
+            Duration::from_micros(300),
+        );
 
         let first = recorder.close_ready(recorder.origin() + Duration::from_millis(1_150));
         assert_eq!(first.len(), 1);
@@ -213,12 +274,21 @@ mod tests {
         assert_eq!(second0.counters.good, 8);
         assert_eq!(second0.counters.cache.hit, 8);
         assert_eq!(second0.counters.output_tokens, 48);
-        let latency = second0.histograms.summary(Metric::Latency).expect("latency");
+        let latency = second0
+            .histograms
+            .summary(Metric::Latency)
+            .expect("latency");
         assert_eq!(latency.count, 8);
         assert!((19_980..=20_020).contains(&latency.p50), "{latency:?}");
         let itl = second0.histograms.summary(Metric::Itl).expect("itl");
         assert_eq!(itl.count, 40);
-        assert_eq!(second0.histograms.summary(Metric::Tpot).map(|s| s.p50 / 100), Some(30));
+        assert_eq!(
+            second0
+                .histograms
+                .summary(Metric::Tpot)
+                .map(|s| s.p50 / 100),
+            Some(30)
+        );
 
         // A late record for a closed second comes out on the next close.
         recorder.record(3, &sample(&recorder, 900, Ok(())));
@@ -231,7 +301,10 @@ mod tests {
         assert_eq!(second1.dropped_arrivals, 1);
         assert_eq!(second1.send_lag.late, 1);
         assert_eq!(second1.send_lag.max_us, 7_000);
-        assert!(rest[1].histograms.get(Metric::Latency).is_none(), "failures have no latency");
+        assert!(
+            rest[1].histograms.get(Metric::Latency).is_none(),
+            "failures have no latency"
+        );
     }
 
     #[test]
@@ -243,5 +316,7 @@ mod tests {
         assert_eq!(recorder.active_users(), 1);
         recorder.record(0, &sample(&recorder, 10, Ok(())));
         assert_eq!(recorder.close_all()[0].active_users, 1);
+        let split = recorder.cache_latency();
+        assert_eq!((split.hit.len(), split.miss.len()), (1, 0));
     }
 }

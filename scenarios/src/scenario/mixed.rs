@@ -1,4 +1,6 @@
-//! mixed: the traffic of a shared gateway, every route at once with some repeated prompts.
+//! mixed: the traffic of a shared gateway, every route it serves at once, with some repeated
+//! prompts. (`RequestKind::Embeddings` joins the mix once the reference gateway serves
+//! `/v1/embeddings`.)
 
 use std::time::Duration;
 
@@ -11,16 +13,15 @@ pub fn scenario() -> Scenario {
         prompts: PromptMix::conversational().with_repeats(0.15, 20),
         ..Scenario::new(
             "mixed",
-            "30 users for 60 s: streaming, chat, embeddings and models, 15% repeated prompts",
+            "30 users for 60 s: streaming, chat and models, 15% repeated prompts",
             Load::Closed {
                 stages: Stages::constant(30, Duration::from_secs(60)),
                 think_time: None,
             },
             Mix::weighted(&[
-                (RequestKind::Stream, 40),
-                (RequestKind::Chat, 30),
-                (RequestKind::Embeddings, 15),
-                (RequestKind::Models, 5),
+                (RequestKind::Stream, 50),
+                (RequestKind::Chat, 40),
+                (RequestKind::Models, 10),
             ]),
             include_str!("../../slo/mixed.toml"),
         )

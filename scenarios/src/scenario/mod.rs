@@ -61,7 +61,13 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    fn new(name: &'static str, description: &'static str, load: Load, mix: Mix, slo: &'static str) -> Scenario {
+    fn new(
+        name: &'static str,
+        description: &'static str,
+        load: Load,
+        mix: Mix,
+        slo: &'static str,
+    ) -> Scenario {
         Scenario {
             name,
             description,
@@ -109,7 +115,17 @@ mod tests {
         let names: Vec<&str> = all().iter().map(|s| s.name).collect();
         assert_eq!(
             names,
-            ["smoke", "chat", "streaming", "mixed", "cache", "failover", "spike", "stress", "endurance"]
+            [
+                "smoke",
+                "chat",
+                "streaming",
+                "mixed",
+                "cache",
+                "failover",
+                "spike",
+                "stress",
+                "endurance"
+            ]
         );
         for scenario in all() {
             let slos = reports::slo::parse_slos(scenario.slo)

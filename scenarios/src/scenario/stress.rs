@@ -10,9 +10,9 @@ pub fn scenario() -> Scenario {
         capacity_by_stage: true,
         ..Scenario::new(
             "stress",
-            "ramp 25 -> 50 -> 100 -> 200 -> 400 users in held steps (170 s): highest step within SLOs",
+            "users double in held steps, 50 -> 1600 (130 s): the highest step within the SLOs",
             Load::Closed {
-                stages: "10s:25,20s:25,10s:50,20s:50,10s:100,20s:100,10s:200,20s:200,10s:400,20s:400,10s:0"
+                stages: "5s:50,15s:50,5s:100,15s:100,5s:200,15s:200,5s:400,15s:400,5s:800,15s:800,5s:1600,15s:1600,10s:0"
                     .parse()
                     .expect("the stress stages are valid"),
                 think_time: None,

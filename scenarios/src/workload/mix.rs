@@ -66,7 +66,9 @@ mod tests {
     fn picks_follow_weights() {
         let mix = Mix::weighted(&[(RequestKind::Chat, 3), (RequestKind::Models, 1)]);
         let mut rng = StdRng::seed_from_u64(1);
-        let chats = (0..4000).filter(|_| mix.pick(&mut rng) == RequestKind::Chat).count();
+        let chats = (0..4000)
+            .filter(|_| mix.pick(&mut rng) == RequestKind::Chat)
+            .count();
         assert!((2800..=3200).contains(&chats), "{chats}");
     }
 }

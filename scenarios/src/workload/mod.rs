@@ -45,9 +45,21 @@ impl PromptMix {
     pub fn conversational() -> PromptMix {
         PromptMix {
             shapes: vec![
-                Shape { weight: 6, sentences: 2, max_tokens: 128 },
-                Shape { weight: 3, sentences: 8, max_tokens: 256 },
-                Shape { weight: 1, sentences: 40, max_tokens: 512 },
+                Shape {
+                    weight: 6,
+                    sentences: 2,
+                    max_tokens: 128,
+                },
+                Shape {
+                    weight: 3,
+                    sentences: 8,
+                    max_tokens: 256,
+                },
+                Shape {
+                    weight: 1,
+                    sentences: 40,
+                    max_tokens: 512,
+                },
             ],
             repeat_ratio: 0.0,
             hot_prompts: 0,
@@ -96,19 +108,32 @@ impl PromptGenerator {
         let shape = self.pick_shape();
         let mut prompt = build(&mut self.rng, &shape);
         // A unique suffix so no two fresh prompts collide in a cache by chance.
-        prompt.user.push_str(&format!(" (request {:x}-{})", self.rng.random::<u32>(), self.nonce));
+        prompt.user.push_str(&format!(
+            " (request {:x}-{})",
+            self.rng.random::<u32>(),
+            self.nonce
+        ));
         prompt
     }
 
     /// Hot prompt number `index`: the same text for every user of a run.
     fn hot_prompt(&self, index: u32) -> Prompt {
-        let mut rng = StdRng::seed_from_u64(self.seed.wrapping_add(u64::from(index)).rotate_left(17));
-        let shape = self.mix.shapes.first().cloned().unwrap_or(Shape { weight: 1, sentences: 2, max_tokens: 128 });
+        let mut rng =
+            StdRng::seed_from_u64(self.seed.wrapping_add(u64::from(index)).rotate_left(17));
+        let shape = self.mix.shapes.first().cloned().unwrap_or(Shape {
+            weight: 1,
+            sentences: 2,
+            max_tokens: 128,
+        });
         build(&mut rng, &shape)
     }
 
     fn pick_shape(&mut self) -> Shape {
-        let fallback = Shape { weight: 1, sentences: 2, max_tokens: 128 };
+        let fallback = Shape {
+            weight: 1,
+            sentences: 2,
+            max_tokens: 128,
+        };
         if self.total_weight == 0 {
             return fallback;
         }
@@ -158,7 +183,10 @@ mod tests {
         let mut other = PromptGenerator::new(mix, 7, 1);
         assert_ne!(a[0], other.next_prompt());
         let shapes: std::collections::BTreeSet<u32> = a.iter().map(|p| p.max_tokens).collect();
-        assert!(shapes.len() >= 2, "the mix picks several shapes: {shapes:?}");
+        assert!(
+            shapes.len() >= 2,
+            "the mix picks several shapes: {shapes:?}"
+        );
     }
 
     #[test]
@@ -174,6 +202,9 @@ mod tests {
         let repeated: u32 = seen.values().filter(|n| **n > 1).sum();
         let hot_texts = seen.values().filter(|n| **n > 1).count();
         assert!(hot_texts <= 4, "{hot_texts}");
-        assert!((800..=1200).contains(&repeated), "about half of 2000 repeat: {repeated}");
+        assert!(
+            (800..=1200).contains(&repeated),
+            "about half of 2000 repeat: {repeated}"
+        );
     }
 }

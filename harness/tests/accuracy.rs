@@ -1,0 +1,91 @@
+//! The harness's TTFT and ITL agree with what the mock was told to do. Against a mock with
+//! fixed TTFT 50 ms and ITL 10 ms, TTFT p50 is within 2 ms of 50 ms beyond the round trip the
+//! same path takes with TTFT 0 (measured in the same test, so an unoptimized build or a busy
+//! machine does not count as measurement error), and ITL p50 is within 1 ms of 10 ms.
+//! Also checks that `--json` leaves stdout to the JSON alone.
+
+use std::process::Command;
+
+use mock_providers::{Distribution, MockConfig, MockServer, Profile};
+use reports::RunResult;
+use reports::model::{Metric, Summary};
+
+const TOKENS: u64 = 30;
+
+/// TTFT and ITL summaries of a 2-user streaming run against a mock pacing `ttft_ms` / 10 ms.
+async fn measure(ttft_ms: f64) -> (Summary, Summary) {
+    let profile = Profile {
+        ttft_ms: Distribution::constant(ttft_ms),
+        itl_ms: Distribution::constant(10.0),
+        output_tokens: Distribution::constant(TOKENS as f64),
+        ..Profile::fast()
+    };
+    let mock = MockServer::start(MockConfig::new(profile))
+        .await
+        .expect("mock starts");
+    let out = std::env::temp_dir().join(format!(
+        "gatebench-accuracy-{}-{ttft_ms}",
+        std::process::id()
+    ));
+    let output = tokio::task::spawn_blocking({
+        let (url, out) = (mock.url().to_owned(), out.clone());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_harness"))
+                .args([
+                    "scenario",
+                    "streaming",
+                    "--target",
+                    &url,
+                    "--users",
+                    "4",
+                    "--duration",
+                    "3s",
+                ])
+                .args(["--json", "--out", out.to_str().expect("utf-8 path")])
+                .output()
+                .expect("harness runs")
+        }
+    })
+    .await
+    .expect("joins");
+    let _ = std::fs::remove_dir_all(out);
+    // The scenario's SLOs may or may not hold here; only a usage or runtime error fails.
+    assert_ne!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run: RunResult =
+        serde_json::from_slice(&output.stdout).expect("stdout is exactly the JSON summary");
+    assert!(run.totals.requests >= 8, "requests {}", run.totals.requests);
+    let itl = run.summary(Metric::Itl).expect("itl");
+    assert_eq!(
+        itl.count,
+        (TOKENS - 1) * run.totals.ok,
+        "every gap of every stream is recorded"
+    );
+    (run.summary(Metric::Ttft).expect("ttft"), itl)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttft_within_2ms_and_itl_within_1ms_of_the_mock_pacing() {
+    let (round_trip, _) = measure(0.0).await;
+    let (ttft, itl) = measure(50.0).await;
+    eprintln!(
+        "round trip p50 {} us, TTFT p50 {} us, ITL p50 {} us",
+        round_trip.p50, ttft.p50, itl.p50
+    );
+    let beyond = ttft.p50.saturating_sub(round_trip.p50);
+    assert!(
+        (48_000..=52_000).contains(&beyond),
+        "TTFT p50 {} us minus round trip {} us is not within 2 ms of 50 ms",
+        ttft.p50,
+        round_trip.p50
+    );
+    assert!(
+        (9_000..=11_000).contains(&itl.p50),
+        "ITL p50 {} us is not within 1 ms of 10 ms",
+        itl.p50
+    );
+}

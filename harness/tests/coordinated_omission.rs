@@ -1,0 +1,97 @@
+//! Coordinated omission: the mock stalls for one second once during an open-model run at
+//! 100 req/s. The harness measures from each arrival's intended start, so p99 shows the stall
+//! (>= 500 ms), and the arrivals that found every user busy are counted and printed.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mock_providers::{Distribution, MockConfig, MockServer, Profile};
+use reports::RunResult;
+use reports::model::Metric;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_second_stall_shows_in_p99_and_dropped_arrivals_are_reported() {
+    let quick = Profile {
+        ttft_ms: Distribution::constant(5.0),
+        itl_ms: Distribution::constant(1.0),
+        output_tokens: Distribution::constant(5.0),
+        ..Profile::fast()
+    };
+    let stalled = Profile {
+        ttft_ms: Distribution::constant(1_000.0),
+        ..quick.clone()
+    };
+    let mock = Arc::new(
+        MockServer::start(MockConfig::new(quick.clone()))
+            .await
+            .expect("mock starts"),
+    );
+    let out = std::env::temp_dir().join(format!("gatebench-co-{}", std::process::id()));
+    let run = tokio::task::spawn_blocking({
+        let (url, out) = (mock.url().to_owned(), out.clone());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_harness"))
+                .args([
+                    "scenario",
+                    "streaming",
+                    "--target",
+                    &url,
+                    "--rate",
+                    "100",
+                    "--max-users",
+                    "40",
+                ])
+                .args([
+                    "--duration",
+                    "6s",
+                    "--out",
+                    out.to_str().expect("utf-8 path"),
+                ])
+                .output()
+                .expect("harness runs")
+        }
+    });
+    // Stall from about 2 s to 3 s into the run (the harness starts within a second).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    mock.set_profile(stalled).expect("valid profile");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    mock.set_profile(quick).expect("valid profile");
+    let output = run.await.expect("joins");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_ne!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = std::fs::read_dir(&out)
+        .expect("run dir")
+        .flatten()
+        .next()
+        .expect("one run")
+        .path();
+    let run: RunResult =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary"))
+            .expect("valid");
+    let latency = run.summary(Metric::Latency).expect("latency");
+    assert!(
+        latency.p99 >= 500_000,
+        "p99 {} us hides the stall",
+        latency.p99
+    );
+    assert!(run.totals.dropped_arrivals > 0, "no arrival was dropped");
+    let arrivals = run.totals.requests + run.totals.dropped_arrivals;
+    assert!(
+        (560..=610).contains(&arrivals),
+        "{arrivals} arrivals at 100/s for 6 s"
+    );
+    let shown = format!("dropped {}", run.totals.dropped_arrivals);
+    assert!(
+        stdout.contains(&shown),
+        "summary must show `{shown}`:\n{stdout}"
+    );
+    assert!(stdout.contains("late sends"), "{stdout}");
+    let _ = std::fs::remove_dir_all(out);
+}
