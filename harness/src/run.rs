@@ -15,6 +15,7 @@ use scenarios::changes::{ChangeEffect, effects};
 use scenarios::client::{Client, ClientError};
 use scenarios::load::Load;
 use scenarios::recorder::{CacheLatency, Recorder};
+use scenarios::scenario::TimedChange;
 use tokio::time::MissedTickBehavior;
 
 use crate::output::write_run;
@@ -34,8 +35,6 @@ pub struct Outcome {
     pub changes: Vec<ChangeEffect>,
     /// Latency of cache hits and misses (not part of `summary.json`).
     pub cache_latency: CacheLatency,
-    /// Why the run stopped early, when an aborting SLO was lost.
-    pub aborted: Option<String>,
 }
 
 /// A run that could not be carried out.
@@ -56,9 +55,10 @@ pub enum RunError {
 /// Runs `resolved` and writes its run directory.
 pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
     let stack = Stack::start(&resolved.target, resolved.scenario.upstream).await?;
-    let outcome = drive(&resolved, &stack).await;
+    print_banner(&resolved, &stack);
+    let measured = drive(&resolved, &stack).await;
     stack.shutdown().await;
-    let (mut result, aborted, cache_latency) = outcome?;
+    let (mut result, cache_latency) = measured?;
 
     result.slo_results = evaluate(&resolved.slos, &result);
     let stages = match (&resolved.plan.load, resolved.scenario.capacity_by_stage) {
@@ -79,34 +79,31 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
         stages,
         changes,
         cache_latency,
-        aborted,
     })
 }
 
-/// Drives the load against `stack`, collecting one interval per second.
-async fn drive(
-    resolved: &Resolved,
-    stack: &Stack,
-) -> Result<(RunResult, Option<String>, CacheLatency), RunError> {
-    let scenario = &resolved.scenario;
-    let total = resolved.plan.load.duration();
+/// Says exactly what runs, on stderr (stdout is the summary's).
+fn print_banner(resolved: &Resolved, stack: &Stack) {
+    let slo_source = resolved.options.slo.as_ref().map_or_else(
+        || "scenario default".to_owned(),
+        |path| path.display().to_string(),
+    );
     eprintln!(
-        "gatebench {}: {}\n  target: {}\n  model {}, seed {}, {} SLOs{}",
-        scenario.name,
+        "gatebench {}: {}\n  target: {}\n  model {}, seed {}, {} SLOs ({slo_source})",
+        resolved.scenario.name,
         resolved.plan.load.describe(),
         stack.describe(),
         resolved.plan.model,
         resolved.plan.seed,
         resolved.slos.len(),
-        resolved.options.slo.as_ref().map_or_else(
-            || " (scenario default)".to_owned(),
-            |p| format!(" from {}", p.display())
-        )
     );
+}
 
+/// Drives the load against `stack`, one [`Live::tick`] per second until it is over.
+async fn drive(resolved: &Resolved, stack: &Stack) -> Result<(RunResult, CacheLatency), RunError> {
     let config = toml::Table::try_from(&resolved.options).unwrap_or_default();
     let mut result = RunResult::new(
-        scenario.name,
+        resolved.scenario.name,
         config,
         Environment::detect(env!("CARGO_PKG_VERSION")),
         Utc::now(),
@@ -114,41 +111,70 @@ async fn drive(
     result.goodput_limits = resolved.limits;
     let recorder = Arc::new(Recorder::new(resolved.limits));
     let client = Client::new(stack.url(), resolved.timeout)?;
-    let mut sampler = Sampler::new(stack.url(), stack.in_process());
-    let progress = Progress::new(total, resolved.quiet);
+    let mut live = Live {
+        resolved,
+        stack,
+        recorder: Arc::clone(&recorder),
+        result,
+        sampler: Sampler::new(stack.url(), stack.in_process()),
+        progress: Progress::new(resolved.plan.load.duration(), resolved.quiet),
+        changes: resolved.scenario.changes.clone(),
+        next_sample: Duration::ZERO,
+    };
 
     let guard = StdoutGuard::silence();
-    let mut load = tokio::spawn(attack::run(
-        resolved.plan.clone(),
-        client,
-        Arc::clone(&recorder),
-    ));
+    let mut load = tokio::spawn(attack::run(resolved.plan.clone(), client, recorder));
     let mut ticker = tokio::time::interval_at(
-        tokio::time::Instant::from_std(recorder.origin()) + Duration::from_secs(1),
+        tokio::time::Instant::from_std(live.recorder.origin()) + Duration::from_secs(1),
         Duration::from_secs(1),
     );
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut changes = scenario.changes.clone();
-    let mut next_sample = Duration::ZERO;
-    let mut aborted: Option<String> = None;
     let finished = loop {
         tokio::select! {
             done = &mut load => break done,
-            _ = ticker.tick() => {}
+            _ = ticker.tick() => live.tick().await,
         }
+    };
+    drop(guard);
+    live.progress.finish();
+    finished.map_err(|e| RunError::Join(e.to_string()))??;
+    Ok(live.finish().await)
+}
+
+/// The state of a run in progress.
+struct Live<'a> {
+    resolved: &'a Resolved,
+    stack: &'a Stack,
+    recorder: Arc<Recorder>,
+    result: RunResult,
+    sampler: Sampler,
+    progress: Progress,
+    /// Upstream changes not yet applied.
+    changes: Vec<TimedChange>,
+    next_sample: Duration,
+}
+
+impl Live<'_> {
+    /// Once a second: close finished seconds into the result, sample the gateway when due,
+    /// apply upstream changes that are due, stop the load if an aborting SLO is lost, and
+    /// refresh the progress line.
+    async fn tick(&mut self) {
         let now = Instant::now();
-        let elapsed = now.saturating_duration_since(recorder.origin());
-        let closed = recorder.close_ready(now);
+        let elapsed = now.saturating_duration_since(self.recorder.origin());
+        let closed = self.recorder.close_ready(now);
         let latest = closed.last().cloned();
         for interval in closed {
-            result.push_interval(interval);
+            self.result.push_interval(interval);
         }
-        if elapsed >= next_sample {
-            result.push_gateway_sample(sampler.sample(whole_secs(elapsed)).await);
-            next_sample = elapsed + scenario.sample_every;
+        if elapsed >= self.next_sample {
+            let sample = self.sampler.sample(whole_secs(elapsed)).await;
+            self.result.push_gateway_sample(sample);
+            self.next_sample = elapsed + self.resolved.scenario.sample_every;
         }
-        changes.retain(|change| {
-            if elapsed.as_secs_f64() < change.at * total.as_secs_f64() {
+        let length = self.resolved.plan.load.duration().as_secs_f64();
+        let stack = self.stack;
+        self.changes.retain(|change| {
+            if elapsed.as_secs_f64() < change.at * length {
                 return true;
             }
             if let Err(e) = stack.apply(change.change) {
@@ -156,30 +182,32 @@ async fn drive(
             }
             false
         });
-        let lost = evaluate_partial(&resolved.slos, &result);
-        if aborted.is_none() && !lost.is_empty() {
-            let names: Vec<String> = lost.iter().map(|r| r.slo.to_string()).collect();
-            let reason = format!("aborting SLO lost: {}", names.join("; "));
-            attack::stop(&reason);
-            aborted = Some(reason);
+        if self.result.stopped_early.is_none() {
+            let lost = evaluate_partial(&self.resolved.slos, &self.result);
+            if !lost.is_empty() {
+                let names: Vec<String> = lost.iter().map(|r| r.slo.to_string()).collect();
+                let reason = format!("aborting SLO lost: {}", names.join("; "));
+                attack::stop(&reason);
+                eprintln!("stopping early: {reason}");
+                self.result.stopped_early = Some(reason);
+            }
         }
-        progress.update(elapsed, latest.as_ref(), &result, aborted.is_some());
-    };
-    drop(guard);
-    progress.finish();
-    finished.map_err(|e| RunError::Join(e.to_string()))??;
+        let lost = self.result.stopped_early.is_some();
+        self.progress
+            .update(elapsed, latest.as_ref(), &self.result, lost);
+    }
 
-    for interval in recorder.close_all() {
-        result.push_interval(interval);
+    /// Closes the last seconds and takes a final sample.
+    async fn finish(mut self) -> (RunResult, CacheLatency) {
+        for interval in self.recorder.close_all() {
+            self.result.push_interval(interval);
+        }
+        let wall = self.recorder.origin().elapsed();
+        let sample = self.sampler.sample(whole_secs(wall)).await;
+        self.result.push_gateway_sample(sample);
+        self.result.finish(Utc::now(), wall);
+        (self.result, self.recorder.cache_latency())
     }
-    let wall = recorder.origin().elapsed();
-    result.push_gateway_sample(sampler.sample(whole_secs(wall)).await);
-    result.finish(Utc::now(), wall);
-    if let Some(reason) = &aborted {
-        eprintln!("stopped early: {reason}");
-        result.stopped_early = Some(reason.clone());
-    }
-    Ok((result, aborted, recorder.cache_latency()))
 }
 
 fn whole_secs(d: Duration) -> u32 {

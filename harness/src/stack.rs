@@ -87,7 +87,7 @@ impl Stack {
                 fallback,
                 profile,
             } => format!(
-                "embedded gateway {} -> native mocks primary {} + fallback {} (TTFT {:?} ms, ITL {:?} ms, faults {:.1}%)",
+                "embedded gateway {} (cache on) -> native mocks primary {} + fallback {} (TTFT {:?} ms, ITL {:?} ms, faults {:.1}%)",
                 self.url,
                 primary.url(),
                 fallback.url(),
@@ -96,7 +96,7 @@ impl Stack {
                 profile.faults.total() * 100.0
             ),
             Mocks::Wiremock { primary, fallback } => format!(
-                "embedded gateway {} -> wiremock mocks primary {} + fallback {} (unpaced, {WIREMOCK_TOKENS} tokens)",
+                "embedded gateway {} (cache on) -> wiremock mocks primary {} + fallback {} (unpaced, {WIREMOCK_TOKENS} tokens)",
                 self.url,
                 primary.uri(),
                 fallback.uri()
@@ -232,6 +232,8 @@ async fn start_gateway([primary, fallback]: &[String; 2]) -> Result<GatewayHandl
         ProviderConfig::new("fallback", ProviderKind::OpenAi, fallback.as_str()),
     ]);
     config.server.listen = ([127, 0, 0, 1], 0).into();
+    // The reference gateway as it is meant to run: its response cache and coalescing on.
+    config.cache.enabled = true;
     Gateway::start(config)
         .await
         .map_err(|e| StackError::Gateway(e.to_string()))

@@ -116,6 +116,16 @@ impl GatewayProcess {
         }
     }
 
+    /// User and system CPU time the process has used, from /proc (clock ticks of 10 ms).
+    fn cpu(&self) -> Option<(Duration, Duration)> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let mut fields = rest.split(' ').skip(11);
+        let tick = |v: &str| v.parse::<u64>().ok().map(|t| Duration::from_millis(t * 10));
+        Some((tick(fields.next()?)?, tick(fields.next()?)?))
+    }
+
     /// Resident set size in MiB, from /proc.
     fn rss_mib(&self) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -257,23 +267,27 @@ async fn throughput(
     (ok, failed, started.elapsed())
 }
 
-/// Opens `n` streams that stay open (slow mock pacing), waits until each has its first chunk,
-/// then samples the gateway's RSS.
+/// Opens `n` streams that stay open (slow mock pacing), 100 at a time as real traffic ramps
+/// (a burst of 1,000 simultaneous connects overflows loopback accept queues, which measures
+/// the kernel, not the gateway), waits until each has its first chunk, then samples the
+/// gateway's RSS.
 async fn rss_with_open_streams(gateway: &GatewayProcess, n: usize) -> (usize, Option<f64>) {
+    const BATCH: usize = 100;
     let client = client(n);
     let url = format!("{}/v1/chat/completions", gateway.url);
     let body = r#"{"model":"bench","stream":true,"messages":[{"role":"user","content":"Tell me a long story."}]}"#;
-    let barrier = Arc::new(tokio::sync::Barrier::new(n + 1));
     let release = Arc::new(tokio::sync::Notify::new());
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let (client, url, barrier, release) = (
+    let (opened_tx, mut opened) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::with_capacity(n);
+    for batch in (0..n).collect::<Vec<_>>().chunks(BATCH) {
+        for _ in batch {
+            let (client, url, release, opened_tx) = (
                 client.clone(),
                 url.clone(),
-                barrier.clone(),
                 release.clone(),
+                opened_tx.clone(),
             );
-            tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 let response = client
                     .post(&url)
                     .header("content-type", "application/json")
@@ -283,28 +297,35 @@ async fn rss_with_open_streams(gateway: &GatewayProcess, n: usize) -> (usize, Op
                     .body(body)
                     .send()
                     .await;
-                let mut open = match response {
-                    Ok(mut r) if r.status().is_success() => {
-                        r.chunk().await.ok().flatten().map(|_| r)
-                    }
-                    _ => None,
+                let open = match response {
+                    Ok(mut r) if r.status().is_success() => match r.chunk().await {
+                        Ok(Some(_)) => Ok(r),
+                        other => Err(format!("first chunk: {other:?}")),
+                    },
+                    Ok(r) => Err(format!("status {}: {:?}", r.status(), r.text().await)),
+                    Err(e) => Err(format!("send: {e:?}")),
                 };
+                // Registered before reporting in, so the release cannot be missed.
                 let notified = release.notified();
-                barrier.wait().await;
+                let _ = opened_tx.send(());
                 notified.await;
-                open.take().is_some()
-            })
-        })
-        .collect();
-    barrier.wait().await;
+                open.map(drop)
+            }));
+        }
+        for _ in batch {
+            opened.recv().await;
+        }
+    }
     // Let the gateway settle with every stream open and a few chunks flowing.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss = gateway.rss_mib();
     release.notify_waiters();
     let mut open = 0;
     for task in tasks {
-        if task.await.unwrap_or(false) {
-            open += 1;
+        match task.await {
+            Ok(Ok(())) => open += 1,
+            Ok(Err(why)) => eprintln!("  stream failed to open: {why}"),
+            Err(e) => eprintln!("  stream task failed: {e}"),
         }
     }
     (open, rss)
@@ -353,6 +374,7 @@ async fn bench(args: Args) {
     );
     let round = Duration::from_millis(args.seconds * 1000 / 4).max(Duration::from_millis(500));
     let (mut direct, mut gateway_side) = (Side::default(), Side::default());
+    let mut gateway_cpu = (Duration::ZERO, Duration::ZERO);
     for i in 0..4 {
         let order: [(&str, bool); 2] = if i % 2 == 0 {
             [(&direct_url, true), (&through, false)]
@@ -360,10 +382,15 @@ async fn bench(args: Args) {
             [(&through, false), (&direct_url, true)]
         };
         for (url, is_direct) in order {
+            let cpu_before = gateway.cpu();
             let result = throughput(&client, url, 64, round).await;
             if is_direct {
                 direct.add(result)
             } else {
+                if let (Some((u0, s0)), Some((u1, s1))) = (cpu_before, gateway.cpu()) {
+                    gateway_cpu.0 += u1 - u0;
+                    gateway_cpu.1 += s1 - s0;
+                }
                 gateway_side.add(result)
             }
         }
@@ -376,6 +403,12 @@ async fn bench(args: Args) {
     println!(
         "  through gateway        {gateway_rps:>9.0} req/s (failed {})",
         gateway_side.failed
+    );
+    let per_request = |d: Duration| d.as_secs_f64() * 1e6 / gateway_side.ok.max(1) as f64;
+    println!(
+        "  gateway CPU per request {:>6.1} us user + {:.1} us system (the kernel's loopback TCP)",
+        per_request(gateway_cpu.0),
+        per_request(gateway_cpu.1)
     );
     let ratio = gateway_rps / direct_rps;
     println!("  ratio                  {:>9.1} %", ratio * 100.0);

@@ -249,12 +249,13 @@ impl CircuitBreaker {
         let mut inner = self.lock();
         let now = Instant::now();
         if inner.state == BreakerState::Open {
-            let reopen_at = inner.opened_at + self.open_duration();
-            if now < reopen_at {
+            let open_for = Duration::from_secs(self.config.open_secs);
+            let waited = now.duration_since(inner.opened_at);
+            if waited < open_for {
                 drop(inner);
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(Open {
-                    retry_after: reopen_at - now,
+                    retry_after: open_for - waited,
                 });
             }
             self.transition(&mut inner, BreakerState::HalfOpen, now);
@@ -381,10 +382,6 @@ impl CircuitBreaker {
         self.state.store(to as u8, Ordering::Release);
         self.changes.send_replace(to);
         tracing::info!(provider = %self.provider, ?from, ?to, "circuit breaker state change");
-    }
-
-    fn open_duration(&self) -> Duration {
-        Duration::from_secs(self.config.open_secs)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -93,6 +93,11 @@ impl Router {
         self.routes.keys().map(String::as_str)
     }
 
+    /// A route serves `model`.
+    pub fn serves(&self, model: &str) -> bool {
+        self.any.is_some() || self.routes.contains_key(model)
+    }
+
     /// Ranked candidates for `model`, best first; `None` when no route serves it. (Circuit
     /// breakers are consulted per attempt, where asking them is what lets them probe.)
     pub fn plan(&self, model: &str) -> Option<Vec<Target>> {

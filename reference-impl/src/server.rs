@@ -275,6 +275,17 @@ async fn metrics(State(gw): State<Arc<Shared>>) -> Response {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn ready_turns_503_once_draining_begins() {
+        let shared = Arc::new(Shared::new(GatewayConfig::default()).unwrap());
+        assert_eq!(ready(State(shared.clone())).await.status(), StatusCode::OK);
+        shared.draining.cancel();
+        assert_eq!(
+            ready(State(shared)).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
     async fn boom() -> &'static str {
         panic!("handler bug")
     }

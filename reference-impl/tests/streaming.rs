@@ -165,6 +165,9 @@ async fn upstream_error_event_is_forwarded_once() {
                 .as_str()
                 .is_some_and(|m| !m.is_empty())
         );
+        // The provider's own error type survives translation.
+        let kind = errors[0]["error"]["type"].as_str().unwrap();
+        assert!(kind.ends_with("_error"), "{provider}: {kind}");
     }
 }
 

@@ -98,7 +98,10 @@ fn gate_json_round_trips_and_gate_html_is_self_contained() {
     assert_eq!(read.verdict, report.verdict);
     assert_eq!(read.settings, report.settings);
     for (read, written) in read.metrics.iter().zip(&report.metrics) {
-        assert_eq!((read.metric, read.verdict), (written.metric, written.verdict));
+        assert_eq!(
+            (read.metric, read.verdict),
+            (written.metric, written.verdict)
+        );
         assert!((read.ab.change - written.ab.change).abs() < 1e-12);
         assert!((read.aa.interval.1 - written.aa.interval.1).abs() < 1e-12);
     }
@@ -245,4 +248,20 @@ fn more_confidence_needs_more_rounds() {
     assert_eq!(confidence(0.95).min_rounds(), 6);
     assert_eq!(confidence(0.99).min_rounds(), 8);
     assert!(reports::gate::Confidence::new(1.0).is_err());
+}
+
+#[test]
+fn a_run_result_gives_its_throughput_and_percentiles() {
+    let run = reports::synthetic::synthetic_run(30, 1);
+    let m = Measurements::from_run(&run);
+    assert_eq!(m.get(GateMetric::Throughput), run.throughput());
+    let ttft_p99 = run
+        .percentile(reports::model::Metric::Ttft, 0.99)
+        .expect("the synthetic run streams");
+    assert_eq!(m.get(GateMetric::TtftP99), Some(ttft_p99 as f64));
+    assert_eq!(
+        m.get(GateMetric::OverheadP50).is_some(),
+        run.percentile(reports::model::Metric::Overhead, 0.5)
+            .is_some()
+    );
 }

@@ -51,12 +51,6 @@ impl From<GooseError> for AttackError {
     }
 }
 
-impl From<Box<GooseAttack>> for AttackError {
-    fn from(_: Box<GooseAttack>) -> AttackError {
-        AttackError::Goose("unexpected builder state".to_owned())
-    }
-}
-
 /// Shared by every user's transactions.
 struct Context {
     plan: Plan,

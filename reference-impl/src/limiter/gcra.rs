@@ -29,14 +29,20 @@ impl Rate {
 
     /// Units still available when the bucket's TAT is `now + reset`.
     pub fn remaining(self, reset: u64) -> u64 {
-        (self.capacity * self.emission).saturating_sub(reset) / self.emission
+        self.capacity
+            .saturating_mul(self.emission)
+            .saturating_sub(reset)
+            / self.emission
     }
 }
 
 /// One GCRA step. `Ok((new_tat, reset))` when admitted, `Err(wait)` with the time until it would be.
 pub(crate) fn step(tat: u64, now: u64, rate: Rate, cost: u64) -> Result<(u64, u64), u64> {
-    let new_tat = tat.max(now) + cost * rate.emission;
-    let limit_at = now + rate.capacity * rate.emission;
+    // Saturating: absurd configured quotas or reported usage must not wrap around.
+    let new_tat = tat
+        .max(now)
+        .saturating_add(cost.saturating_mul(rate.emission));
+    let limit_at = now.saturating_add(rate.capacity.saturating_mul(rate.emission));
     if new_tat > limit_at {
         Err(new_tat - limit_at)
     } else {
@@ -87,7 +93,7 @@ impl LocalStore {
     /// Gives back what an earlier `take` admitted, when a later bucket of the same check refused.
     pub fn refund(&self, id: u64, rate: Rate, cost: u64) {
         if let Some(tat) = self.shard(id).tats.get_mut(&id) {
-            *tat = tat.saturating_sub(cost * rate.emission);
+            *tat = tat.saturating_sub(cost.saturating_mul(rate.emission));
         }
     }
 
@@ -95,7 +101,9 @@ impl LocalStore {
     pub fn charge(&self, id: u64, now: u64, rate: Rate, cost: u64) {
         let mut shard = self.shard(id);
         let tat = shard.tats.entry(id).or_insert(0);
-        *tat = (*tat).max(now) + cost * rate.emission;
+        *tat = (*tat)
+            .max(now)
+            .saturating_add(cost.saturating_mul(rate.emission));
         shard.sweep_if_large(now);
     }
 

@@ -452,7 +452,10 @@ impl RateLimiter {
             scope: Scope::Key,
             subject: Subject::Key(*key),
             id: key.bucket(Scope::Key),
-            rate: Rate::per_period(limit.requests, limit.period_secs * NANOS_PER_SEC),
+            rate: Rate::per_period(
+                limit.requests,
+                limit.period_secs.saturating_mul(NANOS_PER_SEC),
+            ),
             cost: 1,
         });
         if let Some(limit) = self.config.models.get(model) {
@@ -460,7 +463,10 @@ impl RateLimiter {
                 scope: Scope::Model,
                 subject: Subject::Model(model),
                 id: xxhash_rust::xxh3::xxh3_64_with_seed(model.as_bytes(), Scope::Model as u64),
-                rate: Rate::per_period(limit.requests, limit.period_secs * NANOS_PER_SEC),
+                rate: Rate::per_period(
+                    limit.requests,
+                    limit.period_secs.saturating_mul(NANOS_PER_SEC),
+                ),
                 cost: 1,
             });
         }
@@ -539,7 +545,10 @@ fn allowed(key_cell: &Cell<'_>, reset: Duration) -> Decision {
 fn denied(cell: &Cell<'_>, retry_after: Duration) -> Decision {
     let rate = cell.rate;
     // Full again once the refused cost fits (`retry_after`) plus the rest of the capacity refills.
-    let rest = rate.capacity.saturating_sub(cell.cost) * rate.emission;
+    let rest = rate
+        .capacity
+        .saturating_sub(cell.cost)
+        .saturating_mul(rate.emission);
     Decision::Denied {
         scope: cell.scope,
         quota: Quota {

@@ -60,6 +60,16 @@ impl AttemptError {
         !matches!(self, Self::Rejected(_) | Self::Unsupported(_))
     }
 
+    /// An outage rather than back-pressure: counts toward opening the circuit breaker.
+    /// (429 is the provider's normal back-pressure, handled by the `retry-after` cooldown.)
+    pub fn opens_circuit(&self) -> bool {
+        match self {
+            Self::Connect(_) | Self::Timeout | Self::BadPayload(_) => true,
+            Self::Unavailable { status, .. } => *status != StatusCode::TOO_MANY_REQUESTS,
+            Self::Rejected(_) | Self::Unsupported(_) => false,
+        }
+    }
+
     /// Another attempt could succeed.
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Self::Rejected(_))

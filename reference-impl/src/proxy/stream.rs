@@ -14,7 +14,7 @@ use futures::Stream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::AttemptError;
-use super::anthropic::{StreamTranslator, Usage};
+use super::anthropic::{StreamError, StreamTranslator, Usage};
 use super::sse::{self, SseFramer};
 use crate::error::ApiError;
 use crate::pool::InFlight;
@@ -67,12 +67,12 @@ impl Mode {
     }
 
     /// Checks or translates a block of whole events into what the client receives.
-    fn convert(&mut self, block: Bytes) -> Result<Bytes, String> {
+    fn convert(&mut self, block: Bytes) -> Result<Bytes, Fault> {
         match self {
             Self::PassThrough { state, usage } => {
                 for event in sse::events(&block) {
                     if *state != PassThrough::Open {
-                        return Err("event after the end of the stream".into());
+                        return Err(Fault::Invalid("event after the end of the stream".into()));
                     }
                     if &*event.data == b"[DONE]" {
                         *state = PassThrough::Done;
@@ -82,11 +82,11 @@ impl Mode {
                     } else if !(event.data.starts_with(b"{") && event.data.ends_with(b"}")) {
                         // A cheap structural check (no full parse on the hot path): catches
                         // truncated and non-JSON events.
-                        return Err("event data is not a JSON object".into());
+                        return Err(Fault::Invalid("event data is not a JSON object".into()));
                     } else if contains(&event.data, b"\"usage\":{") {
                         // Only the final chunk of an `include_usage` stream: parse just that one.
                         *usage = serde_json::from_slice::<UsageChunk>(&event.data)
-                            .map_err(|e| format!("invalid usage chunk: {e}"))?
+                            .map_err(|e| Fault::Invalid(format!("invalid usage chunk: {e}")))?
                             .usage;
                     }
                 }
@@ -98,7 +98,10 @@ impl Mode {
                     let name = event.name.unwrap_or("message");
                     translator
                         .event(name, &event.data, &mut out)
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| match e {
+                            StreamError::Upstream(error) => Fault::Upstream(error),
+                            other => Fault::Invalid(other.to_string()),
+                        })?;
                 }
                 Ok(out.freeze())
             }
@@ -122,6 +125,24 @@ pub trait StreamObserver: Send {
     fn on_chunk(&mut self, chunk: &Bytes);
     /// Called once, when the stream completes, breaks or is dropped.
     fn on_end(self: Box<Self>, end: StreamEnd, usage: Option<Usage>);
+}
+
+/// Why a block of upstream events could not be passed on.
+#[derive(Debug)]
+enum Fault {
+    /// Not a valid event stream.
+    Invalid(String),
+    /// A well-formed error event from the upstream (Anthropic `event: error`).
+    Upstream(ApiError),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(reason) => f.write_str(reason),
+            Self::Upstream(error) => write!(f, "upstream error event: {}", error.message),
+        }
+    }
 }
 
 /// Where a passed-through stream stands.
@@ -193,7 +214,10 @@ impl ChatStream {
                     let Some(block) = self.framer.push(chunk) else {
                         continue;
                     };
-                    let out = self.mode.convert(block).map_err(AttemptError::BadPayload)?;
+                    let out = self
+                        .mode
+                        .convert(block)
+                        .map_err(|fault| AttemptError::BadPayload(fault.to_string()))?;
                     if self.mode.ended() == Some(StreamEnd::Broken) {
                         return Err(AttemptError::BadPayload(
                             "stream began with an error event".into(),
@@ -262,7 +286,14 @@ impl Stream for ChatStream {
                     match this.mode.convert(block) {
                         Ok(out) if out.is_empty() => continue,
                         Ok(out) => return this.emit(out),
-                        Err(e) => return this.fail(format!("upstream sent an invalid event: {e}")),
+                        Err(Fault::Invalid(e)) => {
+                            return this.fail(format!("upstream sent an invalid event: {e}"));
+                        }
+                        Err(Fault::Upstream(error)) => {
+                            // The upstream's own error, translated: keep its type and message.
+                            this.finish(StreamEnd::Broken);
+                            return Poll::Ready(Some(Ok(error.to_sse_event())));
+                        }
                     }
                 }
                 Some(Err(e)) => {

@@ -146,6 +146,7 @@ impl Client {
                         },
                     ],
                     max_tokens: prompt.max_tokens,
+                    temperature: prompt.temperature,
                     stream,
                     stream_options: stream.then_some(StreamOptions {
                         include_usage: true,

@@ -14,6 +14,8 @@ pub(crate) struct ChatBody<'a> {
     pub model: &'a str,
     pub messages: [Message<'a>; 2],
     pub max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
@@ -132,6 +134,7 @@ mod tests {
                 },
             ],
             max_tokens: 64,
+            temperature: None,
             stream: true,
             stream_options: Some(StreamOptions {
                 include_usage: true,

@@ -44,7 +44,7 @@ struct Shard {
 }
 
 /// End-to-end latency of successful requests by cache outcome, over the whole run: what a
-/// cache hit saves. `coalesced` requests count with hits.
+/// cache hit saves. Coalesced requests (which wait for a leader's answer) are in neither.
 #[derive(Clone, Debug)]
 pub struct CacheLatency {
     pub hit: Histogram<u64>,
@@ -103,10 +103,13 @@ impl Recorder {
         if let (Some(cache), Ok(())) = (sample.cache, sample.result) {
             let split = &mut shard.cache_latency;
             let histogram = match cache {
-                CacheOutcome::Hit | CacheOutcome::Coalesced => &mut split.hit,
-                CacheOutcome::Miss => &mut split.miss,
+                CacheOutcome::Hit => Some(&mut split.hit),
+                CacheOutcome::Miss => Some(&mut split.miss),
+                CacheOutcome::Coalesced => None,
             };
-            accum::record(histogram, micros(sample.latency()));
+            if let Some(histogram) = histogram {
+                accum::record(histogram, micros(sample.latency()));
+            }
         }
     }
 

@@ -18,11 +18,7 @@ pub fn scenario() -> Scenario {
                 stages: Stages::constant(20, Duration::from_secs(30 * 60)),
                 think_time: None,
             },
-            Mix::weighted(&[
-                (RequestKind::Stream, 2),
-                (RequestKind::Chat, 2),
-                (RequestKind::Embeddings, 1),
-            ]),
+            Mix::weighted(&[(RequestKind::Stream, 1), (RequestKind::Chat, 1)]),
             include_str!("../../slo/endurance.toml"),
         )
     }

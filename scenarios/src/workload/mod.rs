@@ -11,12 +11,15 @@ use serde::{Deserialize, Serialize};
 pub use mix::{Mix, RequestKind};
 
 /// One chat prompt.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Prompt {
     pub system: &'static str,
     pub user: String,
     /// Upper bound on output tokens, sent as `max_tokens`.
     pub max_tokens: u32,
+    /// Sent when set. Repeated prompts ask for deterministic answers (0), as applications that
+    /// want cached answers do; fresh prompts leave the provider default.
+    pub temperature: Option<f64>,
 }
 
 /// How long prompts and answers are: one entry is picked per request by weight.
@@ -125,7 +128,10 @@ impl PromptGenerator {
             sentences: 2,
             max_tokens: 128,
         });
-        build(&mut rng, &shape)
+        Prompt {
+            temperature: Some(0.0),
+            ..build(&mut rng, &shape)
+        }
     }
 
     fn pick_shape(&mut self) -> Shape {
@@ -161,6 +167,7 @@ fn build(rng: &mut StdRng, shape: &Shape) -> Prompt {
         system: corpus::SYSTEM_PROMPTS[rng.random_range(0..corpus::SYSTEM_PROMPTS.len())],
         user,
         max_tokens: shape.max_tokens,
+        temperature: None,
     }
 }
 

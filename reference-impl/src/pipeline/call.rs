@@ -1,0 +1,175 @@
+//! Enqueue + call: the attempt loop over ranked candidates, with fallback and retries.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+
+use super::Stamp;
+use crate::clock::Clock;
+use crate::error::ApiError;
+use crate::provider::Provider;
+use crate::proxy::{self, AttemptError, Reply};
+use crate::queue::{Priority, QueueError, QueuePermit};
+use crate::request::ChatRequest;
+use crate::router::Target;
+use crate::server::Shared;
+
+/// A successful upstream call: the reply and the queue slot it holds.
+pub(super) struct Called {
+    pub reply: Reply,
+    pub permit: Option<QueuePermit>,
+}
+
+/// Why a candidate is not tried again for this request.
+#[derive(Clone, Copy)]
+enum Skip {
+    /// It cannot express the request.
+    Unsupported,
+    /// Its circuit is open for this long.
+    Open(Duration),
+}
+
+/// Enqueue + call: tries the ranked candidates until one answers, within
+/// `routing.max_attempts` and `routing.deadline_ms`, honouring each provider's circuit
+/// breaker, queue and `retry-after`.
+pub(super) async fn call(
+    gw: &Shared,
+    chat: &ChatRequest,
+    plan: &[Target],
+    forward: &HeaderMap,
+    priority: Priority,
+    clock: &mut Clock,
+    stamp: &mut Stamp,
+) -> Result<Called, ApiError> {
+    let routing = gw.router.config();
+    let deadline = clock.started() + routing.deadline();
+    let mut skipped: Vec<Option<Skip>> = vec![None; plan.len()];
+    let mut last: Option<(AttemptError, &Arc<Provider>)> = None;
+    let (mut attempts, mut turn) = (0, 0);
+    while attempts < routing.max_attempts as usize && skipped.iter().any(Option::is_none) {
+        let index = turn % plan.len();
+        let round = turn / plan.len();
+        turn += 1;
+        if skipped[index].is_some() {
+            continue;
+        }
+        let target = &plan[index];
+        let provider = &target.provider;
+        let breaker = match provider.breaker.allow() {
+            Ok(permit) => permit,
+            Err(open) => {
+                skipped[index] = Some(Skip::Open(open.retry_after));
+                continue;
+            }
+        };
+        let pause = pause_before(round, provider, gw);
+        if Instant::now() + pause >= deadline {
+            break;
+        }
+        if !pause.is_zero() {
+            clock.upstream(tokio::time::sleep(pause)).await;
+        }
+        let permit = match &provider.queue {
+            Some(queue) => Some(
+                clock
+                    .queued(queue.acquire(priority))
+                    .await
+                    .map_err(queue_error)?,
+            ),
+            None => None,
+        };
+        if attempts > 0 {
+            gw.metrics.retries.fetch_add(1, Relaxed);
+        }
+        attempts += 1;
+        stamp.provider = Some(provider.header_value.clone());
+        let budget = routing
+            .attempt_timeout()
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let began = Instant::now();
+        let model = target.model(&chat.body.model);
+        let attempt = proxy::attempt(provider, model, chat, forward, clock);
+        match tokio::time::timeout(budget, attempt)
+            .await
+            .unwrap_or(Err(AttemptError::Timeout))
+        {
+            Ok(reply) => {
+                breaker.success();
+                gw.router.record(provider, Ok(began.elapsed()));
+                return Ok(Called { reply, permit });
+            }
+            Err(error) => {
+                tracing::debug!(
+                    provider = provider.name(),
+                    attempts,
+                    outcome = error.label(),
+                    "upstream attempt failed"
+                );
+                if error.is_provider_failure() {
+                    gw.router.record(provider, Err(error.retry_after()));
+                }
+                if error.opens_circuit() {
+                    breaker.failure();
+                }
+                if !error.is_retryable() {
+                    return Err(error.into_api_error(provider.name()));
+                }
+                if matches!(error, AttemptError::Unsupported(_)) {
+                    skipped[index] = Some(Skip::Unsupported);
+                }
+                last = Some((error, provider));
+            }
+        }
+    }
+    if let Some((error, provider)) = last {
+        return Err(error.into_api_error(provider.name()));
+    }
+    let open = skipped.iter().filter_map(|s| match s {
+        Some(Skip::Open(after)) => Some(*after),
+        _ => None,
+    });
+    match open.min() {
+        Some(retry_after) => Err(ApiError::unavailable(
+            "every provider for this model is failing (circuit open)",
+        )
+        .with_code("circuit_open")
+        .with_retry_after(Some(retry_after))),
+        None => Err(ApiError::gateway_timeout(
+            "the request deadline passed before an upstream could be tried",
+        )),
+    }
+}
+
+fn queue_error(error: QueueError) -> ApiError {
+    match error {
+        QueueError::Full { retry_after } => {
+            ApiError::unavailable("too many requests are waiting for this provider")
+                .with_code("queue_full")
+                .with_retry_after(Some(retry_after))
+        }
+        QueueError::Timeout { waited } => {
+            ApiError::gateway_timeout(format!("waited {} ms for a free slot", waited.as_millis()))
+        }
+    }
+}
+
+/// How long to wait before an attempt: the provider's `retry-after` cooldown, and when every
+/// candidate was tried and a provider is tried again, an exponential backoff.
+fn pause_before(round: usize, provider: &Provider, gw: &Shared) -> Duration {
+    let cooldown = provider
+        .health
+        .view(Instant::now(), gw.router.smoothing())
+        .cooldown
+        .unwrap_or_default();
+    if round == 0 {
+        return cooldown;
+    }
+    let backoff = gw
+        .router
+        .config()
+        .backoff_ms
+        .saturating_mul(1 << (round - 1).min(16));
+    cooldown.max(Duration::from_millis(backoff))
+}

@@ -1,0 +1,159 @@
+//! `POST /v1/chat/completions`: the whole request path in one place, top to bottom.
+//!
+//! read -> admit (limiter) -> lookup (cache, coalescing) -> route (router) ->
+//! enqueue + call (queue, breaker, pool, fallback) -> record.
+//!
+//! Each stage is one call in [`serve`], implemented in the submodule of the same name; a
+//! stage whose component is not configured is a no-op.
+
+mod admit;
+mod call;
+mod lookup;
+mod read;
+mod record;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode, header};
+
+use self::admit::{Caller, admit};
+use self::call::call;
+use self::lookup::{Cached, lookup};
+use self::read::{forwarded, read};
+use self::record::record;
+use crate::cache::FlightError;
+use crate::clock::Clock;
+use crate::error::ApiError;
+use crate::limiter::Decision;
+use crate::queue::Priority;
+use crate::server::Shared;
+
+/// Response header: microseconds the gateway spent outside upstream I/O and queue waits.
+pub const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-gateway-overhead-us");
+/// Response header: the provider that produced the response (`cache` for cached and
+/// coalesced answers, `none` if no provider was involved).
+pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-gateway-provider");
+/// Response header: `hit`, `miss`, `coalesced` or `bypass` when the cache is enabled.
+pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-cache");
+
+/// Headers decided along the way and put on the response, whatever it turns out to be.
+#[derive(Default)]
+struct Stamp {
+    provider: Option<HeaderValue>,
+    cache: Option<&'static str>,
+    rate_limit: Option<Decision>,
+}
+
+/// The handler: runs [`serve`], then stamps the headers and records the request.
+pub async fn chat_completions(State(gw): State<Arc<Shared>>, request: Request) -> Response {
+    let mut clock = Clock::start();
+    gw.metrics.in_flight.fetch_add(1, Relaxed);
+    let mut stamp = Stamp::default();
+    let mut response = serve(&gw, request, &mut clock, &mut stamp)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    let overhead = clock.overhead().as_micros() as u64;
+    let headers = response.headers_mut();
+    headers.insert(OVERHEAD_HEADER, HeaderValue::from(overhead));
+    headers.insert(
+        PROVIDER_HEADER,
+        stamp.provider.unwrap_or(HeaderValue::from_static("none")),
+    );
+    if let Some(status) = stamp.cache {
+        headers.insert(CACHE_HEADER, HeaderValue::from_static(status));
+    }
+    if let Some(decision) = stamp.rate_limit {
+        decision.write_headers(headers);
+    }
+    gw.metrics.overhead_us.record(overhead);
+    gw.metrics.record_status(response.status().as_u16());
+    if !is_stream(&response) {
+        gw.metrics
+            .latency_us
+            .record(clock.started().elapsed().as_micros() as u64);
+    }
+    gw.metrics.in_flight.fetch_sub(1, Relaxed);
+    response
+}
+
+async fn serve(
+    gw: &Arc<Shared>,
+    request: Request,
+    clock: &mut Clock,
+    stamp: &mut Stamp,
+) -> Result<Response, ApiError> {
+    let (headers, chat) = read(request, gw.config.server.body_limit_bytes).await?;
+    if !gw.router.serves(&chat.body.model) {
+        return Err(ApiError::model_not_found(&chat.body.model));
+    }
+    let caller = Caller::identify(gw, &headers);
+
+    admit(gw, &caller, &chat, stamp).await?;
+
+    let leader = match lookup(gw, &headers, &chat, clock, stamp).await? {
+        Cached::Answered(response) => return Ok(response),
+        Cached::Miss(leader) => leader,
+    };
+
+    let plan = gw
+        .router
+        .plan(&chat.body.model)
+        .ok_or_else(|| ApiError::model_not_found(&chat.body.model))?;
+
+    let forward = forwarded(&headers, &gw.config.server.forward_header_prefixes);
+    let priority = headers
+        .get("x-priority")
+        .and_then(|v| v.to_str().ok())
+        .and_then(Priority::from_header)
+        .unwrap_or(Priority::from(caller.tier));
+    let called = call(gw, &chat, &plan, &forward, priority, clock, stamp).await;
+    let called = match called {
+        Ok(called) => called,
+        Err(error) => {
+            if let Some(leader) = leader {
+                leader.fail(FlightError {
+                    status: error.status.as_u16(),
+                    message: error.message.to_string(),
+                });
+            }
+            return Err(error);
+        }
+    };
+
+    Ok(record(gw, called, leader, caller, clock.started()))
+}
+
+fn json_response(body: Bytes) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn is_stream(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+}

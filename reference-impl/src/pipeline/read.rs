@@ -1,0 +1,62 @@
+//! Read: content type, size limit, parse; and the headers passed upstream.
+
+use axum::extract::Request;
+use http::{HeaderMap, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::error::ApiError;
+use crate::request::ChatRequest;
+
+/// Checks the content type and size limit and parses the body.
+pub(super) async fn read(
+    request: Request,
+    limit: usize,
+) -> Result<(HeaderMap, ChatRequest), ApiError> {
+    let (parts, body) = request.into_parts();
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let body = Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                ApiError::payload_too_large(limit)
+            } else {
+                ApiError::invalid_request(format!("cannot read request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    Ok((parts.headers, ChatRequest::parse(body)?))
+}
+
+/// Request headers passed to the upstream (per-request control headers of the mocks).
+pub(super) fn forwarded(headers: &HeaderMap, prefixes: &[String]) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    if prefixes.is_empty() {
+        return out;
+    }
+    for (name, value) in headers {
+        if prefixes
+            .iter()
+            .any(|p| name.as_str().starts_with(p.as_str()))
+        {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
