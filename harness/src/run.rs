@@ -119,6 +119,11 @@ async fn drive(resolved: &Resolved, stack: &Stack) -> Result<(RunResult, CacheLa
         sampler: Sampler::new(stack.url(), stack.in_process()),
         progress: Progress::new(resolved.plan.load.duration(), resolved.quiet),
         changes: resolved.scenario.changes.clone(),
+        sample_every: resolved
+            .scenario
+            .sample_every
+            .min(resolved.plan.load.duration() / MIN_SAMPLES)
+            .max(Duration::from_secs(1)),
         next_sample: Duration::ZERO,
     };
 
@@ -151,8 +156,14 @@ struct Live<'a> {
     progress: Progress,
     /// Upstream changes not yet applied.
     changes: Vec<TimedChange>,
+    /// The scenario's sample period, shortened for short runs so they still get about
+    /// [`MIN_SAMPLES`] samples.
+    sample_every: Duration,
     next_sample: Duration,
 }
+
+/// Gateway samples a run should have at least, for the RSS trend after warm-up.
+const MIN_SAMPLES: u32 = 20;
 
 impl Live<'_> {
     /// Once a second: close finished seconds into the result, sample the gateway when due,
@@ -169,7 +180,7 @@ impl Live<'_> {
         if elapsed >= self.next_sample {
             let sample = self.sampler.sample(whole_secs(elapsed)).await;
             self.result.push_gateway_sample(sample);
-            self.next_sample = elapsed + self.resolved.scenario.sample_every;
+            self.next_sample = elapsed + self.sample_every;
         }
         let length = self.resolved.plan.load.duration().as_secs_f64();
         let stack = self.stack;

@@ -101,6 +101,18 @@ pub struct Gateway;
 impl Gateway {
     /// Validates `config`, builds one pooled client per provider, binds `server.listen` and
     /// serves until [`GatewayHandle::shutdown`] (or until the handle is dropped).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), reference_impl::GatewayError> {
+    /// use reference_impl::{Gateway, GatewayConfig, ProviderConfig, ProviderKind};
+    /// let upstream = ProviderConfig::new("mock", ProviderKind::OpenAi, "http://127.0.0.1:9000");
+    /// let mut config = GatewayConfig::with_providers(vec![upstream]);
+    /// config.server.listen = ([127, 0, 0, 1], 0).into();
+    /// let gateway = Gateway::start(config).await?;
+    /// println!("POST {}/v1/chat/completions", gateway.url());
+    /// gateway.shutdown().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, GatewayError> {
         let addr = config.server.listen;
         let grace = Duration::from_millis(config.server.shutdown_grace_ms);

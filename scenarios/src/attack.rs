@@ -2,7 +2,7 @@
 //! measurement going to the shared [`Recorder`].
 //!
 //! Goose schedules the users (stages become its test plan); the transactions send with the
-//! shared [`Client`] rather than Goose's request helpers, because they must read SSE bodies as
+//! shared [`Client`] rather than Goose's request methods, because they must read SSE bodies as
 //! they arrive. Goose's own metrics, reports, telnet and websocket controllers are all off.
 
 use std::sync::Arc;
