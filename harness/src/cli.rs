@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::options::RunOptions;
+use reports::gate::Confidence;
+
+use crate::gate::{Build, parse_confidence};
+use crate::options::{RunOptions, Span};
 
 /// Load-tests and benchmarks LLM gateways.
 #[derive(Debug, Parser)]
@@ -18,7 +21,8 @@ use crate::options::RunOptions;
         harness scenario streaming --rate 50 --arrivals poisson --duration 30s\n  \
         harness scenario chat --target http://127.0.0.1:8080 --users 10 --duration 20s\n  \
         harness report target/gatebench/runs/smoke-20260101T000000Z\n  \
-        harness compare BASE_DIR CANDIDATE_DIR"
+        harness compare BASE_DIR CANDIDATE_DIR\n  \
+        harness gate --base old/gateway --cand target/release/gateway --scenario smoke --rounds 6"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -85,5 +89,37 @@ pub enum Command {
         base: PathBuf,
         /// The candidate run directory.
         candidate: PathBuf,
+    },
+    /// Load gate: base and candidate gateways in interleaved A B B A rounds, plus A/A rounds
+    /// as a self-check; writes gate.json and gate.html.
+    #[command(after_help = "Examples:\n  \
+        harness gate --base base/gateway --cand target/release/gateway --scenario smoke --rounds 6\n  \
+        harness gate --base embedded --cand embedded --scenario chat --rounds 3 --confidence 0.6 --duration 2s\n\n\
+        Each run starts the gateway as its own process (`BIN --config FILE --port 0`, or `harness\n\
+        gateway` for `embedded`) against a native mock and drives the scenario at it with\n\
+        `harness scenario NAME --target URL`.\n\n\
+        Exit codes: 0 unchanged or improved, 1 usage or runtime error, 3 regression, 4 inconclusive.")]
+    Gate {
+        /// Base gateway: a `gateway` executable, or `embedded` for this binary's own.
+        #[arg(long, value_name = "BIN")]
+        base: Build,
+        /// Candidate gateway: a `gateway` executable, or `embedded`.
+        #[arg(long, value_name = "BIN")]
+        cand: Build,
+        /// Scenario every run drives (see `harness list`).
+        #[arg(long, value_name = "NAME")]
+        scenario: String,
+        /// A/B rounds (A B B A), and as many A/A rounds.
+        #[arg(long, default_value_t = 6)]
+        rounds: usize,
+        /// Length of each run.
+        #[arg(long, default_value = "10s")]
+        duration: Span,
+        /// Confidence of the intervals; fewer rounds need a lower one.
+        #[arg(long, default_value = "0.95", value_parser = parse_confidence)]
+        confidence: Confidence,
+        /// Directory for gate.json, gate.html, the gateway config and every run.
+        #[arg(long, value_name = "DIR", default_value = "target/gatebench/gate")]
+        out: PathBuf,
     },
 }

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod gate;
 pub mod options;
 pub mod output;
 pub mod progress;

@@ -6,7 +6,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use harness::cli::{Cli, Command};
 use harness::options::RunOptions;
-use harness::{commands, exit, resolve, run, summary};
+use harness::{commands, exit, gate, resolve, run, summary};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -88,6 +88,28 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Report { dir } => {
             print!("{}", commands::report(&dir)?);
             Ok(exit::OK)
+        }
+        Command::Gate {
+            base,
+            cand,
+            scenario,
+            rounds,
+            duration,
+            confidence,
+            out,
+        } => {
+            let outcome = gate::gate(gate::GatePlan {
+                base,
+                cand,
+                scenario,
+                rounds,
+                duration,
+                confidence,
+                out,
+            })
+            .await?;
+            print!("{}", outcome.table);
+            Ok(i32::from(outcome.exit_code))
         }
         Command::Compare { base, candidate } => {
             let (table, regressed) = commands::compare(&base, &candidate)?;

@@ -51,7 +51,6 @@ pub use report::{Estimate, GateReport, MetricGate};
 pub use rounds::{GateRuns, Measurements, Round, RoundKind};
 pub use verdict::Verdict;
 
-use metric::GateMetric as M;
 use verdict::Evidence;
 
 /// File name of the serialized [`GateReport`] in the output directory.
@@ -214,7 +213,7 @@ pub fn evaluate(
     }
     let mut metrics = Vec::new();
     let mut not_measured = Vec::new();
-    for (index, metric) in M::ALL.into_iter().enumerate() {
+    for (index, metric) in GateMetric::ALL.into_iter().enumerate() {
         if runs.measured_everywhere(metric)? {
             metrics.push(judge(metric, index as u64, &runs, options));
         } else {

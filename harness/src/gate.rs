@@ -1,0 +1,329 @@
+//! `harness gate`: does a candidate gateway build perform worse than its base on this machine?
+//!
+//! One native mock provider runs in this process for the whole gate. Every run starts the
+//! gateway under test as its own process, pointed at the mock, and drives the scenario against
+//! it from another process of this binary (`harness scenario NAME --target URL --json`), so no
+//! run inherits warm caches, pools or allocator state from the one before. Rounds run A B B A;
+//! each A/B round is followed by an A/A round (the base on every slot) for the self-check. The
+//! statistics and the verdict are `reports::gate`'s.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use mock_providers::{FaultRates, MockConfig, MockServer, Profile};
+use reference_impl::{GatewayConfig, ProviderConfig, ProviderKind};
+use reports::RunResult;
+use reports::gate::{
+    Confidence, GateOptions, GateRuns, GateSubject, Measurements, Round, RoundKind, evaluate,
+};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::options::Span;
+
+/// How long a gateway may take to print its address.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a run may take beyond its duration (start, drain, report) before it is abandoned.
+const RUN_GRACE: Duration = Duration::from_secs(120);
+
+/// A gateway build to gate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Build {
+    /// The reference gateway inside this binary, run as `harness gateway`.
+    Embedded,
+    /// A `gateway` executable, run as `BIN --config FILE --port 0`.
+    Binary(PathBuf),
+}
+
+impl FromStr for Build {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Build, String> {
+        if text == "embedded" {
+            return Ok(Build::Embedded);
+        }
+        let path = PathBuf::from(text);
+        if path.is_file() {
+            Ok(Build::Binary(path))
+        } else {
+            Err(format!(
+                "`{text}` is not a gateway executable (a path, or `embedded`)"
+            ))
+        }
+    }
+}
+
+impl Build {
+    fn label(&self) -> String {
+        match self {
+            Build::Embedded => "embedded".to_owned(),
+            Build::Binary(path) => path.display().to_string(),
+        }
+    }
+
+    /// The command that starts this build on a free loopback port with `config`.
+    fn command(&self, harness: &Path, config: &Path) -> Command {
+        let mut command = match self {
+            Build::Embedded => {
+                let mut command = Command::new(harness);
+                command.arg("gateway");
+                command
+            }
+            Build::Binary(path) => Command::new(path),
+        };
+        command
+            .arg("--config")
+            .arg(config)
+            .args(["--port", "0"])
+            .env("RUST_LOG", "warn");
+        command
+    }
+}
+
+/// `--confidence`: a level strictly between 0.5 and 1.
+pub fn parse_confidence(text: &str) -> Result<Confidence, String> {
+    let level: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number (e.g. 0.95)"))?;
+    Confidence::new(level).map_err(|e| e.to_string())
+}
+
+/// What `harness gate` was asked to compare.
+#[derive(Clone, Debug)]
+pub struct GatePlan {
+    pub base: Build,
+    pub cand: Build,
+    pub scenario: String,
+    /// A/B rounds, and as many A/A rounds.
+    pub rounds: usize,
+    pub duration: Span,
+    pub confidence: Confidence,
+    pub out: PathBuf,
+}
+
+/// The outcome of a gate: the console table and the process exit code.
+pub struct GateOutcome {
+    pub table: String,
+    pub exit_code: u8,
+}
+
+/// Runs the gate: every round, then the verdict, `gate.json` and `gate.html` in the out dir.
+pub async fn gate(plan: GatePlan) -> anyhow::Result<GateOutcome> {
+    if scenarios::scenario::find(&plan.scenario).is_none() {
+        bail!("unknown scenario `{}` (see `harness list`)", plan.scenario);
+    }
+    let need = plan.confidence.min_rounds();
+    if plan.rounds < need {
+        bail!(
+            "--rounds {} is too few: at {} confidence the gate needs at least {need}",
+            plan.rounds,
+            plan.confidence.level()
+        );
+    }
+    let harness = std::env::current_exe().context("locating the harness executable")?;
+    std::fs::create_dir_all(&plan.out)
+        .with_context(|| format!("creating {}", plan.out.display()))?;
+    // A reliable upstream: injected faults would only add noise to what the gate compares.
+    let profile = Profile {
+        faults: FaultRates::default(),
+        ..Profile::realistic()
+    };
+    let mock = MockServer::start(MockConfig::new(profile))
+        .await
+        .context("starting the mock provider")?;
+    let config = write_gateway_config(&plan.out, mock.url())?;
+    let runner = Runner {
+        harness,
+        config,
+        plan: &plan,
+    };
+    let runs = runner.all_rounds().await;
+    mock.shutdown().await;
+    let subject = GateSubject::new(&plan.scenario, plan.base.label(), plan.cand.label());
+    let options = GateOptions {
+        confidence: plan.confidence,
+        ..GateOptions::default()
+    };
+    let report = evaluate(subject, runs?, &options)?;
+    report.write(&plan.out)?;
+    Ok(GateOutcome {
+        table: format!("{report}\ngate.json, gate.html: {}\n", plan.out.display()),
+        exit_code: report.exit_code(),
+    })
+}
+
+/// The gateway configuration every run uses: the mock as the only provider, the cache on as
+/// in the embedded stack.
+fn write_gateway_config(dir: &Path, mock_url: &str) -> anyhow::Result<PathBuf> {
+    let mut config = GatewayConfig::with_providers(vec![ProviderConfig::new(
+        "mock",
+        ProviderKind::OpenAi,
+        mock_url,
+    )]);
+    config.server.listen = ([127, 0, 0, 1], 0).into();
+    config.cache.enabled = true;
+    let path = dir.join("gateway.toml");
+    let text = toml::to_string(&config).context("serializing the gateway configuration")?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Runs the rounds of one gate, one process per gateway and per run.
+struct Runner<'a> {
+    harness: PathBuf,
+    config: PathBuf,
+    plan: &'a GatePlan,
+}
+
+impl Runner<'_> {
+    async fn all_rounds(&self) -> anyhow::Result<GateRuns> {
+        let mut runs = GateRuns {
+            ab: Vec::new(),
+            aa: Vec::new(),
+        };
+        for index in 1..=self.plan.rounds {
+            runs.ab.push(self.round(RoundKind::Ab, index).await?);
+            runs.aa.push(self.round(RoundKind::Aa, index).await?);
+        }
+        Ok(runs)
+    }
+
+    /// One round, A B B A; in an A/A round the base takes the B slots too.
+    async fn round(&self, kind: RoundKind, index: usize) -> anyhow::Result<Round> {
+        let b = match kind {
+            RoundKind::Ab => &self.plan.cand,
+            RoundKind::Aa => &self.plan.base,
+        };
+        let order = [&self.plan.base, b, b, &self.plan.base];
+        let mut measured = Vec::with_capacity(order.len());
+        for (slot, build) in order.into_iter().enumerate() {
+            let name = format!("{}-{index}-{}", round_dir(kind), slot + 1);
+            let run = self
+                .run(build, &name)
+                .await
+                .with_context(|| format!("{} round {index}, run {}", kind.label(), slot + 1))?;
+            eprintln!(
+                "{} round {index}/{}, run {}: {:.0} req/s",
+                kind.label(),
+                self.plan.rounds,
+                slot + 1,
+                run.throughput().unwrap_or(0.0)
+            );
+            measured.push(Measurements::from_run(&run));
+        }
+        let [a1, b1, b2, a2]: [Measurements; 4] = measured
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("a round has four runs"))?;
+        Ok(Round::abba(a1, b1, b2, a2))
+    }
+
+    /// One run: start `build`, drive the scenario against it, stop it.
+    async fn run(&self, build: &Build, name: &str) -> anyhow::Result<RunResult> {
+        let (mut gateway, url) = start_gateway(build, &self.harness, &self.config).await?;
+        let result = self.drive(&url, name).await;
+        // Already exited is fine: the run's own error says more than the kill's would.
+        let _ = gateway.kill().await;
+        result
+    }
+
+    async fn drive(&self, url: &str, name: &str) -> anyhow::Result<RunResult> {
+        let out = self.plan.out.join("runs").join(name);
+        let mut command = Command::new(&self.harness);
+        command
+            .args(["scenario", &self.plan.scenario, "--target", url])
+            .arg("--duration")
+            .arg(format!("{}ms", self.plan.duration.0.as_millis()))
+            .arg("--out")
+            .arg(&out)
+            .args(["--quiet", "--json"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let limit = self.plan.duration.0 + RUN_GRACE;
+        let output = tokio::time::timeout(limit, command.output())
+            .await
+            .with_context(|| format!("the run did not finish within {limit:?}"))?
+            .context("starting the scenario run")?;
+        // 2 (an SLO failed) still measured everything the gate needs.
+        if !matches!(output.status.code(), Some(0 | 2)) {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+            bail!(
+                "the scenario run failed ({}): {}",
+                output.status,
+                last.unwrap_or("no message")
+            );
+        }
+        serde_json::from_slice(&output.stdout).context("reading the run's JSON summary")
+    }
+}
+
+fn round_dir(kind: RoundKind) -> &'static str {
+    match kind {
+        RoundKind::Ab => "ab",
+        RoundKind::Aa => "aa",
+    }
+}
+
+/// Starts a gateway process and waits for the address it prints (the reference binary on
+/// stdout, `harness gateway` on stderr); its further output is drained so it never blocks.
+async fn start_gateway(
+    build: &Build,
+    harness: &Path,
+    config: &Path,
+) -> anyhow::Result<(Child, String)> {
+    let mut child = build
+        .command(harness, config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting gateway {}", build.label()))?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    forward_lines(child.stdout.take(), tx.clone());
+    forward_lines(child.stderr.take(), tx);
+    let mut seen = Vec::new();
+    let url = tokio::time::timeout(STARTUP_TIMEOUT, async {
+        while let Some(line) = rx.recv().await {
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                return Some(url.to_owned());
+            }
+            seen.push(line);
+        }
+        None
+    })
+    .await;
+    match url {
+        Ok(Some(url)) => Ok((child, url)),
+        Ok(None) => bail!(
+            "gateway {} exited before listening: {}",
+            build.label(),
+            seen.last().map_or("no output", String::as_str)
+        ),
+        Err(_) => bail!(
+            "gateway {} printed no address within {STARTUP_TIMEOUT:?}",
+            build.label()
+        ),
+    }
+}
+
+/// Sends every line `reader` yields to `tx` until it ends; the receiver may go away first.
+fn forward_lines<R>(reader: Option<R>, tx: tokio::sync::mpsc::UnboundedSender<String>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let Some(reader) = reader else { return };
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(reader).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).is_err() {
+                // Nobody reads any more, but the pipe must still be emptied.
+                while let Ok(Some(_)) = lines.next_line().await {}
+                return;
+            }
+        }
+    });
+}
