@@ -62,14 +62,16 @@ pub fn stream_script(c: &Completion, end: StreamEnd) -> Script {
     );
     event(&mut s, "ping", r#"{"type": "ping"}"#);
     s.cut();
+    // Written piecewise straight into the script's buffer: this runs once per token.
     s.push_tokens(c, end, |s, token| {
-        let data = match token {
-            Some(token) => format!(
-                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{token}"}}}}"#
-            ),
-            None => r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#.to_owned(),
-        };
-        event(s, "content_block_delta", &data);
+        s.push("event: content_block_delta\ndata: ");
+        s.push(r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#);
+        if let Some(token) = token {
+            s.push("\"");
+            s.push(token);
+            s.push("\"}}");
+        }
+        s.push("\n\n");
     });
     match end {
         StreamEnd::Complete | StreamEnd::Malformed => {

@@ -1,7 +1,5 @@
 //! OpenAI chat completions on the wire: `chat.completion` bodies and `chat.completion.chunk` streams.
 
-use std::fmt::Write as _;
-
 use bytes::Bytes;
 
 use crate::wire::{ApiError, Completion, Finish, Provider, Script, StreamEnd, json_string};
@@ -60,31 +58,39 @@ pub fn stream_script(c: &Completion, include_usage: bool, end: StreamEnd) -> Scr
         "}"
     };
     let mut s = Script::default();
-    let chunk = |s: &mut Script, delta: &str, finish: Option<Finish>| {
-        let finish = finish.map_or("null".to_owned(), |f| format!("\"{}\"", finish_reason(f)));
-        let mut line = String::with_capacity(head.len() + delta.len() + 64);
-        let _ = write!(
-            line,
-            r#"{head}[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}]{tail}"#
-        );
-        line.push_str("\n\n");
-        s.push(&line);
+    // Written piecewise straight into the script's buffer: this runs once per token.
+    let chunk = |s: &mut Script, delta: &[&str], finish: Option<Finish>| {
+        s.push(&head);
+        s.push(r#"[{"index":0,"delta":"#);
+        delta.iter().for_each(|part| s.push(part));
+        s.push(r#","logprobs":null,"finish_reason":"#);
+        match finish {
+            Some(f) => {
+                s.push("\"");
+                s.push(finish_reason(f));
+                s.push("\"");
+            }
+            None => s.push("null"),
+        }
+        s.push("}]");
+        s.push(tail);
+        s.push("\n\n");
     };
     chunk(
         &mut s,
-        r#"{"role":"assistant","content":"","refusal":null}"#,
+        &[r#"{"role":"assistant","content":"","refusal":null}"#],
         None,
     );
     s.cut();
     s.push_tokens(c, end, |s, token| match token {
-        Some(token) => chunk(s, &format!(r#"{{"content":"{token}"}}"#), None),
+        Some(token) => chunk(s, &[r#"{"content":""#, token, r#""}"#], None),
         None => s.push(&format!(
             "{head}[{{\"index\":0,\"delta\":{{\"content\":\n\n"
         )),
     });
     match end {
         StreamEnd::Complete | StreamEnd::Malformed => {
-            chunk(&mut s, "{}", Some(c.finish));
+            chunk(&mut s, &["{}"], Some(c.finish));
             if include_usage {
                 s.push(&format!("{}[],\"usage\":{}}}\n\n", head, usage(c)));
             }
