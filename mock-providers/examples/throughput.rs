@@ -78,6 +78,29 @@ async fn drive(addr: SocketAddr, limit: Duration, count: u64) -> f64 {
     done.load(Relaxed).min(count) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Starts a native mock on a new thread with a single-threaded runtime; it serves until the
+/// returned sender is dropped.
+fn on_own_thread() -> (SocketAddr, std::sync::mpsc::Sender<()>) {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mock = MockServer::start(MockConfig::new(Profile::fast()))
+                .await
+                .expect("native mock");
+            addr_tx.send(mock.addr()).expect("main thread waits");
+            tokio::task::spawn_blocking(move || stop_rx.recv())
+                .await
+                .ok();
+        });
+    });
+    (addr_rx.recv().expect("mock started"), stop_tx)
+}
+
 fn wrk_available() -> bool {
     Command::new("wrk").arg("--version").output().is_ok()
 }
@@ -131,9 +154,9 @@ async fn main() {
     let served = mem.stats().requests;
     drop(mem);
 
-    let native = MockServer::start(MockConfig::new(Profile::fast()))
-        .await
-        .expect("native mock");
+    // wiremock serves from one thread of its own with a single-threaded runtime; give the native
+    // server the same, so the ratio compares the servers and not their threading.
+    let (native, _native_thread) = on_own_thread();
     let wm = wiremock::MockServer::start().await;
     Reply::openai().tokens(16).mock().mount(&wm).await;
     let wm_addr = *wm.address();
@@ -154,13 +177,13 @@ async fn main() {
         }
     };
     // Warm both up, then measure each for the same time, native before and after to see drift.
-    measure(native.addr(), Duration::from_secs(1)).await;
+    measure(native, Duration::from_secs(1)).await;
     measure(wm_addr, Duration::from_secs(1)).await;
-    let native_a = measure(native.addr(), seconds).await;
+    let native_a = measure(native, seconds).await;
     let rss_before_wm = rss();
     let wiremock = measure(wm_addr, seconds).await;
     let wm_growth = rss().saturating_sub(rss_before_wm);
-    let native_b = measure(native.addr(), seconds).await;
+    let native_b = measure(native, seconds).await;
     let native_rps = (native_a + native_b) / 2.0;
     println!(
         "non-streaming chat completion, 16 tokens, {CONCURRENCY} keep-alive connections, {}s per run, load from {generator}",

@@ -366,7 +366,11 @@ async fn chat(
         )
             .into_response();
     }
-    tokio::time::sleep(pacing.total(completion.tokens.len())).await;
+    let generation = pacing.total(completion.tokens.len());
+    if !generation.is_zero() {
+        // A zero sleep still goes through the timer wheel: skip it on the peak-rate path.
+        tokio::time::sleep(generation).await;
+    }
     let response = match end {
         StreamEnd::Complete => json_response(StatusCode::OK, provider.body(&completion)),
         StreamEnd::Malformed => json_response(StatusCode::OK, provider.malformed_body(&completion)),
