@@ -197,27 +197,27 @@ impl Runner<'_> {
             RoundKind::Ab => &self.plan.cand,
             RoundKind::Aa => &self.plan.base,
         };
-        let order = [&self.plan.base, b, b, &self.plan.base];
-        let mut measured = Vec::with_capacity(order.len());
-        for (slot, build) in order.into_iter().enumerate() {
-            let name = format!("{}-{index}-{}", round_dir(kind), slot + 1);
+        let measure = async |slot: usize, build: &Build| -> anyhow::Result<Measurements> {
+            let name = format!("{}-{index}-{slot}", round_dir(kind));
             let run = self
                 .run(build, &name)
                 .await
-                .with_context(|| format!("{} round {index}, run {}", kind.label(), slot + 1))?;
+                .with_context(|| format!("{} round {index}, run {slot}", kind.label()))?;
             eprintln!(
-                "{} round {index}/{}, run {}: {:.0} req/s",
+                "{} round {index}/{}, run {slot}: {:.1} req/s",
                 kind.label(),
                 self.plan.rounds,
-                slot + 1,
                 run.throughput().unwrap_or(0.0)
             );
-            measured.push(Measurements::from_run(&run));
-        }
-        let [a1, b1, b2, a2]: [Measurements; 4] = measured
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("a round has four runs"))?;
-        Ok(Round::abba(a1, b1, b2, a2))
+            Ok(Measurements::from_run(&run))
+        };
+        let base = &self.plan.base;
+        Ok(Round::abba(
+            measure(1, base).await?,
+            measure(2, b).await?,
+            measure(3, b).await?,
+            measure(4, base).await?,
+        ))
     }
 
     /// One run: start `build`, drive the scenario against it, stop it.
