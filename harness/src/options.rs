@@ -65,6 +65,10 @@ pub struct RunOptions {
     /// Print the summary as JSON (summary.json's content) on stdout.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub json: Option<bool>,
+    /// List prices per model for the report's cost estimate; config file only:
+    /// `[prices."gpt-4o-mini"]` with `input_per_mtok` and `output_per_mtok`.
+    #[arg(skip)]
+    pub prices: Option<reports::cost::PriceTable>,
 }
 
 /// The mock provider behind the embedded gateway.
@@ -122,6 +126,7 @@ impl RunOptions {
             timeout: overrides.timeout.or(self.timeout),
             quiet: overrides.quiet.or(self.quiet),
             json: overrides.json.or(self.json),
+            prices: overrides.prices.or(self.prices),
         }
     }
 }

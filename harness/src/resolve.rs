@@ -112,6 +112,7 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
             Target::External(_) => None,
         },
         model: Some(plan.model.clone()),
+        prices: options.prices.clone(),
         seed: Some(plan.seed),
         goodput: Some(Goodput(limits)),
         timeout: Some(Span(timeout)),

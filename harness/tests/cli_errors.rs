@@ -112,9 +112,18 @@ fn impossible_slo_exits_2_and_writes_the_run() {
     )
     .expect("write");
     let out = dir.join("runs");
+    // Prices come from the config file only; the report prices the model that ran.
+    let config_file = dir.join("run.toml");
+    std::fs::write(
+        &config_file,
+        "[prices.\"gpt-4o-mini\"]\ninput_per_mtok = 0.15\noutput_per_mtok = 0.60\n",
+    )
+    .expect("write");
     let output = harness(&[
         "scenario",
         "smoke",
+        "--config",
+        config_file.to_str().expect("utf-8 path"),
         "--duration",
         "2s",
         "--slo",
@@ -136,6 +145,8 @@ fn impossible_slo_exits_2_and_writes_the_run() {
     assert!(result.totals.requests > 0);
     let config = std::fs::read_to_string(run_dir.join("config.toml")).expect("config.toml");
     assert!(config.contains("stages = \"0s:2,2s:2\""), "{config}");
+    let cost = reports::cost::estimate(&result).expect("the run config prices its model");
+    assert!(cost.total > 0.0 && cost.output_tokens > 0, "{cost:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
