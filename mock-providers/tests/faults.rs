@@ -5,12 +5,13 @@ mod common;
 use std::time::Duration;
 
 use common::{anthropic_request, openai_request, read_events, start};
-use mock_providers::{FaultRates, Outcome, Profile, Route, StatsSnapshot};
+use mock_providers::{FaultRates, MockServer, Outcome, Profile, Route, StatsSnapshot};
 use serde_json::Value;
 
-async fn send(url: &str, body: &Value, fault: &str) -> reqwest::Response {
+/// POSTs `body` to `path` on the mock with `x-mock-fault: fault`.
+async fn send(mock: &MockServer, path: &str, body: &Value, fault: &str) -> reqwest::Response {
     reqwest::Client::new()
-        .post(url)
+        .post(format!("{}{path}", mock.url()))
         .header("x-mock-fault", fault)
         .json(body)
         .send()
@@ -21,8 +22,8 @@ async fn send(url: &str, body: &Value, fault: &str) -> reqwest::Response {
 #[tokio::test]
 async fn status_faults_carry_the_provider_error_and_retry_after() {
     let mock = start(Profile::fast()).await;
-    let openai = format!("{}/v1/chat/completions", mock.url());
-    let r = send(&openai, &openai_request(false, false), "429").await;
+    let openai = "/v1/chat/completions";
+    let r = send(&mock, openai, &openai_request(false, false), "429").await;
     assert_eq!(r.status(), 429);
     assert_eq!(
         (
@@ -34,19 +35,20 @@ async fn status_faults_carry_the_provider_error_and_retry_after() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
     for status in [500u16, 503] {
-        let r = send(&openai, &openai_request(true, false), &status.to_string()).await;
+        let r = send(
+            &mock,
+            openai,
+            &openai_request(true, false),
+            &status.to_string(),
+        )
+        .await;
         assert_eq!(r.status(), status);
         assert_eq!(
             r.json::<Value>().await.unwrap()["error"]["type"],
             "server_error"
         );
     }
-    let r = send(
-        &format!("{}/v1/messages", mock.url()),
-        &anthropic_request(false),
-        "529",
-    )
-    .await;
+    let r = send(&mock, "/v1/messages", &anthropic_request(false), "529").await;
     assert_eq!(r.status(), 529);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"]["type"],
@@ -86,7 +88,8 @@ async fn timeout_never_answers() {
 async fn disconnect_after_n_tokens_breaks_the_stream() {
     let mock = start(Profile::fast()).await;
     let r = send(
-        &format!("{}/v1/chat/completions", mock.url()),
+        &mock,
+        "/v1/chat/completions",
         &openai_request(true, false),
         "disconnect-after:3",
     )
@@ -99,7 +102,8 @@ async fn disconnect_after_n_tokens_breaks_the_stream() {
     assert_eq!(tokens, 3, "{error}");
     assert!(events.iter().all(|e| e.data != "[DONE]"));
     let r = send(
-        &format!("{}/v1/messages", mock.url()),
+        &mock,
+        "/v1/messages",
         &anthropic_request(false),
         "disconnect-after:0",
     )
@@ -114,7 +118,8 @@ async fn disconnect_after_n_tokens_breaks_the_stream() {
 async fn error_after_n_tokens_sends_the_in_stream_error_event() {
     let mock = start(Profile::fast()).await;
     let r = send(
-        &format!("{}/v1/messages", mock.url()),
+        &mock,
+        "/v1/messages",
         &anthropic_request(true),
         "error-after:2",
     )
@@ -134,7 +139,8 @@ async fn error_after_n_tokens_sends_the_in_stream_error_event() {
     let v: Value = serde_json::from_str(&last.data).unwrap();
     assert_eq!(v["error"]["type"], "overloaded_error");
     let r = send(
-        &format!("{}/v1/chat/completions", mock.url()),
+        &mock,
+        "/v1/chat/completions",
         &openai_request(true, false),
         "error-after:1",
     )
@@ -148,7 +154,8 @@ async fn error_after_n_tokens_sends_the_in_stream_error_event() {
 async fn malformed_sends_invalid_json() {
     let mock = start(Profile::fast()).await;
     let r = send(
-        &format!("{}/v1/chat/completions", mock.url()),
+        &mock,
+        "/v1/chat/completions",
         &openai_request(true, false),
         "malformed",
     )
@@ -160,7 +167,8 @@ async fn malformed_sends_invalid_json() {
         .count();
     assert_eq!(bad, 1, "exactly one broken chunk");
     let r = send(
-        &format!("{}/v1/messages", mock.url()),
+        &mock,
+        "/v1/messages",
         &anthropic_request(false),
         "malformed",
     )
@@ -175,7 +183,8 @@ async fn client_disconnect_is_counted_as_cancelled() {
     profile.itl_ms = mock_providers::Distribution::constant(20.0);
     let mock = start(profile).await;
     let r = send(
-        &format!("{}/v1/chat/completions", mock.url()),
+        &mock,
+        "/v1/chat/completions",
         &openai_request(true, false),
         "none-such",
     )

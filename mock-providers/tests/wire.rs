@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{CREATED, anthropic_request, openai_request, read_events, start};
+use common::{CREATED, anthropic_request, openai_request, post, read_events, start};
 use mock_providers::wiremock::Reply;
 use mock_providers::{ChatRequest, Completion, Profile, Provider, StreamEnd};
 use serde_json::Value;
@@ -25,12 +25,7 @@ async fn openai_non_streaming_body_is_exact() {
     let mock = start(three_tokens()).await;
     let body = openai_request(false, false);
     let c = completion(Provider::OpenAi, &body);
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", mock.url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = post(&mock, "/v1/chat/completions", &body).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let text = response.text().await.unwrap();
@@ -47,12 +42,7 @@ async fn openai_stream_is_exact_and_ends_with_done() {
     let mock = start(three_tokens()).await;
     let body = openai_request(true, true);
     let c = completion(Provider::OpenAi, &body);
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", mock.url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = post(&mock, "/v1/chat/completions", &body).await;
     assert_eq!(
         response.headers()["content-type"],
         "text/event-stream; charset=utf-8"
@@ -84,12 +74,7 @@ async fn openai_stream_is_exact_and_ends_with_done() {
 async fn openai_stream_without_usage_parses_and_reassembles_the_text() {
     let mock = start(three_tokens()).await;
     let body = openai_request(true, false);
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", mock.url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = post(&mock, "/v1/chat/completions", &body).await;
     let events = read_events(response).await.expect("stream completes");
     assert_eq!(events.last().unwrap().data, "[DONE]");
     let chunks: Vec<Value> = events[..events.len() - 1]
@@ -116,12 +101,8 @@ async fn anthropic_non_streaming_body_is_exact() {
     let mock = start(three_tokens()).await;
     let body = anthropic_request(false);
     let c = completion(Provider::Anthropic, &body);
-    let text = reqwest::Client::new()
-        .post(format!("{}/v1/messages", mock.url()))
-        .json(&body)
-        .send()
+    let text = post(&mock, "/v1/messages", &body)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -138,12 +119,8 @@ async fn anthropic_stream_is_exact_with_every_event_type() {
     let mock = start(three_tokens()).await;
     let body = anthropic_request(true);
     let c = completion(Provider::Anthropic, &body);
-    let text = reqwest::Client::new()
-        .post(format!("{}/v1/messages", mock.url()))
-        .json(&body)
-        .send()
+    let text = post(&mock, "/v1/messages", &body)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -201,12 +178,8 @@ async fn max_tokens_caps_output_and_sets_the_length_finish() {
     let mock = start(Profile::fast()).await;
     let mut body = openai_request(false, false);
     body["max_tokens"] = 4.into();
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", mock.url()))
-        .json(&body)
-        .send()
+    let v: Value = post(&mock, "/v1/chat/completions", &body)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -214,12 +187,8 @@ async fn max_tokens_caps_output_and_sets_the_length_finish() {
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     let mut body = anthropic_request(false);
     body["max_tokens"] = 2.into();
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/v1/messages", mock.url()))
-        .json(&body)
-        .send()
+    let v: Value = post(&mock, "/v1/messages", &body)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -237,12 +206,8 @@ async fn any_model_name_is_echoed_back_escaped() {
     let mock = start(Profile::fast()).await;
     let mut body = openai_request(false, false);
     body["model"] = "my-org/\"odd\" model\n".into();
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", mock.url()))
-        .json(&body)
-        .send()
+    let v: Value = post(&mock, "/v1/chat/completions", &body)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

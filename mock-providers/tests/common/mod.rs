@@ -19,6 +19,16 @@ pub async fn start(profile: Profile) -> MockServer {
     .expect("mock starts")
 }
 
+/// POSTs `body` as JSON to `path` on the mock.
+pub async fn post(mock: &MockServer, path: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}{path}", mock.url()))
+        .json(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
 pub fn openai_request(stream: bool, include_usage: bool) -> Value {
     let mut body = serde_json::json!({
         "model": "gpt-4o-mini",
