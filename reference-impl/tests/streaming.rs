@@ -32,6 +32,17 @@ async fn mock() -> MockServer {
         .unwrap()
 }
 
+/// A gateway in front of a fresh mock that speaks `provider`'s wire format.
+async fn gateway_over(provider: &str) -> (MockServer, GatewayHandle) {
+    let upstream = mock().await;
+    let config = match provider {
+        "openai" => openai("up", upstream.url()),
+        _ => anthropic("up", upstream.url()),
+    };
+    let gw = start(vec![config], |_| {}).await;
+    (upstream, gw)
+}
+
 fn request(
     gw: &GatewayHandle,
     body: &Value,
@@ -102,12 +113,7 @@ async fn include_usage_is_passed_through() {
 #[tokio::test]
 async fn upstream_disconnect_mid_stream_ends_with_an_error_event() {
     for provider in ["openai", "anthropic"] {
-        let upstream = mock().await;
-        let config = match provider {
-            "openai" => openai("up", upstream.url()),
-            _ => anthropic("up", upstream.url()),
-        };
-        let gw = start(vec![config], |_| {}).await;
+        let (_upstream, gw) = gateway_over(provider).await;
         let response = request(
             &gw,
             &chat("m", true),
@@ -137,12 +143,7 @@ async fn upstream_disconnect_mid_stream_ends_with_an_error_event() {
 #[tokio::test]
 async fn upstream_error_event_is_forwarded_once() {
     for provider in ["openai", "anthropic"] {
-        let upstream = mock().await;
-        let config = match provider {
-            "openai" => openai("up", upstream.url()),
-            _ => anthropic("up", upstream.url()),
-        };
-        let gw = start(vec![config], |_| {}).await;
+        let (_upstream, gw) = gateway_over(provider).await;
         let body = request(
             &gw,
             &chat("m", true),
