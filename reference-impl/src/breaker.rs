@@ -98,17 +98,17 @@ pub enum BreakerConfigError {
     Ratio(f64),
 }
 
-/// Where a breaker stands.
+/// Where a breaker stands, in order of severity, so the worst of several is the largest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     Closed,
-    Open,
     HalfOpen,
+    Open,
 }
 
 impl BreakerState {
-    /// Numeric form for a Prometheus gauge: 0 closed, 1 open, 2 half-open.
+    /// Numeric form for a Prometheus gauge: 0 closed, 1 half-open, 2 open.
     pub fn as_gauge(self) -> u8 {
         self as u8
     }
@@ -116,8 +116,8 @@ impl BreakerState {
     fn from_u8(raw: u8) -> Self {
         match raw {
             0 => Self::Closed,
-            1 => Self::Open,
-            _ => Self::HalfOpen,
+            1 => Self::HalfOpen,
+            _ => Self::Open,
         }
     }
 }

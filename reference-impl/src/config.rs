@@ -42,6 +42,19 @@ pub struct GatewayConfig {
     pub api_keys: Vec<ApiKey>,
     /// Tier of requests whose key is absent or not listed.
     pub default_tier: Tier,
+    /// Deliberate slowdown for proving that a performance gate catches one; off by default.
+    pub inject: InjectConfig,
+}
+
+/// `[inject]`: makes this gateway a known amount slower, so a load gate can be shown to flag
+/// it (and an unchanged gateway shown not to be flagged).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InjectConfig {
+    /// Microseconds of CPU work added to every chat request inside the gateway, as a slower
+    /// code path would add: it shows in `x-gateway-overhead-us` and costs throughput once the
+    /// gateway is CPU-bound. 0 adds nothing.
+    pub busy_us: u64,
 }
 
 /// A client API key and its tier.
@@ -97,6 +110,7 @@ impl GatewayConfig {
             queue: None,
             api_keys: Vec::new(),
             default_tier: Tier::Free,
+            inject: InjectConfig::default(),
         }
     }
 
@@ -221,6 +235,10 @@ pub struct ServerConfig {
     /// the mock providers' per-request control headers so a load run can inject faults through
     /// the gateway.
     pub forward_header_prefixes: Vec<String>,
+    /// A client must send a request's whole header block within this long, or its connection
+    /// is closed (slowloris defence). The clock also runs while a keep-alive connection waits
+    /// for its next request, so it doubles as the idle timeout. 0 turns it off.
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -230,6 +248,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_ms: 10_000,
             forward_header_prefixes: vec!["x-mock-".to_owned()],
+            header_read_timeout_ms: 10_000,
         }
     }
 }

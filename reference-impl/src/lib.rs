@@ -1,6 +1,7 @@
 //! The reference optimized LLM gateway core: the system under test and a model of how to build one.
 //!
-//! An OpenAI-compatible front (`POST /v1/chat/completions`, streaming and not) in front of
+//! An OpenAI-compatible front (`POST /v1/chat/completions`, streaming and not, and
+//! `POST /v1/embeddings`) in front of
 //! OpenAI-compatible and Anthropic upstreams, with weighted routing, fallback, pooled
 //! connections, Prometheus metrics and an admin API. Start it in-process with
 //! [`Gateway::start`]; [`pipeline`] is the request path, top to bottom.
@@ -10,6 +11,7 @@ pub mod breaker;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod embeddings;
 pub mod error;
 pub mod health;
 pub mod limiter;

@@ -22,7 +22,7 @@ const PROVIDER_SERIES: [Series; 9] = [
     (
         "gateway_breaker_state",
         "gauge",
-        "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+        "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
         |p, _| f64::from(p.breaker.state().as_gauge()),
     ),
     (

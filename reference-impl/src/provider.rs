@@ -17,6 +17,8 @@ pub struct Provider {
     pub config: ProviderConfig,
     /// Full URL of the chat endpoint (`/v1/chat/completions` or `/v1/messages`).
     pub endpoint: reqwest::Url,
+    /// Full URL of `/v1/embeddings`; only OpenAI-compatible providers have one.
+    pub embeddings: Option<reqwest::Url>,
     /// The credential header, marked sensitive so it never shows in debug output.
     pub auth: Option<(HeaderName, HeaderValue)>,
     /// The provider's name as an `x-gateway-provider` header value.
@@ -57,9 +59,15 @@ impl Provider {
             with_slash.set_path(&format!("{}/", base.path()));
             with_slash
         };
-        let endpoint = base
-            .join(path)
-            .map_err(|_| invalid("base_url", "cannot append the API path"))?;
+        let join = |path: &str| {
+            base.join(path)
+                .map_err(|_| invalid("base_url", "cannot append the API path"))
+        };
+        let endpoint = join(path)?;
+        let embeddings = match config.kind {
+            ProviderKind::OpenAi => Some(join("v1/embeddings")?),
+            ProviderKind::Anthropic => None,
+        };
         let auth = match &config.api_key {
             None => None,
             Some(key) => {
@@ -87,6 +95,7 @@ impl Provider {
         Ok(Self {
             config,
             endpoint,
+            embeddings,
             auth,
             header_value,
             client,

@@ -107,6 +107,11 @@ impl ChatRequest {
                 "Invalid JSON body: the request body must be a JSON object",
             ));
         }
+        if too_deep(&raw) {
+            return Err(ApiError::invalid_request(format!(
+                "Invalid JSON body: arrays and objects are nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
         // Plain serde on the hot path; only a failed parse pays for the path tracking that
         // names the offending field.
         let body: ChatBody = match serde_json::from_slice(&raw) {
@@ -115,6 +120,14 @@ impl ChatRequest {
         };
         if body.model.is_empty() {
             return Err(ApiError::invalid_request("`model` must not be empty").with_param("model"));
+        }
+        if body.model.chars().any(char::is_control) {
+            // The name is echoed in errors and logs and may be sent upstream: refuse what
+            // could split a header or a log line rather than escape it everywhere.
+            return Err(
+                ApiError::invalid_request("`model` must not contain control characters")
+                    .with_param("model"),
+            );
         }
         if body.messages.is_empty() {
             return Err(
@@ -155,6 +168,46 @@ impl ChatRequest {
     }
 }
 
+/// Deepest nesting of arrays and objects accepted: serde_json's own limit for typed fields.
+pub const MAX_DEPTH: usize = 128;
+
+/// Whether arrays and objects in `raw` nest deeper than [`MAX_DEPTH`] outside strings.
+///
+/// serde_json limits the depth of what it deserializes, but skips unknown fields without a
+/// limit, so a deep unknown field would otherwise reach the upstream and every later parser
+/// (cache key, translation). A body with few brackets cannot be deep: that count is one
+/// vectorised pass, and only bodies with many brackets pay for the exact scan.
+fn too_deep(raw: &[u8]) -> bool {
+    let brackets = raw.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if brackets <= MAX_DEPTH {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in raw {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +241,38 @@ mod tests {
         assert!(parse("{").unwrap_err().message.starts_with("Invalid JSON"));
         let e = parse(r#"{"model":"m","messages":[{"role":"user","content":"x"}]} x"#).unwrap_err();
         assert!(e.message.starts_with("Invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn nesting_depth_counts_brackets_outside_strings_only() {
+        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!too_deep(nest(MAX_DEPTH).as_bytes()));
+        assert!(too_deep(nest(MAX_DEPTH + 1).as_bytes()));
+        // Many brackets side by side are shallow.
+        assert!(!too_deep("[]".repeat(10 * MAX_DEPTH).as_bytes()));
+        // Brackets inside strings, escaped quotes included, do not count.
+        let quoted = format!(r#"{{"a":"\"{}"}}"#, "[".repeat(2 * MAX_DEPTH));
+        assert!(!too_deep(quoted.as_bytes()));
+        let e = parse(&format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"x":{}}}"#,
+            nest(10_000)
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("nested deeper"), "{e}");
+    }
+
+    #[test]
+    fn model_names_with_control_characters_are_refused() {
+        for model in [r"a\r\nb", r"a\u0000", r"a\u001b", r"a\u007f", r"a\u0085"] {
+            let e = parse(&format!(
+                r#"{{"model":"{model}","messages":[{{"role":"user","content":"x"}}]}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("model"), "{model}");
+        }
+        assert!(
+            parse(r#"{"model":"gpt-4o:mini/ünï","messages":[{"role":"user","content":"x"}]}"#)
+                .is_ok()
+        );
     }
 }

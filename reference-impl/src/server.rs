@@ -7,25 +7,30 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use futures::FutureExt;
 use http::{HeaderValue, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower::Service;
 
-use crate::cache::ResponseCache;
-use crate::config::{ConfigError, GatewayConfig};
+use crate::cache::{Embedder, OpenAiEmbedder, ResponseCache, SemanticConfig};
+use crate::config::{ConfigError, GatewayConfig, ServerConfig};
 use crate::error::{ApiError, GatewayError};
 use crate::limiter::{KeyId, RateLimiter, Tier};
 use crate::metrics::GatewayMetrics;
 use crate::provider::Provider;
 use crate::router::Router;
-use crate::{admin, pipeline, prometheus};
+use crate::{admin, embeddings, pipeline, prometheus};
 
 /// State shared by every request.
 pub struct Shared {
@@ -62,13 +67,22 @@ impl Shared {
                 reason,
             })
         };
-        let cache = match config.cache.enabled {
-            true => Some(
-                ResponseCache::new(config.cache.clone())
-                    .map_err(|e| invalid("cache", e.to_string()))?,
-            ),
-            false => None,
-        };
+        let cache = match (config.cache.enabled, config.cache.semantic.enabled) {
+            (false, _) => None,
+            (true, false) => Some(ResponseCache::new(config.cache.clone())),
+            (true, true) => {
+                let embedder = semantic_embedder(&config.cache.semantic, router.providers())
+                    .ok_or_else(|| {
+                        invalid(
+                            "cache.semantic.provider",
+                            "names no OpenAI-compatible provider to take embeddings from".into(),
+                        )
+                    })?;
+                Some(ResponseCache::with_embedder(config.cache.clone(), embedder))
+            }
+        }
+        .transpose()
+        .map_err(|e| invalid("cache", e.to_string()))?;
         let limiter = match config.limiter.enabled {
             true => Some(Arc::new(
                 RateLimiter::new(config.limiter.clone())
@@ -93,6 +107,27 @@ impl Shared {
             started: Instant::now(),
         })
     }
+}
+
+/// The semantic cache tier's embeddings: from `[cache.semantic] provider`, or the first
+/// OpenAI-compatible provider, over that provider's pooled client and credentials.
+fn semantic_embedder(
+    semantic: &SemanticConfig,
+    providers: &[Arc<Provider>],
+) -> Option<Arc<dyn Embedder>> {
+    let provider = providers.iter().find(|p| {
+        p.embeddings.is_some()
+            && semantic
+                .provider
+                .as_deref()
+                .is_none_or(|name| name == p.name())
+    })?;
+    Some(Arc::new(OpenAiEmbedder::new(
+        provider.client.clone(),
+        &provider.config.base_url,
+        provider.config.api_key.clone(),
+        semantic.embedding_model.clone(),
+    )))
 }
 
 /// The gateway, started in-process with [`Gateway::start`].
@@ -124,22 +159,9 @@ impl Gateway {
         let local = listener
             .local_addr()
             .map_err(|source| GatewayError::Bind { addr, source })?;
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-        let app = routes(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let draining = shared.draining.clone();
-        let task = tokio::spawn(async move {
-            let stop = draining.cancelled_owned();
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!("gateway server failed: {e}");
-            }
-        });
+        let http = http1_settings(&shared.config.server);
+        let app = routes(shared.clone());
+        let task = tokio::spawn(serve(listener, http, app, shared.draining.clone()));
         tracing::info!(%local, "gateway listening");
         Ok(GatewayHandle {
             addr: local,
@@ -149,6 +171,91 @@ impl Gateway {
             task: Some(task),
         })
     }
+}
+
+/// Pause after an accept error other than a failed handshake (such as running out of file
+/// descriptors), so the loop does not spin while nothing can be accepted.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// HTTP/1.1 with keep-alive and a deadline for each request's header block.
+///
+/// `axum::serve` sets no timer, so hyper enforces no header deadline there and a client that
+/// trickles a header line (slowloris) holds its connection forever. HTTP/1 only: hyper-util's
+/// `auto` builder sniffs for the HTTP/2 preface with no deadline at all.
+fn http1_settings(server: &ServerConfig) -> http1::Builder {
+    let timeout = (server.header_read_timeout_ms > 0)
+        .then(|| Duration::from_millis(server.header_read_timeout_ms));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout);
+    builder
+}
+
+/// The accept loop: one task per connection, `TCP_NODELAY` on each, the peer address as
+/// [`ConnectInfo`] on each request.
+///
+/// Once `draining` is cancelled it closes the listener, every connection finishes the request
+/// it is serving (idle keep-alive connections close at once), and it returns when the last
+/// connection has closed.
+async fn serve(
+    listener: TcpListener,
+    http: http1::Builder,
+    app: axum::Router,
+    draining: CancellationToken,
+) {
+    // Each connection task holds a receiver; `closed()` resolves once the last one is dropped.
+    let (all_closed, open) = watch::channel(());
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_handshake_error(&e) => continue,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = draining.cancelled() => break,
+        };
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
+        let app = app.clone();
+        let service = service_fn(move |mut request: http::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().call(request)
+        });
+        let conn = http.serve_connection(TokioIo::new(tcp), service);
+        let (draining, open) = (draining.clone(), open.clone());
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                () = draining.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, "connection closed: {e}");
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    drop(open);
+    all_closed.closed().await;
+}
+
+/// Errors of one incoming connection, not of the listener: the next accept can succeed.
+fn is_handshake_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    )
 }
 
 /// A running gateway. Dropping it stops the server without waiting.
@@ -203,6 +310,7 @@ impl Drop for GatewayHandle {
 fn routes(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", post(pipeline::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/ready", get(ready))

@@ -153,7 +153,7 @@ async fn breaker_opens_after_the_fifth_failure_and_routing_falls_back() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("gateway_breaker_state{provider=\"a\"} 1"),
+        metrics.contains("gateway_breaker_state{provider=\"a\"} 2"),
         "{metrics}"
     );
     a.verify().await;

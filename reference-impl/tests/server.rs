@@ -120,3 +120,24 @@ async fn http2_upstream_pool_works_and_reuses_one_connection() {
     );
     assert_eq!(pool["providers"][0]["pool"]["http2"], true);
 }
+
+#[tokio::test]
+async fn injected_busy_work_shows_in_the_overhead_header() {
+    let upstream = MockServer::start().await;
+    Reply::openai().mock().mount(&upstream).await;
+    let plain = start(vec![openai("a", &upstream.uri())], |_| {}).await;
+    let slowed = start(vec![openai("a", &upstream.uri())], |c| {
+        c.inject.busy_us = 20_000;
+    })
+    .await;
+    let overhead = |response: &reqwest::Response| -> u64 {
+        header(response, "x-gateway-overhead-us").parse().unwrap()
+    };
+    let slow = post(&slowed, &chat("m", false)).await;
+    assert_eq!(slow.status(), 200);
+    // The spin lasts at least `busy_us`, however fast or loaded the machine is.
+    assert!(overhead(&slow) >= 20_000, "{}", overhead(&slow));
+    let fast = post(&plain, &chat("m", false)).await;
+    assert_eq!(fast.status(), 200);
+    assert!(overhead(&fast) < overhead(&slow));
+}

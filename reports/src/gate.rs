@@ -14,11 +14,12 @@
 //! - the same two on A/A rounds, where both sides are the base build: a self-check of how much
 //!   this machine moves with no change at all.
 //!
-//! A metric regressed only when the whole interval is worse than its tolerance *and* the test
-//! agrees at half the interval's left-out level (2.5% for a 95% interval); an improvement
-//! likewise; otherwise it is unchanged. If the A/A interval reaches beyond the tolerance, the
-//! machine cannot resolve a change of that size and the metric is inconclusive, whatever the
-//! A/B rounds say: a noisy run never raises a false alarm.
+//! A metric regressed only when the whole interval is worse than its tolerance and than the
+//! largest move of the A/A interval, *and* the test agrees at half the interval's left-out level
+//! (2.5% for a 95% interval); an improvement likewise. Otherwise, if the A/A interval reaches
+//! beyond the tolerance, the machine cannot resolve a change of that size and the metric is
+//! inconclusive; else it is unchanged. A noisy machine raises the bar a change must clear, so
+//! it never raises a false alarm, yet a change far larger than the noise is still caught.
 //!
 //! ```
 //! use reports::gate::{GateMetric, GateOptions, GateRuns, GateSubject, Measurements, Round, evaluate};

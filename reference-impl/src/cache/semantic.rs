@@ -31,6 +31,11 @@ pub struct SemanticConfig {
     pub max_entries_per_model: usize,
     /// Longest a lookup waits for an embedding.
     pub timeout_ms: u64,
+    /// The OpenAI-compatible provider whose `/v1/embeddings` the gateway asks; `None` picks the
+    /// first OpenAI-compatible provider in the config.
+    pub provider: Option<String>,
+    /// The embedding model to ask that provider for.
+    pub embedding_model: String,
 }
 
 impl Default for SemanticConfig {
@@ -40,6 +45,8 @@ impl Default for SemanticConfig {
             threshold: 0.85,
             max_entries_per_model: 10_000,
             timeout_ms: 200,
+            provider: None,
+            embedding_model: "text-embedding-3-small".to_owned(),
         }
     }
 }

@@ -12,8 +12,11 @@ mod lookup;
 mod read;
 mod record;
 
+pub(crate) use self::read::{forwarded, read_json};
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -24,7 +27,7 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 use self::admit::{Caller, admit};
 use self::call::call;
 use self::lookup::{Cached, lookup};
-use self::read::{forwarded, read};
+use self::read::read;
 use self::record::record;
 use crate::cache::FlightError;
 use crate::clock::Clock;
@@ -88,6 +91,7 @@ async fn serve(
     stamp: &mut Stamp,
 ) -> Result<Response, ApiError> {
     let (headers, chat) = read(request, gw.config.server.body_limit_bytes).await?;
+    busy(gw.config.inject.busy_us);
     if !gw.router.serves(&chat.body.model) {
         return Err(ApiError::model_not_found(&chat.body.model));
     }
@@ -126,6 +130,18 @@ async fn serve(
     };
 
     Ok(record(gw, called, leader, caller, clock.started()))
+}
+
+/// `[inject] busy_us`: spins the CPU for that long on this worker thread, as a slower code
+/// path would (a sleep would free the thread and cost no throughput).
+fn busy(micros: u64) {
+    if micros == 0 {
+        return;
+    }
+    let until = Instant::now() + Duration::from_micros(micros);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
 }
 
 fn json_response(body: Bytes) -> Response {

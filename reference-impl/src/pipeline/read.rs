@@ -1,6 +1,7 @@
 //! Read: content type, size limit, parse; and the headers passed upstream.
 
 use axum::extract::Request;
+use bytes::Bytes;
 use http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -12,6 +13,15 @@ pub(super) async fn read(
     request: Request,
     limit: usize,
 ) -> Result<(HeaderMap, ChatRequest), ApiError> {
+    let (headers, body) = read_json(request, limit).await?;
+    Ok((headers, ChatRequest::parse(body)?))
+}
+
+/// Checks the content type and size limit and collects the body, not yet parsed.
+pub(crate) async fn read_json(
+    request: Request,
+    limit: usize,
+) -> Result<(HeaderMap, Bytes), ApiError> {
     let (parts, body) = request.into_parts();
     let is_json = parts
         .headers
@@ -41,11 +51,11 @@ pub(super) async fn read(
             }
         })?
         .to_bytes();
-    Ok((parts.headers, ChatRequest::parse(body)?))
+    Ok((parts.headers, body))
 }
 
 /// Request headers passed to the upstream (per-request control headers of the mocks).
-pub(super) fn forwarded(headers: &HeaderMap, prefixes: &[String]) -> HeaderMap {
+pub(crate) fn forwarded(headers: &HeaderMap, prefixes: &[String]) -> HeaderMap {
     let mut out = HeaderMap::new();
     if prefixes.is_empty() {
         return out;

@@ -249,7 +249,7 @@ struct CompletionCheck {
 }
 
 /// Re-encodes the body with another model name (only for routes that rename the model).
-fn with_model(raw: &[u8], model: &str) -> Result<Bytes, ApiError> {
+pub(crate) fn with_model(raw: &[u8], model: &str) -> Result<Bytes, ApiError> {
     let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(raw)
         .map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))?;
     object.insert("model".into(), serde_json::Value::String(model.to_owned()));
@@ -273,7 +273,7 @@ struct OpenAiErrorBody {
 }
 
 /// Keeps an OpenAI-compatible upstream's own error message for the client.
-fn openai_error(status: StatusCode, body: &[u8]) -> ApiError {
+pub(crate) fn openai_error(status: StatusCode, body: &[u8]) -> ApiError {
     match serde_json::from_slice::<OpenAiErrorEnvelope>(body) {
         Ok(e) => {
             let err = ApiError::new(
@@ -314,7 +314,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// reqwest errors say "error sending request"; the cause says why.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut message = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

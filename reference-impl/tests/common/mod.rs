@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod redis;
+
 use std::time::Duration;
 
 use reference_impl::config::RoutingConfig;

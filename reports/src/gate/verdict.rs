@@ -10,15 +10,15 @@ use super::metric::{Direction, Tolerance};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// The whole interval of the change is worse than the tolerance, and the signed-rank test
-    /// agrees; the A/A self-check was quiet.
+    /// The whole interval of the change is worse than the tolerance and than anything the A/A
+    /// self-check moved, and the signed-rank test agrees.
     Regression,
     /// Likewise, better than the tolerance.
     Improvement,
     /// Neither: the change is within the tolerance, or not wholly beyond it.
     Unchanged,
-    /// The A/A self-check strayed beyond the tolerance: the machine was too noisy to tell a
-    /// change of that size from chance, so nothing is claimed either way.
+    /// The A/A self-check strayed beyond the tolerance and the change is not wholly beyond that
+    /// noise: the machine was too noisy to tell it from chance, so nothing is claimed.
     Inconclusive,
 }
 
@@ -78,21 +78,27 @@ pub(super) struct Evidence {
 }
 
 impl Evidence {
+    /// A change counts only when its whole interval lies beyond both the tolerance and the
+    /// largest move of the A/A self-check (what this machine does with no change at all), so a
+    /// noisy machine raises the bar instead of raising an alarm; a change too small to clear a
+    /// noise larger than the tolerance is inconclusive.
     pub fn verdict(&self) -> Verdict {
         let t = self.tolerance.fraction();
+        let (aa_low, aa_high) = self.aa_interval;
+        let noise = (-aa_low).max(aa_high).max(0.0);
+        let margin = t.max(noise);
         let (low, high) = self.interval;
-        let (above, below) = (low > t, high < -t);
+        let (above, below) = (low > margin, high < -margin);
         let (worse, better) = match self.direction {
             Direction::LowerIsBetter => (above, below),
             Direction::HigherIsBetter => (below, above),
         };
-        let (aa_low, aa_high) = self.aa_interval;
-        if aa_low < -t || aa_high > t {
-            Verdict::Inconclusive
-        } else if worse && self.p_worse < self.alpha {
+        if worse && self.p_worse < self.alpha {
             Verdict::Regression
         } else if better && self.p_better < self.alpha {
             Verdict::Improvement
+        } else if noise > t {
+            Verdict::Inconclusive
         } else {
             Verdict::Unchanged
         }
@@ -116,7 +122,7 @@ mod tests {
     }
 
     #[test]
-    fn regression_needs_the_whole_interval_the_test_and_a_quiet_self_check() {
+    fn regression_needs_the_whole_interval_beyond_tolerance_and_noise_and_the_test() {
         let quiet = (-0.01, 0.01);
         assert_eq!(
             evidence((-0.12, -0.08), quiet, 0.01).verdict(),
@@ -131,7 +137,27 @@ mod tests {
             Verdict::Unchanged
         );
         assert_eq!(
-            evidence((-0.12, -0.08), (-0.04, 0.01), 0.01).verdict(),
+            evidence((-0.06, -0.035), (-0.04, 0.01), 0.01).verdict(),
+            Verdict::Inconclusive
+        );
+    }
+
+    #[test]
+    fn a_noisy_self_check_raises_the_bar_instead_of_hiding_a_large_change() {
+        let noisy = (-0.08, 0.08);
+        // Far beyond the noise: still a regression.
+        assert_eq!(
+            evidence((-0.40, -0.30), noisy, 0.01).verdict(),
+            Verdict::Regression
+        );
+        // Beyond the tolerance but within the noise: nothing can be claimed.
+        assert_eq!(
+            evidence((-0.12, -0.05), noisy, 0.01).verdict(),
+            Verdict::Inconclusive
+        );
+        // Within the noise with no change at all: never an alarm.
+        assert_eq!(
+            evidence((-0.06, 0.07), noisy, 0.5).verdict(),
             Verdict::Inconclusive
         );
     }

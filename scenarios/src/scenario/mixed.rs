@@ -1,6 +1,5 @@
 //! mixed: the traffic of a shared gateway, every route it serves at once, with some repeated
-//! prompts. (`RequestKind::Embeddings` joins the mix once the reference gateway serves
-//! `/v1/embeddings`.)
+//! prompts.
 
 use std::time::Duration;
 
@@ -13,14 +12,15 @@ pub fn scenario() -> Scenario {
         prompts: PromptMix::conversational().with_repeats(0.15, 20),
         ..Scenario::new(
             "mixed",
-            "30 users for 60 s: streaming, chat and models, 15% repeated prompts",
+            "30 users for 60 s: streaming, chat, embeddings and models, 15% repeated prompts",
             Load::Closed {
                 stages: Stages::constant(30, Duration::from_secs(60)),
                 think_time: None,
             },
             Mix::weighted(&[
-                (RequestKind::Stream, 50),
-                (RequestKind::Chat, 40),
+                (RequestKind::Stream, 45),
+                (RequestKind::Chat, 35),
+                (RequestKind::Embeddings, 10),
                 (RequestKind::Models, 10),
             ]),
             include_str!("../../slo/mixed.toml"),

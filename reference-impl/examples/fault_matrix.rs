@@ -1,0 +1,629 @@
+//! Fault matrix: what a client sees when the primary provider fails in each way a provider can.
+//!
+//! ```text
+//! cargo run --release -p reference-impl --example fault_matrix
+//! ```
+//!
+//! Each case starts two native mocks (a primary with the fault and a healthy fallback) and a
+//! fresh gateway in front of them, sends the same bounded mix of streaming and non-streaming
+//! requests, and classifies every answer: answered (a complete completion, from either
+//! provider), a clean error (an OpenAI error body, or a stream ending with an error event), or
+//! lost (no answer, or a stream cut without an error event). It then checks the gateway's
+//! counters against what the mocks saw. The Redis case kills and restarts a real
+//! `redis-server` under the limiter and cache tiers. Prints a markdown table; exits non-zero if
+//! any case fails.
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use mock_providers::{
+    Distribution, FaultRates, MockConfig, MockServer, Outcome, Profile, Route, StatsSnapshot,
+};
+use reference_impl::cache::{CacheConfig, RedisCacheConfig};
+use reference_impl::limiter::{LimiterConfig, RedisLimiterConfig, TierLimit};
+use reference_impl::{Gateway, GatewayConfig, GatewayHandle, ProviderConfig, ProviderKind};
+use serde_json::{Value, json};
+
+/// Requests per case, half of them streaming.
+const REQUESTS: usize = 40;
+/// Requests in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// How the primary fails.
+#[derive(Clone, Copy)]
+enum Inject {
+    /// Its profile fails every request this way.
+    Profile(FaultRates),
+    /// Every request carries this `x-mock-fault` (streams only: a mid-stream fault).
+    Header(&'static str),
+}
+
+/// What a passing case looks like besides "nothing lost, counters agree".
+#[derive(Clone, Copy, PartialEq)]
+enum Expect {
+    /// The fault strikes before anything reaches the client, so the fallback answers all.
+    AllAnswered,
+    /// The fault can strike after content reached the client; those end with an error event.
+    AnsweredOrCleanError,
+}
+
+struct Case {
+    name: &'static str,
+    primary: ProviderKind,
+    inject: Inject,
+    expect: Expect,
+}
+
+fn cases() -> Vec<Case> {
+    let every = |set: fn(&mut FaultRates)| {
+        let mut rates = FaultRates::default();
+        set(&mut rates);
+        Inject::Profile(rates)
+    };
+    let case = |name, primary, inject, expect| Case {
+        name,
+        primary,
+        inject,
+        expect,
+    };
+    use Expect::*;
+    use ProviderKind::*;
+    vec![
+        case(
+            "500 burst",
+            OpenAi,
+            every(|f| f.http_500 = 1.0),
+            AllAnswered,
+        ),
+        case("503", OpenAi, every(|f| f.http_503 = 1.0), AllAnswered),
+        case("529", Anthropic, every(|f| f.http_529 = 1.0), AllAnswered),
+        case(
+            "429 with retry-after",
+            OpenAi,
+            every(|f| f.http_429 = 1.0),
+            AllAnswered,
+        ),
+        case(
+            "hang (timeout)",
+            OpenAi,
+            every(|f| f.timeout = 1.0),
+            AllAnswered,
+        ),
+        case(
+            "disconnect mid-stream",
+            OpenAi,
+            every(|f| f.disconnect = 1.0),
+            AnsweredOrCleanError,
+        ),
+        case(
+            "malformed chunk",
+            OpenAi,
+            every(|f| f.malformed = 1.0),
+            AnsweredOrCleanError,
+        ),
+        case(
+            "Anthropic mid-stream error",
+            Anthropic,
+            Inject::Header("error-after:3"),
+            AnsweredOrCleanError,
+        ),
+    ]
+}
+
+/// How one request ended, from the client's side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Answer {
+    /// A complete completion; `true` if the fallback produced it.
+    Answered {
+        fallback: bool,
+    },
+    CleanError,
+    Lost,
+}
+
+/// One row of the table.
+struct Row {
+    case: String,
+    sent: usize,
+    answered: usize,
+    via_fallback: usize,
+    clean: usize,
+    lost: usize,
+    gateway: String,
+    mocks: String,
+    failures: Vec<String>,
+}
+
+impl Row {
+    fn new(case: &str, answers: &[Answer]) -> Self {
+        let count = |f: fn(&Answer) -> bool| answers.iter().filter(|a| f(a)).count();
+        Self {
+            case: case.to_owned(),
+            sent: answers.len(),
+            answered: count(|a| matches!(a, Answer::Answered { .. })),
+            via_fallback: count(|a| matches!(a, Answer::Answered { fallback: true })),
+            clean: count(|a| *a == Answer::CleanError),
+            lost: count(|a| *a == Answer::Lost),
+            gateway: String::new(),
+            mocks: String::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    fn check(&mut self, ok: bool, what: impl Into<String>) {
+        if !ok {
+            self.failures.push(what.into());
+        }
+    }
+
+    fn print(&self) {
+        let verdict = match self.failures.as_slice() {
+            [] => "pass".to_owned(),
+            failures => format!("**FAIL**: {}", failures.join("; ")),
+        };
+        println!(
+            "| {} | {} | {} ({} via fallback) | {} | {} | {} | {} | {} |",
+            self.case,
+            self.sent,
+            self.answered,
+            self.via_fallback,
+            self.clean,
+            self.lost,
+            self.gateway,
+            self.mocks,
+            verdict
+        );
+    }
+}
+
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let rows = runtime.block_on(async {
+        let mut rows = Vec::new();
+        for case in cases() {
+            rows.push(run_case(&case).await);
+        }
+        match redis_server_binary() {
+            Some(binary) => rows.push(run_redis_case(&binary).await),
+            None => println!("redis killed and restarted: skipped: no redis-server"),
+        }
+        rows
+    });
+    println!(
+        "| case | requests sent | answered OK | clean errors | lost | gateway counters | mocks saw | result |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for row in &rows {
+        row.print();
+    }
+    if rows.iter().all(|r| r.failures.is_empty()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// 16 tokens 2 ms apart, so a mid-stream fault usually strikes after content reached the client.
+fn paced() -> Profile {
+    Profile {
+        itl_ms: Distribution::constant(2.0),
+        ..Profile::fast()
+    }
+}
+
+async fn mock(profile: Profile) -> MockServer {
+    MockServer::start(MockConfig::new(profile))
+        .await
+        .expect("mock starts")
+}
+
+/// Primary (cheaper, so preferred while healthy) and fallback, with short attempt timeouts.
+fn gateway_config(primary: ProviderConfig, fallback_url: &str) -> GatewayConfig {
+    let mut primary = primary;
+    primary.cost = 1.0;
+    let mut fallback = ProviderConfig::new("fallback", ProviderKind::OpenAi, fallback_url);
+    fallback.cost = 2.0;
+    let mut config = GatewayConfig::with_providers(vec![primary, fallback]);
+    config.server.listen = (Ipv4Addr::LOCALHOST, 0).into();
+    config.routing.attempt_timeout_ms = 500;
+    config.routing.deadline_ms = 5_000;
+    config.routing.backoff_ms = 10;
+    config
+}
+
+async fn run_case(case: &Case) -> Row {
+    let primary_mock = mock(paced()).await;
+    let fallback_mock = mock(paced()).await;
+    let header = match case.inject {
+        Inject::Profile(faults) => {
+            let profile = Profile { faults, ..paced() };
+            primary_mock.set_profile(profile).expect("valid profile");
+            None
+        }
+        Inject::Header(fault) => Some(fault),
+    };
+    let primary = ProviderConfig::new("primary", case.primary, primary_mock.url());
+    let gw = Gateway::start(gateway_config(primary, fallback_mock.url()))
+        .await
+        .expect("gateway starts");
+    // A mid-stream header fault is meaningful for streams only.
+    let streams_only = header.is_some();
+    let answers = send_all(&gw, header, streams_only, |_| json!(null)).await;
+    let alive = get_ok(&gw, "/health").await;
+    let metrics = scrape(&gw).await;
+    let primary_seen = settled_stats(&primary_mock).await;
+    let fallback_seen = settled_stats(&fallback_mock).await;
+    gw.shutdown().await;
+
+    let mut row = Row::new(case.name, &answers);
+    let route = match case.primary {
+        ProviderKind::OpenAi => Route::ChatCompletions,
+        ProviderKind::Anthropic => Route::Messages,
+    };
+    let injected = faults(&primary_seen, route);
+    let failed = metrics.provider("gateway_upstream_failures_total", "primary");
+    let broken = metrics.get("gateway_streams_broken_total");
+    let opened = metrics.provider("gateway_breaker_opened_total", "primary");
+    let retries = metrics.get("gateway_retries_total");
+    let sent_primary = metrics.provider("gateway_pool_requests_total", "primary");
+    let sent_fallback = metrics.provider("gateway_pool_requests_total", "fallback");
+    row.gateway = format!(
+        "to primary {sent_primary}, to fallback {sent_fallback}, primary attempts failed {failed}, \
+         streams broken {broken}, retries {retries}, breaker opened {opened}"
+    );
+    row.mocks = format!(
+        "primary {} ({}), fallback {} ({})",
+        primary_seen.requests,
+        outcomes(&primary_seen),
+        fallback_seen.requests,
+        outcomes(&fallback_seen)
+    );
+    row.check(alive, "gateway stopped answering /health");
+    row.check(row.lost == 0, format!("{} requests lost", row.lost));
+    match case.expect {
+        Expect::AllAnswered => row.check(
+            row.answered == row.sent,
+            format!("{} of {} answered", row.answered, row.sent),
+        ),
+        Expect::AnsweredOrCleanError => row.check(
+            row.answered + row.clean == row.sent,
+            "answers and clean errors do not add up",
+        ),
+    }
+    row.check(
+        sent_primary == primary_seen.requests && sent_fallback == fallback_seen.requests,
+        "requests sent upstream differ from requests the mocks saw",
+    );
+    row.check(
+        failed + broken == injected,
+        format!(
+            "mock injected {injected} faults, gateway saw {failed} failed attempts + {broken} broken streams"
+        ),
+    );
+    row.check(
+        faults(&fallback_seen, Route::ChatCompletions) == 0,
+        "the fallback failed",
+    );
+    row
+}
+
+/// Faults the mock injected (everything it counted except successes and cancellations).
+fn faults(stats: &StatsSnapshot, route: Route) -> u64 {
+    [
+        Outcome::Http429,
+        Outcome::Http500,
+        Outcome::Http503,
+        Outcome::Http529,
+        Outcome::Timeout,
+        Outcome::Disconnect,
+        Outcome::ErrorEvent,
+        Outcome::Malformed,
+    ]
+    .into_iter()
+    .map(|o| stats.count(route, o))
+    .sum()
+}
+
+/// `name count` pairs of every outcome the mock counted.
+fn outcomes(stats: &StatsSnapshot) -> String {
+    let pairs: Vec<String> = stats
+        .routes
+        .values()
+        .flatten()
+        .map(|(outcome, n)| format!("{outcome} {n}"))
+        .collect();
+    pairs.join(", ")
+}
+
+/// The mock's counters once no request is in flight there (at most 2 s).
+async fn settled_stats(mock: &MockServer) -> StatsSnapshot {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while mock.stats().in_flight > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    mock.stats()
+}
+
+/// Sends `REQUESTS` requests (alternating streaming and not, unless `streams_only`),
+/// `CONCURRENCY` at a time; `extra(i)` is merged into request `i`'s body.
+async fn send_all(
+    gw: &GatewayHandle,
+    fault: Option<&str>,
+    streams_only: bool,
+    extra: impl Fn(usize) -> Value,
+) -> Vec<Answer> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let url = format!("{}/v1/chat/completions", gw.url());
+    let requests = (0..REQUESTS).map(|i| {
+        let stream = streams_only || i % 2 == 0;
+        let mut body = json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": format!("request {i}")}],
+            "stream": stream,
+        });
+        if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra(i)) {
+            body.extend(extra);
+        }
+        let mut request = client.post(&url).json(&body);
+        if let Some(fault) = fault {
+            request = request.header("x-mock-fault", fault);
+        }
+        async move { classify(request.send().await, stream).await }
+    });
+    futures::stream::iter(requests)
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await
+}
+
+/// Reads a whole response and decides how it ended.
+async fn classify(sent: reqwest::Result<reqwest::Response>, stream: bool) -> Answer {
+    let Ok(response) = sent else {
+        return Answer::Lost;
+    };
+    let status = response.status();
+    let fallback = response
+        .headers()
+        .get("x-gateway-provider")
+        .is_some_and(|v| v == "fallback");
+    let Ok(body) = response.text().await else {
+        return Answer::Lost;
+    };
+    if !status.is_success() {
+        return match serde_json::from_str::<Value>(&body) {
+            Ok(v) if v["error"]["message"].is_string() => Answer::CleanError,
+            _ => Answer::Lost,
+        };
+    }
+    if !stream {
+        return match serde_json::from_str::<Value>(&body) {
+            Ok(v) if v["choices"][0]["message"]["content"].is_string() => {
+                Answer::Answered { fallback }
+            }
+            _ => Answer::Lost,
+        };
+    }
+    let data: Vec<&str> = body
+        .split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+        .collect();
+    let content = data.iter().any(|d| d.contains("\"content\""));
+    match data.last() {
+        Some(&"[DONE]") if content => Answer::Answered { fallback },
+        Some(last) => match serde_json::from_str::<Value>(last) {
+            Ok(v) if v["error"]["message"].is_string() => Answer::CleanError,
+            _ => Answer::Lost,
+        },
+        None => Answer::Lost,
+    }
+}
+
+async fn get_ok(gw: &GatewayHandle, path: &str) -> bool {
+    match reqwest::get(format!("{}{path}", gw.url())).await {
+        Ok(response) => response.status().is_success(),
+        Err(_) => false,
+    }
+}
+
+/// The gateway's `/metrics` page.
+struct Metrics(String);
+
+impl Metrics {
+    fn get(&self, series: &str) -> u64 {
+        self.0
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                (name == series).then(|| value.parse::<f64>().ok())?
+            })
+            .map_or(0, |v| v as u64)
+    }
+
+    fn provider(&self, name: &str, provider: &str) -> u64 {
+        self.get(&format!("{name}{{provider=\"{provider}\"}}"))
+    }
+}
+
+async fn scrape(gw: &GatewayHandle) -> Metrics {
+    let text = match reqwest::get(format!("{}/metrics", gw.url())).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    Metrics(text)
+}
+
+/// `redis-server` on the PATH, if any.
+fn redis_server_binary() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A `redis-server` on a fixed loopback port that can be killed and started again.
+struct Redis {
+    binary: std::path::PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start(binary: &std::path::Path) -> Self {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self {
+            binary: binary.to_owned(),
+            port,
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(&self.binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Limiter and cache on a real Redis: a batch of requests with Redis up, one with it killed, one
+/// right after it is started again (empty), and one more that must find both tiers recovered.
+async fn run_redis_case(binary: &std::path::Path) -> Row {
+    let mut redis = Redis::start(binary);
+    let primary_mock = mock(paced()).await;
+    let fallback_mock = mock(paced()).await;
+    let primary = ProviderConfig::new("primary", ProviderKind::OpenAi, primary_mock.url());
+    let mut config = gateway_config(primary, fallback_mock.url());
+    config.limiter = LimiterConfig {
+        enabled: true,
+        redis: Some(RedisLimiterConfig {
+            url: redis.url(),
+            timeout_ms: 50,
+            key_prefix: "fault-matrix".to_owned(),
+        }),
+        ..LimiterConfig::default()
+    };
+    config.limiter.tiers.free = TierLimit {
+        requests: 1_000_000,
+        period_secs: 3600,
+        tokens_per_minute: None,
+    };
+    config.cache = CacheConfig {
+        redis: Some(RedisCacheConfig {
+            url: redis.url(),
+            timeout_ms: 50,
+            ttl_secs: 60,
+        }),
+        ..CacheConfig::default()
+    };
+    let gw = Gateway::start(config).await.expect("gateway starts");
+    // Temperature 0 makes every request cacheable; a prompt of its own makes each one a miss
+    // in memory and so a lookup in Redis.
+    let cacheable = |phase: &'static str| {
+        move |i: usize| {
+            json!({
+                "temperature": 0,
+                "messages": [{"role": "user", "content": format!("{phase} request {i}")}],
+            })
+        }
+    };
+
+    let mut answers = send_all(&gw, None, false, cacheable("up")).await;
+    let up = scrape(&gw).await;
+    redis.kill();
+    answers.extend(send_all(&gw, None, false, cacheable("killed")).await);
+    let down = scrape(&gw).await;
+    redis.restart();
+    // The connection managers reconnect in the background while the first batch runs; the
+    // second batch must find both tiers back on Redis.
+    answers.extend(send_all(&gw, None, false, cacheable("restarted")).await);
+    let restarted = scrape(&gw).await;
+    answers.extend(send_all(&gw, None, false, cacheable("recovered")).await);
+    let back = scrape(&gw).await;
+    let alive = get_ok(&gw, "/health").await;
+    let primary_seen = settled_stats(&primary_mock).await;
+    let fallback_seen = settled_stats(&fallback_mock).await;
+    gw.shutdown().await;
+
+    let mut row = Row::new("Redis killed and restarted", &answers);
+    let fallbacks = |m: &Metrics| m.get("gateway_ratelimit_redis_fallbacks_total");
+    let errors = |m: &Metrics| m.get("gateway_cache_redis_errors_total");
+    let phase = |m: &Metrics, before: &Metrics| {
+        (fallbacks(m) - fallbacks(before), errors(m) - errors(before))
+    };
+    let (limit_up, cache_up) = (fallbacks(&up), errors(&up));
+    let (limit_down, cache_down) = phase(&down, &up);
+    let (limit_restart, cache_restart) = phase(&restarted, &down);
+    let (limit_back, cache_back) = phase(&back, &restarted);
+    let sent_primary = back.provider("gateway_pool_requests_total", "primary");
+    let sent_fallback = back.provider("gateway_pool_requests_total", "fallback");
+    row.gateway = format!(
+        "to primary {sent_primary}, to fallback {sent_fallback}; limiter decided locally / cache \
+         Redis errors: up {limit_up}/{cache_up}, killed {limit_down}/{cache_down}, just restarted \
+         {limit_restart}/{cache_restart}, after that {limit_back}/{cache_back}"
+    );
+    row.mocks = format!(
+        "primary {} ({}), fallback {}",
+        primary_seen.requests,
+        outcomes(&primary_seen),
+        fallback_seen.requests
+    );
+    row.check(alive, "gateway stopped answering /health");
+    row.check(row.lost == 0, format!("{} requests lost", row.lost));
+    row.check(
+        row.answered == row.sent,
+        format!("{} of {} answered", row.answered, row.sent),
+    );
+    row.check(
+        limit_up == 0 && cache_up == 0,
+        "Redis errors while Redis was up",
+    );
+    row.check(
+        limit_down > 0 && cache_down > 0,
+        "the tiers did not notice Redis was gone",
+    );
+    row.check(
+        limit_back == 0 && cache_back == 0,
+        "the tiers did not recover after the restart",
+    );
+    row.check(
+        sent_primary + sent_fallback == primary_seen.requests + fallback_seen.requests,
+        "requests sent upstream differ from requests the mocks saw",
+    );
+    row
+}
