@@ -177,6 +177,13 @@ struct Window {
     failures: u32,
 }
 
+/// An admission whose outcome comes later ([`Permit::defer`]); owns no borrow, so it can travel
+/// with a stream. Settle it with [`CircuitBreaker::settle`]: a probe left unsettled would keep
+/// its half-open slot.
+#[must_use = "settle it with CircuitBreaker::settle so the breaker learns the outcome"]
+#[derive(Debug)]
+pub struct Deferred(PermitKind);
+
 /// Admission to call the provider; settle it with [`Permit::success`] or [`Permit::failure`].
 #[must_use = "settle the permit with success() or failure() so the breaker learns the outcome"]
 #[derive(Debug)]
@@ -297,7 +304,16 @@ impl CircuitBreaker {
         }
     }
 
-    fn settle(&self, kind: PermitKind, success: bool) {
+    /// Settles a deferred admission: `Some(success)` with its outcome, `None` when the call
+    /// ended without one (the client went away), which only frees a probe slot.
+    pub fn settle(&self, deferred: Deferred, outcome: Option<bool>) {
+        match outcome {
+            Some(success) => self.settle_kind(deferred.0, success),
+            None => self.abandon(deferred.0),
+        }
+    }
+
+    fn settle_kind(&self, kind: PermitKind, success: bool) {
         let mut inner = self.lock();
         let now = Instant::now();
         match (kind, inner.state) {
@@ -348,6 +364,11 @@ impl CircuitBreaker {
             inner.window.failures += 1;
             inner.consecutive_failures += 1;
         }
+        self.trip_if_due(inner, now);
+    }
+
+    /// Opens a closed breaker whose failure count or ratio reached its threshold.
+    fn trip_if_due(&self, inner: &mut Inner, now: Instant) {
         let ratio_tripped = self.config.failure_ratio.is_some_and(|ratio| {
             inner.window.calls >= self.config.ratio_min_calls
                 && f64::from(inner.window.failures) >= ratio * f64::from(inner.window.calls)
@@ -396,13 +417,19 @@ impl Permit<'_> {
     /// The call succeeded (the provider answered with something other than a 5xx or 429).
     pub fn success(mut self) {
         let kind = std::mem::replace(&mut self.kind, PermitKind::Settled);
-        self.breaker.settle(kind, true);
+        self.breaker.settle_kind(kind, true);
     }
 
     /// The call failed: connect error, timeout, 429 or 5xx.
     pub fn failure(mut self) {
         let kind = std::mem::replace(&mut self.kind, PermitKind::Settled);
-        self.breaker.settle(kind, false);
+        self.breaker.settle_kind(kind, false);
+    }
+
+    /// Leaves the outcome for later, for a call whose end is not yet known (a stream that has
+    /// begun): settle the returned [`Deferred`] with [`CircuitBreaker::settle`] when it ends.
+    pub fn defer(mut self) -> Deferred {
+        Deferred(std::mem::replace(&mut self.kind, PermitKind::Settled))
     }
 
     /// Whether this call is a half-open probe.

@@ -166,3 +166,28 @@ fn config_reads_toml_and_rejects_unknown_or_zero_fields() {
         Err(BreakerConfigError::Zero("success_threshold"))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn deferred_outcomes_count_when_settled() {
+    let breaker = CircuitBreaker::new("p", BreakerConfig::default());
+    // Streams that began and then broke: five failures, settled at their ends.
+    let streams: Vec<_> = (0..5)
+        .map(|_| breaker.allow().expect("allowed").defer())
+        .collect();
+    assert_eq!(breaker.state(), BreakerState::Closed, "nothing settled yet");
+    for stream in streams {
+        breaker.settle(stream, Some(false));
+    }
+    assert_eq!(breaker.state(), BreakerState::Open);
+
+    // A probe whose client went away frees its slot and decides nothing.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let probe = breaker.allow().expect("probe");
+    assert!(probe.is_probe());
+    breaker.settle(probe.defer(), None);
+    assert_eq!(breaker.state(), BreakerState::HalfOpen);
+    // A probe stream that breaks reopens it.
+    let probe = breaker.allow().expect("the slot is free again").defer();
+    breaker.settle(probe, Some(false));
+    assert_eq!(breaker.state(), BreakerState::Open);
+}

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 
 use super::Stamp;
+use crate::breaker::Deferred;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::provider::Provider;
@@ -16,10 +17,12 @@ use crate::request::ChatRequest;
 use crate::router::Target;
 use crate::server::Shared;
 
-/// A successful upstream call: the reply and the queue slot it holds.
+/// A successful upstream call: the reply, the queue slot it holds and, for a stream, the
+/// provider and the breaker admission to settle when the stream ends.
 pub(super) struct Called {
     pub reply: Reply,
     pub permit: Option<QueuePermit>,
+    pub pending: Option<(Arc<Provider>, Deferred)>,
 }
 
 /// Why a candidate is not tried again for this request.
@@ -96,9 +99,20 @@ pub(super) async fn call(
             .unwrap_or(Err(AttemptError::Timeout))
         {
             Ok(reply) => {
-                breaker.success();
                 gw.router.record(provider, Ok(began.elapsed()));
-                return Ok(Called { reply, permit });
+                // A stream has only begun: whether it succeeds is known when it ends.
+                let pending = match &reply {
+                    Reply::Complete { .. } => {
+                        breaker.success();
+                        None
+                    }
+                    Reply::Stream(_) => Some((provider.clone(), breaker.defer())),
+                };
+                return Ok(Called {
+                    reply,
+                    permit,
+                    pending,
+                });
             }
             Err(error) => {
                 tracing::debug!(

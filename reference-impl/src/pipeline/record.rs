@@ -11,9 +11,11 @@ use bytes::Bytes;
 use super::admit::Caller;
 use super::call::Called;
 use super::{json_response, sse_response};
+use crate::breaker::Deferred;
 use crate::cache::sse::CompletionAssembler;
 use crate::cache::{FlightError, Leader};
 use crate::limiter::Tier;
+use crate::provider::Provider;
 use crate::proxy::{self, Reply, StreamEnd, StreamObserver, Usage};
 use crate::queue::QueuePermit;
 use crate::server::Shared;
@@ -27,7 +29,11 @@ pub(super) fn record(
     caller: Caller,
     started: Instant,
 ) -> Response {
-    let Called { reply, permit } = called;
+    let Called {
+        reply,
+        permit,
+        pending,
+    } = called;
     match reply {
         Reply::Complete { body, usage } => {
             drop(permit);
@@ -41,6 +47,7 @@ pub(super) fn record(
             gw.metrics.open_streams.fetch_add(1, Relaxed);
             let observer = StreamRecord {
                 gw: gw.clone(),
+                pending,
                 started,
                 caller,
                 fill: leader.map(|leader| (leader, CompletionAssembler::default())),
@@ -75,10 +82,13 @@ fn charge_tokens(gw: &Shared, caller: Caller, usage: Option<Usage>) {
     }
 }
 
-/// The record step of one stream: metrics, cache fill from the chunks sent, token charge;
-/// holds the queue slot until the stream ends.
+/// The record step of one stream: metrics, cache fill from the chunks sent, token charge, and
+/// the provider's breaker and reliability told how the stream ended; holds the queue slot
+/// until it ends.
 struct StreamRecord {
     gw: Arc<Shared>,
+    /// The provider and its breaker admission, settled when the stream ends.
+    pending: Option<(Arc<Provider>, Deferred)>,
     started: Instant,
     caller: Caller,
     /// The flight this stream leads and the completion assembled from its chunks.
@@ -109,6 +119,18 @@ impl StreamObserver for StreamRecord {
             .record(self.started.elapsed().as_micros() as u64);
         if end == StreamEnd::Broken {
             m.streams_broken.fetch_add(1, Relaxed);
+        }
+        if let Some((provider, deferred)) = self.pending {
+            let outcome = match end {
+                StreamEnd::Complete => Some(true),
+                StreamEnd::Broken => Some(false),
+                StreamEnd::ClientGone => None,
+            };
+            provider.breaker.settle(deferred, outcome);
+            if end == StreamEnd::Broken {
+                // Counted a success at the first event; it was not one.
+                self.gw.router.record(&provider, Err(None));
+            }
         }
         if let Some((leader, assembler)) = self.fill {
             match (end, assembler.finish()) {
