@@ -96,10 +96,13 @@ pub struct FaultRates {
     pub disconnect: f64,
     /// Send a chunk (or body) that is not valid JSON.
     pub malformed: f64,
+    /// Stream some tokens, then an error event (Anthropic's `event: error`, an OpenAI error
+    /// chunk); non-streaming requests get a 500.
+    pub error_event: f64,
 }
 
 impl FaultRates {
-    fn entries(&self) -> [(&'static str, f64); 7] {
+    fn entries(&self) -> [(&'static str, f64); 8] {
         [
             ("http_429", self.http_429),
             ("http_500", self.http_500),
@@ -108,6 +111,7 @@ impl FaultRates {
             ("timeout", self.timeout),
             ("disconnect", self.disconnect),
             ("malformed", self.malformed),
+            ("error_event", self.error_event),
         ]
     }
 
@@ -270,6 +274,10 @@ impl Profile {
                 Fault::DisconnectAfter(rng.random_range(0..tokens.max(1))),
             ),
             (f.malformed, Fault::Malformed),
+            (
+                f.error_event,
+                Fault::ErrorAfter(rng.random_range(0..tokens.max(1))),
+            ),
         ];
         for (p, fault) in ordered {
             if roll < p {

@@ -290,3 +290,39 @@ async fn optimize(State(gw): State<Arc<Shared>>) -> Json<serde_json::Value> {
     }
     Json(json!({ "recommendations": out }))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::GatewayConfig;
+
+    /// The admin routes as the server mounts them, asked by a client at `peer`.
+    async fn status_for(peer: &str, token: Option<&str>) -> http::StatusCode {
+        let mut config = GatewayConfig::default();
+        config.admin.token = token.map(str::to_owned);
+        let shared = Arc::new(Shared::new(config).expect("valid config"));
+        let app = routes(shared.clone()).with_state(shared);
+        let mut request = Request::get("/stats").body(Body::empty()).unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        app.oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn without_a_token_only_loopback_peers_get_in() {
+        assert_eq!(status_for("127.0.0.1:40000", None).await, 200);
+        assert_eq!(status_for("[::1]:40000", None).await, 200);
+        assert_eq!(status_for("192.0.2.7:40000", None).await, 403);
+        assert_eq!(status_for("[2001:db8::7]:40000", None).await, 403);
+    }
+
+    #[tokio::test]
+    async fn with_a_token_the_peer_address_does_not_matter() {
+        // No bearer header: refused from loopback too.
+        assert_eq!(status_for("127.0.0.1:40000", Some("s3cret")).await, 401);
+        assert_eq!(status_for("192.0.2.7:40000", Some("s3cret")).await, 401);
+    }
+}
