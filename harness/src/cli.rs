@@ -1,5 +1,6 @@
 //! The command line: subcommands and flags (clap derive).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ use crate::options::{RunOptions, Span};
         harness scenario chat --target http://127.0.0.1:8080 --users 10 --duration 20s\n  \
         harness report target/gatebench/runs/smoke-20260101T000000Z\n  \
         harness compare BASE_DIR CANDIDATE_DIR\n  \
+        harness scenario chat --target http://10.0.0.5:8080 --rate 300 --duration 5m --worker 2/3\n  \
+        harness merge runs/w1 runs/w2 runs/w3 --out runs/merged\n  \
         harness gate --base old/gateway --cand target/release/gateway --scenario smoke --rounds 6"
 )]
 pub struct Cli {
@@ -50,11 +53,16 @@ pub enum Command {
     /// List the scenarios with their defaults.
     List,
     /// Run the native mock provider standalone until Ctrl-C.
-    #[command(after_help = "Example:\n  harness mock --port 9000 --profile realistic")]
+    #[command(after_help = "Examples:\n  \
+        harness mock --port 9000 --profile realistic\n  \
+        harness mock --bind 0.0.0.0 --port 9000   (reachable from other hosts or containers)")]
     Mock {
-        /// Port on 127.0.0.1 (0 picks a free one).
+        /// Port to listen on (0 picks a free one).
         #[arg(long, default_value_t = 9000)]
         port: u16,
+        /// Address to listen on; loopback unless other hosts must reach it.
+        #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+        bind: IpAddr,
         /// `fast`, `realistic` or a TOML profile file.
         #[arg(long, default_value = "realistic")]
         profile: String,
@@ -70,9 +78,12 @@ pub enum Command {
         /// OpenAI-compatible upstream base URL.
         #[arg(long, default_value = "http://127.0.0.1:9000")]
         upstream: String,
-        /// Port on 127.0.0.1 (0 picks a free one).
+        /// Port to listen on (0 picks a free one).
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Address to listen on; loopback unless other hosts must reach it.
+        #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+        bind: IpAddr,
     },
     /// Re-render the reports of a run directory from its summary.json.
     #[command(
@@ -81,6 +92,31 @@ pub enum Command {
     Report {
         /// A run directory (holds summary.json).
         dir: PathBuf,
+    },
+    /// Merge the run directories of the workers of one load (`scenario --worker I/N`) into one
+    /// run directory: histograms added, counters summed, seconds aligned by wall clock, SLOs
+    /// judged again on the merged run.
+    #[command(after_help = "Examples:\n  \
+        harness merge runs/chat-20260101T000000Z-worker-1-of-3 runs/chat-20260101T000000Z-worker-2-of-3 \\\n      \
+            runs/chat-20260101T000000Z-worker-3-of-3 --out runs/chat-merged\n  \
+        harness merge /results/run-1 --out /results/run-1-merged   (every run directory inside)\n\n\
+        Exit codes: 0 all SLOs met, 1 usage or runtime error, 2 an SLO failed.")]
+    Merge {
+        /// Worker run directories, or directories whose subdirectories are worker runs.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// The merged run directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Judge the merged run by this SLO file instead of the workers' SLOs.
+        #[arg(long, value_name = "FILE")]
+        slo: Option<PathBuf>,
+        /// No summary table (the verdict line stays).
+        #[arg(long)]
+        quiet: bool,
+        /// Print the merged summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Compare two runs: a table of changes, and compare.html in the candidate directory.
     #[command(after_help = "Example:\n  harness compare runs/base runs/candidate")]
@@ -94,18 +130,28 @@ pub enum Command {
     /// as a self-check; writes gate.json and gate.html.
     #[command(after_help = "Examples:\n  \
         harness gate --base base/gateway --cand target/release/gateway --scenario smoke --rounds 6\n  \
+        harness gate --base origin/main --cand HEAD --scenario chat --rounds 6\n  \
+        harness gate --base embedded --cand embedded --cand-config slower.toml --scenario chat\n  \
         harness gate --base embedded --cand embedded --scenario chat --rounds 3 --confidence 0.6 --duration 2s\n\n\
         Each run starts the gateway as its own process (`BIN --config FILE --port 0`, or `harness\n\
         gateway` for `embedded`) against a native mock and drives the scenario at it with\n\
         `harness scenario NAME --target URL`.\n\n\
         Exit codes: 0 unchanged or improved, 1 usage or runtime error, 3 regression, 4 inconclusive.")]
     Gate {
-        /// Base gateway: a `gateway` executable, or `embedded` for this binary's own.
-        #[arg(long, value_name = "BIN")]
+        /// Base gateway: a `gateway` executable, `embedded` for this binary's own, or a git
+        /// revision of this repository (built in a worktree under the out dir).
+        #[arg(long, value_name = "BIN_OR_REV")]
         base: Build,
-        /// Candidate gateway: a `gateway` executable, or `embedded`.
-        #[arg(long, value_name = "BIN")]
+        /// Candidate gateway: a `gateway` executable, `embedded`, or a git revision.
+        #[arg(long, value_name = "BIN_OR_REV")]
         cand: Build,
+        /// TOML merged over the base's gateway configuration (e.g. `[cache] enabled = false`).
+        #[arg(long, value_name = "FILE")]
+        base_config: Option<PathBuf>,
+        /// TOML merged over the candidate's gateway configuration (e.g. `[inject] busy_us = 200`
+        /// to prove the gate catches a slower gateway).
+        #[arg(long, value_name = "FILE")]
+        cand_config: Option<PathBuf>,
         /// Scenario every run drives (see `harness list`).
         #[arg(long, value_name = "NAME")]
         scenario: String,

@@ -1,5 +1,6 @@
 //! The subcommands other than the run itself.
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use anyhow::Context;
@@ -24,24 +25,27 @@ pub fn list() -> String {
     out
 }
 
-/// `harness mock`: the native mock on 127.0.0.1 until Ctrl-C.
-pub async fn mock(port: u16, profile: &str) -> anyhow::Result<()> {
+/// `harness mock`: the native mock on `bind:port` until Ctrl-C (or SIGTERM).
+pub async fn mock(bind: IpAddr, port: u16, profile: &str) -> anyhow::Result<()> {
     let profile = Profile::from_name_or_file(profile)?;
     let config = MockConfig {
-        bind: ([127, 0, 0, 1], port).into(),
+        bind: (bind, port).into(),
         ..MockConfig::new(profile)
     };
     let server = MockServer::start(config).await?;
     eprintln!("mock provider at {} (Ctrl-C stops)", server.url());
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    stop_signal().await?;
     server.shutdown().await;
     Ok(())
 }
 
-/// `harness gateway`: the reference gateway on 127.0.0.1 until Ctrl-C.
-pub async fn gateway(config: Option<&Path>, upstream: &str, port: u16) -> anyhow::Result<()> {
+/// `harness gateway`: the reference gateway on `bind:port` until Ctrl-C (or SIGTERM).
+pub async fn gateway(
+    config: Option<&Path>,
+    upstream: &str,
+    bind: IpAddr,
+    port: u16,
+) -> anyhow::Result<()> {
     let mut config = match config {
         Some(path) => GatewayConfig::load(path)?,
         None => GatewayConfig::with_providers(vec![ProviderConfig::new(
@@ -50,14 +54,23 @@ pub async fn gateway(config: Option<&Path>, upstream: &str, port: u16) -> anyhow
             upstream,
         )]),
     };
-    config.server.listen = ([127, 0, 0, 1], port).into();
+    config.server.listen = (bind, port).into();
     let gateway = Gateway::start(config).await?;
     eprintln!("gateway at {} (Ctrl-C stops)", gateway.url());
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    stop_signal().await?;
     gateway.shutdown().await;
     Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM: in a container the server is process 1, which gets SIGTERM
+/// from `docker stop` and Kubernetes and has no default action for it.
+async fn stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("waiting for SIGTERM")?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for Ctrl-C"),
+        _ = terminate.recv() => Ok(()),
+    }
 }
 
 /// `harness report DIR`: re-renders `report.html` from `summary.json` and returns the console

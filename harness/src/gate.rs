@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use mock_providers::{FaultRates, MockConfig, MockServer, Profile};
+use mock_providers::{MockConfig, MockServer, Profile};
 use reference_impl::{GatewayConfig, ProviderConfig, ProviderKind};
 use reports::RunResult;
 use reports::gate::{
@@ -36,6 +36,8 @@ pub enum Build {
     Embedded,
     /// A `gateway` executable, run as `BIN --config FILE --port 0`.
     Binary(PathBuf),
+    /// A git revision of this repository: its `gateway` is built in a worktree first.
+    Revision(String),
 }
 
 impl FromStr for Build {
@@ -47,11 +49,20 @@ impl FromStr for Build {
         }
         let path = PathBuf::from(text);
         if path.is_file() {
-            Ok(Build::Binary(path))
-        } else {
-            Err(format!(
-                "`{text}` is not a gateway executable (a path, or `embedded`)"
-            ))
+            return Ok(Build::Binary(path));
+        }
+        let commit = format!("{text}^{{commit}}");
+        let is_revision = std::process::Command::new("git")
+            .args(["rev-parse", "--verify", "--quiet", &commit])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        match is_revision {
+            true => Ok(Build::Revision(text.to_owned())),
+            false => Err(format!(
+                "`{text}` is neither a gateway executable, `embedded`, nor a git revision"
+            )),
         }
     }
 }
@@ -61,18 +72,64 @@ impl Build {
         match self {
             Build::Embedded => "embedded".to_owned(),
             Build::Binary(path) => path.display().to_string(),
+            Build::Revision(rev) => rev.clone(),
         }
     }
 
+    /// A build that can be started: a revision is checked out into a worktree under `dir` and
+    /// its `gateway` built there (one shared target directory, so a second revision rebuilds
+    /// only what differs).
+    async fn prepare(&self, dir: &Path) -> anyhow::Result<Runnable> {
+        let rev = match self {
+            Build::Embedded => return Ok(Runnable::Embedded),
+            Build::Binary(path) => return Ok(Runnable::Binary(path.clone())),
+            Build::Revision(rev) => rev,
+        };
+        let sha = git(&["rev-parse", "--short=12", &format!("{rev}^{{commit}}")]).await?;
+        let worktree = dir.join("worktrees").join(&sha);
+        if !worktree.exists() {
+            let path = worktree.to_string_lossy();
+            git(&["worktree", "add", "--detach", "--force", &path, &sha]).await?;
+        }
+        let target = dir.join("target");
+        eprintln!("building gateway at {rev} ({sha})");
+        let status = Command::new("cargo")
+            .args(["build", "--release", "--locked", "-p", "reference-impl"])
+            .args(["--bin", "gateway"])
+            .current_dir(&worktree)
+            .env("CARGO_TARGET_DIR", &target)
+            .stdin(Stdio::null())
+            .status()
+            .await
+            .context("running cargo")?;
+        if !status.success() {
+            bail!("building gateway at {rev} failed ({status})");
+        }
+        // Each revision gets its own copy: the next build overwrites target/release/gateway.
+        let bin = dir.join(format!("gateway-{sha}"));
+        std::fs::copy(target.join("release").join("gateway"), &bin)
+            .with_context(|| format!("copying the gateway built at {rev}"))?;
+        Ok(Runnable::Binary(bin))
+    }
+}
+
+/// A build ready to start.
+#[derive(Clone, Debug)]
+enum Runnable {
+    Embedded,
+    Binary(PathBuf),
+}
+
+impl Runnable {
     /// The command that starts this build on a free loopback port with `config`.
     fn command(&self, harness: &Path, config: &Path) -> Command {
         let mut command = match self {
-            Build::Embedded => {
+            Runnable::Embedded => {
                 let mut command = Command::new(harness);
                 command.arg("gateway");
                 command
             }
-            Build::Binary(path) => Command::new(path),
+            Runnable::Binary(path) => Command::new(path),
         };
         command
             .arg("--config")
@@ -81,6 +138,24 @@ impl Build {
             .env("RUST_LOG", "warn");
         command
     }
+}
+
+/// Runs git in the current directory and returns its trimmed output.
+async fn git(args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("git")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("running git")?;
+    if !output.status.success() {
+        bail!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 /// `--confidence`: a level strictly between 0.5 and 1.
@@ -96,6 +171,10 @@ pub fn parse_confidence(text: &str) -> Result<Confidence, String> {
 pub struct GatePlan {
     pub base: Build,
     pub cand: Build,
+    /// TOML merged over the base's generated gateway configuration.
+    pub base_config: Option<PathBuf>,
+    /// TOML merged over the candidate's generated gateway configuration.
+    pub cand_config: Option<PathBuf>,
     pub scenario: String,
     /// A/B rounds, and as many A/A rounds.
     pub rounds: usize,
@@ -126,23 +205,34 @@ pub async fn gate(plan: GatePlan) -> anyhow::Result<GateOutcome> {
     let harness = std::env::current_exe().context("locating the harness executable")?;
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("creating {}", plan.out.display()))?;
-    // A reliable upstream: injected faults would only add noise to what the gate compares.
-    let profile = Profile {
-        faults: FaultRates::default(),
-        ..Profile::realistic()
-    };
-    let mock = MockServer::start(MockConfig::new(profile))
+    // A reliable upstream that answers at once: injected faults and generation time would only
+    // add noise, and leave the gateway idle, while the gate is about the gateway's own cost.
+    let mock = MockServer::start(MockConfig::new(Profile::fast()))
         .await
         .context("starting the mock provider")?;
-    let config = write_gateway_config(&plan.out, mock.url())?;
+    let side = async |build: &Build, overlay: Option<&Path>, name: &str| -> anyhow::Result<Side> {
+        Ok(Side {
+            build: build.prepare(&plan.out.join("builds")).await?,
+            config: write_gateway_config(&plan.out, name, mock.url(), overlay)?,
+            label: match overlay {
+                Some(overlay) => format!("{} + {}", build.label(), overlay.display()),
+                None => build.label(),
+            },
+        })
+    };
     let runner = Runner {
         harness,
-        config,
+        base: side(&plan.base, plan.base_config.as_deref(), "base").await?,
+        cand: side(&plan.cand, plan.cand_config.as_deref(), "cand").await?,
         plan: &plan,
     };
     let runs = runner.all_rounds().await;
     mock.shutdown().await;
-    let subject = GateSubject::new(&plan.scenario, plan.base.label(), plan.cand.label());
+    let subject = GateSubject::new(
+        &plan.scenario,
+        runner.base.label.clone(),
+        runner.cand.label.clone(),
+    );
     let options = GateOptions {
         confidence: plan.confidence,
         ..GateOptions::default()
@@ -155,9 +245,14 @@ pub async fn gate(plan: GatePlan) -> anyhow::Result<GateOutcome> {
     })
 }
 
-/// The gateway configuration every run uses: the mock as the only provider, the cache on as
-/// in the embedded stack.
-fn write_gateway_config(dir: &Path, mock_url: &str) -> anyhow::Result<PathBuf> {
+/// Writes `gateway-{name}.toml`: the mock as the only provider, the cache on as in the
+/// embedded stack, then the tables of `overlay` (a TOML file) merged over it, key by key.
+fn write_gateway_config(
+    dir: &Path,
+    name: &str,
+    mock_url: &str,
+    overlay: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
     let mut config = GatewayConfig::with_providers(vec![ProviderConfig::new(
         "mock",
         ProviderKind::OpenAi,
@@ -165,16 +260,47 @@ fn write_gateway_config(dir: &Path, mock_url: &str) -> anyhow::Result<PathBuf> {
     )]);
     config.server.listen = ([127, 0, 0, 1], 0).into();
     config.cache.enabled = true;
-    let path = dir.join("gateway.toml");
-    let text = toml::to_string(&config).context("serializing the gateway configuration")?;
+    let mut table = toml::Table::try_from(&config).context("encoding the gateway configuration")?;
+    if let Some(overlay) = overlay {
+        let text = std::fs::read_to_string(overlay)
+            .with_context(|| format!("reading {}", overlay.display()))?;
+        let extra: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("{} is not valid TOML", overlay.display()))?;
+        merge(&mut table, extra);
+        // Checked here, so a typo fails the gate at once rather than every gateway start.
+        GatewayConfig::from_toml(&toml::to_string(&table)?)
+            .with_context(|| format!("{} over the gate's configuration", overlay.display()))?;
+    }
+    let path = dir.join(format!("gateway-{name}.toml"));
+    let text = toml::to_string(&table).context("serializing the gateway configuration")?;
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// Sets every key of `extra` in `into`, descending into tables present in both.
+fn merge(into: &mut toml::Table, extra: toml::Table) {
+    for (key, value) in extra {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => merge(inner, value),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+/// One side of the comparison: what runs, with which configuration.
+struct Side {
+    build: Runnable,
+    config: PathBuf,
+    label: String,
 }
 
 /// Runs the rounds of one gate, one process per gateway and per run.
 struct Runner<'a> {
     harness: PathBuf,
-    config: PathBuf,
+    base: Side,
+    cand: Side,
     plan: &'a GatePlan,
 }
 
@@ -194,13 +320,13 @@ impl Runner<'_> {
     /// One round, A B B A; in an A/A round the base takes the B slots too.
     async fn round(&self, kind: RoundKind, index: usize) -> anyhow::Result<Round> {
         let b = match kind {
-            RoundKind::Ab => &self.plan.cand,
-            RoundKind::Aa => &self.plan.base,
+            RoundKind::Ab => &self.cand,
+            RoundKind::Aa => &self.base,
         };
-        let measure = async |slot: usize, build: &Build| -> anyhow::Result<Measurements> {
+        let measure = async |slot: usize, side: &Side| -> anyhow::Result<Measurements> {
             let name = format!("{}-{index}-{slot}", round_dir(kind));
             let run = self
-                .run(build, &name)
+                .run(side, &name)
                 .await
                 .with_context(|| format!("{} round {index}, run {slot}", kind.label()))?;
             eprintln!(
@@ -211,7 +337,7 @@ impl Runner<'_> {
             );
             Ok(Measurements::from_run(&run))
         };
-        let base = &self.plan.base;
+        let base = &self.base;
         Ok(Round::abba(
             measure(1, base).await?,
             measure(2, b).await?,
@@ -220,9 +346,9 @@ impl Runner<'_> {
         ))
     }
 
-    /// One run: start `build`, drive the scenario against it, stop it.
-    async fn run(&self, build: &Build, name: &str) -> anyhow::Result<RunResult> {
-        let (mut gateway, url) = start_gateway(build, &self.harness, &self.config).await?;
+    /// One run: start `side`'s gateway, drive the scenario against it, stop it.
+    async fn run(&self, side: &Side, name: &str) -> anyhow::Result<RunResult> {
+        let (mut gateway, url) = start_gateway(side, &self.harness).await?;
         let result = self.drive(&url, name).await;
         // Already exited is fine: the run's own error says more than the kill's would.
         let _ = gateway.kill().await;
@@ -269,19 +395,16 @@ fn round_dir(kind: RoundKind) -> &'static str {
 
 /// Starts a gateway process and waits for the address it prints (the reference binary on
 /// stdout, `harness gateway` on stderr); its further output is drained so it never blocks.
-async fn start_gateway(
-    build: &Build,
-    harness: &Path,
-    config: &Path,
-) -> anyhow::Result<(Child, String)> {
-    let mut child = build
-        .command(harness, config)
+async fn start_gateway(side: &Side, harness: &Path) -> anyhow::Result<(Child, String)> {
+    let mut child = side
+        .build
+        .command(harness, &side.config)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting gateway {}", build.label()))?;
+        .with_context(|| format!("starting gateway {}", side.label))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     forward_lines(child.stdout.take(), tx.clone());
     forward_lines(child.stderr.take(), tx);
@@ -300,12 +423,12 @@ async fn start_gateway(
         Ok(Some(url)) => Ok((child, url)),
         Ok(None) => bail!(
             "gateway {} exited before listening: {}",
-            build.label(),
+            side.label,
             seen.last().map_or("no output", String::as_str)
         ),
         Err(_) => bail!(
             "gateway {} printed no address within {STARTUP_TIMEOUT:?}",
-            build.label()
+            side.label
         ),
     }
 }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod gate;
+pub mod merge;
 pub mod options;
 pub mod output;
 pub mod progress;
@@ -15,6 +16,7 @@ pub mod sampler;
 pub mod stack;
 pub mod stdout_guard;
 pub mod summary;
+pub mod worker;
 
 /// Exit codes (DESIGN.md).
 pub mod exit {

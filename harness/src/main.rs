@@ -1,12 +1,14 @@
 //! The `harness` command line.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
 use harness::cli::{Cli, Command};
 use harness::options::RunOptions;
-use harness::{commands, exit, gate, resolve, run, summary};
+use harness::{commands, exit, gate, merge, resolve, run, summary};
+use reports::RunResult;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -50,39 +52,40 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             };
             let resolved = resolve::resolve(&name, options)?;
             let (json, quiet) = (resolved.json, resolved.quiet);
+            // One worker's share is not the load its SLOs are about: it exits 0 once its run
+            // directory is written, and `harness merge` gives the verdict of the whole.
+            let share_only = resolved.worker.count() > 1;
             let outcome = run::run(resolved).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&outcome.result)?);
-            } else if !quiet {
-                print!(
-                    "{}",
-                    summary::render(
-                        &outcome.result,
-                        &summary::Extras {
-                            stages: outcome.stages.as_deref(),
-                            changes: &outcome.changes,
-                            cache_latency: Some(&outcome.cache_latency),
-                        }
-                    )
-                );
-            }
-            eprintln!("{}", summary::verdict(&outcome.result, &outcome.dir));
-            Ok(if outcome.result.slos_passed() {
-                exit::OK
-            } else {
-                exit::SLO_FAILED
-            })
+            let extras = summary::Extras {
+                stages: outcome.stages.as_deref(),
+                changes: &outcome.changes,
+                cache_latency: Some(&outcome.cache_latency),
+            };
+            let code = conclude(
+                &outcome.result,
+                &outcome.dir,
+                Print { json, quiet },
+                &extras,
+            )?;
+            Ok(if share_only { exit::OK } else { code })
         }
         Command::List => {
             print!("{}", commands::list());
             Ok(exit::OK)
         }
-        Command::Mock { port, profile } => commands::mock(port, &profile).await.map(|()| exit::OK),
+        Command::Mock {
+            port,
+            bind,
+            profile,
+        } => commands::mock(bind, port, &profile)
+            .await
+            .map(|()| exit::OK),
         Command::Gateway {
             config,
             upstream,
             port,
-        } => commands::gateway(config.as_deref(), &upstream, port)
+            bind,
+        } => commands::gateway(config.as_deref(), &upstream, bind, port)
             .await
             .map(|()| exit::OK),
         Command::Report { dir } => {
@@ -92,6 +95,8 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Gate {
             base,
             cand,
+            base_config,
+            cand_config,
             scenario,
             rounds,
             duration,
@@ -101,6 +106,8 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             let outcome = gate::gate(gate::GatePlan {
                 base,
                 cand,
+                base_config,
+                cand_config,
                 scenario,
                 rounds,
                 duration,
@@ -110,6 +117,22 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             .await?;
             print!("{}", outcome.table);
             Ok(i32::from(outcome.exit_code))
+        }
+        Command::Merge {
+            dirs,
+            out,
+            slo,
+            quiet,
+            json,
+        } => {
+            let merged = merge::merge(&merge::MergePlan { dirs, out, slo })?;
+            eprintln!("merged all {} workers of the load", merged.workers);
+            conclude(
+                &merged.result,
+                &merged.dir,
+                Print { json, quiet },
+                &summary::Extras::default(),
+            )
         }
         Command::Compare { base, candidate } => {
             let (table, regressed) = commands::compare(&base, &candidate)?;
@@ -121,6 +144,35 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             })
         }
     }
+}
+
+/// How a finished run is printed on stdout.
+#[derive(Clone, Copy)]
+struct Print {
+    /// The whole result as JSON.
+    json: bool,
+    /// Nothing but the verdict line (on stderr).
+    quiet: bool,
+}
+
+/// Prints a finished (or merged) run and returns its exit code: 0 when every SLO was met.
+fn conclude(
+    result: &RunResult,
+    dir: &Path,
+    print: Print,
+    extras: &summary::Extras<'_>,
+) -> anyhow::Result<i32> {
+    if print.json {
+        println!("{}", serde_json::to_string_pretty(result)?);
+    } else if !print.quiet {
+        print!("{}", summary::render(result, extras));
+    }
+    eprintln!("{}", summary::verdict(result, dir));
+    Ok(if result.slos_passed() {
+        exit::OK
+    } else {
+        exit::SLO_FAILED
+    })
 }
 
 /// Prints one error line and returns the usage/runtime exit code.

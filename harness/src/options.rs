@@ -13,12 +13,15 @@ use reports::model::GoodputLimits;
 use scenarios::load::{Arrivals, Stages, parse_duration};
 use serde::{Deserialize, Serialize};
 
+use crate::worker::WorkerSpec;
+
 /// Options of one run. Unknown keys in a file are an error that names them.
 #[derive(Clone, Debug, Default, PartialEq, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunOptions {
-    /// Send to this OpenAI-compatible base URL instead of starting the embedded gateway.
-    #[arg(long, value_name = "URL")]
+    /// Send to this OpenAI-compatible base URL instead of starting the embedded gateway;
+    /// several, comma-separated (replicas of one gateway), take the requests in turn.
+    #[arg(long, value_name = "URL[,URL...]")]
     pub target: Option<String>,
     /// Which mock provider the embedded gateway talks to.
     #[arg(long, value_enum, value_name = "BACKEND")]
@@ -47,6 +50,10 @@ pub struct RunOptions {
     /// Seed of every random choice (prompts, request kinds, arrivals).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Send only the I-th of N shares of the load (users and arrivals dealt round-robin);
+    /// `auto/N` takes I from JOB_COMPLETION_INDEX + 1 (Kubernetes Indexed Job).
+    #[arg(long, value_name = "I/N")]
+    pub worker: Option<WorkerSpec>,
     /// SLO file (TOML) instead of the scenario's default.
     #[arg(long, value_name = "FILE")]
     pub slo: Option<PathBuf>,
@@ -120,6 +127,7 @@ impl RunOptions {
             duration: overrides.duration.or(self.duration),
             model: overrides.model.or(self.model),
             seed: overrides.seed.or(self.seed),
+            worker: overrides.worker.or(self.worker),
             slo: overrides.slo.or(self.slo),
             out: overrides.out.or(self.out),
             goodput: overrides.goodput.or(self.goodput),

@@ -5,15 +5,30 @@
 use std::path::{Path, PathBuf};
 
 use reports::{ReportError, RunResult};
+use scenarios::load::Worker;
 
 /// Creates a fresh run directory under `out` and writes every file of the run into it.
-pub fn write_run(out: &Path, run: &RunResult) -> Result<PathBuf, ReportError> {
+///
+/// A worker's directory is named for it too (`smoke-20260101T000000Z-worker-2-of-3`): workers
+/// often share one results volume and start in the same second, and must never write into each
+/// other's directory.
+pub fn write_run(out: &Path, run: &RunResult, worker: Worker) -> Result<PathBuf, ReportError> {
     let stamp = run.started_at.format("%Y%m%dT%H%M%SZ");
-    let mut dir = out.join(format!("{}-{stamp}", run.scenario));
+    let name = if worker == Worker::SOLE {
+        format!("{}-{stamp}", run.scenario)
+    } else {
+        format!(
+            "{}-{stamp}-worker-{}-of-{}",
+            run.scenario,
+            worker.index(),
+            worker.count()
+        )
+    };
+    let mut dir = out.join(&name);
     let mut n = 1;
     while dir.exists() {
         n += 1;
-        dir = out.join(format!("{}-{stamp}-{n}", run.scenario));
+        dir = out.join(format!("{name}-{n}"));
     }
     reports::run_dir::write_run_dir(&dir, run)?;
     Ok(dir)

@@ -6,10 +6,11 @@ use std::time::Duration;
 use reports::model::GoodputLimits;
 use reports::slo::{Slo, load_slos, parse_slos};
 use scenarios::attack::Plan;
-use scenarios::load::{Load, Stages};
+use scenarios::load::{Load, Stages, Worker};
 use scenarios::scenario::{self, Scenario};
 
 use crate::options::{Goodput, MockBackend, RunOptions, Span};
+use crate::worker::{INDEX_VARIABLE, WorkerSpec};
 
 /// Chat model sent when neither the options nor a file name one.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
@@ -25,7 +26,9 @@ const MAX_DEFAULT_POOL: usize = 10_000;
 #[derive(Debug)]
 pub struct Resolved {
     pub scenario: Scenario,
+    /// The whole run's plan; this process sends `worker`'s share of it.
     pub plan: Plan,
+    pub worker: Worker,
     pub slos: Vec<Slo>,
     pub target: Target,
     pub limits: GoodputLimits,
@@ -43,8 +46,9 @@ pub struct Resolved {
 pub enum Target {
     /// Start the mock and the gateway in this process.
     Embedded(MockBackend),
-    /// An OpenAI-compatible endpoint somewhere else.
-    External(String),
+    /// OpenAI-compatible endpoints somewhere else (replicas of one gateway, taken in turn);
+    /// never empty.
+    External(Vec<String>),
 }
 
 /// Options that do not make a run; renders as one line that names the field.
@@ -70,8 +74,32 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
     let scenario =
         scenario::find(name).ok_or_else(|| ResolveError::UnknownScenario(name.to_owned()))?;
     let load = load(&scenario, &options)?;
+    let worker = match options.worker {
+        Some(spec) => spec
+            .resolve(std::env::var(INDEX_VARIABLE).ok().as_deref())
+            .map_err(|why| invalid("worker", why))?,
+        None => Worker::SOLE,
+    };
+    if load.worker_peak_users(worker) == 0 {
+        return Err(invalid(
+            "worker",
+            format!(
+                "worker {worker} gets no users of {} ({}): use fewer workers or more users",
+                load.peak_users(),
+                if matches!(load, Load::Open { .. }) {
+                    "max_users"
+                } else {
+                    "users"
+                }
+            ),
+        ));
+    }
     let target = match &options.target {
-        Some(url) => Target::External(check_url(url)?),
+        Some(urls) => Target::External(
+            urls.split(',')
+                .map(check_url)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
         None => Target::Embedded(options.mock_backend.unwrap_or_default()),
     };
     if let Target::Embedded(MockBackend::Wiremock) = target
@@ -114,6 +142,7 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         model: Some(plan.model.clone()),
         prices: options.prices.clone(),
         seed: Some(plan.seed),
+        worker: options.worker.map(|_| WorkerSpec::Fixed(worker)),
         goodput: Some(Goodput(limits)),
         timeout: Some(Span(timeout)),
         out: Some(options.out.clone().unwrap_or_else(default_out)),
@@ -131,6 +160,7 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         json: options.json.unwrap_or(false),
         scenario,
         plan,
+        worker,
         slos,
         target,
         limits,
@@ -309,6 +339,8 @@ mod tests {
             ("rate = -1.0", "rate:"),
             ("target = \"localhost:8080\"", "target:"),
             ("duration = \"10ms\"", "duration:"),
+            ("worker = \"3/3\"\nusers = 2", "worker:"),
+            ("target = \"http://a:1,b:2\"", "target:"),
         ] {
             let error = resolve("chat", options(text)).expect_err(text).to_string();
             assert!(error.starts_with(field), "{text}: {error}");
@@ -320,6 +352,37 @@ mod tests {
                 .expect_err("needs native")
                 .to_string()
                 .starts_with("mock_backend:")
+        );
+    }
+
+    #[test]
+    fn a_worker_keeps_the_whole_plan_and_records_its_share() {
+        let run = resolve("chat", options("worker = \"2/3\"\nusers = 10")).expect("resolves");
+        assert_eq!(run.worker.to_string(), "2/3");
+        assert_eq!(run.plan.load.peak_users(), 10);
+        assert_eq!(run.plan.load.worker_peak_users(run.worker), 3);
+        assert_eq!(
+            run.options.worker.map(|w| w.to_string()).as_deref(),
+            Some("2/3")
+        );
+        let whole = resolve("chat", options("users = 10")).expect("resolves");
+        assert_eq!(whole.worker, Worker::SOLE);
+        assert_eq!(whole.options.worker, None);
+        assert!(
+            toml::from_str::<RunOptions>("worker = \"4/3\"")
+                .expect_err("out of range")
+                .to_string()
+                .contains("4/3")
+        );
+    }
+
+    #[test]
+    fn several_targets_are_each_checked() {
+        let run =
+            resolve("chat", options("target = \"http://a:1/, http://b:2\"")).expect("resolves");
+        assert_eq!(
+            run.target,
+            Target::External(vec!["http://a:1".to_owned(), "http://b:2".to_owned()])
         );
     }
 }

@@ -13,7 +13,7 @@ use scenarios::attack::{self, AttackError};
 use scenarios::capacity::{self, StageVerdict};
 use scenarios::changes::{ChangeEffect, effects};
 use scenarios::client::{Client, ClientError};
-use scenarios::load::Load;
+use scenarios::load::{Load, Worker};
 use scenarios::recorder::{CacheLatency, Recorder};
 use scenarios::scenario::TimedChange;
 use tokio::time::MissedTickBehavior;
@@ -72,7 +72,7 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
         &resolved.scenario.changes,
         resolved.plan.load.duration(),
     );
-    let dir = write_run(&resolved.out, &result)?;
+    let dir = write_run(&resolved.out, &result, resolved.worker)?;
     Ok(Outcome {
         result,
         dir,
@@ -88,8 +88,13 @@ fn print_banner(resolved: &Resolved, stack: &Stack) {
         || "scenario default".to_owned(),
         |path| path.display().to_string(),
     );
+    let share = if resolved.worker == Worker::SOLE {
+        String::new()
+    } else {
+        format!("\n  {}", resolved.plan.load.describe_share(resolved.worker))
+    };
     eprintln!(
-        "gatebench {}: {}\n  target: {}\n  model {}, seed {}, {} SLOs ({slo_source})",
+        "gatebench {}: {}{share}\n  target: {}\n  model {}, seed {}, {} SLOs ({slo_source})",
         resolved.scenario.name,
         resolved.plan.load.describe(),
         stack.describe(),
@@ -110,7 +115,7 @@ async fn drive(resolved: &Resolved, stack: &Stack) -> Result<(RunResult, CacheLa
     );
     result.goodput_limits = resolved.limits;
     let recorder = Arc::new(Recorder::new(resolved.limits));
-    let client = Client::new(stack.url(), resolved.timeout)?;
+    let client = Client::round_robin(stack.urls(), resolved.timeout)?;
     let mut live = Live {
         resolved,
         stack,
@@ -128,7 +133,12 @@ async fn drive(resolved: &Resolved, stack: &Stack) -> Result<(RunResult, CacheLa
     };
 
     let guard = StdoutGuard::silence();
-    let mut load = tokio::spawn(attack::run(resolved.plan.clone(), client, recorder));
+    let mut load = tokio::spawn(attack::run_share(
+        resolved.plan.clone(),
+        resolved.worker,
+        client,
+        recorder,
+    ));
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::from_std(live.recorder.origin()) + Duration::from_secs(1),
         Duration::from_secs(1),
@@ -178,7 +188,10 @@ impl Live<'_> {
             self.result.push_interval(interval);
         }
         if elapsed >= self.next_sample {
-            let sample = self.sampler.sample(whole_secs(elapsed)).await;
+            // Ticks come on whole seconds, give or take the timer's millisecond: round, so a
+            // tick a hair early does not label its sample with the second before.
+            let second = whole_secs(elapsed + Duration::from_millis(500));
+            let sample = self.sampler.sample(second).await;
             self.result.push_gateway_sample(sample);
             self.next_sample = elapsed + self.sample_every;
         }

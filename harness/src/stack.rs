@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use mock_providers::{FaultRates, MockConfig, MockServer, Profile};
+use reference_impl::queue::QueueConfig;
 use reference_impl::{Gateway, GatewayConfig, GatewayHandle, ProviderConfig, ProviderKind};
 use scenarios::scenario::{Upstream, UpstreamChange};
 
@@ -12,7 +13,8 @@ use crate::resolve::Target;
 
 /// What the load is sent to, and what can be changed or sampled while it runs.
 pub struct Stack {
-    url: String,
+    /// Where requests go, taken in turn; never empty. The first is the one sampled.
+    urls: Vec<String>,
     gateway: Option<GatewayHandle>,
     mocks: Mocks,
 }
@@ -49,8 +51,8 @@ impl Stack {
     /// answers.
     pub async fn start(target: &Target, upstream: Upstream) -> Result<Stack, StackError> {
         let stack = match target {
-            Target::External(url) => Stack {
-                url: url.clone(),
+            Target::External(urls) => Stack {
+                urls: urls.clone(),
                 gateway: None,
                 mocks: Mocks::None,
             },
@@ -58,19 +60,26 @@ impl Stack {
                 let (mocks, urls) = start_mocks(*backend, upstream).await?;
                 let gateway = start_gateway(&urls).await?;
                 Stack {
-                    url: gateway.url().to_owned(),
+                    urls: vec![gateway.url().to_owned()],
                     gateway: Some(gateway),
                     mocks,
                 }
             }
         };
-        stack.check_reachable().await?;
+        for url in &stack.urls {
+            check_reachable(url).await?;
+        }
         Ok(stack)
     }
 
-    /// Base URL the load is sent to.
+    /// Base URLs the load is sent to, in turn.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// The gateway that is sampled: the only one, or the first of several replicas.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.urls[0]
     }
 
     /// True when the gateway runs in this process, so this process's RSS and CPU are its.
@@ -81,14 +90,18 @@ impl Stack {
     /// One line saying exactly what runs.
     pub fn describe(&self) -> String {
         match &self.mocks {
-            Mocks::None => format!("external target {}", self.url),
+            Mocks::None if self.urls.len() > 1 => format!(
+                "external targets {} (round-robin; the first is sampled)",
+                self.urls.join(", ")
+            ),
+            Mocks::None => format!("external target {}", self.url()),
             Mocks::Native {
                 primary,
                 fallback,
                 profile,
             } => format!(
                 "embedded gateway {} (cache on) -> native mocks primary {} + fallback {} (TTFT {:?} ms, ITL {:?} ms, faults {:.1}%)",
-                self.url,
+                self.url(),
                 primary.url(),
                 fallback.url(),
                 profile.ttft_ms,
@@ -97,7 +110,7 @@ impl Stack {
             ),
             Mocks::Wiremock { primary, fallback } => format!(
                 "embedded gateway {} (cache on) -> wiremock mocks primary {} + fallback {} (unpaced, {WIREMOCK_TOKENS} tokens)",
-                self.url,
+                self.url(),
                 primary.uri(),
                 fallback.uri()
             ),
@@ -126,21 +139,6 @@ impl Stack {
             .map_err(|e| StackError::Mock(e.to_string()))
     }
 
-    async fn check_reachable(&self) -> Result<(), StackError> {
-        let unreachable = |why: String| StackError::Unreachable {
-            url: self.url.clone(),
-            why,
-        };
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| unreachable(e.to_string()))?;
-        match client.get(format!("{}/v1/models", self.url)).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(unreachable(root_cause(&e))),
-        }
-    }
-
     /// Stops the gateway, then the mocks.
     pub async fn shutdown(self) {
         if let Some(gateway) = self.gateway {
@@ -153,6 +151,22 @@ impl Stack {
             primary.shutdown().await;
             fallback.shutdown().await;
         }
+    }
+}
+
+/// Fails unless `url` answers HTTP at all (any status).
+async fn check_reachable(url: &str) -> Result<(), StackError> {
+    let unreachable = |why: String| StackError::Unreachable {
+        url: url.to_owned(),
+        why,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| unreachable(e.to_string()))?;
+    match client.get(format!("{url}/v1/models")).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(unreachable(root_cause(&e))),
     }
 }
 
@@ -232,8 +246,21 @@ async fn start_gateway([primary, fallback]: &[String; 2]) -> Result<GatewayHandl
         ProviderConfig::new("fallback", ProviderKind::OpenAi, fallback.as_str()),
     ]);
     config.server.listen = ([127, 0, 0, 1], 0).into();
-    // The reference gateway as it is meant to run: its response cache and coalescing on.
+    // The reference gateway as it is meant to run: its response cache and coalescing on, and a
+    // per-provider queue wide enough that only the stress scenario's top steps wait in it (so
+    // the queue depth series shows when the gateway starts to hold requests back).
     config.cache.enabled = true;
+    config.queue = Some(QueueConfig {
+        max_concurrent: 1024,
+        max_queued: 8192,
+        ..QueueConfig::default()
+    });
+    // Lab timings: a run of a minute shows the breaker's whole cycle (open, half-open probes,
+    // closed) and the router's reliability score recovering, where the production defaults
+    // (open 60 s, half-life 30 s) would outlast the run.
+    config.breaker.failure_threshold = 3;
+    config.breaker.open_secs = 5;
+    config.routing.reliability_half_life_secs = 5.0;
     Gateway::start(config)
         .await
         .map_err(|e| StackError::Gateway(e.to_string()))

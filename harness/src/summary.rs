@@ -147,9 +147,18 @@ pub fn render(run: &RunResult, extras: &Extras<'_>) -> String {
                 || "no failure-free second before the next change".to_owned(),
                 |s| format!("failure-free again after {s}s"),
             );
+            let breaker = match (effect.change, effect.breaker_after) {
+                (_, None) => String::new(),
+                (UpstreamChange::PrimaryFails { .. }, Some(s)) => {
+                    format!("; breaker open after {s}s")
+                }
+                (UpstreamChange::PrimaryRecovers, Some(s)) => {
+                    format!("; breaker closed after {s}s")
+                }
+            };
             let _ = writeln!(
                 out,
-                "    at {:>4}s  {what:<24} {} failed, {settled}",
+                "    at {:>4}s  {what:<24} {} failed, {settled}{breaker}",
                 effect.at, effect.failed
             );
         }

@@ -13,8 +13,8 @@
 //! `redis-server` under the limiter and cache tiers. Prints a markdown table; exits non-zero if
 //! any case fails.
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -25,6 +25,10 @@ use reference_impl::cache::{CacheConfig, RedisCacheConfig};
 use reference_impl::limiter::{LimiterConfig, RedisLimiterConfig, TierLimit};
 use reference_impl::{Gateway, GatewayConfig, GatewayHandle, ProviderConfig, ProviderKind};
 use serde_json::{Value, json};
+
+#[path = "../tests/common/redis.rs"]
+mod redis;
+use redis::RedisServer;
 
 /// Requests per case, half of them streaming.
 const REQUESTS: usize = 40;
@@ -177,9 +181,9 @@ fn main() -> ExitCode {
         for case in cases() {
             rows.push(run_case(&case).await);
         }
-        match redis_server_binary() {
-            Some(binary) => rows.push(run_redis_case(&binary).await),
-            None => println!("redis killed and restarted: skipped: no redis-server"),
+        match has_redis_server() {
+            true => rows.push(run_redis_case().await),
+            false => println!("redis killed and restarted: skipped: no redis-server"),
         }
         rows
     });
@@ -434,74 +438,18 @@ async fn scrape(gw: &GatewayHandle) -> Metrics {
     Metrics(text)
 }
 
-/// `redis-server` on the PATH, if any.
-fn redis_server_binary() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// A `redis-server` on a fixed loopback port that can be killed and started again.
-struct Redis {
-    binary: std::path::PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start(binary: &std::path::Path) -> Self {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = Self {
-            binary: binary.to_owned(),
-            port,
-            child: None,
-        };
-        redis.restart();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Whether a `redis-server` is on the PATH.
+fn has_redis_server() -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("redis-server").is_file())
+    })
 }
 
 /// Limiter and cache on a real Redis: a batch of requests with Redis up, one with it killed, one
 /// right after it is started again (empty), and one more that must find both tiers recovered.
-async fn run_redis_case(binary: &std::path::Path) -> Row {
-    let mut redis = Redis::start(binary);
+async fn run_redis_case() -> Row {
+    let redis = RedisServer::start();
+    let (port, url) = (redis.port(), redis.url());
     let primary_mock = mock(paced()).await;
     let fallback_mock = mock(paced()).await;
     let primary = ProviderConfig::new("primary", ProviderKind::OpenAi, primary_mock.url());
@@ -509,7 +457,7 @@ async fn run_redis_case(binary: &std::path::Path) -> Row {
     config.limiter = LimiterConfig {
         enabled: true,
         redis: Some(RedisLimiterConfig {
-            url: redis.url(),
+            url: url.clone(),
             timeout_ms: 50,
             key_prefix: "fault-matrix".to_owned(),
         }),
@@ -522,7 +470,7 @@ async fn run_redis_case(binary: &std::path::Path) -> Row {
     };
     config.cache = CacheConfig {
         redis: Some(RedisCacheConfig {
-            url: redis.url(),
+            url,
             timeout_ms: 50,
             ttl_secs: 60,
         }),
@@ -542,10 +490,10 @@ async fn run_redis_case(binary: &std::path::Path) -> Row {
 
     let mut answers = send_all(&gw, cacheable("up")).await;
     let up = scrape(&gw).await;
-    redis.kill();
+    drop(redis);
     answers.extend(send_all(&gw, cacheable("killed")).await);
     let down = scrape(&gw).await;
-    redis.restart();
+    let _restarted = RedisServer::start_on(port);
     // The connection managers reconnect in the background while the first batch runs; the
     // second batch must find both tiers back on Redis.
     answers.extend(send_all(&gw, cacheable("restarted")).await);

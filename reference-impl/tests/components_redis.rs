@@ -127,7 +127,7 @@ async fn a_completion_written_by_one_replica_is_a_hit_for_another() {
     leader.complete(Bytes::from_static(COMPLETION));
 
     // The write to Redis runs in the background: wait (bounded) until it landed.
-    let mut connection = redis.connection().await;
+    let mut connection = common::redis_connection(&redis.url()).await;
     let key = request.key.to_string();
     let deadline = Instant::now() + Duration::from_secs(5);
     while !redis::cmd("EXISTS")
@@ -166,7 +166,7 @@ async fn a_slow_or_dead_redis_degrades_to_memory_only() {
     leader.complete(Bytes::from_static(COMPLETION));
 
     // Block the server for 2 s: lookups must give up after 50 ms and count it.
-    let mut blocker = redis.connection().await;
+    let mut blocker = common::redis_connection(&redis.url()).await;
     let sleeper = tokio::spawn(async move {
         let _: redis::RedisResult<()> = redis::cmd("DEBUG")
             .arg("SLEEP")

@@ -157,7 +157,7 @@ async fn killing_and_restarting_redis_mid_run_fails_no_request() {
     assert_eq!(run(120, 180).await, vec![], "after redis restarted");
 
     // The restarted server is used again: new entries and limiter buckets land in it.
-    let mut connection = redis.connection().await;
+    let mut connection = common::redis_connection(&redis.url()).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let _ = ask(&replicas[0], "sk-load", "after the restart").await;

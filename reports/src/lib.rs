@@ -8,6 +8,7 @@ pub mod cost;
 mod error;
 pub mod gate;
 pub mod html;
+pub mod merge;
 pub mod model;
 pub mod redact;
 pub mod run_dir;

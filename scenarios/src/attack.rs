@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::client::{Call, Client};
-use crate::load::{ArrivalSchedule, Load, Take};
+use crate::load::{ArrivalSchedule, Load, Take, Worker};
 use crate::recorder::{Recorder, Sample};
 use crate::workload::{Mix, PromptGenerator, PromptMix, RequestKind};
 
@@ -58,6 +58,7 @@ struct Context {
     recorder: Arc<Recorder>,
     schedule: Option<ArrivalSchedule>,
     deadline: Instant,
+    worker: Worker,
 }
 
 /// One user's own state: its prompt generator, its random choices, a reusable ITL buffer.
@@ -68,23 +69,30 @@ struct UserState {
     itl_us: Vec<u32>,
 }
 
-/// Runs `plan` against `client`'s target until the load is over (or [`stop`] is called),
+/// Runs `plan` against `client`'s targets until the load is over (or [`stop`] is called),
 /// recording into `recorder`. Returns once every user has finished its last request.
 pub async fn run(plan: Plan, client: Client, recorder: Arc<Recorder>) -> Result<(), AttackError> {
+    run_share(plan, Worker::SOLE, client, recorder).await
+}
+
+/// Runs `worker`'s share of `plan` (see [`Worker`]): its part of the users of every stage, or
+/// its slots of the arrival schedule from its part of the user pool. `plan` is the whole run's.
+pub async fn run_share(
+    plan: Plan,
+    worker: Worker,
+    client: Client,
+    recorder: Arc<Recorder>,
+) -> Result<(), AttackError> {
     let deadline = Instant::now() + plan.load.duration() + DRAIN;
     let (test_plan, think_time) = match &plan.load {
-        Load::Closed { stages, think_time } => (stages.goose_plan(), *think_time),
-        Load::Open {
-            max_users,
-            duration,
-            ..
-        } => (
-            format!(
-                "{max_users},0;{max_users},{};0,0",
-                duration.as_secs().max(1)
-            ),
-            None,
-        ),
+        Load::Closed { stages, think_time } => (stages.share(worker).goose_plan(), *think_time),
+        Load::Open { duration, .. } => {
+            let users = plan.load.worker_peak_users(worker);
+            (
+                format!("{users},0;{users},{};0,0", duration.as_secs().max(1)),
+                None,
+            )
+        }
     };
     let schedule = match &plan.load {
         Load::Open {
@@ -92,7 +100,7 @@ pub async fn run(plan: Plan, client: Client, recorder: Arc<Recorder>) -> Result<
             arrivals,
             duration,
             ..
-        } => Some(ArrivalSchedule::new(*rate, *arrivals, *duration, plan.seed)),
+        } => Some(ArrivalSchedule::new(*rate, *arrivals, *duration, plan.seed).sliced(worker)),
         Load::Closed { .. } => None,
     };
     let host = client.base().to_owned();
@@ -102,6 +110,7 @@ pub async fn run(plan: Plan, client: Client, recorder: Arc<Recorder>) -> Result<
         recorder,
         schedule,
         deadline,
+        worker,
     });
 
     let mut scenario = Scenario::new("load")
@@ -147,7 +156,8 @@ fn transaction(context: &Arc<Context>, f: Step) -> Transaction {
 
 fn start_user<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a, ()> {
     async move {
-        let index = user.weighted_users_index;
+        // The run-wide user number, so each worker's users are distinct users of the run.
+        let index = context.worker.user(user.weighted_users_index);
         let seed = context.plan.seed;
         user.set_session_data(UserState {
             prompts: PromptGenerator::new(context.plan.prompts.clone(), seed, index),

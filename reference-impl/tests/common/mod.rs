@@ -88,3 +88,12 @@ pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
 }
+
+/// A plain connection to the Redis at `url`, for looking at what the gateway stored.
+pub async fn redis_connection(url: &str) -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the test redis")
+}

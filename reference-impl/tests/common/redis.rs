@@ -1,6 +1,9 @@
-//! A real `redis-server` for the Redis tier tests.
+//! A real `redis-server` child process for the tests and examples that use the Redis tiers
+//! (the harness's tests include this file too). Standard library only, so any crate can.
 //!
 //! Needs `redis-server` on the PATH (Debian package `redis-server`; `.ci/run` installs it).
+
+#![allow(dead_code)] // each includer uses a different subset
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -56,15 +59,6 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// A plain connection for looking at what the gateway components stored.
-    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .expect("url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to the test redis")
     }
 }
 

@@ -3,6 +3,8 @@
 mod stream;
 mod wire;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reports::model::ErrorClass;
@@ -43,16 +45,43 @@ pub struct Reply {
     pub cache: Option<CacheOutcome>,
 }
 
-/// An HTTP client for one target, shared by every user of a run (one connection pool).
+/// An HTTP client for one target or several (gateway replicas taken round-robin), shared by
+/// every user of a run (one connection pool).
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
+    /// Never empty.
+    targets: Arc<[Endpoints]>,
+    /// Requests sent so far: the next one goes to `targets[turn % len]`.
+    turn: Arc<AtomicUsize>,
+    timeout: Duration,
+}
+
+/// The endpoints of one target, parsed once rather than per request.
+#[derive(Debug)]
+struct Endpoints {
     base: String,
-    /// The endpoints, parsed once rather than per request.
     chat: Url,
     embeddings: Url,
     models: Url,
-    timeout: Duration,
+}
+
+impl Endpoints {
+    fn new(base: &str) -> Result<Endpoints, ClientError> {
+        let base = base.trim_end_matches('/').to_owned();
+        let endpoint = |path: &str| {
+            Url::parse(&format!("{base}{path}")).map_err(|e| ClientError::Url {
+                url: base.clone(),
+                why: e.to_string(),
+            })
+        };
+        Ok(Endpoints {
+            chat: endpoint("/v1/chat/completions")?,
+            embeddings: endpoint("/v1/embeddings")?,
+            models: endpoint("/v1/models")?,
+            base,
+        })
+    }
 }
 
 /// The client could not be built.
@@ -62,38 +91,55 @@ pub enum ClientError {
     Build(#[from] reqwest::Error),
     #[error("invalid target URL `{url}`: {why}")]
     Url { url: String, why: String },
+    #[error("no target URL given")]
+    NoTarget,
 }
 
 impl Client {
     /// A client for `base` (scheme, host and port, no trailing path) where every request must
     /// complete within `timeout`.
     pub fn new(base: &str, timeout: Duration) -> Result<Client, ClientError> {
+        Client::round_robin(&[base], timeout)
+    }
+
+    /// A client that sends each request to the next of `bases` in turn (replicas of one
+    /// gateway), every request completing within `timeout`.
+    pub fn round_robin(
+        bases: &[impl AsRef<str>],
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        if bases.is_empty() {
+            return Err(ClientError::NoTarget);
+        }
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .no_gzip()
             .pool_idle_timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .build()?;
-        let base = base.trim_end_matches('/').to_owned();
-        let endpoint = |path: &str| {
-            Url::parse(&format!("{base}{path}")).map_err(|e| ClientError::Url {
-                url: base.clone(),
-                why: e.to_string(),
-            })
-        };
+        let targets = bases
+            .iter()
+            .map(|base| Endpoints::new(base.as_ref()))
+            .collect::<Result<Arc<[Endpoints]>, ClientError>>()?;
         Ok(Client {
-            chat: endpoint("/v1/chat/completions")?,
-            embeddings: endpoint("/v1/embeddings")?,
-            models: endpoint("/v1/models")?,
             http,
-            base,
+            targets,
+            turn: Arc::new(AtomicUsize::new(0)),
             timeout,
         })
     }
 
-    /// The target this client sends to.
+    /// The first target this client sends to.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.targets[0].base
+    }
+
+    /// The target of the next request.
+    fn next_target(&self) -> &Endpoints {
+        match &*self.targets {
+            [only] => only,
+            targets => &targets[self.turn.fetch_add(1, Ordering::Relaxed) % targets.len()],
+        }
     }
 
     /// Sends `call` and reads the response to its end. Never fails: every failure is a
@@ -127,6 +173,7 @@ impl Client {
     }
 
     fn request(&self, call: Call<'_>) -> reqwest::RequestBuilder {
+        let target = self.next_target();
         match call {
             Call::Chat {
                 model,
@@ -152,13 +199,13 @@ impl Client {
                         include_usage: true,
                     }),
                 };
-                self.http.post(self.chat.clone()).json(&body)
+                self.http.post(target.chat.clone()).json(&body)
             }
             Call::Embeddings { model, input } => self
                 .http
-                .post(self.embeddings.clone())
+                .post(target.embeddings.clone())
                 .json(&EmbeddingsBody { model, input }),
-            Call::Models => self.http.get(self.models.clone()),
+            Call::Models => self.http.get(target.models.clone()),
         }
     }
 
@@ -237,5 +284,43 @@ fn classify(error: reqwest::Error) -> ErrorClass {
         ErrorClass::Connect
     } else {
         ErrorClass::StreamBroken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_take_the_targets_in_turn() {
+        let client = Client::round_robin(
+            &[
+                "http://127.0.0.1:1",
+                "http://127.0.0.1:2/",
+                "http://127.0.0.1:3",
+            ],
+            Duration::from_secs(1),
+        )
+        .expect("valid targets");
+        let clone = client.clone();
+        let bases: Vec<&str> = (0..7)
+            .map(|i| {
+                // Clones share the turn: the rotation is per run, not per user.
+                let client = if i % 2 == 0 { &client } else { &clone };
+                client.next_target().base.as_str()
+            })
+            .collect();
+        let [a, b, c] = [
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            "http://127.0.0.1:3",
+        ];
+        assert_eq!(bases, [a, b, c, a, b, c, a]);
+        assert_eq!(client.base(), a);
+        let none: [&str; 0] = [];
+        assert!(matches!(
+            Client::round_robin(&none, Duration::from_secs(1)),
+            Err(ClientError::NoTarget)
+        ));
     }
 }

@@ -2,6 +2,7 @@
 
 mod schedule;
 mod stages;
+mod worker;
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use reports::slo::Quantity;
 
 pub use schedule::{ArrivalSchedule, Arrivals, DROP_AFTER, Take};
 pub use stages::{BadStages, Stage, Stages};
+pub use worker::{BadWorker, Worker};
 
 /// How load is offered.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +43,30 @@ impl Load {
         match self {
             Load::Closed { stages, .. } => stages.peak(),
             Load::Open { max_users, .. } => *max_users,
+        }
+    }
+
+    /// The most users `worker` runs at once: its share of [`Load::peak_users`] stage by stage.
+    /// Zero means the load is too small to give this worker anything to do.
+    pub fn worker_peak_users(&self, worker: Worker) -> usize {
+        match self {
+            Load::Closed { stages, .. } => stages.share(worker).peak(),
+            Load::Open { max_users, .. } => worker.share(*max_users),
+        }
+    }
+
+    /// One line for a worker's banner: what its share of this load is.
+    pub fn describe_share(&self, worker: Worker) -> String {
+        match self {
+            Load::Closed { stages, .. } => {
+                format!("worker {worker}: stages {}", stages.share(worker))
+            }
+            Load::Open { rate, .. } => format!(
+                "worker {worker}: {} ({} req/s), up to {} users",
+                worker.describe_slots(),
+                rate / f64::from(worker.count()),
+                self.worker_peak_users(worker)
+            ),
         }
     }
 

@@ -9,6 +9,11 @@
 //! free then: when a user takes it more than [`DROP_AFTER`] late, the arrival is dropped (counted,
 //! not sent), as a load generator with a fixed pool must. Sends that start late but within that
 //! bound are sent and counted as send lag.
+//!
+//! With several workers, each walks the same schedule (same rate, kind and seed) and takes only
+//! its own slots ([`ArrivalSchedule::sliced`]), so the workers together send exactly the
+//! arrivals of one process: for Poisson arrivals too, which independent half-rate processes
+//! would only match on average.
 
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -17,6 +22,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Exp};
 use serde::{Deserialize, Serialize};
+
+use super::Worker;
 
 /// How late a slot may be taken and still be sent.
 pub const DROP_AFTER: Duration = Duration::from_millis(10);
@@ -49,21 +56,41 @@ pub struct ArrivalSchedule {
     state: Mutex<Next>,
 }
 
+/// This process's next slot and how to find the ones after it.
 struct Next {
+    /// When the next slot is due, from the origin.
     offset: Duration,
     gaps: Gaps,
+    /// Slots of the whole schedule from one of this process's slots to its next.
+    stride: u32,
 }
 
 enum Gaps {
-    Constant(Duration),
-    Poisson { rng: Box<StdRng>, exp: Exp<f64> },
+    /// Slot `k` at `k / rate`, computed from the slot number so rounding never accumulates:
+    /// 30/s for 4 s is exactly 120 slots.
+    Constant {
+        rate: f64,
+        slot: u64,
+    },
+    Poisson {
+        rng: Box<StdRng>,
+        exp: Exp<f64>,
+    },
 }
 
-impl Gaps {
-    fn next(&mut self) -> Duration {
-        match self {
-            Gaps::Constant(gap) => *gap,
-            Gaps::Poisson { rng, exp } => Duration::from_secs_f64(exp.sample(rng.as_mut())),
+impl Next {
+    /// Moves past `slots` slots of the whole schedule.
+    fn skip(&mut self, slots: u32) {
+        match &mut self.gaps {
+            Gaps::Constant { rate, slot } => {
+                *slot += u64::from(slots);
+                self.offset = Duration::from_secs_f64(*slot as f64 / *rate);
+            }
+            Gaps::Poisson { rng, exp } => {
+                for _ in 0..slots {
+                    self.offset += Duration::from_secs_f64(exp.sample(rng.as_mut()));
+                }
+            }
         }
     }
 }
@@ -77,7 +104,7 @@ impl ArrivalSchedule {
             1.0
         };
         let gaps = match arrivals {
-            Arrivals::Constant => Gaps::Constant(Duration::from_secs_f64(1.0 / rate)),
+            Arrivals::Constant => Gaps::Constant { rate, slot: 0 },
             Arrivals::Poisson => Gaps::Poisson {
                 rng: Box::new(StdRng::seed_from_u64(seed)),
                 exp: Exp::new(rate).unwrap_or_else(|_| Exp::new(1.0).expect("1.0 is a valid rate")),
@@ -89,7 +116,20 @@ impl ArrivalSchedule {
             state: Mutex::new(Next {
                 offset: Duration::ZERO,
                 gaps,
+                stride: 1,
             }),
+        }
+    }
+
+    /// Only `worker`'s slots of this schedule: every N-th slot from slot `I-1`. Taking them
+    /// with every other worker's, as if all had started at once, gives the whole schedule.
+    pub fn sliced(self, worker: Worker) -> ArrivalSchedule {
+        let mut next = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        next.skip(worker.index() - 1);
+        next.stride = worker.count();
+        ArrivalSchedule {
+            state: Mutex::new(next),
+            ..self
         }
     }
 
@@ -103,8 +143,8 @@ impl ArrivalSchedule {
                 return Take::Done { dropped };
             }
             let due = origin + next.offset;
-            let gap = next.gaps.next();
-            next.offset += gap;
+            let stride = next.stride;
+            next.skip(stride);
             if now.saturating_duration_since(due) <= DROP_AFTER {
                 return Take::Slot { due, dropped };
             }
@@ -153,6 +193,42 @@ mod tests {
             }
             other => panic!("expected a slot, got {other:?}"),
         }
+    }
+
+    /// Every slot of `schedule` as offsets from a start at which nothing is late.
+    fn offsets(schedule: &ArrivalSchedule, start: Instant) -> Vec<Duration> {
+        std::iter::from_fn(|| match schedule.take(start) {
+            Take::Slot { due, .. } => Some(due - start),
+            Take::Done { .. } => None,
+        })
+        .collect()
+    }
+
+    #[test]
+    fn the_slices_of_all_workers_are_the_whole_schedule() {
+        for arrivals in [Arrivals::Constant, Arrivals::Poisson] {
+            let length = Duration::from_secs(3);
+            let start = Instant::now();
+            let whole = offsets(&ArrivalSchedule::new(33.0, arrivals, length, 9), start);
+            let mut sliced: Vec<Duration> = (1..=4)
+                .flat_map(|i| {
+                    let worker = Worker::new(i, 4).expect("valid worker");
+                    let schedule = ArrivalSchedule::new(33.0, arrivals, length, 9).sliced(worker);
+                    offsets(&schedule, start)
+                })
+                .collect();
+            sliced.sort_unstable();
+            assert_eq!(sliced, whole, "{arrivals:?}");
+            assert!(whole.len() > 50, "{arrivals:?}: {}", whole.len());
+        }
+        let second = ArrivalSchedule::new(10.0, Arrivals::Constant, Duration::from_secs(1), 1)
+            .sliced(Worker::new(2, 3).expect("valid worker"));
+        assert_eq!(
+            offsets(&second, Instant::now()),
+            [100, 400, 700].map(Duration::from_millis)
+        );
+        let exact = ArrivalSchedule::new(30.0, Arrivals::Constant, Duration::from_secs(4), 1);
+        assert_eq!(offsets(&exact, Instant::now()).len(), 120);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::parse_duration;
+use super::{Worker, parse_duration};
 
 /// Ramp linearly to `target` users over `duration` (zero: jump at once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +86,20 @@ impl Stages {
             })
             .collect();
         Stages(stages)
+    }
+
+    /// `worker`'s part of these stages: every stage's target dealt round-robin over the workers
+    /// ([`Worker::share`]), so at every moment the workers' users add up to this plan's.
+    pub fn share(&self, worker: Worker) -> Stages {
+        Stages(
+            self.0
+                .iter()
+                .map(|stage| Stage {
+                    duration: stage.duration,
+                    target: worker.share(stage.target),
+                })
+                .collect(),
+        )
     }
 
     /// Every stage with its start offset: `(start, stage)`.
@@ -202,6 +216,22 @@ mod tests {
             let error = text.parse::<Stages>().expect_err(text).to_string();
             assert!(error.contains(why), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn shares_of_stages_add_up_stage_by_stage() {
+        let stages: Stages = "10s:10,20s:4,5s:0".parse().expect("valid");
+        let shares: Vec<String> = (1..=3)
+            .map(|i| {
+                let worker = Worker::new(i, 3).expect("valid worker");
+                stages.share(worker).to_string()
+            })
+            .collect();
+        assert_eq!(
+            shares,
+            ["10s:4,20s:2,5s:0", "10s:3,20s:1,5s:0", "10s:3,20s:1,5s:0"]
+        );
+        assert_eq!(stages.share(Worker::SOLE), stages);
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! Real processes of this binary for the multi-process tests: a standalone mock provider and
+//! gateways on loopback, stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The harness binary under test.
+pub fn harness() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
+    command.env("NO_COLOR", "1");
+    command
+}
+
+/// Runs the harness with `args` to the end.
+pub fn run(args: &[&str]) -> Output {
+    harness().args(args).output().expect("harness runs")
+}
+
+/// A scratch directory unique to this test process and `name`, empty.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatebench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// `path` as a command-line argument.
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// A server started as `harness mock` or `harness gateway`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub url: String,
+}
+
+impl Server {
+    /// `harness mock --port 0 --profile PROFILE`.
+    pub fn mock(profile: &Path) -> Server {
+        Server::start(&["mock", "--port", "0", "--profile", arg(profile)])
+    }
+
+    /// `harness gateway --upstream URL --port 0`.
+    pub fn gateway(upstream: &str) -> Server {
+        Server::start(&["gateway", "--upstream", upstream, "--port", "0"])
+    }
+
+    /// Starts `harness ARGS` and waits (at most 30 s) for the line that gives its address; the
+    /// rest of its stderr is drained so it never blocks on a full pipe.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = harness()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("http://") {
+                    let url = line[at..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("`harness {}` printed no address", args.join(" ")));
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a mock profile with a spread of latencies and no faults, and returns its path.
+pub fn mock_profile(dir: &Path) -> PathBuf {
+    use mock_providers::{Distribution, Profile};
+    let profile = Profile {
+        ttft_ms: Distribution::LogNormal {
+            median: 8.0,
+            sigma: 0.6,
+        },
+        itl_ms: Distribution::Uniform { min: 0.5, max: 2.0 },
+        output_tokens: Distribution::Uniform {
+            min: 4.0,
+            max: 12.0,
+        },
+        ..Profile::fast()
+    };
+    let path = dir.join("mock.toml");
+    std::fs::write(
+        &path,
+        toml::to_string(&profile).expect("profile serializes"),
+    )
+    .expect("profile written");
+    path
+}
+
+/// The `summary.json` of a run directory.
+pub fn summary(dir: &Path) -> reports::RunResult {
+    reports::run_dir::read_summary(&dir.join("summary.json")).expect("valid summary.json")
+}
+
+/// The run directories directly inside `dir`, by name.
+pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("out dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("summary.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Panics with the output unless the run finished (SLO verdicts 0 or 2 both count).
+pub fn assert_ran(output: &Output, what: &str) {
+    assert!(
+        matches!(output.status.code(), Some(0 | 2)),
+        "{what}: {:?}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
