@@ -1,5 +1,6 @@
 //! Reads the gateway once per sample period: its process (RSS, CPU) when it runs in this
-//! process, and its Prometheus `/metrics` (queue depth, breaker state, cache hit ratio).
+//! process, and its Prometheus `/metrics` (queue depth, breaker state, cache hit ratio, alive
+//! tasks, open connections).
 
 use std::time::{Duration, Instant};
 
@@ -91,6 +92,8 @@ fn apply_metrics(text: &str, sample: &mut GatewaySample) {
                 Some(_) => add(&mut misses),
                 None => {}
             },
+            n if n.ends_with("runtime_alive_tasks") => sample.alive_tasks = Some(value as u64),
+            n if n.ends_with("open_connections") => sample.open_connections = Some(value as u64),
             _ => {}
         }
     }
@@ -167,15 +170,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_queue_breaker_and_cache_series() {
+    fn reads_queue_breaker_cache_task_and_connection_series() {
         let text = "# HELP x\n# TYPE gateway_queue_depth gauge\ngateway_queue_depth 3\n\
             gateway_breaker_state{provider=\"primary\"} 2\ngateway_breaker_state{provider=\"fallback\"} 0\n\
-            gateway_cache_lookups_total{result=\"hit\"} 30\ngateway_cache_lookups_total{result=\"miss\"} 70\n";
+            gateway_cache_lookups_total{result=\"hit\"} 30\ngateway_cache_lookups_total{result=\"miss\"} 70\n\
+            gateway_runtime_alive_tasks 41\ngateway_open_connections 20\n";
         let mut sample = GatewaySample::default();
         apply_metrics(text, &mut sample);
         assert_eq!(sample.queue_depth, Some(3));
         assert_eq!(sample.breaker, Some(BreakerState::Open));
         assert_eq!(sample.cache_hit_ratio, Some(0.3));
+        assert_eq!(sample.alive_tasks, Some(41));
+        assert_eq!(sample.open_connections, Some(20));
     }
 
     #[test]

@@ -158,6 +158,8 @@ pub struct GatewayMetrics {
     pub panics: AtomicU64,
     pub in_flight: AtomicI64,
     pub open_streams: AtomicI64,
+    /// Client connections accepted and not yet closed.
+    pub open_connections: AtomicI64,
 }
 
 impl GatewayMetrics {
@@ -238,6 +240,21 @@ impl GatewayMetrics {
             "Streaming responses open.",
             self.open_streams.load(Relaxed),
         );
+        gauge(
+            out,
+            "gateway_open_connections",
+            "Client connections open.",
+            self.open_connections.load(Relaxed),
+        );
+        // A leak of tasks (a stream or connection that never ends) shows here first.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            gauge(
+                out,
+                "gateway_runtime_alive_tasks",
+                "Tasks alive on the gateway's tokio runtime.",
+                runtime.metrics().num_alive_tasks(),
+            );
+        }
     }
 }
 

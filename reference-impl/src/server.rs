@@ -161,7 +161,7 @@ impl Gateway {
             .map_err(|source| GatewayError::Bind { addr, source })?;
         let http = http1_settings(&shared.config.server);
         let app = routes(shared.clone());
-        let task = tokio::spawn(serve(listener, http, app, shared.draining.clone()));
+        let task = tokio::spawn(serve(listener, http, app, shared.clone()));
         tracing::info!(%local, "gateway listening");
         Ok(GatewayHandle {
             addr: local,
@@ -198,12 +198,8 @@ fn http1_settings(server: &ServerConfig) -> http1::Builder {
 /// Once `draining` is cancelled it closes the listener, every connection finishes the request
 /// it is serving (idle keep-alive connections close at once), and it returns when the last
 /// connection has closed.
-async fn serve(
-    listener: TcpListener,
-    http: http1::Builder,
-    app: axum::Router,
-    draining: CancellationToken,
-) {
+async fn serve(listener: TcpListener, http: http1::Builder, app: axum::Router, gw: Arc<Shared>) {
+    let draining = &gw.draining;
     // Each connection task holds a receiver; `closed()` resolves once the last one is dropped.
     let (all_closed, open) = watch::channel(());
     loop {
@@ -228,8 +224,10 @@ async fn serve(
             app.clone().call(request)
         });
         let conn = http.serve_connection(TokioIo::new(tcp), service);
-        let (draining, open) = (draining.clone(), open.clone());
+        let (gw, open) = (gw.clone(), open.clone());
+        gw.metrics.open_connections.fetch_add(1, Relaxed);
         tokio::spawn(async move {
+            let draining = &gw.draining;
             let mut conn = std::pin::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,
@@ -241,6 +239,7 @@ async fn serve(
             if let Err(e) = result {
                 tracing::debug!(%peer, "connection closed: {e}");
             }
+            gw.metrics.open_connections.fetch_sub(1, Relaxed);
             drop(open);
         });
     }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use counters::{CacheCounts, Counters, ErrorClass, ErrorCounts, SendLag};
 pub use environment::Environment;
-pub use gateway::{BreakerState, GatewaySample};
+pub use gateway::{BreakerState, GatewaySample, GatewaySeries};
 pub use histograms::{
     EncodedHistogram, Histograms, InvalidHistogram, SIGNIFICANT_DIGITS, Summary, new_histogram,
     percentile,

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [[slo]]
-//! metric = "ttft"     # a glossary name, or "rss_growth", "throughput", "dropped"
+//! metric = "ttft"     # a glossary name, or "throughput", "dropped", "rss_growth", ...
 //! stat = "p95"        # p50 p90 p95 p99 p999 max mean rate ratio slope
 //! op = "<"
 //! value = "250ms"     # durations, percentages ("1%") or plain numbers
@@ -18,7 +18,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Metric;
+use crate::model::{GatewaySeries, Metric};
 
 pub use evaluate::{ABORT_MIN_REQUESTS, evaluate, evaluate_partial, measure};
 pub use parse::{SloError, load_slos, parse_slos};
@@ -40,8 +40,9 @@ pub enum SloMetric {
     CacheHitRatio,
     /// Dropped arrivals / arrivals (`ratio`), or dropped per second (`rate`).
     Dropped,
-    /// Gateway RSS growth after warm-up: total (`ratio`) or per hour (`slope`).
-    RssGrowth,
+    /// Growth of a gateway series after warm-up (`rss_growth`, `task_growth`,
+    /// `connection_growth`): total (`ratio`) or per hour (`slope`).
+    Growth(GatewaySeries),
 }
 
 /// Which statistic of the metric is compared.
@@ -115,7 +116,7 @@ impl SloResult {
 
 impl SloMetric {
     /// Every metric an SLO can name, for error messages.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 15] = [
         "latency",
         "e2e",
         "ttft",
@@ -129,6 +130,8 @@ impl SloMetric {
         "cache_hit_ratio",
         "dropped",
         "rss_growth",
+        "task_growth",
+        "connection_growth",
     ];
 
     /// The name used in SLO files.
@@ -140,7 +143,9 @@ impl SloMetric {
             SloMetric::Throughput => "throughput",
             SloMetric::CacheHitRatio => "cache_hit_ratio",
             SloMetric::Dropped => "dropped",
-            SloMetric::RssGrowth => "rss_growth",
+            SloMetric::Growth(GatewaySeries::Rss) => "rss_growth",
+            SloMetric::Growth(GatewaySeries::Tasks) => "task_growth",
+            SloMetric::Growth(GatewaySeries::Connections) => "connection_growth",
         }
     }
 
@@ -152,7 +157,9 @@ impl SloMetric {
             "throughput" => SloMetric::Throughput,
             "cache_hit_ratio" => SloMetric::CacheHitRatio,
             "dropped" => SloMetric::Dropped,
-            "rss_growth" => SloMetric::RssGrowth,
+            "rss_growth" => SloMetric::Growth(GatewaySeries::Rss),
+            "task_growth" => SloMetric::Growth(GatewaySeries::Tasks),
+            "connection_growth" => SloMetric::Growth(GatewaySeries::Connections),
             other => SloMetric::Histogram(Metric::from_name(other)?),
         })
     }
@@ -165,7 +172,7 @@ impl SloMetric {
             SloMetric::ErrorRate | SloMetric::Goodput | SloMetric::Dropped => &[Ratio, Rate],
             SloMetric::Throughput => &[Rate],
             SloMetric::CacheHitRatio => &[Ratio],
-            SloMetric::RssGrowth => &[Ratio, Slope],
+            SloMetric::Growth(_) => &[Ratio, Slope],
         }
     }
 

@@ -42,6 +42,8 @@ pub fn synthetic_run(seconds: u32, seed: u64) -> RunResult {
                 BreakerState::Closed
             }),
             cache_hit_ratio: Some(0.3 + rng.random_range(-0.03..0.03)),
+            alive_tasks: Some(2 * users + 10),
+            open_connections: Some(users),
         });
     }
     let ended_at = started_at + TimeDelta::seconds(i64::from(seconds));

@@ -41,4 +41,31 @@ pub struct GatewaySample {
     pub breaker: Option<BreakerState>,
     /// Cache hits / lookups as the gateway counts them.
     pub cache_hit_ratio: Option<f64>,
+    /// Tasks alive on the runtime that serves the gateway (for the embedded stack that runtime
+    /// also runs the mocks and the load): a stream or connection that never ends shows as
+    /// growth here.
+    pub alive_tasks: Option<u64>,
+    /// Client connections the gateway holds open.
+    pub open_connections: Option<u64>,
+}
+
+/// A gateway series that must level off after warm-up in a long run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewaySeries {
+    Rss,
+    Tasks,
+    Connections,
+}
+
+impl GatewaySeries {
+    /// This series' reading in `sample`.
+    pub fn read(self, sample: &GatewaySample) -> Option<f64> {
+        match self {
+            GatewaySeries::Rss => sample.rss_bytes,
+            GatewaySeries::Tasks => sample.alive_tasks,
+            GatewaySeries::Connections => sample.open_connections,
+        }
+        .map(|value| value as f64)
+    }
 }

@@ -8,7 +8,7 @@ use crate::timeline::{Percentiles, timeline};
 /// The header row. `rps` is the requests completed in that second; times are in milliseconds,
 /// ratios are fractions (4 decimals), CPU is in percent of one core; a cell is empty where
 /// nothing was measured.
-pub const TIMESERIES_COLUMNS: [&str; 25] = [
+pub const TIMESERIES_COLUMNS: [&str; 27] = [
     "second",
     "rps",
     "ok",
@@ -34,6 +34,8 @@ pub const TIMESERIES_COLUMNS: [&str; 25] = [
     "queue_depth",
     "breaker_state",
     "gateway_cache_hit_ratio",
+    "gateway_alive_tasks",
+    "gateway_open_connections",
 ];
 
 /// Writes `timeseries.csv`.
@@ -60,6 +62,8 @@ pub fn write_timeseries(out: &mut impl Write, run: &RunResult) -> std::io::Resul
             cell(gateway.queue_depth),
             cell(gateway.breaker.map(|b| b.name())),
             ratio(gateway.cache_hit_ratio),
+            cell(gateway.alive_tasks),
+            cell(gateway.open_connections),
         ]);
         writeln!(out, "{}", row.join(","))?;
     }

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use super::{Quantity, Slo, SloMetric, SloResult, SloStatus, Stat};
-use crate::model::{GatewaySample, Metric, RunResult, Unit};
+use crate::model::{GatewaySample, GatewaySeries, Metric, RunResult, Unit};
 
 /// Requests a run must have completed before an aborting SLO can end it, so a cold start does
 /// not stop a run that would have recovered.
 pub const ABORT_MIN_REQUESTS: u64 = 100;
 
-/// Share of the gateway samples treated as warm-up and ignored for RSS growth.
+/// Share of the gateway samples treated as warm-up and ignored for growth.
 const WARM_UP_SHARE: f64 = 0.1;
 
 /// Evaluates every SLO on a finished run.
@@ -66,10 +66,10 @@ pub fn measure(slo: &Slo, run: &RunResult) -> Option<Quantity> {
         (SloMetric::CacheHitRatio, _) => totals.cache.hit_ratio().map(Quantity::Ratio),
         (SloMetric::Dropped, Stat::Ratio) => totals.dropped_ratio().map(Quantity::Ratio),
         (SloMetric::Dropped, _) => per_second(totals.dropped_arrivals),
-        (SloMetric::RssGrowth, Stat::Slope) => {
-            rss_slope_per_hour(&run.gateway).map(Quantity::Ratio)
+        (SloMetric::Growth(series), Stat::Slope) => {
+            slope_per_hour(&run.gateway, series).map(Quantity::Ratio)
         }
-        (SloMetric::RssGrowth, _) => rss_growth(&run.gateway).map(Quantity::Ratio),
+        (SloMetric::Growth(series), _) => growth(&run.gateway, series).map(Quantity::Ratio),
     }
 }
 
@@ -85,21 +85,21 @@ fn histogram_stat(run: &RunResult, metric: Metric, stat: Stat) -> Option<Quantit
     })
 }
 
-/// `(second, rss)` of the samples after warm-up; `None` with fewer than three.
-fn steady_rss(samples: &[GatewaySample]) -> Option<Vec<(f64, f64)>> {
-    let rss: Vec<(f64, f64)> = samples
+/// `(second, value)` of `series` after warm-up; `None` with fewer than three samples.
+fn steady(samples: &[GatewaySample], series: GatewaySeries) -> Option<Vec<(f64, f64)>> {
+    let points: Vec<(f64, f64)> = samples
         .iter()
-        .filter_map(|s| Some((f64::from(s.second), s.rss_bytes? as f64)))
+        .filter_map(|s| Some((f64::from(s.second), series.read(s)?)))
         .collect();
-    let warm_up = (rss.len() as f64 * WARM_UP_SHARE).ceil() as usize;
-    let steady = rss.get(warm_up..)?.to_vec();
+    let warm_up = (points.len() as f64 * WARM_UP_SHARE).ceil() as usize;
+    let steady = points.get(warm_up..)?.to_vec();
     (steady.len() >= 3).then_some(steady)
 }
 
 /// Growth from the start to the end of the steady state, relative to the start, comparing the
 /// means of the first and last tenth of the samples so one noisy sample does not decide.
-fn rss_growth(samples: &[GatewaySample]) -> Option<f64> {
-    let steady = steady_rss(samples)?;
+fn growth(samples: &[GatewaySample], series: GatewaySeries) -> Option<f64> {
+    let steady = steady(samples, series)?;
     let window = (steady.len() / 10).max(1);
     let mean =
         |points: &[(f64, f64)]| points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
@@ -108,16 +108,16 @@ fn rss_growth(samples: &[GatewaySample]) -> Option<f64> {
     (first > 0.0).then(|| (last - first) / first)
 }
 
-/// Least-squares slope of RSS over the steady state, as a fraction of its mean per hour.
-fn rss_slope_per_hour(samples: &[GatewaySample]) -> Option<f64> {
-    let steady = steady_rss(samples)?;
+/// Least-squares slope over the steady state, as a fraction of the series' mean per hour.
+fn slope_per_hour(samples: &[GatewaySample], series: GatewaySeries) -> Option<f64> {
+    let steady = steady(samples, series)?;
     let n = steady.len() as f64;
     let mean_t = steady.iter().map(|p| p.0).sum::<f64>() / n;
-    let mean_rss = steady.iter().map(|p| p.1).sum::<f64>() / n;
+    let mean_value = steady.iter().map(|p| p.1).sum::<f64>() / n;
     let covariance: f64 = steady
         .iter()
-        .map(|p| (p.0 - mean_t) * (p.1 - mean_rss))
+        .map(|p| (p.0 - mean_t) * (p.1 - mean_value))
         .sum();
     let variance: f64 = steady.iter().map(|p| (p.0 - mean_t).powi(2)).sum();
-    (variance > 0.0 && mean_rss > 0.0).then(|| covariance / variance * 3600.0 / mean_rss)
+    (variance > 0.0 && mean_value > 0.0).then(|| covariance / variance * 3600.0 / mean_value)
 }

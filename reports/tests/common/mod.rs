@@ -75,6 +75,8 @@ pub fn small_run() -> RunResult {
         queue_depth: Some(3),
         breaker: Some(BreakerState::Open),
         cache_hit_ratio: Some(0.5),
+        alive_tasks: Some(40),
+        open_connections: Some(8),
     });
     run.finish(
         started + chrono::TimeDelta::seconds(3),

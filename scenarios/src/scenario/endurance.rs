@@ -1,4 +1,5 @@
-//! endurance: moderate load for a long time; gateway memory must not grow after warm-up.
+//! endurance: moderate load for a long time; gateway memory, tasks and connections must not
+//! grow after warm-up.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ pub fn scenario() -> Scenario {
         sample_every: Duration::from_secs(10),
         ..Scenario::new(
             "endurance",
-            "20 users for 30 min (--duration to change); fails if gateway RSS grows after warm-up",
+            "20 users for 30 min (--duration to change); fails if gateway RSS, tasks or connections grow after warm-up",
             Load::Closed {
                 stages: Stages::constant(20, Duration::from_secs(30 * 60)),
                 think_time: None,
