@@ -1,6 +1,6 @@
 //! The HTTP side of a transaction: send one request, read the whole response, classify it.
 
-mod stream;
+pub mod stream;
 mod wire;
 
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use super::wire::Chunk;
 
 /// What a stream delivered.
 #[derive(Debug, Default)]
-pub(crate) struct StreamRead {
+pub struct StreamRead {
     pub first_content: Option<Instant>,
     /// Content events seen; the token count when the stream reports no usage.
     pub content_events: u64,
@@ -24,7 +24,7 @@ pub(crate) struct StreamRead {
 /// A stream is complete only with `data: [DONE]`; ending without it, an error object or a
 /// transport error mid-body is [`ErrorClass::StreamBroken`], a chunk that is not JSON is
 /// [`ErrorClass::BadPayload`].
-pub(crate) async fn read_stream<S, B, E>(
+pub async fn read_stream<S, B, E>(
     body: S,
     itl_us: &mut Vec<u32>,
 ) -> Result<StreamRead, (ErrorClass, StreamRead)>
@@ -79,7 +79,7 @@ where
 }
 
 /// Whether a transport error is a timeout; lets the parser run over any byte stream in tests.
-pub(crate) trait IsTimeout {
+pub trait IsTimeout {
     fn is_timeout(&self) -> bool;
 }
 
