@@ -22,8 +22,13 @@ fuzz_target!(|data: &[u8]| {
     let mut translator = StreamTranslator::new(data.first().is_some_and(|b| b & 1 == 1), 0);
     let mut out = BytesMut::new();
     for piece in data.split(|b| *b == 0) {
-        let Some((&tag, payload)) = piece.split_first() else { continue };
-        if translator.event(EVENTS[usize::from(tag) % EVENTS.len()], payload, &mut out).is_err() {
+        let Some((&tag, payload)) = piece.split_first() else {
+            continue;
+        };
+        if translator
+            .event(EVENTS[usize::from(tag) % EVENTS.len()], payload, &mut out)
+            .is_err()
+        {
             break;
         }
     }

@@ -11,7 +11,10 @@ fuzz_target!(|body: &[u8]| {
         let text = key.to_string();
         assert_eq!(CacheKey::parse(&text).map(|k| k.to_string()), Some(text));
     }
-    for provider in [mock_providers::Provider::OpenAi, mock_providers::Provider::Anthropic] {
+    for provider in [
+        mock_providers::Provider::OpenAi,
+        mock_providers::Provider::Anthropic,
+    ] {
         let _ = mock_providers::ChatRequest::parse(provider, body);
     }
 });
