@@ -187,13 +187,17 @@ impl Live<'_> {
         for interval in closed {
             self.result.push_interval(interval);
         }
-        if elapsed >= self.next_sample {
-            // Ticks come on whole seconds, give or take the timer's millisecond: round, so a
-            // tick a hair early does not label its sample with the second before.
-            let second = whole_secs(elapsed + Duration::from_millis(500));
-            let sample = self.sampler.sample(second).await;
+        // Ticks come on whole seconds, give or take the timer's millisecond: compare and label
+        // with the nearest second, so a tick a hair early is neither skipped nor mislabelled.
+        let nearest = elapsed + Duration::from_millis(500);
+        if nearest >= self.next_sample {
+            let sample = self.sampler.sample(whole_secs(nearest)).await;
             self.result.push_gateway_sample(sample);
-            self.next_sample = elapsed + self.sample_every;
+            // On a fixed grid: the next sample is due a period after this one was, however
+            // late this tick came.
+            while self.next_sample <= nearest {
+                self.next_sample += self.sample_every;
+            }
         }
         let length = self.resolved.plan.load.duration().as_secs_f64();
         let stack = self.stack;
