@@ -86,7 +86,15 @@ impl Build {
             Build::Revision(rev) => rev,
         };
         let sha = git(&["rev-parse", "--short=12", &format!("{rev}^{{commit}}")]).await?;
+        // cargo runs in the worktree: a relative target directory would land inside it.
+        let dir = std::path::absolute(dir).context("resolving the out directory")?;
+        // Each revision gets its own copy: the next build overwrites target/release/gateway.
+        let bin = dir.join(format!("gateway-{sha}"));
+        if bin.is_file() {
+            return Ok(Runnable::Binary(bin));
+        }
         let worktree = dir.join("worktrees").join(&sha);
+        git(&["worktree", "prune"]).await?;
         if !worktree.exists() {
             let path = worktree.to_string_lossy();
             git(&["worktree", "add", "--detach", "--force", &path, &sha]).await?;
@@ -105,10 +113,10 @@ impl Build {
         if !status.success() {
             bail!("building gateway at {rev} failed ({status})");
         }
-        // Each revision gets its own copy: the next build overwrites target/release/gateway.
-        let bin = dir.join(format!("gateway-{sha}"));
         std::fs::copy(target.join("release").join("gateway"), &bin)
             .with_context(|| format!("copying the gateway built at {rev}"))?;
+        // The checkout is no longer needed (the target directory stays, for the next build).
+        git(&["worktree", "remove", "--force", &worktree.to_string_lossy()]).await?;
         Ok(Runnable::Binary(bin))
     }
 }
