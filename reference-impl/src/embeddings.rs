@@ -112,12 +112,7 @@ async fn serve(
                 return Ok((response, provider.header_value.clone()));
             }
             Err(error) => {
-                if error.is_provider_failure() {
-                    gw.router.record(provider, Err(error.retry_after()));
-                }
-                if error.opens_circuit() {
-                    breaker.failure();
-                }
+                gw.router.record_failure(provider, breaker, &error);
                 if !error.is_retryable() {
                     return Err(error.into_api_error(provider.name()));
                 }
@@ -141,18 +136,10 @@ async fn send(
     payload: Bytes,
     forward: &HeaderMap,
 ) -> Result<Bytes, AttemptError> {
-    let mut headers = forward.clone();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some((name, value)) = &provider.auth {
-        headers.insert(name, value.clone());
-    }
     let response = provider
         .client
         .post(url.clone())
-        .headers(headers)
+        .headers(provider.json_headers(forward))
         .body(payload)
         .send()
         .await

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::config::{ProviderConfig, ProviderKind};
@@ -104,6 +104,19 @@ impl Provider {
             breaker,
             queue: queue.cloned().map(RequestQueue::new),
         })
+    }
+
+    /// Headers of a JSON request to this provider: `forward` plus content type and credential.
+    pub fn json_headers(&self, forward: &HeaderMap) -> HeaderMap {
+        let mut headers = forward.clone();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some((name, value)) = &self.auth {
+            headers.insert(name, value.clone());
+        }
+        headers
     }
 
     pub fn name(&self) -> &str {

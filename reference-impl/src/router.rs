@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::breaker::Permit;
 use crate::config::{ANY_MODEL, RoutingConfig};
 use crate::health::{HealthView, Smoothing};
 use crate::provider::Provider;
+use crate::proxy::AttemptError;
 
 /// One provider that can serve the requested model, and the model name to send it.
 #[derive(Debug, Clone)]
@@ -141,6 +143,17 @@ impl Router {
         match outcome {
             Ok(latency) => provider.health.success(latency, self.smoothing()),
             Err(retry_after) => provider.health.failure(retry_after, self.smoothing()),
+        }
+    }
+
+    /// A failed attempt on `provider`: counted against its reliability (unless the request
+    /// itself was at fault) and, for an outage, against its circuit breaker through `admission`.
+    pub fn record_failure(&self, provider: &Provider, admission: Permit<'_>, error: &AttemptError) {
+        if error.is_provider_failure() {
+            self.record(provider, Err(error.retry_after()));
+        }
+        if error.opens_circuit() {
+            admission.failure();
         }
     }
 }

@@ -121,12 +121,7 @@ pub(super) async fn call(
                     outcome = error.label(),
                     "upstream attempt failed"
                 );
-                if error.is_provider_failure() {
-                    gw.router.record(provider, Err(error.retry_after()));
-                }
-                if error.opens_circuit() {
-                    breaker.failure();
-                }
+                gw.router.record_failure(provider, breaker, &error);
                 if !error.is_retryable() {
                     return Err(error.into_api_error(provider.name()));
                 }

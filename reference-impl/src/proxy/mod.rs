@@ -148,14 +148,7 @@ pub async fn attempt(
                 .map_err(AttemptError::Unsupported)?
         }
     };
-    let mut headers = forward.clone();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some((name, value)) = &provider.auth {
-        headers.insert(name, value.clone());
-    }
+    let mut headers = provider.json_headers(forward);
     if kind == ProviderKind::Anthropic {
         headers.insert(
             "anthropic-version",
