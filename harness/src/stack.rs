@@ -241,9 +241,13 @@ async fn start_mocks(
 }
 
 async fn start_gateway([primary, fallback]: &[String; 2]) -> Result<GatewayHandle, StackError> {
+    // The fallback costs twice as much, as a fallback usually does: the router prefers the
+    // primary whenever it is healthy, so it goes back to it after an outage.
+    let mut fallback = ProviderConfig::new("fallback", ProviderKind::OpenAi, fallback.as_str());
+    fallback.cost = 2.0;
     let mut config = GatewayConfig::with_providers(vec![
         ProviderConfig::new("primary", ProviderKind::OpenAi, primary.as_str()),
-        ProviderConfig::new("fallback", ProviderKind::OpenAi, fallback.as_str()),
+        fallback,
     ]);
     config.server.listen = ([127, 0, 0, 1], 0).into();
     // The reference gateway as it is meant to run: its response cache and coalescing on, and a
@@ -258,7 +262,7 @@ async fn start_gateway([primary, fallback]: &[String; 2]) -> Result<GatewayHandl
     // Lab timings: a run of a minute shows the breaker's whole cycle (open, half-open probes,
     // closed) and the router's reliability score recovering, where the production defaults
     // (open 60 s, half-life 30 s) would outlast the run.
-    config.breaker.failure_threshold = 3;
+    config.breaker.failure_threshold = 2;
     config.breaker.open_secs = 5;
     config.routing.reliability_half_life_secs = 5.0;
     Gateway::start(config)
