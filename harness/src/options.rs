@@ -23,6 +23,10 @@ pub struct RunOptions {
     /// several, comma-separated (replicas of one gateway), take the requests in turn.
     #[arg(long, value_name = "URL[,URL...]")]
     pub target: Option<String>,
+    /// With --target: the process id of the gateway on this machine, whose RSS and CPU are then
+    /// sampled like the embedded gateway's (endurance runs of a gateway built elsewhere).
+    #[arg(long, value_name = "PID")]
+    pub gateway_pid: Option<u32>,
     /// Which mock provider the embedded gateway talks to.
     #[arg(long, value_enum, value_name = "BACKEND")]
     pub mock_backend: Option<MockBackend>,
@@ -118,6 +122,7 @@ impl RunOptions {
     pub fn overridden_by(self, overrides: RunOptions) -> RunOptions {
         RunOptions {
             target: overrides.target.or(self.target),
+            gateway_pid: overrides.gateway_pid.or(self.gateway_pid),
             mock_backend: overrides.mock_backend.or(self.mock_backend),
             users: overrides.users.or(self.users),
             stages: overrides.stages.or(self.stages),

@@ -1,6 +1,6 @@
 //! From a scenario's defaults and the run options to everything a run needs, checked.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reports::model::GoodputLimits;
@@ -31,6 +31,8 @@ pub struct Resolved {
     pub worker: Worker,
     pub slos: Vec<Slo>,
     pub target: Target,
+    /// The external gateway's process, sampled for RSS and CPU.
+    pub gateway_pid: Option<u32>,
     pub limits: GoodputLimits,
     pub timeout: Duration,
     pub out: PathBuf,
@@ -102,6 +104,22 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         ),
         None => Target::Embedded(options.mock_backend.unwrap_or_default()),
     };
+    let gateway_pid = match (options.gateway_pid, &target) {
+        (None, _) => None,
+        (Some(_), Target::Embedded(_)) => {
+            return Err(invalid(
+                "gateway_pid",
+                "needs `target`: the embedded gateway is this process",
+            ));
+        }
+        (Some(pid), Target::External(_)) if !Path::new(&format!("/proc/{pid}")).exists() => {
+            return Err(invalid(
+                "gateway_pid",
+                format!("no process {pid} on this machine"),
+            ));
+        }
+        (Some(pid), Target::External(_)) => Some(pid),
+    };
     if let Target::Embedded(MockBackend::Wiremock) = target
         && !scenario.changes.is_empty()
     {
@@ -135,6 +153,7 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
     }
     let filled = RunOptions {
         target: options.target.clone(),
+        gateway_pid,
         mock_backend: match target {
             Target::Embedded(backend) => Some(backend),
             Target::External(_) => None,
@@ -163,6 +182,7 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         worker,
         slos,
         target,
+        gateway_pid,
         limits,
         timeout,
     })

@@ -21,7 +21,7 @@ use tokio::time::MissedTickBehavior;
 use crate::output::write_run;
 use crate::progress::Progress;
 use crate::resolve::Resolved;
-use crate::sampler::Sampler;
+use crate::sampler::{Process, Sampler};
 use crate::stack::{Stack, StackError};
 use crate::stdout_guard::StdoutGuard;
 
@@ -121,7 +121,13 @@ async fn drive(resolved: &Resolved, stack: &Stack) -> Result<(RunResult, CacheLa
         stack,
         recorder: Arc::clone(&recorder),
         result,
-        sampler: Sampler::new(stack.url(), stack.in_process()),
+        sampler: Sampler::new(
+            stack.url(),
+            match stack.in_process() {
+                true => Some(Process::This),
+                false => resolved.gateway_pid.map(Process::Pid),
+            },
+        ),
         progress: Progress::new(resolved.plan.load.duration(), resolved.quiet),
         changes: resolved.scenario.changes.clone(),
         sample_every: resolved

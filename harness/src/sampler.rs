@@ -2,6 +2,7 @@
 //! process, and its Prometheus `/metrics` (queue depth, breaker state, cache hit ratio, alive
 //! tasks, open connections).
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use reports::model::{BreakerState, GatewaySample};
@@ -11,20 +12,39 @@ pub struct Sampler {
     metrics_url: String,
     http: reqwest::Client,
     process: Option<ProcessClock>,
-    /// False once `/metrics` failed to answer, so an endpoint without it is not asked again.
-    scrape: bool,
+    scrape: Scrape,
 }
 
-/// CPU time of this process at the previous sample.
+/// Whether the gateway's `/metrics` is worth asking.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scrape {
+    Untried,
+    /// It answered once: a later failure (a slow answer under load) costs one sample only.
+    Answering,
+    /// The first ask failed: an endpoint without `/metrics`, not asked again.
+    Absent,
+}
+
+/// Whose RSS and CPU a sample reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Process {
+    /// This process: the embedded gateway runs in it.
+    This,
+    /// Another process on this machine (`--gateway-pid`).
+    Pid(u32),
+}
+
+/// The sampled process and its CPU time at the previous sample.
 struct ProcessClock {
+    /// `/proc/self` or `/proc/PID`.
+    dir: PathBuf,
     cpu: Duration,
     at: Instant,
 }
 
 impl Sampler {
-    /// A sampler for the gateway at `base`; `in_process` when its RSS and CPU are this
-    /// process's.
-    pub fn new(base: &str, in_process: bool) -> Sampler {
+    /// A sampler for the gateway at `base`, reading the RSS and CPU of `process` when known.
+    pub fn new(base: &str, process: Option<Process>) -> Sampler {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(800))
             .build()
@@ -32,11 +52,18 @@ impl Sampler {
         Sampler {
             metrics_url: format!("{base}/metrics"),
             http,
-            process: in_process.then(|| ProcessClock {
-                cpu: process_cpu().unwrap_or_default(),
-                at: Instant::now(),
+            process: process.map(|process| {
+                let dir = match process {
+                    Process::This => PathBuf::from("/proc/self"),
+                    Process::Pid(pid) => PathBuf::from(format!("/proc/{pid}")),
+                };
+                ProcessClock {
+                    cpu: process_cpu(&dir).unwrap_or_default(),
+                    dir,
+                    at: Instant::now(),
+                }
             }),
-            scrape: true,
+            scrape: Scrape::Untried,
         }
     }
 
@@ -47,8 +74,8 @@ impl Sampler {
             ..GatewaySample::default()
         };
         if let Some(clock) = &mut self.process {
-            sample.rss_bytes = process_rss();
-            if let Some(cpu) = process_cpu() {
+            sample.rss_bytes = process_rss(&clock.dir);
+            if let Some(cpu) = process_cpu(&clock.dir) {
                 let wall = clock.at.elapsed().as_secs_f64();
                 if wall > 0.0 {
                     sample.cpu_percent = Some((cpu - clock.cpu).as_secs_f64() / wall * 100.0);
@@ -57,10 +84,14 @@ impl Sampler {
                 clock.at = Instant::now();
             }
         }
-        if self.scrape {
+        if self.scrape != Scrape::Absent {
             match self.scrape_metrics().await {
-                Some(text) => apply_metrics(&text, &mut sample),
-                None => self.scrape = false,
+                Some(text) => {
+                    apply_metrics(&text, &mut sample);
+                    self.scrape = Scrape::Answering;
+                }
+                None if self.scrape == Scrape::Untried => self.scrape = Scrape::Absent,
+                None => {}
             }
         }
         sample
@@ -133,16 +164,16 @@ fn labels_get<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
-/// Resident set size of this process, from `/proc/self/statm`.
-fn process_rss() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+/// Resident set size of the process at `dir`, from its `statm`.
+fn process_rss(dir: &Path) -> Option<u64> {
+    let statm = std::fs::read_to_string(dir.join("statm")).ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * page_size())
 }
 
-/// User plus system CPU time of this process, from `/proc/self/stat`.
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// User plus system CPU time of the process at `dir`, from its `stat`.
+fn process_cpu(dir: &Path) -> Option<Duration> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
     // Fields after the command name (which may hold spaces) start at field 3.
     let after = &stat[stat.rfind(')')? + 2..];
     let mut fields = after.split_whitespace().skip(11);
@@ -185,8 +216,18 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_rss_and_cpu() {
-        assert!(process_rss().is_some_and(|rss| rss > 1 << 20));
-        assert!(process_cpu().is_some());
+    fn this_process_and_another_by_pid_have_rss_and_cpu() {
+        let this = Path::new("/proc/self");
+        assert!(process_rss(this).is_some_and(|rss| rss > 1 << 20));
+        assert!(process_cpu(this).is_some());
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep runs");
+        let other = PathBuf::from(format!("/proc/{}", child.id()));
+        assert!(process_rss(&other).is_some_and(|rss| rss > 0));
+        assert!(process_cpu(&other).is_some());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
