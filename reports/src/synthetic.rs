@@ -42,7 +42,7 @@ pub fn synthetic_run(seconds: u32, seed: u64) -> RunResult {
                 BreakerState::Closed
             }),
             cache_hit_ratio: Some(0.3 + rng.random_range(-0.03..0.03)),
-            alive_tasks: Some(2 * users + 10),
+            alive_tasks: Some(2 * users + rng.random_range(5..15)),
             open_connections: Some(users),
         });
     }
