@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{chat, client, header, openai, post, sse_data, start};
+use common::{chat, client, header, metrics_text, openai, post, sse_data, start};
 use mock_providers::wiremock::Reply;
 use reference_impl::GatewayConfig;
 use reference_impl::cache::CacheConfig;
@@ -144,14 +144,7 @@ async fn breaker_opens_after_the_fifth_failure_and_routing_falls_back() {
         assert_eq!(response.status(), 200, "request {i}");
         assert_eq!(header(&response, "x-gateway-provider"), "b");
     }
-    let metrics = client()
-        .get(format!("{}/metrics", gw.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gw).await;
     assert!(
         metrics.contains("gateway_breaker_state{provider=\"a\"} 2"),
         "{metrics}"

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
-use common::{client, header, openai, start};
+use common::{client, header, metric, openai, start};
 use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
 use reference_impl::GatewayHandle;
 use reference_impl::cache::RedisCacheConfig;
@@ -138,19 +138,11 @@ async fn killing_and_restarting_redis_mid_run_fails_no_request() {
     drop(redis);
     assert_eq!(run(60, 120).await, vec![], "with redis killed");
     // Redis really was gone: both tiers counted the failures they rode through.
-    let metrics = client()
-        .get(format!("{}/metrics", replicas[0].url()))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
     for series in [
         "gateway_cache_redis_errors_total",
         "gateway_ratelimit_redis_fallbacks_total",
     ] {
-        let count = counter(&metrics, series);
+        let count = metric(&replicas[0], series).await;
         assert!(count > 0.0, "{series} = {count}");
     }
     let redis = RedisServer::start_on(port);
@@ -177,12 +169,4 @@ async fn killing_and_restarting_redis_mid_run_fails_no_request() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// The value of an unlabelled series in Prometheus text.
-fn counter(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }

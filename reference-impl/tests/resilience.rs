@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{chat, openai, start};
+use common::{chat, metric, openai, start};
 use futures::future::join_all;
 use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
 use reference_impl::GatewayHandle;
@@ -151,20 +151,6 @@ async fn assert_served(gw: &GatewayHandle) {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.expect("JSON completion");
     assert_eq!(body["object"], "chat.completion", "{body}");
-}
-
-async fn metric(gw: &GatewayHandle, name: &str) -> f64 {
-    let text = unpooled()
-        .get(format!("{}/metrics", gw.url()))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
 }
 
 /// Tasks and resident memory seen while a holder process kept `CONNECTIONS` connections open.

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{anthropic, chat, client, header, openai, sse_data, start};
+use common::{anthropic, chat, client, header, metric, openai, sse_data, start};
 use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
 use reference_impl::GatewayHandle;
 use serde_json::{Value, json};
@@ -66,20 +66,6 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
-}
-
-async fn metric(gw: &GatewayHandle, name: &str) -> f64 {
-    let text = client()
-        .get(format!("{}/metrics", gw.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
 }
 
 #[tokio::test]

@@ -97,3 +97,29 @@ pub async fn redis_connection(url: &str) -> ::redis::aio::MultiplexedConnection 
         .await
         .expect("connect to the test redis")
 }
+
+/// The gateway's `/metrics` text, over a connection of its own so no idle pooled connection is
+/// left behind to count as an open connection or a live task.
+pub async fn metrics_text(gateway: &GatewayHandle) -> String {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(format!("{}/metrics", gateway.url()))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of the unlabelled series `name` in the gateway's `/metrics`.
+pub async fn metric(gateway: &GatewayHandle, name: &str) -> f64 {
+    metrics_text(gateway)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
