@@ -2,12 +2,13 @@
 //! 100 req/s. The harness measures from each arrival's intended start, so p99 shows the stall
 //! (>= 500 ms), and the arrivals that found every user busy are counted and printed.
 
-use std::process::Command;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{arg, assert_ran, harness, run_dirs, scratch, summary};
 use mock_providers::{Distribution, MockConfig, MockServer, Profile};
-use reports::RunResult;
 use reports::model::Metric;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,11 +28,11 @@ async fn one_second_stall_shows_in_p99_and_dropped_arrivals_are_reported() {
             .await
             .expect("mock starts"),
     );
-    let out = std::env::temp_dir().join(format!("gatebench-co-{}", std::process::id()));
+    let out = scratch("coordinated-omission");
     let run = tokio::task::spawn_blocking({
         let (url, out) = (mock.url().to_owned(), out.clone());
         move || {
-            Command::new(env!("CARGO_BIN_EXE_harness"))
+            harness()
                 .args([
                     "scenario",
                     "streaming",
@@ -42,12 +43,7 @@ async fn one_second_stall_shows_in_p99_and_dropped_arrivals_are_reported() {
                     "--max-users",
                     "40",
                 ])
-                .args([
-                    "--duration",
-                    "6s",
-                    "--out",
-                    out.to_str().expect("utf-8 path"),
-                ])
+                .args(["--duration", "6s", "--out", arg(&out)])
                 .output()
                 .expect("harness runs")
         }
@@ -59,22 +55,10 @@ async fn one_second_stall_shows_in_p99_and_dropped_arrivals_are_reported() {
     mock.set_profile(quick).expect("valid profile");
     let output = run.await.expect("joins");
 
+    assert_ran(&output, "open-model run");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_ne!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dir = std::fs::read_dir(&out)
-        .expect("run dir")
-        .flatten()
-        .next()
-        .expect("one run")
-        .path();
-    let run: RunResult =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary"))
-            .expect("valid");
+    let dir = run_dirs(&out).into_iter().next().expect("one run");
+    let run = summary(&dir);
     let latency = run.summary(Metric::Latency).expect("latency");
     assert!(
         latency.p99 >= 500_000,

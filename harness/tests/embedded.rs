@@ -2,31 +2,24 @@
 //! share of the run and are reported, and repeated prompts are answered from the gateway's
 //! cache.
 
-use std::process::{Command, Output};
+mod common;
 
-fn run(scenario: &str, out: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["scenario", scenario, "--duration", "6s", "--users", "8"])
-        .args(["--out", out.to_str().expect("utf-8 path")])
-        .output()
-        .expect("harness runs")
-}
+use std::path::Path;
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("gatebench-embedded-{}-{name}", std::process::id()))
+use common::{arg, assert_ran, run, run_dirs, scratch, summary};
+
+/// Runs `scenario` for 6 s with 8 users into `out`; its stdout, once it ran to the end.
+fn run_short(scenario: &str, out: &Path) -> String {
+    let args = ["scenario", scenario, "--duration", "6s", "--users", "8"];
+    let output = run(&[&args[..], &["--out", arg(out)]].concat());
+    assert_ran(&output, scenario);
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]
 fn failover_reports_each_upstream_change_at_its_time() {
-    let out = scratch("failover");
-    let output = run("failover", &out);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_ne!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let out = scratch("embedded-failover");
+    let stdout = run_short("failover", &out);
     assert!(stdout.contains("upstream changes"), "{stdout}");
     assert!(
         stdout.contains("at    2s  primary fails with 500"),
@@ -38,24 +31,10 @@ fn failover_reports_each_upstream_change_at_its_time() {
 
 #[test]
 fn repeated_prompts_hit_the_gateway_cache() {
-    let out = scratch("cache");
-    let output = run("cache", &out);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_ne!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dir = std::fs::read_dir(&out)
-        .expect("run dir")
-        .flatten()
-        .next()
-        .expect("one run")
-        .path();
-    let run: reports::RunResult =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary"))
-            .expect("valid");
+    let out = scratch("embedded-cache");
+    let stdout = run_short("cache", &out);
+    let dir = run_dirs(&out).into_iter().next().expect("one run");
+    let run = summary(&dir);
     assert!(run.totals.cache.hit > 0, "{:?}", run.totals.cache);
     assert!(stdout.contains("cache latency"), "{stdout}");
     for file in [

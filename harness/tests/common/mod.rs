@@ -1,5 +1,8 @@
-//! Real processes of this binary for the multi-process tests: a standalone mock provider and
-//! gateways on loopback, stopped when dropped.
+//! Shared by the tests that run this binary: running it, scratch and run directories, and
+//! real processes of it (a standalone mock provider and gateways on loopback, stopped when
+//! dropped).
+
+#![allow(dead_code)] // each test file uses a different subset
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
