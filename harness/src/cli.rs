@@ -5,10 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use reports::gate::Confidence;
-
-use crate::gate::{Build, parse_confidence};
-use crate::options::{RunOptions, Span};
+use crate::gate::GatePlan;
+use crate::options::RunOptions;
 
 /// Load-tests and benchmarks LLM gateways.
 #[derive(Debug, Parser)]
@@ -138,34 +136,7 @@ pub enum Command {
         `harness scenario NAME --target URL`.\n\n\
         Exit codes: 0 unchanged or improved, 1 usage or runtime error, 3 regression, 4 inconclusive.")]
     Gate {
-        /// Base gateway: a `gateway` executable, `embedded` for this binary's own, or a git
-        /// revision of this repository (built in a worktree under the out dir).
-        #[arg(long, value_name = "BIN_OR_REV")]
-        base: Build,
-        /// Candidate gateway: a `gateway` executable, `embedded`, or a git revision.
-        #[arg(long, value_name = "BIN_OR_REV")]
-        cand: Build,
-        /// TOML merged over the base's gateway configuration (e.g. `[cache] enabled = false`).
-        #[arg(long, value_name = "FILE")]
-        base_config: Option<PathBuf>,
-        /// TOML merged over the candidate's gateway configuration (e.g. `[inject] busy_us = 200`
-        /// to prove the gate catches a slower gateway).
-        #[arg(long, value_name = "FILE")]
-        cand_config: Option<PathBuf>,
-        /// Scenario every run drives (see `harness list`).
-        #[arg(long, value_name = "NAME")]
-        scenario: String,
-        /// A/B rounds (A B B A), and as many A/A rounds.
-        #[arg(long, default_value_t = 6)]
-        rounds: usize,
-        /// Length of each run.
-        #[arg(long, default_value = "10s")]
-        duration: Span,
-        /// Confidence of the intervals; fewer rounds need a lower one.
-        #[arg(long, default_value = "0.95", value_parser = parse_confidence)]
-        confidence: Confidence,
-        /// Directory for gate.json, gate.html, the gateway config and every run.
-        #[arg(long, value_name = "DIR", default_value = "target/gatebench/gate")]
-        out: PathBuf,
+        #[command(flatten)]
+        plan: Box<GatePlan>,
     },
 }

@@ -167,27 +167,44 @@ async fn git(args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// `--confidence`: a level strictly between 0.5 and 1.
-pub fn parse_confidence(text: &str) -> Result<Confidence, String> {
+fn parse_confidence(text: &str) -> Result<Confidence, String> {
     let level: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number (e.g. 0.95)"))?;
     Confidence::new(level).map_err(|e| e.to_string())
 }
 
-/// What `harness gate` was asked to compare.
-#[derive(Clone, Debug)]
+/// What `harness gate` was asked to compare: the command's flags.
+#[derive(Clone, Debug, clap::Args)]
 pub struct GatePlan {
+    /// Base gateway: a `gateway` executable, `embedded` for this binary's own, or a git
+    /// revision of this repository (built in a worktree under the out dir).
+    #[arg(long, value_name = "BIN_OR_REV")]
     pub base: Build,
+    /// Candidate gateway: a `gateway` executable, `embedded`, or a git revision.
+    #[arg(long, value_name = "BIN_OR_REV")]
     pub cand: Build,
-    /// TOML merged over the base's generated gateway configuration.
+    /// TOML merged over the base's gateway configuration (e.g. `[cache] enabled = false`).
+    #[arg(long, value_name = "FILE")]
     pub base_config: Option<PathBuf>,
-    /// TOML merged over the candidate's generated gateway configuration.
+    /// TOML merged over the candidate's gateway configuration (e.g. `[inject] busy_us = 200`
+    /// to prove the gate catches a slower gateway).
+    #[arg(long, value_name = "FILE")]
     pub cand_config: Option<PathBuf>,
+    /// Scenario every run drives (see `harness list`).
+    #[arg(long, value_name = "NAME")]
     pub scenario: String,
-    /// A/B rounds, and as many A/A rounds.
+    /// A/B rounds (A B B A), and as many A/A rounds.
+    #[arg(long, default_value_t = 6)]
     pub rounds: usize,
+    /// Length of each run.
+    #[arg(long, default_value = "10s")]
     pub duration: Span,
+    /// Confidence of the intervals; fewer rounds need a lower one.
+    #[arg(long, default_value = "0.95", value_parser = parse_confidence)]
     pub confidence: Confidence,
+    /// Directory for gate.json, gate.html, the gateway config and every run.
+    #[arg(long, value_name = "DIR", default_value = "target/gatebench/gate")]
     pub out: PathBuf,
 }
 

@@ -92,29 +92,8 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             print!("{}", commands::report(&dir)?);
             Ok(exit::OK)
         }
-        Command::Gate {
-            base,
-            cand,
-            base_config,
-            cand_config,
-            scenario,
-            rounds,
-            duration,
-            confidence,
-            out,
-        } => {
-            let outcome = gate::gate(gate::GatePlan {
-                base,
-                cand,
-                base_config,
-                cand_config,
-                scenario,
-                rounds,
-                duration,
-                confidence,
-                out,
-            })
-            .await?;
+        Command::Gate { plan } => {
+            let outcome = gate::gate(*plan).await?;
             print!("{}", outcome.table);
             Ok(i32::from(outcome.exit_code))
         }
