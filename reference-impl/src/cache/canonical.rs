@@ -254,7 +254,12 @@ impl<'a> Reader<'a> {
     /// Hashes the fields `start..` (32-byte pairs) in sorted order and pops them.
     fn object(&mut self, start: usize) -> u128 {
         let (pairs, _) = self.stack[start..].as_chunks_mut::<32>();
-        pairs.sort_unstable();
+        // Ordered as two integers (name digest, value digest): cheaper than comparing bytes.
+        pairs.sort_unstable_by_key(|pair| {
+            let (name, value) = pair.split_at(16);
+            let digest = |d: &[u8]| u128::from_le_bytes(d.try_into().unwrap_or_default());
+            (digest(name), digest(value))
+        });
         self.container(start, OBJECT)
     }
 
@@ -419,8 +424,55 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Position of the first `"`, `\` or control character, eight bytes at a time.
+/// Position of the first `"`, `\` or control character: the scan that dominates keying, since
+/// message text is most of a request. Sixteen bytes a step with SSE2 on x86_64, then eight at a
+/// time for the rest (and on other targets).
 fn find_special(bytes: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of the x86_64 baseline: every x86_64 processor has it.
+        let (scanned, found) = unsafe { find_special_sse2(bytes) };
+        found.or_else(|| find_special_swar(&bytes[scanned..]).map(|p| scanned + p))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    find_special_swar(bytes)
+}
+
+/// [`find_special`] over the whole 16-byte blocks of `bytes`: the position found, or how many
+/// bytes were scanned without finding one.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn find_special_sse2(bytes: &[u8]) -> (usize, Option<usize>) {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
+        _mm_set1_epi8,
+    };
+    let quote = _mm_set1_epi8(b'"' as i8);
+    let backslash = _mm_set1_epi8(b'\\' as i8);
+    let control = _mm_set1_epi8(0x1f);
+    let (blocks, _) = bytes.as_chunks::<16>();
+    for (index, block) in blocks.iter().enumerate() {
+        let (low, high) = block.split_at(8);
+        let half = |h: &[u8]| i64::from_le_bytes(h.try_into().unwrap_or_default());
+        let v = _mm_set_epi64x(half(high), half(low));
+        // A byte is a control character when min(byte, 0x1f) == byte (unsigned).
+        let hits = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+            _mm_cmpeq_epi8(_mm_min_epu8(v, control), v),
+        );
+        let mask = _mm_movemask_epi8(hits);
+        if mask != 0 {
+            return (
+                index * 16,
+                Some(index * 16 + mask.trailing_zeros() as usize),
+            );
+        }
+    }
+    (blocks.len() * 16, None)
+}
+
+/// [`find_special`] eight bytes at a time, in plain integer arithmetic.
+fn find_special_swar(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
@@ -455,9 +507,11 @@ mod tests {
                         bytes[at + 1] = b'"';
                     }
                     assert_eq!(find_special(&bytes), Some(at), "len {len} at {at}");
+                    assert_eq!(find_special_swar(&bytes), Some(at), "len {len} at {at}");
                 }
             }
             assert_eq!(find_special(&vec![0xC3; len]), None);
+            assert_eq!(find_special_swar(&vec![0x7f; len]), None);
         }
     }
 
