@@ -12,16 +12,20 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::join_all;
 use http_body_util::{BodyExt, Full};
-use hyper::Request;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use mock_providers::wiremock::Reply;
 use mock_providers::{MockConfig, MockServer, Profile};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 const CONCURRENCY: usize = 64;
 
@@ -78,9 +82,15 @@ async fn drive(addr: SocketAddr, limit: Duration, count: u64) -> f64 {
     done.load(Relaxed).min(count) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Starts a native mock on a new thread with a single-threaded runtime; it serves until the
-/// returned sender is dropped.
-fn on_own_thread() -> (SocketAddr, std::sync::mpsc::Sender<()>) {
+/// Something that serves on the thread that started it, until dropped.
+type Running = Box<dyn std::any::Any>;
+
+/// Runs `start` on a new thread with a single-threaded runtime (as wiremock runs its server)
+/// and keeps what it started serving until the returned sender is dropped.
+fn on_own_thread<F>(start: impl FnOnce() -> F + Send + 'static) -> (SocketAddr, Sender<()>)
+where
+    F: Future<Output = (SocketAddr, Running)>,
+{
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
@@ -89,16 +99,76 @@ fn on_own_thread() -> (SocketAddr, std::sync::mpsc::Sender<()>) {
             .build()
             .expect("runtime");
         runtime.block_on(async {
-            let mock = MockServer::start(MockConfig::new(Profile::fast()))
-                .await
-                .expect("native mock");
-            addr_tx.send(mock.addr()).expect("main thread waits");
+            let (addr, _running) = start().await;
+            addr_tx.send(addr).expect("main thread waits");
             tokio::task::spawn_blocking(move || stop_rx.recv())
                 .await
                 .ok();
         });
     });
-    (addr_rx.recv().expect("mock started"), stop_tx)
+    (addr_rx.recv().expect("server started"), stop_tx)
+}
+
+async fn native_mock() -> (SocketAddr, Running) {
+    let mock = MockServer::start(MockConfig::new(Profile::fast()))
+        .await
+        .expect("native mock");
+    (mock.addr(), Box::new(mock))
+}
+
+/// A bare hyper HTTP/1 server that reads each request and answers `body` as is: no routing,
+/// no parsing, no encoding. What it reaches is the floor every hyper-based server pays here
+/// (HTTP parsing and loopback writes), so it bounds what the native mock could reach.
+async fn bare_hyper(body: Bytes) -> (SocketAddr, Running) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tcp.set_nodelay(true).expect("nodelay");
+            let body = body.clone();
+            let service = service_fn(move |request: Request<Incoming>| {
+                let body = body.clone();
+                async move {
+                    request.into_body().collect().await?;
+                    let mut response = Response::new(Full::new(body));
+                    response.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    Ok::<_, hyper::Error>(response)
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service),
+            );
+        }
+    });
+    (addr, Box::new(()))
+}
+
+/// The body the native mock answers to the benchmark's request.
+async fn native_answer(addr: SocketAddr) -> Bytes {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let request = Request::post("/v1/chat/completions")
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body())))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
 }
 
 fn wrk_available() -> bool {
@@ -156,7 +226,9 @@ async fn main() {
 
     // wiremock serves from one thread of its own with a single-threaded runtime; give the native
     // server the same, so the ratio compares the servers and not their threading.
-    let (native, _native_thread) = on_own_thread();
+    let (native, _native_thread) = on_own_thread(native_mock);
+    let answer = native_answer(native).await;
+    let (bare, _bare_thread) = on_own_thread(move || bare_hyper(answer));
     let wm = wiremock::MockServer::start().await;
     Reply::openai().tokens(16).mock().mount(&wm).await;
     let wm_addr = *wm.address();
@@ -179,11 +251,13 @@ async fn main() {
     // Warm both up, then measure each for the same time, native before and after to see drift.
     measure(native, Duration::from_secs(1)).await;
     measure(wm_addr, Duration::from_secs(1)).await;
+    measure(bare, Duration::from_secs(1)).await;
     let native_a = measure(native, seconds).await;
     let rss_before_wm = rss();
     let wiremock = measure(wm_addr, seconds).await;
     let wm_growth = rss().saturating_sub(rss_before_wm);
     let native_b = measure(native, seconds).await;
+    let bare_rps = measure(bare, seconds).await;
     let native_rps = (native_a + native_b) / 2.0;
     println!(
         "non-streaming chat completion, 16 tokens, {CONCURRENCY} keep-alive connections, {}s per run, load from {generator}",
@@ -195,6 +269,10 @@ async fn main() {
         wm_growth as f64 / 1e6
     );
     println!("  ratio         {:>10.2}x", native_rps / wiremock);
+    println!(
+        "  bare hyper    {bare_rps:>10.0} req/s  ({:.2}x wiremock: fixed bytes, no routing or parsing, the ceiling of a hyper server here)",
+        bare_rps / wiremock
+    );
     println!(
         "memory: RSS after 10,000 requests {:.1} MB, after {served} requests {:.1} MB (growth {:+.2} MB, {:.0}s)",
         rss_10k as f64 / 1e6,
