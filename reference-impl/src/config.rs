@@ -438,7 +438,7 @@ impl ProviderConfig {
             &format!("{at}.name"),
             "must not be empty",
         )?;
-        match reqwest::Url::parse(&self.base_url) {
+        match url::Url::parse(&self.base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
             Ok(_) => return invalid(format!("{at}.base_url"), "must be an http(s) URL"),
             Err(e) => return invalid(format!("{at}.base_url"), e.to_string()),

@@ -12,13 +12,14 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::pipeline::{OVERHEAD_HEADER, PROVIDER_HEADER, forwarded, read_json};
+use crate::pool;
 use crate::provider::Provider;
 use crate::proxy::{self, AttemptError};
 use crate::server::Shared;
@@ -132,22 +133,18 @@ async fn serve(
 /// One upstream embeddings call.
 async fn send(
     provider: &Provider,
-    url: &reqwest::Url,
+    url: &Uri,
     payload: Bytes,
     forward: &HeaderMap,
 ) -> Result<Bytes, AttemptError> {
     let response = provider
         .client
-        .post(url.clone())
-        .headers(provider.json_headers(forward))
-        .body(payload)
-        .send()
+        .post(url, provider.json_headers(forward), payload)
         .await
         .map_err(|e| AttemptError::Connect(proxy::error_chain(&e)))?;
     let status = response.status();
     let retry_after = proxy::retry_after(response.headers());
-    let body = response
-        .bytes()
+    let body = pool::read_body(response)
         .await
         .map_err(|e| AttemptError::Connect(proxy::error_chain(&e)))?;
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {

@@ -20,11 +20,6 @@ pub enum GatewayError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot build the HTTP client for provider `{provider}`: {source}")]
-    Client {
-        provider: String,
-        source: reqwest::Error,
-    },
 }
 
 /// An OpenAI-style error: `{"error":{"message","type","param","code"}}` with an HTTP status.

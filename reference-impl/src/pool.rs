@@ -1,8 +1,10 @@
 //! One pooled HTTP client per provider, and the counters that show how well the pool works.
 //!
-//! reqwest keeps idle keep-alive connections per host; a connector layer counts every new
-//! connection, so `connections_opened / requests` shows whether the pool is reusing
-//! connections (near 0) or churning them (near 1).
+//! The client is hyper-util's pooling client straight over hyper, with nothing between the
+//! request path and the connection: no URL parsing per request (the endpoint is a parsed
+//! [`Uri`] built at startup), no redirect or retry layers (the router decides retries). A
+//! counting connector sees every new connection, so `connections_opened / requests` shows
+//! whether the pool is reusing connections (near 0) or churning them (near 1).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +13,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, Uri};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 
 use crate::config::PoolConfig;
@@ -83,68 +92,72 @@ impl Drop for InFlight {
     }
 }
 
-/// Builds a provider's client: pooled keep-alive, `TCP_NODELAY`, bounded connect time, no
-/// redirects, no proxy lookups and no client-side retries (the gateway's router decides retries).
-pub fn build_client(
-    config: &PoolConfig,
-    stats: Arc<PoolStats>,
-) -> reqwest::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .pool_max_idle_per_host(config.max_idle_per_host)
-        .pool_idle_timeout(Duration::from_millis(config.idle_timeout_ms))
-        .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-        .tcp_nodelay(true)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .retry(reqwest::retry::never())
-        .connector_layer(CountConnections { stats });
-    builder = if config.http2 {
-        builder.http2_prior_knowledge()
-    } else {
-        builder.http1_only()
-    };
-    builder.build()
+/// Why an upstream request failed before its response arrived.
+pub type UpstreamError = hyper_util::client::legacy::Error;
+
+/// A provider's response body as a stream of chunks.
+pub type BodyStream = BodyDataStream<Incoming>;
+
+/// A provider's pooled client: keep-alive connections, `TCP_NODELAY`, bounded connect time,
+/// HTTP/1.1 or (with `http2`) HTTP/2 with prior knowledge.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    client: Client<Counted, Full<Bytes>>,
 }
 
-/// Connector layer that counts established and failed connections.
-#[derive(Clone)]
-struct CountConnections {
-    stats: Arc<PoolStats>,
-}
+impl Upstream {
+    pub fn new(config: &PoolConfig, stats: Arc<PoolStats>) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(config.max_idle_per_host)
+            .pool_idle_timeout(Duration::from_millis(config.idle_timeout_ms))
+            .pool_timer(TokioTimer::new())
+            .http2_only(config.http2)
+            .build(Counted { inner: http, stats });
+        Self { client }
+    }
 
-impl<S> tower::Layer<S> for CountConnections {
-    type Service = Counted<S>;
-
-    fn layer(&self, inner: S) -> Counted<S> {
-        Counted {
-            inner,
-            stats: self.stats.clone(),
-        }
+    /// `POST uri` with `headers` and `body`; resolves when the response head has arrived.
+    pub fn post(
+        &self,
+        uri: &Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Response<Incoming>, UpstreamError>> + Send + 'static {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = headers;
+        self.client.request(request)
     }
 }
 
-#[derive(Clone)]
-struct Counted<S> {
-    inner: S,
+/// Reads a whole response body.
+pub async fn read_body(response: Response<Incoming>) -> Result<Bytes, hyper::Error> {
+    Ok(response.into_body().collect().await?.to_bytes())
+}
+
+/// The connector: hyper-util's TCP connector, counting established and failed connections.
+#[derive(Clone, Debug)]
+pub struct Counted {
+    inner: HttpConnector,
     stats: Arc<PoolStats>,
 }
 
-impl<S, R> tower::Service<R> for Counted<S>
-where
-    S: tower::Service<R>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
+impl tower::Service<Uri> for Counted {
+    type Response = <HttpConnector as tower::Service<Uri>>::Response;
+    type Error = <HttpConnector as tower::Service<Uri>>::Error;
     /// Boxed: connects are rare (the pool exists to avoid them), so the allocation is off the hot path.
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: R) -> Self::Future {
-        let connecting = self.inner.call(request);
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
         let stats = self.stats.clone();
         Box::pin(async move {
             let result = connecting.await;

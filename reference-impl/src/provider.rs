@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
 use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
 use crate::health::Health;
-use crate::pool::{self, PoolStats};
+use crate::pool::{PoolStats, Upstream};
 use crate::queue::{QueueConfig, RequestQueue};
 
 /// Everything needed to send a request to one provider, built once at startup.
@@ -16,14 +16,14 @@ use crate::queue::{QueueConfig, RequestQueue};
 pub struct Provider {
     pub config: ProviderConfig,
     /// Full URL of the chat endpoint (`/v1/chat/completions` or `/v1/messages`).
-    pub endpoint: reqwest::Url,
+    pub endpoint: Uri,
     /// Full URL of `/v1/embeddings`; only OpenAI-compatible providers have one.
-    pub embeddings: Option<reqwest::Url>,
+    pub embeddings: Option<Uri>,
     /// The credential header, marked sensitive so it never shows in debug output.
     pub auth: Option<(HeaderName, HeaderValue)>,
     /// The provider's name as an `x-gateway-provider` header value.
     pub header_value: HeaderValue,
-    pub client: reqwest::Client,
+    pub client: Upstream,
     pub pool: Arc<PoolStats>,
     pub health: Health,
     /// Stops traffic to a provider that keeps failing.
@@ -33,8 +33,8 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// Builds the client and precomputes the headers; fails if the config holds a value that
-    /// cannot go into an HTTP header.
+    /// Builds the client and precomputes the URLs and headers; fails if the config holds a value
+    /// that cannot go into a URL or an HTTP header.
     pub fn new(
         config: ProviderConfig,
         breaker: &BreakerConfig,
@@ -50,7 +50,7 @@ impl Provider {
             ProviderKind::OpenAi => "v1/chat/completions",
             ProviderKind::Anthropic => "v1/messages",
         };
-        let base = reqwest::Url::parse(&config.base_url)
+        let base = url::Url::parse(&config.base_url)
             .map_err(|_| invalid("base_url", "not a valid URL"))?;
         let base = if base.path().ends_with('/') {
             base
@@ -61,7 +61,9 @@ impl Provider {
         };
         let join = |path: &str| {
             base.join(path)
-                .map_err(|_| invalid("base_url", "cannot append the API path"))
+                .ok()
+                .and_then(|url| Uri::try_from(url.as_str()).ok())
+                .ok_or_else(|| invalid("base_url", "cannot append the API path"))
         };
         let endpoint = join(path)?;
         let embeddings = match config.kind {
@@ -85,12 +87,7 @@ impl Provider {
         let header_value = HeaderValue::try_from(config.name.as_str())
             .map_err(|_| invalid("name", "contains characters not allowed in a header"))?;
         let pool = Arc::new(PoolStats::default());
-        let client = pool::build_client(&config.pool, pool.clone()).map_err(|source| {
-            GatewayError::Client {
-                provider: config.name.clone(),
-                source,
-            }
-        })?;
+        let client = Upstream::new(&config.pool, pool.clone());
         let breaker = CircuitBreaker::new(config.name.clone(), breaker.clone());
         Ok(Self {
             config,

@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::FutureExt;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -115,17 +115,18 @@ fn semantic_embedder(
     semantic: &SemanticConfig,
     providers: &[Arc<Provider>],
 ) -> Option<Arc<dyn Embedder>> {
-    let provider = providers.iter().find(|p| {
-        p.embeddings.is_some()
-            && semantic
-                .provider
-                .as_deref()
-                .is_none_or(|name| name == p.name())
+    let (provider, url) = providers.iter().find_map(|p| {
+        let url = p.embeddings.as_ref()?;
+        let chosen = semantic
+            .provider
+            .as_deref()
+            .is_none_or(|name| name == p.name());
+        chosen.then_some((p, url))
     })?;
     Some(Arc::new(OpenAiEmbedder::new(
         provider.client.clone(),
-        &provider.config.base_url,
-        provider.config.api_key.clone(),
+        url.clone(),
+        provider.json_headers(&HeaderMap::new()),
         semantic.embedding_model.clone(),
     )))
 }

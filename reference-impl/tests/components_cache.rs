@@ -13,6 +13,8 @@ use reference_impl::cache::{
     FlightError, FollowError, LeaderFailure, Lookup, OpenAiEmbedder, ResponseCache, SemanticConfig,
     TtlConfig,
 };
+use reference_impl::config::PoolConfig;
+use reference_impl::pool::Upstream;
 use serde_json::{Value, json};
 
 const COMPLETION: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
@@ -513,12 +515,12 @@ async fn openai_embedder_calls_v1_embeddings() {
         .expect(2)
         .mount(&server)
         .await;
-    let embedder = OpenAiEmbedder::new(
-        reqwest::Client::new(),
-        &server.uri(),
-        Some("sk-test".to_owned()),
-        "text-embedding-3-small",
-    );
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    headers.insert("authorization", "Bearer sk-test".parse().unwrap());
+    let client = Upstream::new(&PoolConfig::default(), Arc::default());
+    let url = format!("{}/v1/embeddings", server.uri()).parse().unwrap();
+    let embedder = OpenAiEmbedder::new(client, url, headers, "text-embedding-3-small");
     let cache = ResponseCache::with_embedder(semantic_config(), Arc::new(embedder)).expect("valid");
     let first = cacheable(&cache, &body("one wording", Some(0.0)), &HeaderMap::new());
     let Lookup::Lead(leader) = cache.lookup(&first).await else {

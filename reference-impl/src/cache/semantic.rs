@@ -18,8 +18,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use http::{HeaderMap, Uri};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::pool::{Upstream, read_body};
+use crate::proxy::error_chain;
 
 /// `[cache.semantic]` configuration; off by default.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -74,48 +78,51 @@ where
     }
 }
 
-/// Embeddings from an OpenAI-compatible `POST {base_url}/v1/embeddings`.
+/// Embeddings from an OpenAI-compatible `POST /v1/embeddings`.
 #[derive(Debug, Clone)]
 pub struct OpenAiEmbedder {
-    client: reqwest::Client,
-    url: String,
-    api_key: Option<String>,
+    client: Upstream,
+    url: Uri,
+    headers: HeaderMap,
     /// The embedding model to ask for (not the chat model being cached).
     embedding_model: String,
 }
 
 impl OpenAiEmbedder {
+    /// Calls `url` (the provider's `/v1/embeddings`) over `client` with `headers` (content
+    /// type and credential).
     pub fn new(
-        client: reqwest::Client,
-        base_url: &str,
-        api_key: Option<String>,
+        client: Upstream,
+        url: Uri,
+        headers: HeaderMap,
         embedding_model: impl Into<String>,
     ) -> Self {
         Self {
             client,
-            url: format!("{}/v1/embeddings", base_url.trim_end_matches('/')),
-            api_key,
+            url,
+            headers,
             embedding_model: embedding_model.into(),
         }
     }
 
     async fn request(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        let failed = |error: reqwest::Error| EmbedError(error.to_string());
-        let mut request = self.client.post(&self.url).json(&serde_json::json!({
+        let failed = |error: &(dyn std::error::Error + 'static)| EmbedError(error_chain(error));
+        let body = serde_json::to_vec(&serde_json::json!({
             "model": self.embedding_model,
             "input": text,
-        }));
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
+        }))
+        .map_err(|e| failed(&e))?;
+        let response = self
+            .client
+            .post(&self.url, self.headers.clone(), body.into())
+            .await
+            .map_err(|e| failed(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(EmbedError(format!("embeddings answered {status}")));
         }
-        let response: Value = request
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed)?
-            .json()
-            .await
-            .map_err(failed)?;
+        let body = read_body(response).await.map_err(|e| failed(&e))?;
+        let response: Value = serde_json::from_slice(&body).map_err(|e| failed(&e))?;
         let vector = response
             .pointer("/data/0/embedding")
             .and_then(Value::as_array)

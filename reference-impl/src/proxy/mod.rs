@@ -21,6 +21,7 @@ pub use self::stream::{ChatStream, StreamEnd, StreamObserver};
 use crate::clock::Clock;
 use crate::config::ProviderKind;
 use crate::error::ApiError;
+use crate::pool::{self, BodyStream};
 use crate::provider::Provider;
 use crate::request::ChatRequest;
 
@@ -155,12 +156,7 @@ pub async fn attempt(
             HeaderValue::from_static(anthropic::VERSION),
         );
     }
-    let pending = provider
-        .client
-        .post(provider.endpoint.clone())
-        .headers(headers)
-        .body(body)
-        .send();
+    let pending = provider.client.post(&provider.endpoint, headers, body);
     let in_flight = provider.pool.send();
     let response = clock
         .upstream(pending)
@@ -171,7 +167,7 @@ pub async fn attempt(
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         let retry_after = retry_after(response.headers());
         // Read the (small) error body so the connection returns to the pool.
-        let _ = clock.upstream(response.bytes()).await;
+        let _ = clock.upstream(pool::read_body(response)).await;
         return Err(AttemptError::Unavailable {
             status,
             retry_after,
@@ -179,7 +175,7 @@ pub async fn attempt(
     }
     if !status.is_success() {
         let body = clock
-            .upstream(response.bytes())
+            .upstream(pool::read_body(response))
             .await
             .map_err(|e| AttemptError::Connect(error_chain(&e)))?;
         return Err(AttemptError::Rejected(match kind {
@@ -203,13 +199,14 @@ pub async fn attempt(
             ProviderKind::OpenAi => Mode::pass_through(),
             ProviderKind::Anthropic => Mode::anthropic(request.include_usage(), unix_now()),
         };
-        let mut stream = ChatStream::new(Box::pin(response.bytes_stream()), mode, in_flight);
+        let upstream = BodyStream::new(response.into_body());
+        let mut stream = ChatStream::new(upstream, mode, in_flight);
         clock.upstream(stream.first_event()).await?;
         return Ok(Reply::Stream(stream));
     }
 
     let body = clock
-        .upstream(response.bytes())
+        .upstream(pool::read_body(response))
         .await
         .map_err(|e| AttemptError::Connect(error_chain(&e)))?;
     match kind {
@@ -306,7 +303,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .or_else(|| parse("retry-after").map(Duration::from_secs_f64))
 }
 
-/// reqwest errors say "error sending request"; the cause says why.
+/// Client errors say "client error (Connect)"; the cause says why.
 pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut message = e.to_string();
     let mut source = e.source();

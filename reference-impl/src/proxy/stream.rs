@@ -17,9 +17,7 @@ use super::AttemptError;
 use super::anthropic::{StreamError, StreamTranslator, Usage};
 use super::sse::{self, SseFramer};
 use crate::error::ApiError;
-use crate::pool::InFlight;
-
-type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+use crate::pool::{BodyStream, InFlight};
 
 /// How upstream events become client events.
 #[derive(Debug)]
@@ -168,7 +166,7 @@ pub enum StreamEnd {
 
 /// OpenAI SSE body for one streaming request.
 pub struct ChatStream {
-    upstream: Upstream,
+    upstream: BodyStream,
     framer: SseFramer,
     mode: Mode,
     /// Converted bytes waiting to be sent (the first event, held while the router decides).
@@ -180,7 +178,7 @@ pub struct ChatStream {
 }
 
 impl ChatStream {
-    pub(super) fn new(upstream: Upstream, mode: Mode, in_flight: InFlight) -> Self {
+    pub(super) fn new(upstream: BodyStream, mode: Mode, in_flight: InFlight) -> Self {
         Self {
             upstream,
             framer: SseFramer::default(),
@@ -278,7 +276,7 @@ impl Stream for ChatStream {
             )));
         }
         loop {
-            match ready!(this.upstream.as_mut().poll_next(cx)) {
+            match ready!(Pin::new(&mut this.upstream).poll_next(cx)) {
                 Some(Ok(chunk)) => {
                     let Some(block) = this.framer.push(chunk) else {
                         continue;
