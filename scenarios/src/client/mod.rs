@@ -7,9 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper_util::client::legacy::Client as Pool;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reports::model::ErrorClass;
-use reqwest::header::HeaderMap;
-use reqwest::{StatusCode, Url};
+use serde::Serialize;
 
 use crate::recorder::CacheOutcome;
 use crate::workload::Prompt;
@@ -47,9 +53,12 @@ pub struct Reply {
 
 /// An HTTP client for one target or several (gateway replicas taken round-robin), shared by
 /// every user of a run (one connection pool).
+///
+/// Straight hyper, the endpoints parsed once: the load generator shares the machine with what
+/// it measures, so each request should cost it as little as possible.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: reqwest::Client,
+    http: Pool<HttpConnector, Full<Bytes>>,
     /// Never empty.
     targets: Arc<[Endpoints]>,
     /// Requests sent so far: the next one goes to `targets[turn % len]`.
@@ -61,19 +70,26 @@ pub struct Client {
 #[derive(Debug)]
 struct Endpoints {
     base: String,
-    chat: Url,
-    embeddings: Url,
-    models: Url,
+    chat: Uri,
+    embeddings: Uri,
+    models: Uri,
 }
 
 impl Endpoints {
     fn new(base: &str) -> Result<Endpoints, ClientError> {
         let base = base.trim_end_matches('/').to_owned();
+        let invalid = |why: &str| ClientError::Url {
+            url: base.clone(),
+            why: why.to_owned(),
+        };
         let endpoint = |path: &str| {
-            Url::parse(&format!("{base}{path}")).map_err(|e| ClientError::Url {
-                url: base.clone(),
-                why: e.to_string(),
-            })
+            let uri = Uri::try_from(format!("{base}{path}"))
+                .map_err(|_| invalid("expected http://HOST:PORT"))?;
+            match (uri.scheme_str(), uri.host()) {
+                (Some("http"), Some(_)) => Ok(uri),
+                (Some("https"), _) => Err(invalid("https is not supported (no TLS): use http://")),
+                _ => Err(invalid("expected http://HOST:PORT")),
+            }
         };
         Ok(Endpoints {
             chat: endpoint("/v1/chat/completions")?,
@@ -87,8 +103,6 @@ impl Endpoints {
 /// The client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot build the HTTP client: {0}")]
-    Build(#[from] reqwest::Error),
     #[error("invalid target URL `{url}`: {why}")]
     Url { url: String, why: String },
     #[error("no target URL given")]
@@ -111,12 +125,13 @@ impl Client {
         if bases.is_empty() {
             return Err(ClientError::NoTarget);
         }
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .no_gzip()
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let http = Pool::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(5))
-            .build()?;
+            .pool_timer(TokioTimer::new())
+            .build(connector);
         let targets = bases
             .iter()
             .map(|base| Endpoints::new(base.as_ref()))
@@ -172,9 +187,9 @@ impl Client {
         reply
     }
 
-    fn request(&self, call: Call<'_>) -> reqwest::RequestBuilder {
+    fn request(&self, call: Call<'_>) -> Request<Full<Bytes>> {
         let target = self.next_target();
-        match call {
+        let (uri, body) = match call {
             Call::Chat {
                 model,
                 prompt,
@@ -199,30 +214,41 @@ impl Client {
                         include_usage: true,
                     }),
                 };
-                self.http.post(target.chat.clone()).json(&body)
+                (&target.chat, Some(json(&body)))
             }
-            Call::Embeddings { model, input } => self
-                .http
-                .post(target.embeddings.clone())
-                .json(&EmbeddingsBody { model, input }),
-            Call::Models => self.http.get(target.models.clone()),
+            Call::Embeddings { model, input } => (
+                &target.embeddings,
+                Some(json(&EmbeddingsBody { model, input })),
+            ),
+            Call::Models => (&target.models, None),
+        };
+        let post = body.is_some();
+        let mut request = Request::new(Full::new(body.unwrap_or_default()));
+        *request.uri_mut() = uri.clone();
+        if post {
+            *request.method_mut() = Method::POST;
+            request
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
+        request
     }
 
     async fn exchange(
         &self,
-        request: reqwest::RequestBuilder,
+        request: Request<Full<Bytes>>,
         call: Call<'_>,
         reply: &mut Reply,
         itl_us: &mut Vec<u32>,
     ) -> Result<(), ErrorClass> {
-        let response = request.send().await.map_err(classify)?;
+        let response = self.http.request(request).await.map_err(classify)?;
         let status = response.status();
         reply.status = Some(status.as_u16());
         read_headers(response.headers(), reply);
         let streaming = matches!(call, Call::Chat { stream: true, .. });
         if status.is_success() && streaming {
-            let read = read_stream(response.bytes_stream(), itl_us).await;
+            let body = BodyDataStream::new(response.into_body());
+            let read = read_stream(body, itl_us).await;
             let (result, read) = match read {
                 Ok(read) => (Ok(()), read),
                 Err((class, read)) => (Err(class), read),
@@ -233,10 +259,11 @@ impl Client {
             return result;
         }
         // Read error bodies too, so the connection goes back to the pool.
-        let bytes = response.bytes().await.map_err(|e| match classify(e) {
-            ErrorClass::Connect => ErrorClass::StreamBroken,
-            other => other,
-        })?;
+        let bytes = match response.into_body().collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) if e.is_timeout() => return Err(ErrorClass::Timeout),
+            Err(_) => return Err(ErrorClass::StreamBroken),
+        };
         status_class(status)?;
         let body: Body = serde_json::from_slice(&bytes).map_err(|_| ErrorClass::BadPayload)?;
         let expected = match call {
@@ -276,11 +303,17 @@ fn status_class(status: StatusCode) -> Result<(), ErrorClass> {
     }
 }
 
-/// Errors before a response: no connection, no answer in time, or a connection that broke.
-fn classify(error: reqwest::Error) -> ErrorClass {
-    if error.is_timeout() {
-        ErrorClass::Timeout
-    } else if error.is_connect() {
+/// The JSON of a request body: plain structs of strings and numbers, which always serialize.
+fn json(body: &impl Serialize) -> Bytes {
+    serde_json::to_vec(body)
+        .expect("request bodies are plain structs")
+        .into()
+}
+
+/// Errors before a response: no connection (or none in time), or a connection that broke.
+/// (A request that takes too long is cut by the caller's deadline.)
+fn classify(error: hyper_util::client::legacy::Error) -> ErrorClass {
+    if error.is_connect() {
         ErrorClass::Connect
     } else {
         ErrorClass::StreamBroken
@@ -322,5 +355,21 @@ mod tests {
             Client::round_robin(&none, Duration::from_secs(1)),
             Err(ClientError::NoTarget)
         ));
+    }
+
+    #[test]
+    fn targets_must_be_plain_http_urls() {
+        let error = |base: &str| {
+            Client::new(base, Duration::from_secs(1))
+                .expect_err(base)
+                .to_string()
+        };
+        assert!(error("https://gw.example:443").contains("https is not supported"));
+        assert!(error("127.0.0.1:8080").contains("expected http://HOST:PORT"));
+        assert_eq!(
+            error("http://bad host"),
+            "invalid target URL `http://bad host`: expected http://HOST:PORT"
+        );
+        assert!(Client::new("http://[::1]:8080/", Duration::from_secs(1)).is_ok());
     }
 }

@@ -83,9 +83,9 @@ pub trait IsTimeout {
     fn is_timeout(&self) -> bool;
 }
 
-impl IsTimeout for reqwest::Error {
+impl IsTimeout for hyper::Error {
     fn is_timeout(&self) -> bool {
-        reqwest::Error::is_timeout(self)
+        hyper::Error::is_timeout(self)
     }
 }
 
