@@ -141,7 +141,7 @@ pub async fn read_body(response: Response<Incoming>) -> Result<Bytes, hyper::Err
 
 /// The connector: hyper-util's TCP connector, counting established and failed connections.
 #[derive(Clone, Debug)]
-pub struct Counted {
+struct Counted {
     inner: HttpConnector,
     stats: Arc<PoolStats>,
 }
