@@ -35,6 +35,15 @@ fn body() -> Vec<u8> {
         .into_bytes()
 }
 
+/// The benchmark's request to `addr`, with `body`.
+fn chat_request(addr: SocketAddr, body: Bytes) -> Request<Full<Bytes>> {
+    Request::post("/v1/chat/completions")
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .expect("request")
+}
+
 /// Resident set size of this process, in bytes.
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -62,11 +71,7 @@ async fn drive(addr: SocketAddr, limit: Duration, count: u64) -> f64 {
                 .expect("handshake");
             tokio::spawn(conn);
             while start.elapsed() < limit && done.fetch_add(1, Relaxed) < count {
-                let request = Request::post("/v1/chat/completions")
-                    .header("host", addr.to_string())
-                    .header("content-type", "application/json")
-                    .body(Full::new(body.clone()))
-                    .expect("request");
+                let request = chat_request(addr, body.clone());
                 sender.ready().await.expect("connection stays open");
                 let response = sender.send_request(request).await.expect("response");
                 assert!(
@@ -157,12 +162,10 @@ async fn native_answer(addr: SocketAddr) -> Bytes {
         .await
         .expect("handshake");
     tokio::spawn(conn);
-    let request = Request::post("/v1/chat/completions")
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body())))
-        .expect("request");
-    let response = sender.send_request(request).await.expect("response");
+    let response = sender
+        .send_request(chat_request(addr, Bytes::from(body())))
+        .await
+        .expect("response");
     response
         .into_body()
         .collect()
