@@ -1,7 +1,10 @@
 //! Response cache hot paths, each beside the raw library operation it builds on.
 //!
-//! `hit_1k_request` is the whole hit path of one request: classify (cache-control, one pass
-//! over a 1 KiB body to key it) plus the memory lookup.
+//! `hit_1k_request` is the whole hit path of one request: classify (cache-control, keying a
+//! 1 KiB body) plus the memory lookup, for a repeat of bytes seen before (the keying is one
+//! XXH3 pass that finds the remembered fingerprint). `hit_1k_new_bytes` is the same hit for
+//! bytes never seen before (another `user`, which is not part of the key), so the keying is the
+//! full canonical reading (`key_canonical_hash_1k`).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -15,14 +18,14 @@ use reference_impl::cache::{CacheConfig, CacheKey, Cacheability, Lookup, Respons
 
 const COMPLETION: &[u8] = br#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"A short cached answer of a few words."},"finish_reason":"stop"}],"usage":{"prompt_tokens":230,"completion_tokens":9,"total_tokens":239}}"#;
 
-/// A realistic chat request of about 1 KiB, distinct per `n`.
-fn request_body(n: u64) -> Vec<u8> {
+/// A realistic chat request of about 1 KiB, distinct per `n`, from `user`.
+fn request_body(n: u64, user: u64) -> Vec<u8> {
     let body = serde_json::json!({
         "model": "gpt-4o-mini",
         "temperature": 0,
         "max_tokens": 256,
         "top_p": 1,
-        "user": "bench-user-0001",
+        "user": format!("bench-user-{user:08}"),
         "stream": true,
         "messages": [
             {"role": "system", "content": "You are a concise assistant that answers questions about distributed systems, networking and databases. Prefer short, precise answers and cite the relevant concept by name. Keep answers under two hundred words unless asked for more detail, and use plain text without any markdown formatting."},
@@ -46,7 +49,7 @@ fn classify(
 }
 
 fn cache(c: &mut Criterion) {
-    let body = request_body(0);
+    let body = request_body(0, 0);
     assert!(
         (1000..1100).contains(&body.len()),
         "body is {} bytes",
@@ -78,6 +81,20 @@ fn cache(c: &mut Criterion) {
             }
         })
     });
+    let users = AtomicU64::new(1);
+    group.bench_function("hit_1k_new_bytes", |b| {
+        b.iter_batched_ref(
+            || request_body(0, users.fetch_add(1, Ordering::Relaxed)),
+            |body| {
+                let request = classify(&cache, body, &headers);
+                match block_on(cache.lookup(&request)) {
+                    Lookup::Hit(hit) => hit.body,
+                    _ => panic!("expected a hit"),
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
     group.bench_function("hit_prekeyed", |b| {
         b.iter(|| match block_on(cache.lookup(black_box(&request))) {
             Lookup::Hit(hit) => hit.body,
@@ -93,7 +110,7 @@ fn cache(c: &mut Criterion) {
     });
 
     let counter = AtomicU64::new(1);
-    let fresh = || request_body(counter.fetch_add(1, Ordering::Relaxed));
+    let fresh = || request_body(counter.fetch_add(1, Ordering::Relaxed), 0);
     group.bench_function("miss_insert_1k_request", |b| {
         b.iter_batched(
             fresh,

@@ -2,17 +2,20 @@
 //!
 //! Every JSON value reduces to a 128-bit XXH3 digest seeded by its type, so values of different
 //! types never share a digest: strings hash their decoded text (so `"\u0068i"` is `"hi"`),
-//! numbers hash as an integer when they have an integral value (so `1`, `1.0` and `1e0` agree),
-//! arrays hash their items' digests in order, and objects hash their (name, value) digest pairs
-//! sorted, which makes key order irrelevant without sorting any strings. Whitespace never
-//! reaches a digest.
+//! numbers hash as an integer when they have an integral value (so `1`, `1.0` and `1e0` agree).
+//! A container's digest is the wrapping sum of its entries' digests, each entry mixing its key
+//! with its value: an object keys a value by its name's digest, so field order is irrelevant
+//! without sorting anything; an array keys an item by its index, so order counts. Whitespace
+//! never reaches a digest.
 //!
 //! This is a small JSON reader of its own rather than a serde visitor because keying is on the
-//! cache-hit path: it scans strings eight bytes at a time, validates UTF-8 once for the whole
-//! body, and keeps the item digests of every open container on one stack, so it allocates
-//! nothing per value. It accepts exactly RFC 8259 JSON, nested at most [`MAX_DEPTH`] deep.
+//! cache-hit path: it scans strings sixteen bytes at a time, checks UTF-8 only in strings that
+//! are not plain ASCII (no other part of a JSON text may hold a non-ASCII byte), and keeps a
+//! container's running sum in a local, so it allocates nothing unless a string has escapes. It
+//! accepts exactly RFC 8259 JSON, nested at most [`MAX_DEPTH`] deep.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_128_with_seed;
 
@@ -20,20 +23,22 @@ use xxhash_rust::xxh3::xxh3_128_with_seed;
 pub(super) const MAX_DEPTH: usize = 128;
 
 /// Top-level request fields that do not change the completion.
-fn is_delivery_field(name: &str) -> bool {
+fn is_delivery_field(name: &[u8]) -> bool {
     matches!(
         name,
-        "metadata" | "store" | "stream" | "stream_options" | "user"
+        b"metadata" | b"store" | b"stream" | b"stream_options" | b"user"
     )
 }
 
-// Type tags, used as hash seeds.
+// Type tags, used as hash seeds. Strings take the zero seed: with any other, XXH3 derives a
+// fresh secret on every call for inputs over 240 bytes, and message text is mostly that long.
+const STRING: u64 = 0;
 const NULL: u64 = 1;
 const FALSE: u64 = 2;
 const TRUE: u64 = 3;
 const INTEGER: u64 = 4;
 const FLOAT: u64 = 5;
-const STRING: u64 = 6;
+const ENTRY: u64 = 6;
 const ARRAY: u64 = 7;
 const OBJECT: u64 = 8;
 
@@ -53,22 +58,19 @@ pub enum SyntaxError {
 }
 
 /// What one pass over a request body learns: its digest and the fields the rules look at.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Fingerprint {
     pub hash: u128,
-    pub model: Option<Box<str>>,
+    pub model: Option<Arc<str>>,
     pub temperature: Option<f64>,
 }
 
 impl Fingerprint {
     /// Reads a request body: an object whose delivery-only fields are left out of the digest.
     pub fn of(body: &[u8]) -> Result<Self, SyntaxError> {
-        let text = std::str::from_utf8(body).map_err(|_| SyntaxError::Utf8)?;
         let mut reader = Reader {
-            text,
             bytes: body,
             pos: 0,
-            stack: Vec::with_capacity(512),
         };
         reader.skip_whitespace();
         if reader.peek() != Some(b'{') {
@@ -96,43 +98,45 @@ fn float(value: f64) -> u128 {
     }
 }
 
-fn string(value: &str) -> u128 {
-    xxh3_128_with_seed(value.as_bytes(), STRING)
+fn string(text: &[u8]) -> u128 {
+    xxh3_128_with_seed(text, STRING)
 }
 
-fn field(name: u128, value: u128) -> [u8; 32] {
-    let mut pair = [0u8; 32];
-    pair[..16].copy_from_slice(&name.to_le_bytes());
-    pair[16..].copy_from_slice(&value.to_le_bytes());
-    pair
+/// The digest of a container, built one entry at a time.
+#[derive(Default)]
+struct Container {
+    /// Wrapping sum of the entries' digests: the same whatever order they are added in.
+    sum: u128,
+    len: u64,
 }
 
-/// A JSON value that was read: its digest, plus what the top level wants to keep of it.
-struct Read<'a> {
-    digest: u128,
-    kind: Kind<'a>,
-}
+impl Container {
+    /// Adds the entry `key` (a field name's digest, or an item's index) holding `value`.
+    fn add(&mut self, key: u128, value: u128) {
+        let mut entry = [0u8; 32];
+        entry[..16].copy_from_slice(&key.to_le_bytes());
+        entry[16..].copy_from_slice(&value.to_le_bytes());
+        self.sum = self.sum.wrapping_add(xxh3_128_with_seed(&entry, ENTRY));
+        self.len += 1;
+    }
 
-enum Kind<'a> {
-    Text(Cow<'a, str>),
-    Number(f64),
-    Null,
-    Other,
+    fn finish(self, tag: u64) -> u128 {
+        let mut total = [0u8; 24];
+        total[..16].copy_from_slice(&self.sum.to_le_bytes());
+        total[16..].copy_from_slice(&self.len.to_le_bytes());
+        xxh3_128_with_seed(&total, tag)
+    }
 }
 
 struct Reader<'a> {
-    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
-    /// Digests of the items of the containers being read, innermost last: containers push their
-    /// items above their parents' ones, hash them and truncate back.
-    stack: Vec<u8>,
 }
 
 impl<'a> Reader<'a> {
     fn request(&mut self) -> Result<Fingerprint, SyntaxError> {
         let (mut model, mut temperature) = (None, None);
-        let start = self.stack.len();
+        let mut fields = Container::default();
         self.expect(b'{')?;
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
@@ -141,21 +145,31 @@ impl<'a> Reader<'a> {
             loop {
                 self.skip_whitespace();
                 let name = self.string()?;
-                let name_digest = string(&name);
                 self.skip_whitespace();
                 self.expect(b':')?;
-                let value = self.value(1)?;
-                if !is_delivery_field(&name) {
-                    match (&*name, value.kind) {
-                        ("model", Kind::Text(text)) => model = Some(text.into()),
-                        ("model", _) => return Err(SyntaxError::FieldType("model")),
-                        ("temperature", Kind::Number(number)) => temperature = Some(number),
-                        ("temperature", Kind::Null) => temperature = None,
-                        ("temperature", _) => return Err(SyntaxError::FieldType("temperature")),
-                        _ => {}
+                self.skip_whitespace();
+                let value = match (&*name, self.peek()) {
+                    (b"model", Some(b'"')) => {
+                        let text = self.string()?;
+                        let utf8 = std::str::from_utf8(&text).map_err(|_| SyntaxError::Utf8)?;
+                        model = Some(utf8.into());
+                        string(&text)
                     }
-                    self.stack
-                        .extend_from_slice(&field(name_digest, value.digest));
+                    (b"model", _) => return Err(SyntaxError::FieldType("model")),
+                    (b"temperature", Some(b'-' | b'0'..=b'9')) => {
+                        let (digest, number) = self.number()?;
+                        temperature = Some(number);
+                        digest
+                    }
+                    (b"temperature", Some(b'n')) => {
+                        temperature = None;
+                        self.literal("null", NULL)?
+                    }
+                    (b"temperature", _) => return Err(SyntaxError::FieldType("temperature")),
+                    _ => self.value(1)?,
+                };
+                if !is_delivery_field(&name) {
+                    fields.add(string(&name), value);
                 }
                 if self.end_of_container(b'}')? {
                     break;
@@ -163,67 +177,62 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(Fingerprint {
-            hash: self.object(start),
+            hash: fields.finish(OBJECT),
             model,
             temperature,
         })
     }
 
-    fn value(&mut self, depth: usize) -> Result<Read<'a>, SyntaxError> {
+    fn value(&mut self, depth: usize) -> Result<u128, SyntaxError> {
         if depth > MAX_DEPTH {
             return Err(SyntaxError::TooDeep);
         }
         self.skip_whitespace();
-        let (digest, kind) = match self.peek() {
-            Some(b'{') => (self.map(depth)?, Kind::Other),
-            Some(b'[') => (self.array(depth)?, Kind::Other),
-            Some(b'"') => {
-                let text = self.string()?;
-                (string(&text), Kind::Text(text))
-            }
-            Some(b't') => (self.literal("true", TRUE)?, Kind::Other),
-            Some(b'f') => (self.literal("false", FALSE)?, Kind::Other),
-            Some(b'n') => (self.literal("null", NULL)?, Kind::Null),
-            Some(b'-' | b'0'..=b'9') => self.number()?,
-            _ => return Err(SyntaxError::At(self.pos)),
-        };
-        Ok(Read { digest, kind })
+        match self.peek() {
+            Some(b'{') => self.map(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => Ok(string(&self.string()?)),
+            Some(b't') => self.literal("true", TRUE),
+            Some(b'f') => self.literal("false", FALSE),
+            Some(b'n') => self.literal("null", NULL),
+            Some(b'-' | b'0'..=b'9') => Ok(self.number()?.0),
+            _ => Err(SyntaxError::At(self.pos)),
+        }
     }
 
     fn map(&mut self, depth: usize) -> Result<u128, SyntaxError> {
-        let start = self.stack.len();
+        let mut fields = Container::default();
         self.pos += 1;
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(self.object(start));
+            return Ok(fields.finish(OBJECT));
         }
         loop {
             self.skip_whitespace();
             let name = string(&self.string()?);
             self.skip_whitespace();
             self.expect(b':')?;
-            let value = self.value(depth + 1)?.digest;
-            self.stack.extend_from_slice(&field(name, value));
+            fields.add(name, self.value(depth + 1)?);
             if self.end_of_container(b'}')? {
-                return Ok(self.object(start));
+                return Ok(fields.finish(OBJECT));
             }
         }
     }
 
     fn array(&mut self, depth: usize) -> Result<u128, SyntaxError> {
-        let start = self.stack.len();
+        let mut items = Container::default();
         self.pos += 1;
         self.skip_whitespace();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(self.container(start, ARRAY));
+            return Ok(items.finish(ARRAY));
         }
         loop {
-            let item = self.value(depth + 1)?.digest;
-            self.stack.extend_from_slice(&item.to_le_bytes());
+            let index = u128::from(items.len);
+            items.add(index, self.value(depth + 1)?);
             if self.end_of_container(b']')? {
-                return Ok(self.container(start, ARRAY));
+                return Ok(items.finish(ARRAY));
             }
         }
     }
@@ -244,37 +253,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Hashes the items `start..` of the stack as one container and pops them.
-    fn container(&mut self, start: usize, tag: u64) -> u128 {
-        let digest = xxh3_128_with_seed(&self.stack[start..], tag);
-        self.stack.truncate(start);
-        digest
-    }
-
-    /// Hashes the fields `start..` (32-byte pairs) in sorted order and pops them.
-    fn object(&mut self, start: usize) -> u128 {
-        let (pairs, _) = self.stack[start..].as_chunks_mut::<32>();
-        // Ordered as two integers (name digest, value digest): cheaper than comparing bytes.
-        pairs.sort_unstable_by_key(|pair| {
-            let (name, value) = pair.split_at(16);
-            let digest = |d: &[u8]| u128::from_le_bytes(d.try_into().unwrap_or_default());
-            (digest(name), digest(value))
-        });
-        self.container(start, OBJECT)
-    }
-
-    /// Reads a string at `pos` (which must be at its opening quote) and decodes its escapes.
-    fn string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
+    /// Reads a string at `pos` (which must be at its opening quote): its text, escapes
+    /// decoded, checked to be UTF-8.
+    fn string(&mut self) -> Result<Cow<'a, [u8]>, SyntaxError> {
         self.expect(b'"')?;
         let start = self.pos;
-        let special = start + find_special(&self.bytes[start..]).ok_or(SyntaxError::At(start))?;
-        self.pos = special;
+        let special = self.plain_run()?;
         if self.bytes[special] == b'"' {
             self.pos += 1;
-            return Ok(Cow::Borrowed(&self.text[start..special]));
+            return Ok(Cow::Borrowed(&self.bytes[start..special]));
         }
         // Escapes are rare in requests: only then is the text copied.
-        let mut decoded = self.text[start..special].to_owned();
+        let mut decoded = self.bytes[start..special].to_vec();
         loop {
             match self.bytes.get(self.pos) {
                 Some(b'"') => {
@@ -283,21 +273,33 @@ impl<'a> Reader<'a> {
                 }
                 Some(b'\\') => {
                     self.pos += 1;
-                    self.escape(&mut decoded)?;
+                    let unescaped = self.escape()?;
+                    decoded.extend_from_slice(unescaped.encode_utf8(&mut [0; 4]).as_bytes());
                 }
                 Some(byte) if *byte >= 0x20 => {
                     let from = self.pos;
-                    let to =
-                        from + find_special(&self.bytes[from..]).ok_or(SyntaxError::At(from))?;
-                    decoded.push_str(&self.text[from..to]);
-                    self.pos = to;
+                    let to = self.plain_run()?;
+                    decoded.extend_from_slice(&self.bytes[from..to]);
                 }
                 _ => return Err(SyntaxError::At(self.pos)),
             }
         }
     }
 
-    fn escape(&mut self, decoded: &mut String) -> Result<(), SyntaxError> {
+    /// Moves past the text at `pos` up to the next `"`, `\` or control byte and returns that
+    /// byte's position, checking the text passed over to be UTF-8.
+    fn plain_run(&mut self) -> Result<usize, SyntaxError> {
+        let from = self.pos;
+        let scan = find_special(&self.bytes[from..]);
+        let end = from + scan.end.ok_or(SyntaxError::At(from))?;
+        if !scan.ascii && std::str::from_utf8(&self.bytes[from..end]).is_err() {
+            return Err(SyntaxError::Utf8);
+        }
+        self.pos = end;
+        Ok(end)
+    }
+
+    fn escape(&mut self) -> Result<char, SyntaxError> {
         let at = self.pos;
         let byte = self.peek().ok_or(SyntaxError::At(at))?;
         self.pos += 1;
@@ -331,22 +333,27 @@ impl<'a> Reader<'a> {
             }
             _ => return Err(SyntaxError::At(at)),
         };
-        decoded.push(unescaped);
-        Ok(())
+        Ok(unescaped)
     }
 
     fn hex4(&mut self) -> Result<u16, SyntaxError> {
         let digits = self
-            .text
+            .bytes
             .get(self.pos..self.pos + 4)
-            .filter(|digits| digits.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or(SyntaxError::At(self.pos))?;
+        let mut unit = 0u16;
+        for &digit in digits {
+            let value = char::from(digit)
+                .to_digit(16)
+                .ok_or(SyntaxError::At(self.pos))?;
+            unit = unit << 4 | value as u16;
+        }
         self.pos += 4;
-        u16::from_str_radix(digits, 16).map_err(|_| SyntaxError::At(self.pos))
+        Ok(unit)
     }
 
     /// Reads a number per the JSON grammar; integers that fit 64 bits stay exact.
-    fn number(&mut self) -> Result<(u128, Kind<'a>), SyntaxError> {
+    fn number(&mut self) -> Result<(u128, f64), SyntaxError> {
         let start = self.pos;
         self.eat(b'-');
         match self.peek() {
@@ -366,15 +373,17 @@ impl<'a> Reader<'a> {
             }
             self.require_digits()?;
         }
-        let token = &self.text[start..self.pos];
+        // The grammar above admitted only ASCII digits, signs, `.` and `e`.
+        let token = std::str::from_utf8(&self.bytes[start..self.pos])
+            .map_err(|_| SyntaxError::At(start))?;
         if integral && let Ok(int) = token.parse::<i64>() {
-            return Ok((integer(int.into()), Kind::Number(int as f64)));
+            return Ok((integer(int.into()), int as f64));
         }
         if integral && let Ok(int) = token.parse::<u64>() {
-            return Ok((integer(int.into()), Kind::Number(int as f64)));
+            return Ok((integer(int.into()), int as f64));
         }
         let value: f64 = token.parse().map_err(|_| SyntaxError::At(start))?;
-        Ok((float(value), Kind::Number(value)))
+        Ok((float(value), value))
     }
 
     fn digits(&mut self) {
@@ -424,25 +433,40 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Position of the first `"`, `\` or control character: the scan that dominates keying, since
-/// message text is most of a request. Sixteen bytes a step with SSE2 on x86_64, then eight at a
-/// time for the rest (and on other targets).
-fn find_special(bytes: &[u8]) -> Option<usize> {
+/// What [`find_special`] found.
+#[derive(Debug, PartialEq, Eq)]
+struct Scan {
+    /// Position of the first `"`, `\` or control byte, if any.
+    end: Option<usize>,
+    /// No byte up to `end` is above 0x7f (when `false`, some may be: the caller checks UTF-8).
+    ascii: bool,
+}
+
+/// Finds the end of a run of plain string text: the scan that dominates keying, since message
+/// text is most of a request. Sixteen bytes a step with SSE2 on x86_64, then eight at a time
+/// for the rest (and on other targets).
+fn find_special(bytes: &[u8]) -> Scan {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: SSE2 is part of the x86_64 baseline: every x86_64 processor has it.
-        let (scanned, found) = unsafe { find_special_sse2(bytes) };
-        found.or_else(|| find_special_swar(&bytes[scanned..]).map(|p| scanned + p))
+        let (scanned, blocks) = unsafe { find_special_sse2(bytes) };
+        if blocks.end.is_some() {
+            return blocks;
+        }
+        let rest = find_special_swar(&bytes[scanned..]);
+        Scan {
+            end: rest.end.map(|p| scanned + p),
+            ascii: blocks.ascii && rest.ascii,
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     find_special_swar(bytes)
 }
 
-/// [`find_special`] over the whole 16-byte blocks of `bytes`: the position found, or how many
-/// bytes were scanned without finding one.
+/// [`find_special`] over the whole 16-byte blocks of `bytes`, and how many bytes that is.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
-fn find_special_sse2(bytes: &[u8]) -> (usize, Option<usize>) {
+fn find_special_sse2(bytes: &[u8]) -> (usize, Scan) {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
         _mm_set1_epi8,
@@ -450,11 +474,15 @@ fn find_special_sse2(bytes: &[u8]) -> (usize, Option<usize>) {
     let quote = _mm_set1_epi8(b'"' as i8);
     let backslash = _mm_set1_epi8(b'\\' as i8);
     let control = _mm_set1_epi8(0x1f);
+    let mut high = 0;
     let (blocks, _) = bytes.as_chunks::<16>();
     for (index, block) in blocks.iter().enumerate() {
-        let (low, high) = block.split_at(8);
+        let (low, high_half) = block.split_at(8);
         let half = |h: &[u8]| i64::from_le_bytes(h.try_into().unwrap_or_default());
-        let v = _mm_set_epi64x(half(high), half(low));
+        let v = _mm_set_epi64x(half(high_half), half(low));
+        // Bytes above 0x7f have their top bit set; a whole block is ORed in, which may count
+        // bytes past the end: that only costs a UTF-8 check.
+        high |= _mm_movemask_epi8(v);
         // A byte is a control character when min(byte, 0x1f) == byte (unsigned).
         let hits = _mm_or_si128(
             _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
@@ -462,34 +490,56 @@ fn find_special_sse2(bytes: &[u8]) -> (usize, Option<usize>) {
         );
         let mask = _mm_movemask_epi8(hits);
         if mask != 0 {
+            let end = Some(index * 16 + mask.trailing_zeros() as usize);
             return (
                 index * 16,
-                Some(index * 16 + mask.trailing_zeros() as usize),
+                Scan {
+                    end,
+                    ascii: high == 0,
+                },
             );
         }
     }
-    (blocks.len() * 16, None)
+    let scanned = blocks.len() * 16;
+    (
+        scanned,
+        Scan {
+            end: None,
+            ascii: high == 0,
+        },
+    )
 }
 
 /// [`find_special`] eight bytes at a time, in plain integer arithmetic.
-fn find_special_swar(bytes: &[u8]) -> Option<usize> {
+fn find_special_swar(bytes: &[u8]) -> Scan {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
     const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
     // Flags bytes below `n` (and, above a true flag, possibly others: only the lowest is used).
     let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS;
+    let mut high = 0;
     let (words, tail) = bytes.as_chunks::<8>();
     for (index, word) in words.iter().enumerate() {
         let word = u64::from_le_bytes(*word);
+        high |= word & HIGHS;
         let flags = below(word ^ QUOTES, 1) | below(word ^ BACKSLASHES, 1) | below(word, 0x20);
         if flags != 0 {
-            return Some(index * 8 + (flags.trailing_zeros() / 8) as usize);
+            let end = Some(index * 8 + (flags.trailing_zeros() / 8) as usize);
+            return Scan {
+                end,
+                ascii: high == 0,
+            };
         }
     }
-    tail.iter()
+    let end = tail
+        .iter()
         .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|position| words.len() * 8 + position)
+        .map(|position| words.len() * 8 + position);
+    Scan {
+        end,
+        ascii: high == 0 && tail.is_ascii(),
+    }
 }
 
 #[cfg(test)]
@@ -506,18 +556,40 @@ mod tests {
                     if at + 1 < len {
                         bytes[at + 1] = b'"';
                     }
-                    assert_eq!(find_special(&bytes), Some(at), "len {len} at {at}");
-                    assert_eq!(find_special_swar(&bytes), Some(at), "len {len} at {at}");
+                    let found = Scan {
+                        end: Some(at),
+                        ascii: true,
+                    };
+                    assert_eq!(find_special(&bytes), found, "len {len} at {at}");
+                    assert_eq!(find_special_swar(&bytes), found, "len {len} at {at}");
                 }
             }
-            assert_eq!(find_special(&vec![0xC3; len]), None);
-            assert_eq!(find_special_swar(&vec![0x7f; len]), None);
+            let none = |ascii| Scan { end: None, ascii };
+            assert_eq!(find_special(&vec![0xC3; len]), none(len == 0));
+            assert_eq!(find_special_swar(&vec![0xC3; len]), none(len == 0));
+            assert_eq!(find_special(&vec![0x7f; len]), none(true));
+            assert_eq!(find_special_swar(&vec![0x7f; len]), none(true));
+        }
+    }
+
+    #[test]
+    fn any_non_ascii_byte_before_the_end_is_reported() {
+        for len in 1..40 {
+            for at in 0..len {
+                let mut bytes = vec![b'a'; len + 1];
+                bytes[at] = 0xC3;
+                bytes[len] = b'"';
+                let scan = find_special(&bytes);
+                assert_eq!(scan.end, Some(len));
+                assert!(!scan.ascii, "len {len} at {at}");
+                assert!(!find_special_swar(&bytes).ascii, "len {len} at {at}");
+            }
         }
     }
 
     #[test]
     fn rejects_what_json_rejects() {
-        let bad: [&[u8]; 16] = [
+        let bad: [&[u8]; 20] = [
             b"",
             b"[]",
             b"{",
@@ -534,6 +606,10 @@ mod tests {
             b"{\"a\":\"unterminated}",
             b"{} {}",
             b"{\"a\":\"\xff\"}",
+            b"{\"\xc3\":1}",
+            b"{\"a\":\"x\\n\xc3\"}",
+            b"{\"a\":\xc3}",
+            b"{\"a\":\"\xed\xa0\x80\"}",
         ];
         for body in bad {
             assert!(
@@ -547,6 +623,13 @@ mod tests {
             Fingerprint::of(deep.as_bytes()).err(),
             Some(SyntaxError::TooDeep)
         );
+    }
+
+    #[test]
+    fn raw_and_escaped_text_are_one_string() {
+        let raw = Fingerprint::of("{\"m\":\"h\u{e9}llo \u{1f600}\"}".as_bytes()).expect("raw");
+        let escaped = Fingerprint::of(br#"{"m":"h\u00e9llo \ud83d\ude00"}"#).expect("escaped");
+        assert_eq!(raw.hash, escaped.hash);
     }
 
     #[test]

@@ -11,17 +11,20 @@
 //! (see `canonical`).
 
 use std::fmt;
+use std::sync::Arc;
 
 use http::HeaderMap;
 use serde_json::Value;
 
 use super::CacheConfig;
 use super::canonical::{Fingerprint, SyntaxError};
+use super::memo::FingerprintMemo;
 
 /// The key of one cacheable request: `ai:completion:{model}:{hash}` in its string form.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
-    model: Box<str>,
+    /// Shared: keys are cloned on every lookup and remembered fingerprints hand theirs out.
+    model: Arc<str>,
     hash: u128,
 }
 
@@ -122,7 +125,12 @@ pub struct CacheRequest {
 const DEFAULT_TEMPERATURE: f64 = 1.0;
 
 /// Applies the cacheability rules of `config` to a request body and its headers.
-pub(super) fn classify(config: &CacheConfig, body: &[u8], headers: &HeaderMap) -> Cacheability {
+pub(super) fn classify(
+    config: &CacheConfig,
+    memo: &FingerprintMemo,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Cacheability {
     if !config.enabled {
         return Cacheability::Bypass(BypassReason::Disabled);
     }
@@ -130,7 +138,7 @@ pub(super) fn classify(config: &CacheConfig, body: &[u8], headers: &HeaderMap) -
     if directives.no_store {
         return Cacheability::Bypass(BypassReason::NoStore);
     }
-    let Ok(fingerprint) = Fingerprint::of(body) else {
+    let Ok(fingerprint) = memo.fingerprint(body) else {
         return Cacheability::Bypass(BypassReason::Unkeyable);
     };
     let temperature = fingerprint.temperature.unwrap_or(DEFAULT_TEMPERATURE);

@@ -38,6 +38,7 @@
 mod canonical;
 mod flight;
 mod key;
+mod memo;
 mod memory;
 mod redis;
 mod semantic;
@@ -55,6 +56,7 @@ pub use canonical::SyntaxError;
 pub use flight::FlightError;
 use flight::{Flight, Flights, Next, Outcome, Role};
 pub use key::{BypassReason, CacheKey, CacheRequest, Cacheability, KeyError};
+use memo::FingerprintMemo;
 use memory::{Encoded, MemoryTier};
 pub use memory::{TtlClass, TtlConfig};
 pub use redis::RedisCacheConfig;
@@ -185,6 +187,7 @@ struct Inner {
     memory: MemoryTier,
     redis: Option<RedisTier>,
     semantic: Option<SemanticIndex>,
+    memo: FingerprintMemo,
     flights: Flights,
     hits: AtomicU64,
     redis_hits: AtomicU64,
@@ -236,6 +239,7 @@ impl ResponseCache {
                 memory: MemoryTier::new(config.max_bytes, config.ttl.clone()),
                 redis,
                 semantic,
+                memo: FingerprintMemo::default(),
                 flights: Flights::default(),
                 hits: AtomicU64::new(0),
                 redis_hits: AtomicU64::new(0),
@@ -252,7 +256,8 @@ impl ResponseCache {
 
     /// Applies the cacheability rules to one request body, as received, and its headers.
     pub fn classify(&self, body: &[u8], headers: &HeaderMap) -> Cacheability {
-        let mut decision = key::classify(&self.inner.config, body, headers);
+        let inner = &self.inner;
+        let mut decision = key::classify(&inner.config, &inner.memo, body, headers);
         match &mut decision {
             Cacheability::Bypass(_) => {
                 self.inner.bypassed.fetch_add(1, Ordering::Relaxed);
