@@ -9,6 +9,10 @@
 //! run, so the ratio is meaningful on a noisy machine); and the gateway's resident memory with
 //! 1,000 concurrent open streams. The gateway runs in a child process (this binary re-executed
 //! with `--serve`), so its RSS is its own and it does not share a runtime with the load.
+//!
+//! A third side, a bare proxy (`--serve-bare`: hyper server, hyper-util pooled client, nothing
+//! else), shows the ceiling: on one 2-core machine the load, the mock and the proxy share the
+//! cores, and a proxy does both a server's and a client's socket work per request.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +25,9 @@ use reference_impl::{Gateway, GatewayConfig, ProviderConfig, ProviderKind};
 
 const BODY: &str =
     r#"{"model":"bench","messages":[{"role":"user","content":"Say something short."}]}"#;
+
+/// Throughput rounds; each runs every side once, in alternating order.
+const ROUNDS: u64 = 8;
 
 struct Args {
     requests: usize,
@@ -54,12 +61,16 @@ fn parse_args() -> Result<Args, String> {
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    if argv.get(1).map(String::as_str) == Some("--serve") {
+    if let Some(mode @ ("--serve" | "--serve-bare")) = argv.get(1).map(String::as_str) {
         let Some(upstream) = argv.get(2) else {
-            eprintln!("overhead: --serve needs the upstream URL");
+            eprintln!("overhead: {mode} needs the upstream URL");
             std::process::exit(1);
         };
-        runtime.block_on(serve(upstream));
+        if mode == "--serve" {
+            runtime.block_on(serve(upstream));
+        } else {
+            runtime.block_on(serve_bare(upstream));
+        }
         return;
     }
     let args = match parse_args() {
@@ -91,16 +102,71 @@ async fn serve(upstream: &str) {
     handle.shutdown().await;
 }
 
+/// Child process: the least a proxy can do (hyper server, body read, hyper-util pooled client,
+/// response passed through), as the ceiling any gateway's ratio can reach on this machine.
+async fn serve_bare(upstream: &str) {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper_util::client::legacy::{Client, connect::HttpConnector};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(2048)
+        .build(connector);
+    let target: hyper::Uri = format!("{upstream}/v1/chat/completions")
+        .parse()
+        .expect("upstream URL");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    println!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async {
+        let _ = tokio::task::spawn_blocking(|| std::io::stdin().lines().count()).await;
+        std::process::exit(0);
+    });
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (client, target) = (client.clone(), target.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                let (client, target) = (client.clone(), target.clone());
+                async move {
+                    let body = request.into_body().collect().await;
+                    let body = body.map_err(std::io::Error::other)?.to_bytes();
+                    let upstream = hyper::Request::post(target)
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(Full::new(body))
+                        .map_err(std::io::Error::other)?;
+                    client
+                        .request(upstream)
+                        .await
+                        .map_err(std::io::Error::other)
+                }
+            });
+            let io = TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
 struct GatewayProcess {
     child: Child,
     url: String,
 }
 
 impl GatewayProcess {
-    fn spawn(upstream: &str) -> Self {
+    fn spawn(mode: &str, upstream: &str) -> Self {
         let exe = std::env::current_exe().expect("own path");
         let mut child = Command::new(exe)
-            .args(["--serve", upstream])
+            .args([mode, upstream])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -346,7 +412,9 @@ async fn bench(args: Args) {
     let mock = MockServer::start(MockConfig::new(Profile::fast()))
         .await
         .expect("mock starts");
-    let gateway = GatewayProcess::spawn(mock.url());
+    let gateway = GatewayProcess::spawn("--serve", mock.url());
+    let bare = GatewayProcess::spawn("--serve-bare", mock.url());
+    let bare_url = format!("{}/v1/chat/completions", bare.url);
     let through = format!("{}/v1/chat/completions", gateway.url);
     let direct_url = format!("{}/v1/chat/completions", mock.url());
     let client = client(256);
@@ -369,33 +437,36 @@ async fn bench(args: Args) {
     line("concurrency 64", &c64, failed64);
 
     println!(
-        "throughput (concurrency 64, {} s per side, in A B B A rounds so drift in machine load hits both):",
+        "throughput (concurrency 64, {} s per side, in {ROUNDS} rounds of A B C, C B A, ... so drift in machine load hits every side):",
         args.seconds
     );
-    let round = Duration::from_millis(args.seconds * 1000 / 4).max(Duration::from_millis(500));
-    let (mut direct, mut gateway_side) = (Side::default(), Side::default());
+    let round = Duration::from_millis(args.seconds * 1000 / ROUNDS).max(Duration::from_millis(500));
+    // Sides: 0 direct to the mock, 1 through the gateway, 2 through the bare proxy.
+    let urls = [&direct_url, &through, &bare_url];
+    let mut sides: [Side; 3] = Default::default();
+    let mut round_ratios = Vec::new();
     let mut gateway_cpu = (Duration::ZERO, Duration::ZERO);
-    for i in 0..4 {
-        let order: [(&str, bool); 2] = if i % 2 == 0 {
-            [(&direct_url, true), (&through, false)]
-        } else {
-            [(&through, false), (&direct_url, true)]
-        };
-        for (url, is_direct) in order {
+    for i in 0..ROUNDS {
+        let order = if i % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        let mut rates = [0.0; 3];
+        for side in order {
             let cpu_before = gateway.cpu();
-            let result = throughput(&client, url, 64, round).await;
-            if is_direct {
-                direct.add(result)
-            } else {
-                if let (Some((u0, s0)), Some((u1, s1))) = (cpu_before, gateway.cpu()) {
-                    gateway_cpu.0 += u1 - u0;
-                    gateway_cpu.1 += s1 - s0;
-                }
-                gateway_side.add(result)
+            let result = throughput(&client, urls[side], 64, round).await;
+            if side == 1
+                && let (Some((u0, s0)), Some((u1, s1))) = (cpu_before, gateway.cpu())
+            {
+                gateway_cpu.0 += u1 - u0;
+                gateway_cpu.1 += s1 - s0;
             }
+            rates[side] = result.0 as f64 / result.2.as_secs_f64();
+            sides[side].add(result);
         }
+        round_ratios.push(rates[1] / rates[0] * 100.0);
     }
-    let (direct_rps, gateway_rps) = (direct.rate(), gateway_side.rate());
+    round_ratios.sort_by(f64::total_cmp);
+    let [direct, gateway_side, bare_side] = &sides;
+    let (direct_rps, gateway_rps, bare_rps) =
+        (direct.rate(), gateway_side.rate(), bare_side.rate());
     println!(
         "  direct to mock         {direct_rps:>9.0} req/s (failed {})",
         direct.failed
@@ -404,14 +475,32 @@ async fn bench(args: Args) {
         "  through gateway        {gateway_rps:>9.0} req/s (failed {})",
         gateway_side.failed
     );
+    println!(
+        "  through bare proxy     {bare_rps:>9.0} req/s (failed {}; hyper in, hyper out, nothing else)",
+        bare_side.failed
+    );
     let per_request = |d: Duration| d.as_secs_f64() * 1e6 / gateway_side.ok.max(1) as f64;
     println!(
         "  gateway CPU per request {:>6.1} us user + {:.1} us system (the kernel's loopback TCP)",
         per_request(gateway_cpu.0),
         per_request(gateway_cpu.1)
     );
+    println!(
+        "  bare proxy / direct    {:>9.1} %   (the ceiling for any hyper proxy here)",
+        bare_rps / direct_rps * 100.0
+    );
+    println!(
+        "  gateway / bare proxy   {:>9.1} %   (what the gateway's own work costs)",
+        gateway_rps / bare_rps * 100.0
+    );
     let ratio = gateway_rps / direct_rps;
-    println!("  ratio                  {:>9.1} %", ratio * 100.0);
+    println!(
+        "  ratio                  {:>9.1} %   (per round: min {:.1}, median {:.1}, max {:.1})",
+        ratio * 100.0,
+        round_ratios[0],
+        round_ratios[round_ratios.len() / 2],
+        round_ratios[round_ratios.len() - 1],
+    );
 
     let idle_rss = gateway.rss_mib();
     let (open, rss) = rss_with_open_streams(&gateway, args.streams).await;

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::{self, Next};
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::FutureExt;
@@ -219,10 +218,14 @@ async fn serve(listener: TcpListener, http: http1::Builder, app: axum::Router, g
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
-        let app = app.clone();
+        let (app, handler_gw) = (app.clone(), gw.clone());
         let service = service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().call(request)
+            let (mut app, gw) = (app.clone(), handler_gw.clone());
+            async move {
+                let handled = AssertUnwindSafe(app.call(request)).catch_unwind().await;
+                handled.unwrap_or_else(|_| Ok(panicked(&gw)))
+            }
         });
         let conn = http.serve_connection(TokioIo::new(tcp), service);
         let (gw, open) = (gw.clone(), open.clone());
@@ -318,20 +321,15 @@ fn routes(shared: Arc<Shared>) -> axum::Router {
         .nest("/admin/performance", admin::routes(shared.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(shared.clone(), catch_panic))
         .with_state(shared)
 }
 
-/// A panic in a handler becomes a 500 OpenAI error and is counted; the connection survives.
-async fn catch_panic(State(gw): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
-        Ok(response) => response,
-        Err(_) => {
-            gw.metrics.panics.fetch_add(1, Relaxed);
-            gw.metrics.record_status(500);
-            ApiError::internal("internal error while handling the request").into_response()
-        }
-    }
+/// What a request whose handler panicked gets (the accept loop catches the panic around each
+/// request, so the connection survives): a 500 OpenAI error, counted.
+fn panicked(gw: &Shared) -> Response {
+    gw.metrics.panics.fetch_add(1, Relaxed);
+    gw.metrics.record_status(500);
+    ApiError::internal("internal error while handling the request").into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -413,13 +411,10 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_becomes_a_counted_500() {
         let shared = Arc::new(Shared::new(GatewayConfig::default()).unwrap());
-        let app = axum::Router::new()
-            .route("/boom", get(boom))
-            .layer(middleware::from_fn_with_state(shared.clone(), catch_panic))
-            .with_state(shared.clone());
+        let app = axum::Router::new().route("/boom", get(boom));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/boom", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let server = tokio::spawn(serve(listener, http1::Builder::new(), app, shared.clone()));
         let client = reqwest::Client::new();
         for _ in 0..2 {
             let response = client.get(&url).send().await.unwrap();
