@@ -193,7 +193,8 @@ fn http1_settings(server: &ServerConfig) -> http1::Builder {
 }
 
 /// The accept loop: one task per connection, `TCP_NODELAY` on each, the peer address as
-/// [`ConnectInfo`] on each request.
+/// [`ConnectInfo`] on each request, and a handler's panic caught around each request (here
+/// rather than as a router layer, which would box every request's future once more).
 ///
 /// Once `draining` is cancelled it closes the listener, every connection finishes the request
 /// it is serving (idle keep-alive connections close at once), and it returns when the last
