@@ -11,8 +11,9 @@
 //! This is a small JSON reader of its own rather than a serde visitor because keying is on the
 //! cache-hit path: it scans strings sixteen bytes at a time, checks UTF-8 only in strings that
 //! are not plain ASCII (no other part of a JSON text may hold a non-ASCII byte), and keeps a
-//! container's running sum in a local, so it allocates nothing unless a string has escapes. It
-//! accepts exactly RFC 8259 JSON, nested at most [`MAX_DEPTH`] deep.
+//! container's running sum in a local, so it allocates only the model name it returns, and a
+//! string's decoded text when the string has escapes. It accepts exactly RFC 8259 JSON, nested
+//! at most [`MAX_DEPTH`] deep.
 
 use std::borrow::Cow;
 use std::sync::Arc;
