@@ -448,7 +448,7 @@ async fn bench(args: Args) {
     let mut gateway_cpu = (Duration::ZERO, Duration::ZERO);
     for i in 0..ROUNDS {
         let order = if i % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
-        let mut rates = [0.0; 3];
+        let mut this_round: [Side; 3] = Default::default();
         for side in order {
             let cpu_before = gateway.cpu();
             let result = throughput(&client, urls[side], 64, round).await;
@@ -458,10 +458,10 @@ async fn bench(args: Args) {
                 gateway_cpu.0 += u1 - u0;
                 gateway_cpu.1 += s1 - s0;
             }
-            rates[side] = result.0 as f64 / result.2.as_secs_f64();
+            this_round[side].add(result);
             sides[side].add(result);
         }
-        round_ratios.push(rates[1] / rates[0] * 100.0);
+        round_ratios.push(this_round[1].rate() / this_round[0].rate() * 100.0);
     }
     round_ratios.sort_by(f64::total_cmp);
     let [direct, gateway_side, bare_side] = &sides;
