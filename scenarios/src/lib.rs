@@ -20,4 +20,5 @@ pub mod client;
 pub mod load;
 pub mod recorder;
 pub mod scenario;
+pub mod tokens;
 pub mod workload;
