@@ -114,6 +114,12 @@ pub fn merge(runs: &[RunResult]) -> Result<RunResult, MergeError> {
     for (run, offset) in runs.iter().zip(&offsets) {
         let shift = whole_seconds(*offset);
         totals.merge(&run.totals);
+        merged.statuses.merge(&run.statuses);
+        for warning in &run.warnings {
+            if !merged.warnings.contains(warning) {
+                merged.warnings.push(warning.clone());
+            }
+        }
         metrics.merge(&run.metrics);
         for interval in &run.intervals {
             let second = interval.second.saturating_add(shift);

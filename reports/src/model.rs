@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use counters::{CacheCounts, Counters, ErrorClass, ErrorCounts, SendLag};
+pub use counters::{CacheCounts, Counters, ErrorClass, ErrorCounts, SendLag, StatusCounts};
 pub use environment::Environment;
 pub use gateway::{BreakerState, GatewaySample, GatewaySeries};
 pub use histograms::{
@@ -58,6 +58,9 @@ pub struct RunResult {
     pub metrics: Histograms,
     /// Counters of the whole run: the sum of every interval's.
     pub totals: Counters,
+    /// Non-2xx responses of the whole run by status code: the sum of every interval's.
+    #[serde(default, skip_serializing_if = "StatusCounts::is_empty")]
+    pub statuses: StatusCounts,
     /// One entry per second that saw activity, ordered by `second`.
     pub intervals: Vec<Interval>,
     /// Gateway samples, ordered by `second`.
@@ -68,6 +71,10 @@ pub struct RunResult {
     /// ran its course.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<String>,
+    /// What a reader must know to trust the figures (certificates not verified, no `/metrics`
+    /// on the target, ...), one sentence each; shown by the summary and the report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One second of a run.
@@ -79,6 +86,9 @@ pub struct Interval {
     /// Users active at the end of the interval (summed across workers).
     pub active_users: u64,
     pub counters: Counters,
+    /// Non-2xx responses of this second by status code.
+    #[serde(default, skip_serializing_if = "StatusCounts::is_empty")]
+    pub statuses: StatusCounts,
     pub histograms: Histograms,
 }
 
@@ -107,6 +117,7 @@ impl Interval {
     pub fn merge(&mut self, other: &Interval) {
         self.active_users += other.active_users;
         self.counters.merge(&other.counters);
+        self.statuses.merge(&other.statuses);
         self.histograms.merge(&other.histograms);
     }
 
@@ -135,10 +146,12 @@ impl RunResult {
             goodput_limits: GoodputLimits::default(),
             metrics: Histograms::new(),
             totals: Counters::default(),
+            statuses: StatusCounts::default(),
             intervals: Vec::new(),
             gateway: Vec::new(),
             slo_results: Vec::new(),
             stopped_early: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -149,6 +162,7 @@ impl RunResult {
     /// totals stay decoded for the next addition.
     pub fn push_interval(&mut self, mut interval: Interval) {
         self.totals.merge(&interval.counters);
+        self.statuses.merge(&interval.statuses);
         self.metrics.merge(&interval.histograms);
         match self
             .intervals

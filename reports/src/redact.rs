@@ -42,11 +42,37 @@ fn redacted_value(value: &toml::Value) -> toml::Value {
 }
 
 fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
+    let key = key.to_ascii_lowercase().replace('-', "_");
+    // `api_key_env` and the like name an environment variable, not its value.
+    if key.ends_with("_env") {
+        return false;
+    }
     SECRET_KEYS.iter().any(|fragment| match *fragment {
         "token" => key == "token" || key.ends_with("_token") || key.ends_with("-token"),
         fragment => key.contains(fragment),
     })
+}
+
+/// True for headers that carry credentials: their values are never written or printed.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "auth", "key", "token", "secret", "password", "cookie", "session",
+    ]
+    .iter()
+    .any(|fragment| name.contains(fragment))
+}
+
+/// A header's value as a run may write it: a credential becomes `***`, keeping its scheme word
+/// (`Bearer ***`) so a reader still sees how the target was reached.
+pub fn header_value(name: &str, value: &str) -> String {
+    if !is_secret_header(name) {
+        return value.to_owned();
+    }
+    match value.trim().split_once(' ') {
+        Some((scheme, _)) => format!("{scheme} ***"),
+        None => "***".to_owned(),
+    }
 }
 
 /// serde `serialize_with` for configuration tables.
@@ -55,4 +81,30 @@ pub(crate) fn serialize_table<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     redacted(table).serialize(serializer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_headers_keep_only_their_scheme() {
+        assert_eq!(header_value("Authorization", "Bearer sk-123"), "Bearer ***");
+        assert_eq!(header_value("x-api-key", "sk-123"), "***");
+        assert_eq!(header_value("X-Route", "tenant-a"), "tenant-a");
+        assert!(is_secret_header("Proxy-Authorization"));
+        assert!(!is_secret_header("anthropic-version"));
+    }
+
+    #[test]
+    fn secret_keys_are_redacted_but_variable_names_are_not() {
+        let table: toml::Table = toml::from_str(
+            "api_key_env = \"OPENAI_API_KEY\"\nmax_tokens = 3\n[headers]\nx-api-key = \"sk\"\n",
+        )
+        .expect("valid");
+        let redacted = redacted(&table);
+        assert_eq!(redacted["api_key_env"].as_str(), Some("OPENAI_API_KEY"));
+        assert_eq!(redacted["max_tokens"].as_integer(), Some(3));
+        assert_eq!(redacted["headers"]["x-api-key"].as_str(), Some(REDACTED));
+    }
 }

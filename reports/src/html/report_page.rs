@@ -16,6 +16,7 @@ struct ReportView {
     subtitle: String,
     verdict: Verdict,
     stopped_early: Option<String>,
+    warnings: Vec<String>,
     slos: Vec<SloRow>,
     key_numbers: Vec<Fact>,
     percentiles: Vec<PercentileRow>,
@@ -82,6 +83,7 @@ pub fn render_report(run: &RunResult) -> Result<String, ReportError> {
         ),
         verdict: verdict(&run.slo_results),
         stopped_early: run.stopped_early.clone(),
+        warnings: run.warnings.clone(),
         slos: run.slo_results.iter().map(slo_row).collect(),
         key_numbers: key_numbers(run),
         percentiles: percentile_rows(run),
@@ -201,6 +203,23 @@ fn key_numbers(run: &RunResult) -> Vec<Fact> {
             format!("{} ({})", t.dropped_arrivals, percent(t.dropped_ratio())),
         ),
     ];
+    if !run.statuses.is_empty() {
+        let statuses: Vec<String> = run
+            .statuses
+            .iter()
+            .map(|(status, count)| format!("{status}: {count}"))
+            .collect();
+        facts.push(fact("error statuses", statuses.join(", ")));
+    }
+    if t.tokens_counted > 0 {
+        facts.push(fact(
+            "tokens counted by the tokenizer",
+            format!(
+                "{} of {} responses (no usage from the target)",
+                t.tokens_counted, t.requests
+            ),
+        ));
+    }
     if t.send_lag.late > 0 {
         facts.push(fact(
             "late sends",

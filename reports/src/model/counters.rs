@@ -1,5 +1,7 @@
 //! Request counters of one interval or of a whole run.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Why a request failed (DESIGN.md glossary: error rate).
@@ -8,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorClass {
     /// The TCP connection could not be made.
     Connect,
+    /// The TLS handshake failed (certificate not trusted, no common protocol, ...).
+    Tls,
     /// No complete response within the request timeout.
     Timeout,
     /// A 4xx status (including 429).
@@ -22,8 +26,9 @@ pub enum ErrorClass {
 
 impl ErrorClass {
     /// Every class, in report order.
-    pub const ALL: [ErrorClass; 6] = [
+    pub const ALL: [ErrorClass; 7] = [
         ErrorClass::Connect,
+        ErrorClass::Tls,
         ErrorClass::Timeout,
         ErrorClass::Http4xx,
         ErrorClass::Http5xx,
@@ -35,6 +40,7 @@ impl ErrorClass {
     pub fn name(self) -> &'static str {
         match self {
             ErrorClass::Connect => "connect",
+            ErrorClass::Tls => "tls",
             ErrorClass::Timeout => "timeout",
             ErrorClass::Http4xx => "http_4xx",
             ErrorClass::Http5xx => "http_5xx",
@@ -49,6 +55,9 @@ impl ErrorClass {
 #[serde(deny_unknown_fields)]
 pub struct ErrorCounts {
     pub connect: u64,
+    /// Absent from summaries written before TLS targets existed.
+    #[serde(default)]
+    pub tls: u64,
     pub timeout: u64,
     pub http_4xx: u64,
     pub http_5xx: u64,
@@ -61,6 +70,7 @@ impl ErrorCounts {
     pub fn get(&self, class: ErrorClass) -> u64 {
         match class {
             ErrorClass::Connect => self.connect,
+            ErrorClass::Tls => self.tls,
             ErrorClass::Timeout => self.timeout,
             ErrorClass::Http4xx => self.http_4xx,
             ErrorClass::Http5xx => self.http_5xx,
@@ -82,6 +92,7 @@ impl ErrorCounts {
     fn slot(&mut self, class: ErrorClass) -> &mut u64 {
         match class {
             ErrorClass::Connect => &mut self.connect,
+            ErrorClass::Tls => &mut self.tls,
             ErrorClass::Timeout => &mut self.timeout,
             ErrorClass::Http4xx => &mut self.http_4xx,
             ErrorClass::Http5xx => &mut self.http_5xx,
@@ -144,6 +155,10 @@ pub struct Counters {
     pub send_lag: SendLag,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Requests whose token counts came from the tokenizer because the target reported no
+    /// `usage`; the rest were counted by the target.
+    #[serde(default)]
+    pub tokens_counted: u64,
 }
 
 impl Counters {
@@ -162,6 +177,7 @@ impl Counters {
         self.send_lag.max_us = self.send_lag.max_us.max(other.send_lag.max_us);
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
+        self.tokens_counted += other.tokens_counted;
     }
 
     /// Failed requests / all requests, `None` without requests.
@@ -173,5 +189,34 @@ impl Counters {
     pub fn dropped_ratio(&self) -> Option<f64> {
         let arrivals = self.requests + self.dropped_arrivals;
         (arrivals > 0).then(|| self.dropped_arrivals as f64 / arrivals as f64)
+    }
+}
+
+/// Responses that came back with a status other than 2xx, by status code: what a run's
+/// `http_4xx` and `http_5xx` errors were (401 for a wrong key, 429 for a limiter, ...).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StatusCounts(BTreeMap<u16, u64>);
+
+impl StatusCounts {
+    /// Counts one more response with `status`.
+    pub fn record(&mut self, status: u16) {
+        *self.0.entry(status).or_default() += 1;
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &StatusCounts) {
+        for (status, count) in &other.0 {
+            *self.0.entry(*status).or_default() += count;
+        }
+    }
+
+    /// Status codes and their counts, lowest code first.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.0.iter().map(|(status, count)| (*status, *count))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }

@@ -8,7 +8,7 @@ use crate::timeline::{Percentiles, timeline};
 /// The header row. `rps` is the requests completed in that second; times are in milliseconds,
 /// ratios are fractions (4 decimals), CPU is in percent of one core; a cell is empty where
 /// nothing was measured.
-pub const TIMESERIES_COLUMNS: [&str; 27] = [
+pub const TIMESERIES_COLUMNS: [&str; 28] = [
     "second",
     "rps",
     "ok",
@@ -21,6 +21,7 @@ pub const TIMESERIES_COLUMNS: [&str; 27] = [
     "ttft_p99_ms",
     "errors",
     "errors_connect",
+    "errors_tls",
     "errors_timeout",
     "errors_http_4xx",
     "errors_http_5xx",
