@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::breaker::BreakerConfig;
 use crate::cache::CacheConfig;
 use crate::limiter::{LimiterConfig, Tier};
+use crate::limits;
 use crate::queue::QueueConfig;
 
 /// Environment variable that overrides `admin.token`.
@@ -170,6 +171,7 @@ impl GatewayConfig {
             "must be > 0",
         )?;
         self.routing.validate()?;
+        self.check_ceilings()?;
         component("limiter", self.limiter.validate())?;
         component("breaker", self.breaker.validate())?;
         if let Some(queue) = &self.queue {
@@ -215,6 +217,83 @@ impl GatewayConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl GatewayConfig {
+    /// Every duration and count of the config against its ceiling in [`limits`], so an absurd
+    /// value is refused here, naming its field, instead of panicking in `Instant + Duration`
+    /// or allocating without bound later.
+    fn check_ceilings(&self) -> Result<(), ConfigError> {
+        let (s, r) = (&self.server, &self.routing);
+        limits::at_most(
+            "server.body_limit_bytes",
+            s.body_limit_bytes as u64,
+            limits::MAX_BODY_LIMIT_BYTES,
+        )?;
+        limits::at_most(
+            "routing.max_attempts",
+            r.max_attempts.into(),
+            limits::MAX_ATTEMPTS,
+        )?;
+        limits::at_most("inject.busy_us", self.inject.busy_us, limits::MAX_BUSY_US)?;
+        let mut durations: Vec<(String, u64)> = [
+            ("server.shutdown_grace_ms", s.shutdown_grace_ms),
+            ("server.header_read_timeout_ms", s.header_read_timeout_ms),
+            ("routing.attempt_timeout_ms", r.attempt_timeout_ms),
+            ("routing.deadline_ms", r.deadline_ms),
+            ("routing.backoff_ms", r.backoff_ms),
+            ("breaker.ratio_window_secs", self.breaker.ratio_window_secs),
+            ("breaker.open_secs", self.breaker.open_secs),
+            ("cache.ttl.frequent_secs", self.cache.ttl.frequent_secs),
+            ("cache.ttl.moderate_secs", self.cache.ttl.moderate_secs),
+            ("cache.ttl.rare_secs", self.cache.ttl.rare_secs),
+            ("cache.semantic.timeout_ms", self.cache.semantic.timeout_ms),
+            (
+                "limiter.tiers.free.period_secs",
+                self.limiter.tiers.free.period_secs,
+            ),
+            (
+                "limiter.tiers.pro.period_secs",
+                self.limiter.tiers.pro.period_secs,
+            ),
+            (
+                "limiter.tiers.enterprise.period_secs",
+                self.limiter.tiers.enterprise.period_secs,
+            ),
+        ]
+        .into_iter()
+        .map(|(field, value)| (field.to_owned(), value))
+        .collect();
+        if let Some(redis) = &self.cache.redis {
+            durations.push(("cache.redis.timeout_ms".into(), redis.timeout_ms));
+            durations.push(("cache.redis.ttl_secs".into(), redis.ttl_secs));
+        }
+        if let Some(redis) = &self.limiter.redis {
+            durations.push(("limiter.redis.timeout_ms".into(), redis.timeout_ms));
+        }
+        if let Some(queue) = &self.queue {
+            durations.push(("queue.max_wait_ms".into(), queue.max_wait_ms));
+            durations.push(("queue.retry_after_secs".into(), queue.retry_after_secs));
+        }
+        for (model, limit) in &self.limiter.models {
+            let field = format!("limiter.models.\"{model}\".period_secs");
+            durations.push((field, limit.period_secs));
+        }
+        for (i, p) in self.providers.iter().enumerate() {
+            let pool = &p.pool;
+            durations.push((
+                format!("providers[{i}].pool.idle_timeout_ms"),
+                pool.idle_timeout_ms,
+            ));
+            durations.push((
+                format!("providers[{i}].pool.connect_timeout_ms"),
+                pool.connect_timeout_ms,
+            ));
+        }
+        durations
+            .iter()
+            .try_for_each(|(field, value)| limits::duration_at_most(field, *value))
     }
 }
 
@@ -609,6 +688,36 @@ mod tests {
         config.routing.ewma_alpha = 0.0;
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("routing.ewma_alpha"), "{err}");
+    }
+
+    #[test]
+    fn absurd_durations_and_counts_are_refused_naming_the_field() {
+        type Set = fn(&mut GatewayConfig);
+        let cases: [(&str, Set); 6] = [
+            ("routing.deadline_ms", |c| c.routing.deadline_ms = u64::MAX),
+            ("server.header_read_timeout_ms", |c| {
+                c.server.header_read_timeout_ms = u64::MAX
+            }),
+            ("breaker.open_secs", |c| c.breaker.open_secs = u64::MAX),
+            ("cache.ttl.rare_secs", |c| c.cache.ttl.rare_secs = u64::MAX),
+            ("providers[0].pool.idle_timeout_ms", |c| {
+                c.providers[0].pool.idle_timeout_ms = u64::MAX
+            }),
+            ("inject.busy_us", |c| c.inject.busy_us = u64::MAX),
+        ];
+        for (field, set) in cases {
+            let mut config = GatewayConfig::default();
+            set(&mut config);
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(field) && !err.contains('\n'), "{field}: {err}");
+        }
+        let text = "[routing]\ndeadline_ms = 9223372036854775807\n";
+        let err = GatewayConfig::from_toml(text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("routing.deadline_ms"), "{err}");
     }
 
     #[test]

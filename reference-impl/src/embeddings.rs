@@ -18,6 +18,7 @@ use serde::de::IgnoredAny;
 
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::limits::{self, MAX_UPSTREAM_BODY_BYTES, MAX_UPSTREAM_ERROR_BODY_BYTES};
 use crate::pipeline::{OVERHEAD_HEADER, PROVIDER_HEADER, forwarded, read_json};
 use crate::pool;
 use crate::provider::Provider;
@@ -143,16 +144,20 @@ async fn send(
         .await
         .map_err(|e| AttemptError::Connect(proxy::error_chain(&e)))?;
     let status = response.status();
-    let retry_after = proxy::retry_after(response.headers());
-    let body = pool::read_body(response)
-        .await
-        .map_err(|e| AttemptError::Connect(proxy::error_chain(&e)))?;
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        let retry_after = limits::retry_after(response.headers());
+        // Read the (small) error body so the connection returns to the pool.
+        let _ = pool::read_body(response, MAX_UPSTREAM_ERROR_BODY_BYTES).await;
         return Err(AttemptError::Unavailable {
             status,
             retry_after,
         });
     }
+    let limit = match status.is_success() {
+        true => MAX_UPSTREAM_BODY_BYTES,
+        false => MAX_UPSTREAM_ERROR_BODY_BYTES,
+    };
+    let body = pool::read_body(response, limit).await?;
     if !status.is_success() {
         return Err(AttemptError::Rejected(proxy::openai_error(status, &body)));
     }

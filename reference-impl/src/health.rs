@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::limits::MAX_RETRY_AFTER;
+
 /// Moving averages and cooldown of one provider. Cheap to update: one uncontended lock.
 #[derive(Debug)]
 pub struct Health {
@@ -96,7 +98,9 @@ impl Health {
         s.reliability = s.decayed_reliability(now, smoothing) * (1.0 - smoothing.alpha);
         s.updated = now;
         if let Some(after) = retry_after {
-            s.cooldown_until = Some(now + after);
+            // Clamped again here: the pause may come from a caller that did not read it
+            // through `limits`, and `Instant + Duration` panics on overflow.
+            s.cooldown_until = now.checked_add(after.min(MAX_RETRY_AFTER));
         }
         s.failures += 1;
     }
@@ -150,6 +154,14 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(30);
         let r = h.view(later, SMOOTHING).reliability;
         assert!((r - 0.9).abs() < 0.01, "{r}");
+    }
+
+    #[test]
+    fn an_endless_retry_after_is_clamped_not_a_panic() {
+        let h = Health::default();
+        h.failure(Some(Duration::MAX), SMOOTHING);
+        let cooldown = h.view(Instant::now(), SMOOTHING).cooldown.unwrap();
+        assert!(cooldown <= MAX_RETRY_AFTER, "{cooldown:?}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod embeddings;
 pub mod error;
 pub mod health;
 pub mod limiter;
+pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod pool;

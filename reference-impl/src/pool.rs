@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, Uri};
-use http_body_util::{BodyDataStream, BodyExt, Full};
+use http_body_util::{BodyDataStream, BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -23,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 
 use crate::config::PoolConfig;
+use crate::limits;
 
 /// Counters of one provider's connection pool.
 #[derive(Debug, Default)]
@@ -134,9 +135,30 @@ impl Upstream {
     }
 }
 
-/// Reads a whole response body.
-pub async fn read_body(response: Response<Incoming>) -> Result<Bytes, hyper::Error> {
-    Ok(response.into_body().collect().await?.to_bytes())
+/// Why a response body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The body declared or sent more than the limit; reading stopped there.
+    #[error("response body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error(transparent)]
+    Transport(#[from] hyper::Error),
+}
+
+/// Reads a whole response body of at most `limit` bytes (see [`crate::limits`]). A declared
+/// `content-length` over the limit fails before anything is read, so a hostile upstream cannot
+/// make the gateway wait for, or buffer, more than the limit.
+pub async fn read_body(response: Response<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
+    if !limits::declared_within(response.headers(), limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    match Limited::new(response.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => match e.downcast::<hyper::Error>() {
+            Ok(transport) => Err(BodyError::Transport(*transport)),
+            Err(_) => Err(BodyError::TooLarge { limit }),
+        },
+    }
 }
 
 /// The connector: hyper-util's TCP connector, counting established and failed connections.

@@ -22,6 +22,7 @@ use http::{HeaderMap, Uri};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::limits::MAX_UPSTREAM_BODY_BYTES;
 use crate::pool::{Upstream, read_body};
 use crate::proxy::error_chain;
 
@@ -121,7 +122,9 @@ impl OpenAiEmbedder {
         if !status.is_success() {
             return Err(EmbedError(format!("embeddings answered {status}")));
         }
-        let body = read_body(response).await.map_err(|e| failed(&e))?;
+        let body = read_body(response, MAX_UPSTREAM_BODY_BYTES)
+            .await
+            .map_err(|e| failed(&e))?;
         let response: Value = serde_json::from_slice(&body).map_err(|e| failed(&e))?;
         let vector = response
             .pointer("/data/0/embedding")

@@ -68,7 +68,7 @@ pub(super) async fn call(
             }
         };
         let pause = pause_before(round, provider, gw);
-        if Instant::now() + pause >= deadline {
+        if pause >= deadline.saturating_duration_since(Instant::now()) {
             break;
         }
         if !pause.is_zero() {

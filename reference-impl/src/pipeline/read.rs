@@ -6,6 +6,7 @@ use http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::ApiError;
+use crate::limits;
 use crate::request::ChatRequest;
 
 /// Checks the content type and size limit and parses the body.
@@ -32,12 +33,7 @@ pub(crate) async fn read_json(
     if !is_json {
         return Err(ApiError::unsupported_media_type());
     }
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if !limits::declared_within(&parts.headers, limit) {
         return Err(ApiError::payload_too_large(limit));
     }
     let body = Limited::new(body, limit)

@@ -21,7 +21,8 @@ pub use self::stream::{ChatStream, StreamEnd, StreamObserver};
 use crate::clock::Clock;
 use crate::config::ProviderKind;
 use crate::error::ApiError;
-use crate::pool::{self, BodyStream};
+use crate::limits::{self, MAX_UPSTREAM_BODY_BYTES, MAX_UPSTREAM_ERROR_BODY_BYTES};
+use crate::pool::{self, BodyError, BodyStream};
 use crate::provider::Provider;
 use crate::request::ChatRequest;
 
@@ -53,6 +54,16 @@ pub enum AttemptError {
     /// This provider cannot express the request (e.g. tool messages for Anthropic); the next
     /// candidate may.
     Unsupported(ApiError),
+}
+
+impl From<BodyError> for AttemptError {
+    /// A body over its limit is a broken answer; a transport error is a broken connection.
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge { .. } => Self::BadPayload(error.to_string()),
+            BodyError::Transport(e) => Self::Connect(error_chain(&e)),
+        }
+    }
 }
 
 impl AttemptError {
@@ -165,9 +176,11 @@ pub async fn attempt(
 
     let status = response.status();
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        let retry_after = retry_after(response.headers());
+        let retry_after = limits::retry_after(response.headers());
         // Read the (small) error body so the connection returns to the pool.
-        let _ = clock.upstream(pool::read_body(response)).await;
+        let _ = clock
+            .upstream(pool::read_body(response, MAX_UPSTREAM_ERROR_BODY_BYTES))
+            .await;
         return Err(AttemptError::Unavailable {
             status,
             retry_after,
@@ -175,9 +188,9 @@ pub async fn attempt(
     }
     if !status.is_success() {
         let body = clock
-            .upstream(pool::read_body(response))
+            .upstream(pool::read_body(response, MAX_UPSTREAM_ERROR_BODY_BYTES))
             .await
-            .map_err(|e| AttemptError::Connect(error_chain(&e)))?;
+            .map_err(AttemptError::from)?;
         return Err(AttemptError::Rejected(match kind {
             ProviderKind::OpenAi => openai_error(status, &body),
             ProviderKind::Anthropic => anthropic::error(status, &body),
@@ -206,9 +219,9 @@ pub async fn attempt(
     }
 
     let body = clock
-        .upstream(pool::read_body(response))
+        .upstream(pool::read_body(response, MAX_UPSTREAM_BODY_BYTES))
         .await
-        .map_err(|e| AttemptError::Connect(error_chain(&e)))?;
+        .map_err(AttemptError::from)?;
     match kind {
         ProviderKind::OpenAi => {
             let checked: CompletionCheck = serde_json::from_slice(&body)
@@ -286,23 +299,6 @@ pub(crate) fn openai_error(status: StatusCode, body: &[u8]) -> ApiError {
     }
 }
 
-/// `retry-after-ms` (milliseconds) wins over `retry-after` (seconds); HTTP dates are ignored.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let parse = |name: &str| -> Option<f64> {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-    };
-    parse("retry-after-ms")
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
-        .or_else(|| parse("retry-after").map(Duration::from_secs_f64))
-}
-
 /// Client errors say "client error (Connect)"; the cause says why.
 pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut message = e.to_string();
@@ -324,21 +320,6 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_ms_wins_and_seconds_parse() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert("retry-after-ms", HeaderValue::from_static("150"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
-        let mut bad = HeaderMap::new();
-        bad.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&bad), None);
-    }
 
     #[test]
     fn model_is_replaced_and_other_fields_kept() {

@@ -9,33 +9,53 @@ use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::limits::MAX_SSE_EVENT_BYTES;
+
 /// Buffers the tail of an upstream stream until its event is complete.
 #[derive(Debug, Default)]
 pub struct SseFramer {
     partial: BytesMut,
 }
 
+/// An upstream sent more than [`MAX_SSE_EVENT_BYTES`] without ending an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an event exceeds {MAX_SSE_EVENT_BYTES} bytes")]
+pub struct EventTooLarge;
+
 impl SseFramer {
-    /// Adds an upstream chunk; returns the whole events it completes (ending in `\n\n`), if any.
-    pub fn push(&mut self, chunk: Bytes) -> Option<Bytes> {
-        if self.partial.is_empty() {
-            let end = end_of_last_event(&chunk)?;
-            if end == chunk.len() {
-                return Some(chunk);
+    /// Adds an upstream chunk; returns the whole events it completes (ending in `\n\n`), if
+    /// any. The unfinished tail is kept for the next chunk, up to [`MAX_SSE_EVENT_BYTES`]: an
+    /// upstream that never ends an event cannot make the gateway buffer without bound.
+    pub fn push(&mut self, chunk: Bytes) -> Result<Option<Bytes>, EventTooLarge> {
+        let events = if self.partial.is_empty() {
+            match end_of_last_event(&chunk) {
+                Some(end) if end == chunk.len() => return Ok(Some(chunk)),
+                Some(end) => {
+                    self.partial.extend_from_slice(&chunk[end..]);
+                    Some(chunk.slice(..end))
+                }
+                None => {
+                    self.partial.extend_from_slice(&chunk);
+                    None
+                }
             }
-            self.partial.extend_from_slice(&chunk[end..]);
-            return Some(chunk.slice(..end));
+        } else {
+            // The boundary may straddle the old tail and the new chunk ("\n" | "\n").
+            let from = self.partial.len() - 1;
+            self.partial.extend_from_slice(&chunk);
+            end_of_last_event(&self.partial[from..])
+                .map(|end| self.partial.split_to(from + end).freeze())
+        };
+        if self.partial.len() > MAX_SSE_EVENT_BYTES {
+            return Err(EventTooLarge);
         }
-        // The boundary may straddle the old tail and the new chunk ("\n" | "\n").
-        let from = self.partial.len() - 1;
-        self.partial.extend_from_slice(&chunk);
-        let end = from + end_of_last_event(&self.partial[from..])?;
-        Some(self.partial.split_to(end).freeze())
+        Ok(events)
     }
 
-    /// Bytes of an unfinished event are buffered.
+    /// Bytes of an unfinished event are buffered. Blank lines left after the last event
+    /// (`\n\n\n` split as `\n\n` | `\n`) end nothing and are not an unfinished event.
     pub fn has_partial(&self) -> bool {
-        !self.partial.is_empty()
+        self.partial.iter().any(|b| !matches!(b, b'\n' | b'\r'))
     }
 }
 
@@ -111,7 +131,7 @@ mod tests {
     fn whole_chunks_pass_without_copying() {
         let mut framer = SseFramer::default();
         let chunk = Bytes::from_static(b"data: 1\n\ndata: 2\n\n");
-        let out = framer.push(chunk.clone()).unwrap();
+        let out = framer.push(chunk.clone()).unwrap().unwrap();
         assert_eq!(out.as_ptr(), chunk.as_ptr());
         assert!(!framer.has_partial());
     }
@@ -119,18 +139,67 @@ mod tests {
     #[test]
     fn split_events_are_joined_including_a_split_boundary() {
         let mut framer = SseFramer::default();
-        assert_eq!(
+        let mut push = |bytes: &'static [u8]| framer.push(Bytes::from_static(bytes)).unwrap();
+        assert_eq!(push(b"data: 1\n\ndata: ").unwrap(), "data: 1\n\n");
+        assert!(push(b"2\n").is_none());
+        assert_eq!(push(b"\ndata").unwrap(), "data: 2\n\n");
+        assert!(framer.has_partial());
+    }
+
+    #[test]
+    fn a_chunk_without_a_boundary_is_kept_for_the_next() {
+        let mut framer = SseFramer::default();
+        assert!(
             framer
-                .push(Bytes::from_static(b"data: 1\n\ndata: "))
-                .unwrap(),
+                .push(Bytes::from_static(b"data: 1"))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            framer.push(Bytes::from_static(b"\n\n")).unwrap().unwrap(),
             "data: 1\n\n"
         );
-        assert!(framer.push(Bytes::from_static(b"2\n")).is_none());
-        assert_eq!(
-            framer.push(Bytes::from_static(b"\ndata")).unwrap(),
-            "data: 2\n\n"
-        );
-        assert!(framer.has_partial());
+        assert!(!framer.has_partial());
+    }
+
+    #[test]
+    fn an_endless_event_is_refused_at_the_ceiling() {
+        let mut framer = SseFramer::default();
+        let piece = Bytes::from(vec![b'x'; 64 * 1024]);
+        let pieces = MAX_SSE_EVENT_BYTES / piece.len();
+        for _ in 0..pieces {
+            assert_eq!(framer.push(piece.clone()), Ok(None));
+        }
+        assert_eq!(framer.push(piece), Err(EventTooLarge));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// However the bytes are split into chunks, the events that come out are the same.
+        #[test]
+        fn framing_does_not_depend_on_chunk_boundaries(
+            events in proptest::collection::vec("[a-z\n]{0,12}", 0..8),
+            cuts in proptest::collection::vec(0usize..200, 0..8),
+        ) {
+            let stream: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+            let bytes = stream.as_bytes();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut framer = SseFramer::default();
+            let mut out = Vec::new();
+            let mut from = 0;
+            for to in cuts.into_iter().chain([bytes.len()]) {
+                let chunk = Bytes::copy_from_slice(&bytes[from..to]);
+                from = to;
+                if let Some(block) = framer.push(chunk).unwrap() {
+                    out.extend_from_slice(&block);
+                }
+            }
+            out.extend_from_slice(&framer.partial);
+            proptest::prop_assert_eq!(out, bytes);
+            proptest::prop_assert!(!framer.has_partial());
+        }
     }
 
     #[test]

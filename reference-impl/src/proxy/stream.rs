@@ -209,7 +209,9 @@ impl ChatStream {
         loop {
             match futures::StreamExt::next(&mut self.upstream).await {
                 Some(Ok(chunk)) => {
-                    let Some(block) = self.framer.push(chunk) else {
+                    let framed = self.framer.push(chunk);
+                    let framed = framed.map_err(|e| AttemptError::BadPayload(e.to_string()))?;
+                    let Some(block) = framed else {
                         continue;
                     };
                     let out = self
@@ -278,8 +280,10 @@ impl Stream for ChatStream {
         loop {
             match ready!(Pin::new(&mut this.upstream).poll_next(cx)) {
                 Some(Ok(chunk)) => {
-                    let Some(block) = this.framer.push(chunk) else {
-                        continue;
+                    let block = match this.framer.push(chunk) {
+                        Ok(Some(block)) => block,
+                        Ok(None) => continue,
+                        Err(e) => return this.fail(format!("upstream sent an invalid event: {e}")),
                     };
                     match this.mode.convert(block) {
                         Ok(out) if out.is_empty() => continue,
