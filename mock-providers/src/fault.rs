@@ -21,7 +21,7 @@ pub enum Fault {
 /// The `x-mock-fault` header had a value this mock does not understand.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid x-mock-fault {0:?}: expected 429, 500, 503, 529, timeout, disconnect-after:N, error-after:N or malformed"
+    "invalid x-mock-fault {0:?}: expected 429, 500, 503, 529, timeout, disconnect-after:N, error-after:N (N at most 100000) or malformed"
 )]
 pub struct InvalidFault(pub String);
 
@@ -30,7 +30,8 @@ impl FromStr for Fault {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let invalid = || InvalidFault(s.to_owned());
-        let count = |n: &str| n.parse::<usize>().map_err(|_| invalid());
+        // Bounded like `x-mock-tokens`: a stream never has more tokens than that anyway.
+        let count = |n: &str| crate::limits::parse_tokens(n).map_err(|_| invalid());
         match s {
             "429" | "500" | "503" | "529" => Ok(Self::Status(s.parse().map_err(|_| invalid())?)),
             "timeout" => Ok(Self::Timeout),
@@ -78,7 +79,15 @@ mod tests {
 
     #[test]
     fn unknown_values_are_rejected() {
-        for s in ["404", "", "disconnect-after:x", "error-after", "slow"] {
+        for s in [
+            "404",
+            "",
+            "disconnect-after:x",
+            "error-after",
+            "slow",
+            "disconnect-after:1000000000000",
+            "error-after:-1",
+        ] {
             assert_eq!(s.parse::<Fault>(), Err(InvalidFault(s.to_owned())));
         }
     }

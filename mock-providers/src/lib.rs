@@ -3,7 +3,8 @@
 //! Two ways to stand in for a provider, sharing one set of encoders so they send the same bytes:
 //! - [`MockServer`]: a native axum/hyper server for load runs, with realistic pacing (time to first
 //!   token, inter-token latency), injectable faults, runtime reconfiguration and counters. Bodies are
-//!   built once per request and streamed as slices of one buffer.
+//!   built once per request and streamed as slices of one buffer. Optionally HTTPS (self-signed,
+//!   HTTP/2 by ALPN) and keyed like a real upstream; every control value is bounded by [`limits`].
 //! - [`wiremock::Reply`]: builders for wiremock-based functional tests (call-count expectations),
 //!   which cannot pace a stream and record every request, so they are not for load.
 //!
@@ -16,18 +17,22 @@
 //! ```
 
 pub mod anthropic;
+mod auth;
 mod embeddings;
 mod fault;
+pub mod limits;
 pub mod openai;
 mod profile;
 mod request;
 mod server;
 mod stats;
 mod stream;
+mod tls;
 mod wire;
 pub mod wiremock;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 pub use embeddings::{cosine, embed};
 pub use fault::{Fault, InvalidFault};
@@ -61,4 +66,15 @@ pub enum MockError {
     },
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    /// `api_key` is empty or has characters a client could not send in a header.
+    #[error("invalid required API key: {0}")]
+    ApiKey(&'static str),
+    /// The self-signed certificate or the TLS configuration could not be made.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    #[error("cannot write the certificate to {path}: {source}")]
+    Certificate {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }

@@ -1,6 +1,7 @@
 //! `mock-providers`: run the native mock standalone.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,18 +11,30 @@ use mock_providers::{MockConfig, MockServer, Profile};
 #[derive(Debug, Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  mock-providers --port 8081 --profile realistic\n  mock-providers --profile my-profile.toml"
+    after_help = "Examples:\n  mock-providers --port 8081 --profile realistic\n  mock-providers --profile my-profile.toml\n  mock-providers --port 8443 --tls --cert-out mock.pem --require-key sk-test\n\nStops cleanly (exit 0) on Ctrl-C or SIGTERM."
 )]
 struct Args {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
+    #[arg(long, alias = "host", default_value = "127.0.0.1")]
+    bind: IpAddr,
     /// Port to listen on; 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     port: u16,
     /// `fast`, `realistic`, or the path of a TOML profile.
     #[arg(long, default_value = "realistic")]
     profile: String,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with a self-signed certificate made at start
+    /// for 127.0.0.1, ::1 and localhost.
+    #[arg(long)]
+    tls: bool,
+    /// Where to write the certificate PEM with --tls [default: mock-providers-PORT.pem in the
+    /// system temp directory].
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    cert_out: Option<PathBuf>,
+    /// Require this API key on every provider route (Authorization: Bearer KEY; x-api-key also
+    /// on /v1/messages); a missing or wrong key gets the provider's 401.
+    #[arg(long, value_name = "KEY", env = "MOCK_PROVIDERS_REQUIRE_KEY")]
+    require_key: Option<String>,
 }
 
 #[tokio::main]
@@ -30,25 +43,82 @@ async fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     let args = Args::parse();
+    let stop = StopSignal::install();
     let started = async {
         let profile = Profile::from_name_or_file(&args.profile)?;
         MockServer::start(MockConfig {
-            bind: SocketAddr::new(args.host, args.port),
+            bind: SocketAddr::new(args.bind, args.port),
+            tls: args.tls,
+            cert_out: args.cert_out,
+            api_key: args.require_key,
             ..MockConfig::new(profile)
         })
         .await
     };
     match started.await {
         Ok(server) => {
-            println!("mock-providers listening on {}", server.url());
-            server
-                .serve_until(async { tokio::signal::ctrl_c().await.unwrap_or_default() })
-                .await;
+            match server.certificate_path() {
+                Some(path) => println!(
+                    "mock-providers listening on {} (certificate: {})",
+                    server.url(),
+                    path.display()
+                ),
+                None => println!("mock-providers listening on {}", server.url()),
+            }
+            server.serve_until(stop.wait()).await;
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("mock-providers: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM: in a container the mock is PID 1 and `docker stop` sends SIGTERM, which
+/// a PID 1 without a handler would ignore until the runtime kills it.
+///
+/// Installed before the address is printed, so a supervisor that signals as soon as it has read
+/// the line cannot beat the handler to it.
+struct StopSignal {
+    #[cfg(unix)]
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignal {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)));
+            match signals {
+                Ok(signals) => Self {
+                    signals: Some(signals),
+                },
+                Err(e) => {
+                    tracing::warn!("cannot watch SIGINT/SIGTERM, falling back to Ctrl-C: {e}");
+                    Self { signals: None }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.signals {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            // Without any signal to wait for, serving on is the only useful thing left.
+            tracing::warn!("cannot watch Ctrl-C: {e}");
+            std::future::pending::<()>().await;
         }
     }
 }

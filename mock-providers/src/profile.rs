@@ -11,6 +11,7 @@ use rand_distr::{Distribution as _, LogNormal, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::ProfileError;
+use crate::limits::{self, LimitError};
 
 /// A distribution of non-negative values (milliseconds for timings, a count for tokens).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -48,36 +49,53 @@ impl Distribution {
         v.max(0.0)
     }
 
-    fn validate(&self, field: &str) -> Result<(), ProfileError> {
-        let invalid = |why: &str| {
-            Err(ProfileError::Invalid {
-                field: field.to_owned(),
-                why: why.to_owned(),
-            })
+    /// Checks every parameter with `check` (the bound of what the distribution measures); the
+    /// error names the parameter, e.g. `ttft_ms.median`.
+    fn validate(
+        &self,
+        field: &str,
+        check: fn(f64) -> Result<f64, LimitError>,
+    ) -> Result<(), ProfileError> {
+        let param = |name: &str, v: f64, check: fn(f64) -> Result<f64, LimitError>| {
+            check(v)
+                .map(drop)
+                .map_err(|e| invalid(&format!("{field}.{name}"), e))
         };
-        let finite_non_negative = |v: f64| v.is_finite() && v >= 0.0;
         match *self {
-            Self::Constant { value } if !finite_non_negative(value) => {
-                invalid("value must be >= 0")
+            Self::Constant { value } => param("value", value, check),
+            Self::Uniform { min, max } => {
+                param("min", min, check)?;
+                param("max", max, check)?;
+                if min > max {
+                    return Err(ProfileError::Invalid {
+                        field: field.to_owned(),
+                        why: "min must not exceed max".into(),
+                    });
+                }
+                Ok(())
             }
-            Self::Uniform { min, max }
-                if !finite_non_negative(min) || !finite_non_negative(max) =>
-            {
-                invalid("min and max must be >= 0")
+            Self::Normal { mean, std_dev } => {
+                param("mean", mean, check)?;
+                param("std_dev", std_dev, check)
             }
-            Self::Uniform { min, max } if min > max => invalid("min must not exceed max"),
-            Self::Normal { mean, std_dev }
-                if !finite_non_negative(mean) || !finite_non_negative(std_dev) =>
-            {
-                invalid("mean and std_dev must be >= 0")
+            Self::LogNormal { median, sigma } => {
+                param("median", median, check)?;
+                if median <= 0.0 {
+                    return Err(ProfileError::Invalid {
+                        field: format!("{field}.median"),
+                        why: "must be > 0".into(),
+                    });
+                }
+                param("sigma", sigma, limits::sigma)
             }
-            Self::LogNormal { median, sigma }
-                if !(median.is_finite() && median > 0.0 && finite_non_negative(sigma)) =>
-            {
-                invalid("median must be > 0 and sigma >= 0")
-            }
-            _ => Ok(()),
         }
+    }
+}
+
+fn invalid(field: &str, e: LimitError) -> ProfileError {
+    ProfileError::Invalid {
+        field: field.to_owned(),
+        why: e.to_string(),
     }
 }
 
@@ -223,18 +241,15 @@ impl Profile {
         Ok(profile)
     }
 
-    /// Checks every field; the error names the first one that is wrong.
+    /// Checks every field against the bounds in [`crate::limits`]; the error names the first one
+    /// that is wrong.
     pub fn validate(&self) -> Result<(), ProfileError> {
-        self.ttft_ms.validate("ttft_ms")?;
-        self.itl_ms.validate("itl_ms")?;
-        self.output_tokens.validate("output_tokens")?;
+        self.ttft_ms.validate("ttft_ms", limits::millis)?;
+        self.itl_ms.validate("itl_ms", limits::millis)?;
+        self.output_tokens
+            .validate("output_tokens", limits::token_parameter)?;
         for (name, p) in self.faults.entries() {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(ProfileError::Invalid {
-                    field: format!("faults.{name}"),
-                    why: "must be between 0 and 1".into(),
-                });
-            }
+            limits::probability(p).map_err(|e| invalid(&format!("faults.{name}"), e))?;
         }
         if self.faults.total() > 1.0 {
             return Err(ProfileError::Invalid {
@@ -242,12 +257,9 @@ impl Profile {
                 why: "probabilities add up to more than 1".into(),
             });
         }
-        if self.embedding_dimensions == 0 {
-            return Err(ProfileError::Invalid {
-                field: "embedding_dimensions".into(),
-                why: "must be > 0".into(),
-            });
-        }
+        limits::whole_millis(self.retry_after_ms).map_err(|e| invalid("retry_after_ms", e))?;
+        limits::embedding_dimensions(self.embedding_dimensions)
+            .map_err(|e| invalid("embedding_dimensions", e))?;
         Ok(())
     }
 
@@ -314,6 +326,48 @@ mod tests {
         assert!(err.to_string().contains("faults.http_500"), "{err}");
         let err = Profile::from_toml("colour = 1\n").unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_field() {
+        for (toml, field) in [
+            (
+                "[ttft_ms]\nkind = \"constant\"\nvalue = 1e300\n",
+                "ttft_ms.value",
+            ),
+            (
+                "[itl_ms]\nkind = \"constant\"\nvalue = nan\n",
+                "itl_ms.value",
+            ),
+            (
+                "[itl_ms]\nkind = \"normal\"\nmean = 1.0\nstd_dev = inf\n",
+                "itl_ms.std_dev",
+            ),
+            (
+                "[ttft_ms]\nkind = \"lognormal\"\nmedian = 50.0\nsigma = 40.0\n",
+                "ttft_ms.sigma",
+            ),
+            (
+                "[ttft_ms]\nkind = \"uniform\"\nmin = -1.0\nmax = 5.0\n",
+                "ttft_ms.min",
+            ),
+            (
+                "[output_tokens]\nkind = \"constant\"\nvalue = 1e12\n",
+                "output_tokens.value",
+            ),
+            ("[faults]\ntimeout = nan\n", "faults.timeout"),
+            ("retry_after_ms = 1000000000\n", "retry_after_ms"),
+            (
+                "embedding_dimensions = 1000000000\n",
+                "embedding_dimensions",
+            ),
+        ] {
+            let err = Profile::from_toml(toml).unwrap_err();
+            assert!(
+                matches!(&err, ProfileError::Invalid { field: f, .. } if f == field),
+                "{toml}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The native mock server: axum on hyper, built to stay out of the way of the system it measures.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,12 +22,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::RequiredKey;
 use crate::embeddings::embed;
 use crate::fault::Fault;
+use crate::limits::{self, LimitError};
 use crate::profile::{Distribution, Profile};
 use crate::request::ChatRequest;
 use crate::stats::{Outcome, Route, Stats, StatsSnapshot};
 use crate::stream::{Paced, Pacing};
+use crate::tls::{self, Tls};
 use crate::wire::{ApiError, Completion, Provider, StreamEnd};
 use crate::{MockError, ProfileError};
 
@@ -38,6 +42,17 @@ pub struct MockConfig {
     pub profile: Profile,
     /// Pins the `created` timestamp of every answer (for byte-exact tests); `None` uses the clock.
     pub created: Option<u64>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with a self-signed certificate made at start
+    /// for `127.0.0.1`, `::1` and `localhost`; see [`MockServer::certificate_pem`].
+    pub tls: bool,
+    /// Where to write the certificate PEM when `tls` is on; `None` writes
+    /// `mock-providers-<port>.pem` in the system temp directory. The file is left in place at
+    /// shutdown (it holds no secret) and replaced by the next server on that path.
+    pub cert_out: Option<PathBuf>,
+    /// When set, every provider route requires this key (`Authorization: Bearer KEY`; `x-api-key`
+    /// too on `/v1/messages`) and answers a missing or wrong one with the provider's 401. `/mock/*`
+    /// routes never need it.
+    pub api_key: Option<String>,
 }
 
 impl MockConfig {
@@ -46,6 +61,9 @@ impl MockConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             profile,
             created: None,
+            tls: false,
+            cert_out: None,
+            api_key: None,
         }
     }
 }
@@ -66,9 +84,19 @@ struct Shared {
     seq: AtomicU64,
     created: Option<u64>,
     shutdown: CancellationToken,
+    api_key: Option<RequiredKey>,
 }
 
 impl Shared {
+    /// The provider's 401 (already counted) when a key is required and `headers` do not carry
+    /// it; `None` lets the request through.
+    fn refusal(&self, headers: &HeaderMap, route: Route, provider: Provider) -> Option<Response> {
+        let key = self.api_key.as_ref()?;
+        let refused = key.check(headers, provider).err()?;
+        self.stats.record(route, Outcome::Unauthorized);
+        Some(error_response(&refused))
+    }
+
     fn created(&self) -> u64 {
         self.created.unwrap_or_else(|| {
             SystemTime::now()
@@ -94,6 +122,8 @@ impl Shared {
 pub struct MockServer {
     url: String,
     addr: SocketAddr,
+    /// PEM and file of the self-signed certificate, when serving HTTPS.
+    certificate: Option<(String, PathBuf)>,
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
 }
@@ -102,6 +132,12 @@ impl MockServer {
     /// Binds, starts serving in the background and returns once the port accepts connections.
     pub async fn start(config: MockConfig) -> Result<Self, MockError> {
         config.profile.validate()?;
+        let api_key = config
+            .api_key
+            .as_deref()
+            .map(RequiredKey::new)
+            .transpose()?;
+        let tls = config.tls.then(Tls::self_signed).transpose()?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| MockError::Bind {
@@ -119,33 +155,64 @@ impl MockServer {
             seq: AtomicU64::new(0),
             created: config.created,
             shutdown: CancellationToken::new(),
+            api_key,
         });
         let app = router(Arc::clone(&shared));
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!("TCP_NODELAY: {e}");
-            }
-        });
-        let stop = shared.shutdown.clone().cancelled_owned();
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!("mock server stopped: {e}");
-            }
-        });
+        let Some(tls) = tls else {
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::warn!("TCP_NODELAY: {e}");
+                }
+            });
+            let stop = shared.shutdown.clone().cancelled_owned();
+            let task = tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!("mock server stopped: {e}");
+                }
+            });
+            return Ok(Self {
+                url: format!("http://{addr}"),
+                addr,
+                certificate: None,
+                shared,
+                task: Some(task),
+            });
+        };
+        let path = config
+            .cert_out
+            .unwrap_or_else(|| tls::default_certificate_path(addr.port()));
+        let path = tls::write_certificate(path, tls.pem.clone()).await?;
+        let task = tokio::spawn(tls::serve(
+            listener,
+            tls.acceptor,
+            app,
+            shared.shutdown.clone(),
+        ));
         Ok(Self {
-            url: format!("http://{addr}"),
+            url: format!("https://{addr}"),
             addr,
+            certificate: Some((tls.pem, path)),
             shared,
             task: Some(task),
         })
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    /// Base URL, e.g. `http://127.0.0.1:40123`, or `https://...` when serving TLS.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The self-signed certificate in PEM when serving TLS: add it to a client's trusted roots.
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate.as_ref().map(|(pem, _)| pem.as_str())
+    }
+
+    /// The file the certificate PEM was written to when serving TLS.
+    pub fn certificate_path(&self) -> Option<&Path> {
+        self.certificate.as_ref().map(|(_, path)| path.as_path())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -236,30 +303,32 @@ struct Overrides {
 }
 
 impl Overrides {
+    /// Reads the control headers; every value goes through [`crate::limits`], so an out-of-range
+    /// one is a 400 naming the header, never a panic or an unbounded allocation.
     fn from_headers(headers: &HeaderMap, provider: Provider) -> Result<Self, ApiError> {
-        fn read<T: std::str::FromStr>(
+        fn read<T>(
             headers: &HeaderMap,
             name: &'static str,
             provider: Provider,
+            parse: fn(&str) -> Result<T, LimitError>,
         ) -> Result<Option<T>, ApiError> {
             let Some(value) = headers.get(name) else {
                 return Ok(None);
             };
             value
                 .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
+                .map_err(|_| LimitError::NotANumber)
+                .and_then(parse)
                 .map(Some)
-                .ok_or_else(|| {
+                .map_err(|e| {
                     ApiError::invalid_request(
                         provider,
-                        format!("invalid {name} header: {value:?}"),
-                        None,
-                        None,
+                        format!("invalid {name} header: {e}"),
+                        Some(name),
+                        Some("invalid_value"),
                     )
                 })
         }
-        let ms = |v: Option<f64>| v.filter(|v| v.is_finite() && *v >= 0.0);
         let fault = match headers
             .get("x-mock-fault")
             .map(|v| v.to_str().unwrap_or("\u{fffd}").parse::<Fault>())
@@ -270,16 +339,17 @@ impl Overrides {
                 return Err(ApiError::invalid_request(
                     provider,
                     e.to_string(),
-                    None,
-                    None,
+                    Some("x-mock-fault"),
+                    Some("invalid_value"),
                 ));
             }
         };
         Ok(Self {
-            ttft: ms(read(headers, "x-mock-ttft-ms", provider)?)
-                .map(|v| Duration::from_secs_f64(v / 1000.0)),
-            itl: ms(read(headers, "x-mock-itl-ms", provider)?).map(Distribution::constant),
-            tokens: read(headers, "x-mock-tokens", provider)?,
+            ttft: read(headers, "x-mock-ttft-ms", provider, limits::parse_millis)?
+                .map(limits::duration),
+            itl: read(headers, "x-mock-itl-ms", provider, limits::parse_millis)?
+                .map(Distribution::constant),
+            tokens: read(headers, "x-mock-tokens", provider, limits::parse_tokens)?,
             fault,
         })
     }
@@ -295,6 +365,9 @@ async fn chat(
         Provider::OpenAi => Route::ChatCompletions,
         Provider::Anthropic => Route::Messages,
     };
+    if let Some(refused) = shared.refusal(&headers, route, provider) {
+        return refused;
+    }
     let stats = &shared.stats;
     let parsed = body
         .map_err(|e| ApiError::invalid_request(provider, e.body_text(), None, None))
@@ -315,7 +388,7 @@ async fn chat(
     let mut rng = shared.request_rng(profile.seed);
     let tokens = overrides
         .tokens
-        .unwrap_or_else(|| profile.output_tokens.sample(&mut rng).round() as usize);
+        .unwrap_or_else(|| limits::tokens_from_sample(profile.output_tokens.sample(&mut rng)));
     let completion = Completion::new(&request, tokens, shared.created());
     let fault = overrides
         .fault
@@ -323,7 +396,7 @@ async fn chat(
     let mut pacing = Pacing {
         ttft: overrides
             .ttft
-            .unwrap_or_else(|| Duration::from_secs_f64(profile.ttft_ms.sample(&mut rng) / 1000.0)),
+            .unwrap_or_else(|| limits::duration(profile.ttft_ms.sample(&mut rng))),
         itl: overrides.itl.unwrap_or(profile.itl_ms),
         rng,
     };
@@ -429,7 +502,10 @@ fn rejection(provider: Provider, status: u16, retry_after_ms: u64) -> Response {
     response
 }
 
-async fn models(State(shared): State<Arc<Shared>>) -> Response {
+async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(refused) = shared.refusal(&headers, Route::Models, Provider::OpenAi) {
+        return refused;
+    }
     shared.stats.record(Route::Models, Outcome::Ok);
     let profile = shared.profile.load();
     let data: Vec<_> = profile
@@ -442,9 +518,13 @@ async fn models(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn embeddings(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let p = Provider::OpenAi;
+    if let Some(refused) = shared.refusal(&headers, Route::Embeddings, p) {
+        return refused;
+    }
     let request = body
         .map_err(|e| ApiError::invalid_request(p, e.body_text(), None, None))
         .and_then(|b| {
@@ -498,7 +578,7 @@ async fn embeddings(
     };
     shared.stats.record(Route::Embeddings, Outcome::Ok);
     let dims = dims
-        .filter(|d| (1..=8192).contains(d))
+        .filter(|d| limits::embedding_dimensions(*d).is_ok())
         .unwrap_or(shared.profile.load().embedding_dimensions);
     let tokens: usize = inputs.iter().map(|s| s.len().div_ceil(4).max(1)).sum();
     let data: Vec<_> = inputs

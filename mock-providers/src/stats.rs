@@ -38,6 +38,8 @@ impl Route {
 pub enum Outcome {
     Ok,
     BadRequest,
+    /// Refused with a 401: the server requires an API key and the request's was missing or wrong.
+    Unauthorized,
     Http429,
     Http500,
     Http503,
@@ -52,9 +54,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 12] = [
         Self::Ok,
         Self::BadRequest,
+        Self::Unauthorized,
         Self::Http429,
         Self::Http500,
         Self::Http503,
@@ -70,6 +73,7 @@ impl Outcome {
         match self {
             Self::Ok => "ok",
             Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
             Self::Http429 => "http_429",
             Self::Http500 => "http_500",
             Self::Http503 => "http_503",

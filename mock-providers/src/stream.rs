@@ -28,7 +28,7 @@ pub(crate) struct Pacing {
 
 impl Pacing {
     fn gap(&mut self) -> Duration {
-        Duration::from_secs_f64(self.itl.sample(&mut self.rng) / 1000.0)
+        crate::limits::duration(self.itl.sample(&mut self.rng))
     }
 
     /// Total time until the last of `tokens` tokens: what a non-streaming answer waits.

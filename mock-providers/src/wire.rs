@@ -295,6 +295,31 @@ pub enum StreamEnd {
 }
 
 impl ApiError {
+    /// The 401 a provider sends for a missing (`missing`) or wrong API key.
+    pub fn unauthorized(provider: Provider, missing: bool) -> Self {
+        let (kind, message, code) = match (provider, missing) {
+            (Provider::OpenAi, true) => (
+                "invalid_request_error",
+                "You didn't provide an API key.",
+                Some("invalid_api_key"),
+            ),
+            (Provider::OpenAi, false) => (
+                "invalid_request_error",
+                "Incorrect API key provided.",
+                Some("invalid_api_key"),
+            ),
+            (Provider::Anthropic, _) => ("authentication_error", "invalid x-api-key", None),
+        };
+        Self {
+            provider,
+            status: 401,
+            kind,
+            message: Cow::Borrowed(message),
+            param: None,
+            code,
+        }
+    }
+
     /// What the providers answer for a path they do not serve.
     pub fn not_found() -> Self {
         Self {
