@@ -13,6 +13,7 @@
 //! | log-normal `sigma` | finite, `0..=4` |
 //! | fault probabilities | `0..=1` |
 //! | embedding dimensions | `1..=8192` |
+//! | inputs per `POST /v1/embeddings` | `1..=2048` (OpenAI's limit) |
 //!
 //! NaN and infinities are rejected everywhere. Random draws from a valid distribution can still
 //! land past a bound in the tail; [`duration`] and [`tokens_from_sample`] saturate those at the
@@ -28,6 +29,8 @@ pub const MAX_TOKENS: usize = 100_000;
 pub const MAX_SIGMA: f64 = 4.0;
 /// Longest embedding vector the mock builds.
 pub const MAX_EMBEDDING_DIMENSIONS: usize = 8192;
+/// Most inputs one `POST /v1/embeddings` may carry (OpenAI's own limit).
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 /// Why a value from outside was refused. The caller adds which header or field it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -542,6 +542,19 @@ async fn embeddings(
         })?;
         let inputs: Vec<String> = match v.get("input") {
             Some(serde_json::Value::String(s)) => vec![s.clone()],
+            // Each input becomes a vector of up to MAX_EMBEDDING_DIMENSIONS floats: without a cap,
+            // one 2 MB body of empty strings would ask for gigabytes.
+            Some(serde_json::Value::Array(items)) if items.len() > limits::MAX_EMBEDDING_INPUTS => {
+                return Err(ApiError::invalid_request(
+                    p,
+                    format!(
+                        "Invalid 'input': at most {} inputs per request.",
+                        limits::MAX_EMBEDDING_INPUTS
+                    ),
+                    Some("input"),
+                    Some("invalid_value"),
+                ));
+            }
             Some(serde_json::Value::Array(items)) if items.iter().all(|i| i.is_string()) => items
                 .iter()
                 .filter_map(|i| i.as_str().map(str::to_owned))

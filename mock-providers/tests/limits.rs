@@ -170,6 +170,24 @@ async fn out_of_range_profiles_are_refused_naming_the_field() {
     assert_eq!(mock.profile(), before);
 }
 
+#[tokio::test]
+async fn embedding_requests_cannot_ask_for_unbounded_vectors() {
+    let mock = start(Profile::fast()).await;
+    let many = vec![""; limits::MAX_EMBEDDING_INPUTS + 1];
+    let body = serde_json::json!({"model": "m", "input": many, "dimensions": 8192});
+    let (status, body) = post_with(&mock, "/v1/embeddings", ("x-test", "1"), &body).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "input", "{body}");
+    let most = vec!["a"; limits::MAX_EMBEDDING_INPUTS];
+    let body = serde_json::json!({"model": "m", "input": most, "dimensions": 4});
+    let (status, body) = post_with(&mock, "/v1/embeddings", ("x-test", "1"), &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"].as_array().map(Vec::len),
+        Some(limits::MAX_EMBEDDING_INPUTS)
+    );
+}
+
 /// A distribution of any kind with arbitrary parameters, NaN and infinities included.
 fn any_distribution() -> impl Strategy<Value = Distribution> {
     let f = prop_oneof![
