@@ -140,7 +140,7 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
     let plan = Plan {
         load: load.clone(),
         mix: scenario.mix.clone(),
-        prompts: scenario.prompts.clone(),
+        prompts: scenarios::workload::Prompts::Mix(scenario.prompts.clone()),
         model: options
             .model
             .clone()

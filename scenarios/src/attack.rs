@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use crate::client::{Call, Client};
 use crate::load::{ArrivalSchedule, Load, Take, Worker};
 use crate::recorder::{Recorder, Sample};
-use crate::workload::{Mix, PromptGenerator, PromptMix, RequestKind};
+use crate::workload::{Mix, PromptGenerator, Prompts, RequestKind};
 
 /// Requests still in flight this long after the planned end are abandoned as timeouts.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -30,7 +30,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub struct Plan {
     pub load: Load,
     pub mix: Mix,
-    pub prompts: PromptMix,
+    pub prompts: Prompts,
     /// Model for chat requests.
     pub model: String,
     /// Model for embeddings requests.
@@ -160,7 +160,7 @@ fn start_user<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a
         let index = context.worker.user(user.weighted_users_index);
         let seed = context.plan.seed;
         user.set_session_data(UserState {
-            prompts: PromptGenerator::new(context.plan.prompts.clone(), seed, index),
+            prompts: PromptGenerator::new(&context.plan.prompts, seed, index),
             rng: StdRng::seed_from_u64(seed.rotate_left(32) ^ index as u64),
             itl_us: Vec::with_capacity(1024),
         });
@@ -223,7 +223,7 @@ async fn exchange(context: &Context, state: &mut UserState, index: usize, origin
             prompt = state.prompts.next_prompt();
             Call::Embeddings {
                 model: &plan.embedding_model,
-                input: &prompt.user,
+                input: prompt.user(),
             }
         }
         RequestKind::Models => Call::Models,

@@ -7,7 +7,9 @@
 //!   streams event by event), classifying failures.
 //! - [`load`]: the closed model (k6-like stages) and the open model (a shared arrival schedule,
 //!   coordinated-omission correct).
-//! - [`workload`]: seeded prompts over the shipped corpus and weighted request mixes.
+//! - [`workload`]: what to send: seeded prompts over the shipped corpus, synthetic prompts of
+//!   exact token lengths, recorded requests from dataset files, and weighted request mixes.
+//! - [`tokens`]: token counts by a tokenizer shipped in the binary (`o200k_base`).
 //! - [`scenario`]: the named scenarios, each data in a file of its own with a default SLO file.
 //! - [`attack::run`]: drives a [`attack::Plan`] on Goose.
 //! - [`capacity`]: per-stage SLO verdicts (the stress scenario's answer).

@@ -12,7 +12,7 @@ use scenarios::attack::{self, Plan};
 use scenarios::client::Client;
 use scenarios::load::{Load, Stages};
 use scenarios::recorder::Recorder;
-use scenarios::workload::{Mix, PromptMix, RequestKind};
+use scenarios::workload::{Mix, PromptMix, Prompts, RequestKind};
 
 const TOKENS: u64 = 20;
 
@@ -33,7 +33,7 @@ async fn run_against(ttft_ms: f64) -> RunResult {
             think_time: None,
         },
         mix: Mix::only(RequestKind::Stream),
-        prompts: PromptMix::conversational(),
+        prompts: Prompts::Mix(PromptMix::conversational()),
         model: "gpt-4o-mini".to_owned(),
         embedding_model: "text-embedding-3-small".to_owned(),
         seed: 1,

@@ -12,7 +12,7 @@ use scenarios::attack::{self, Plan};
 use scenarios::client::Client;
 use scenarios::load::{Arrivals, Load};
 use scenarios::recorder::Recorder;
-use scenarios::workload::{Mix, PromptMix, RequestKind};
+use scenarios::workload::{Mix, PromptMix, Prompts, RequestKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
@@ -40,7 +40,7 @@ async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
             duration: Duration::from_secs(6),
         },
         mix: Mix::only(RequestKind::Stream),
-        prompts: PromptMix::conversational(),
+        prompts: Prompts::Mix(PromptMix::conversational()),
         model: "gpt-4o-mini".to_owned(),
         embedding_model: "text-embedding-3-small".to_owned(),
         seed: 3,
