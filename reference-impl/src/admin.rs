@@ -94,8 +94,8 @@ fn collect_stats(gw: &Shared) -> Stats {
         retries: m.retries.load(Relaxed),
         streams_broken: m.streams_broken.load(Relaxed),
         panics: m.panics.load(Relaxed),
-        in_flight: m.in_flight.load(Relaxed),
-        open_streams: m.open_streams.load(Relaxed),
+        in_flight: m.in_flight.get(),
+        open_streams: m.open_streams.get(),
         latency_us: m.latency_us.summary(),
         overhead_us: m.overhead_us.summary(),
     }
@@ -147,14 +147,14 @@ async fn request_queue(State(gw): State<Arc<Shared>>) -> Json<serde_json::Value>
         .map(|p| {
             json!({
                 "provider": p.name(),
-                "upstream_in_flight": p.pool.in_flight.load(Relaxed),
+                "upstream_in_flight": p.pool.in_flight.get(),
                 "queue": p.queue.as_ref().map(RequestQueue::stats),
             })
         })
         .collect();
     Json(json!({
         "enabled": gw.config.queue.is_some(),
-        "in_flight": gw.metrics.in_flight.load(Relaxed),
+        "in_flight": gw.metrics.in_flight.get(),
         "providers": providers,
     }))
 }

@@ -136,6 +136,8 @@ pub struct BreakerStats {
     pub provider: String,
     pub state: BreakerState,
     pub consecutive_failures: u32,
+    /// Half-open probes admitted and not yet settled or dropped.
+    pub probes_in_flight: u32,
     pub opened: u64,
     pub half_opened: u64,
     pub closed: u64,
@@ -297,6 +299,7 @@ impl CircuitBreaker {
             provider: self.provider.clone(),
             state: inner.state,
             consecutive_failures: inner.consecutive_failures,
+            probes_in_flight: inner.probes_in_flight,
             opened: inner.opened,
             half_opened: inner.half_opened,
             closed: inner.closed,

@@ -43,6 +43,7 @@ struct EmbeddingsCheck {
 /// The handler: serves the request, then stamps the overhead and provider headers.
 pub async fn embeddings(State(gw): State<Arc<Shared>>, request: Request) -> Response {
     let mut clock = Clock::start();
+    let _in_flight = gw.metrics.in_flight.hold();
     let (mut response, provider) = match serve(&gw, request, &mut clock).await {
         Ok((response, provider)) => (response, provider),
         Err(error) => (error.into_response(), HeaderValue::from_static("none")),

@@ -4,6 +4,7 @@
 //! measured. Percentiles (admin API) and Prometheus buckets are read from the same data.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// Sub-buckets per power of two: bucket widths are at most 1/8 of their value (12.5 %).
@@ -141,6 +142,40 @@ pub struct Percentiles {
     pub p999: u64,
 }
 
+/// A gauge of things alive: requests in flight, open streams, open connections, upstream
+/// requests.
+///
+/// It can only be raised through [`Gauge::hold`], and the [`GaugeGuard`] that returns lowers it
+/// again when dropped. A decrement written as the last line of a handler never runs when the
+/// handler panics or its client hangs up (the future is dropped mid-await); a guard's `Drop`
+/// runs in both cases, so the gauge always returns to what is really alive.
+#[derive(Debug, Default)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    /// Counts one more; the guard counts it off when dropped.
+    pub fn hold(&self) -> GaugeGuard {
+        self.0.fetch_add(1, Relaxed);
+        GaugeGuard(Arc::clone(&self.0))
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// One unit of a [`Gauge`], given back when dropped. Owns its gauge (no borrow), so it can
+/// travel with a stream or a connection task.
+#[derive(Debug)]
+#[must_use = "the gauge is lowered again as soon as the guard is dropped"]
+pub struct GaugeGuard(Arc<AtomicI64>);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Gateway-wide request metrics.
 #[derive(Default)]
 pub struct GatewayMetrics {
@@ -156,10 +191,12 @@ pub struct GatewayMetrics {
     pub streams_broken: AtomicU64,
     /// Handler panics caught and turned into 500s.
     pub panics: AtomicU64,
-    pub in_flight: AtomicI64,
-    pub open_streams: AtomicI64,
+    /// Chat and embeddings requests whose handler is running.
+    pub in_flight: Gauge,
+    /// Upstream streams being relayed to a client.
+    pub open_streams: Gauge,
     /// Client connections accepted and not yet closed.
-    pub open_connections: AtomicI64,
+    pub open_connections: Gauge,
 }
 
 impl GatewayMetrics {
@@ -232,19 +269,19 @@ impl GatewayMetrics {
             out,
             "gateway_requests_in_flight",
             "Requests being handled.",
-            self.in_flight.load(Relaxed),
+            self.in_flight.get(),
         );
         gauge(
             out,
             "gateway_open_streams",
             "Streaming responses open.",
-            self.open_streams.load(Relaxed),
+            self.open_streams.get(),
         );
         gauge(
             out,
             "gateway_open_connections",
             "Client connections open.",
-            self.open_connections.load(Relaxed),
+            self.open_connections.get(),
         );
         // A leak of tasks (a stream or connection that never ends) shows here first.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -278,6 +315,24 @@ pub fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Dis
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gauge_guard_gives_its_unit_back_on_drop_and_on_unwind() {
+        let gauge = Gauge::default();
+        let first = gauge.hold();
+        let second = gauge.hold();
+        assert_eq!(gauge.get(), 2);
+        drop(first);
+        assert_eq!(gauge.get(), 1);
+        let held = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _third = gauge.hold();
+            panic!("handler bug");
+        }));
+        assert!(held.is_err());
+        assert_eq!(gauge.get(), 1);
+        drop(second);
+        assert_eq!(gauge.get(), 0);
+    }
 
     #[test]
     fn buckets_are_contiguous_and_bounds_inclusive() {

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::config::PoolConfig;
 use crate::limits;
+use crate::metrics::{Gauge, GaugeGuard};
 
 /// Counters of one provider's connection pool.
 #[derive(Debug, Default)]
@@ -35,7 +36,7 @@ pub struct PoolStats {
     /// Requests sent upstream.
     pub requests: AtomicU64,
     /// Upstream responses not yet fully read or dropped.
-    pub in_flight: AtomicI64,
+    pub in_flight: Gauge,
 }
 
 /// A point-in-time copy of [`PoolStats`] plus the pool's settings, for the admin API.
@@ -55,10 +56,9 @@ pub struct PoolSnapshot {
 
 impl PoolStats {
     /// Counts a request sent upstream; the returned guard marks it finished when dropped.
-    pub fn send(self: &Arc<Self>) -> InFlight {
+    pub fn send(&self) -> GaugeGuard {
         self.requests.fetch_add(1, Relaxed);
-        self.in_flight.fetch_add(1, Relaxed);
-        InFlight(self.clone())
+        self.in_flight.hold()
     }
 
     pub fn snapshot(&self, config: &PoolConfig) -> PoolSnapshot {
@@ -68,7 +68,7 @@ impl PoolStats {
             connections_opened: opened,
             connect_errors: self.connect_errors.load(Relaxed),
             requests,
-            in_flight: self.in_flight.load(Relaxed),
+            in_flight: self.in_flight.get(),
             new_connection_ratio: if requests == 0 {
                 0.0
             } else {
@@ -79,17 +79,6 @@ impl PoolStats {
             connect_timeout_ms: config.connect_timeout_ms,
             http2: config.http2,
         }
-    }
-}
-
-/// One upstream request in flight; dropping it (response read, stream ended, or cancelled)
-/// decrements the gauge.
-#[derive(Debug)]
-pub struct InFlight(Arc<PoolStats>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
     }
 }
 

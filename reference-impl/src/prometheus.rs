@@ -18,12 +18,24 @@ type Series = (
     fn(&Provider, &HealthView) -> f64,
 );
 
-const PROVIDER_SERIES: [Series; 9] = [
+const PROVIDER_SERIES: [Series; 11] = [
     (
         "gateway_breaker_state",
         "gauge",
         "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
         |p, _| f64::from(p.breaker.state().as_gauge()),
+    ),
+    (
+        "gateway_breaker_probes_in_flight",
+        "gauge",
+        "Half-open probe calls admitted and not yet settled.",
+        |p, _| f64::from(p.breaker.stats().probes_in_flight),
+    ),
+    (
+        "gateway_upstream_in_flight",
+        "gauge",
+        "Upstream requests whose response is not yet read or dropped.",
+        |p, _| p.pool.in_flight.get() as f64,
     ),
     (
         "gateway_breaker_opened_total",
@@ -226,6 +238,12 @@ fn render_components(gw: &Shared, out: &mut String) {
                 "gauge",
                 "Entries held in memory.",
                 c.entries,
+            ),
+            (
+                "gateway_cache_flights_in_flight",
+                "gauge",
+                "Upstream calls that identical requests are coalescing on.",
+                c.in_flight,
             ),
         ] {
             let _ = writeln!(

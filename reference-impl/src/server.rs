@@ -230,7 +230,7 @@ async fn serve(listener: TcpListener, http: http1::Builder, app: axum::Router, g
         });
         let conn = http.serve_connection(TokioIo::new(tcp), service);
         let (gw, open) = (gw.clone(), open.clone());
-        gw.metrics.open_connections.fetch_add(1, Relaxed);
+        let connection = gw.metrics.open_connections.hold();
         tokio::spawn(async move {
             let draining = &gw.draining;
             let mut conn = std::pin::pin!(conn);
@@ -244,8 +244,7 @@ async fn serve(listener: TcpListener, http: http1::Builder, app: axum::Router, g
             if let Err(e) = result {
                 tracing::debug!(%peer, "connection closed: {e}");
             }
-            gw.metrics.open_connections.fetch_sub(1, Relaxed);
-            drop(open);
+            drop((connection, open));
         });
     }
     drop(listener);

@@ -18,11 +18,36 @@ use crate::router::Target;
 use crate::server::Shared;
 
 /// A successful upstream call: the reply, the queue slot it holds and, for a stream, the
-/// provider and the breaker admission to settle when the stream ends.
+/// breaker admission to settle when the stream ends.
 pub(super) struct Called {
     pub reply: Reply,
     pub permit: Option<QueuePermit>,
-    pub pending: Option<(Arc<Provider>, Deferred)>,
+    pub pending: Option<StreamAdmission>,
+}
+
+/// A stream's breaker admission, bound to its provider: settled with the stream's outcome
+/// when it ends, or, if dropped unsettled (a panic on the way), abandoned, so a half-open
+/// breaker never keeps a probe slot for a stream that is gone.
+pub(super) struct StreamAdmission {
+    pub provider: Arc<Provider>,
+    deferred: Option<Deferred>,
+}
+
+impl StreamAdmission {
+    /// `Some(success)` with the stream's outcome, `None` when its client went away.
+    pub fn settle(mut self, outcome: Option<bool>) {
+        if let Some(deferred) = self.deferred.take() {
+            self.provider.breaker.settle(deferred, outcome);
+        }
+    }
+}
+
+impl Drop for StreamAdmission {
+    fn drop(&mut self) {
+        if let Some(deferred) = self.deferred.take() {
+            self.provider.breaker.settle(deferred, None);
+        }
+    }
 }
 
 /// Why a candidate is not tried again for this request.
@@ -106,7 +131,10 @@ pub(super) async fn call(
                         breaker.success();
                         None
                     }
-                    Reply::Stream(_) => Some((provider.clone(), breaker.defer())),
+                    Reply::Stream(_) => Some(StreamAdmission {
+                        provider: provider.clone(),
+                        deferred: Some(breaker.defer()),
+                    }),
                 };
                 return Ok(Called {
                     reply,

@@ -15,7 +15,6 @@ mod record;
 pub(crate) use self::read::{forwarded, read_json};
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -55,7 +54,7 @@ struct Stamp {
 /// The handler: runs [`serve`], then stamps the headers and records the request.
 pub async fn chat_completions(State(gw): State<Arc<Shared>>, request: Request) -> Response {
     let mut clock = Clock::start();
-    gw.metrics.in_flight.fetch_add(1, Relaxed);
+    let _in_flight = gw.metrics.in_flight.hold();
     let mut stamp = Stamp::default();
     let mut response = serve(&gw, request, &mut clock, &mut stamp)
         .await
@@ -80,7 +79,6 @@ pub async fn chat_completions(State(gw): State<Arc<Shared>>, request: Request) -
             .latency_us
             .record(clock.started().elapsed().as_micros() as u64);
     }
-    gw.metrics.in_flight.fetch_sub(1, Relaxed);
     response
 }
 

@@ -9,13 +9,12 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use super::admit::Caller;
-use super::call::Called;
+use super::call::{Called, StreamAdmission};
 use super::{json_response, sse_response};
-use crate::breaker::Deferred;
 use crate::cache::sse::CompletionAssembler;
 use crate::cache::{FlightError, Leader};
 use crate::limiter::Tier;
-use crate::provider::Provider;
+use crate::metrics::GaugeGuard;
 use crate::proxy::{self, Reply, StreamEnd, StreamObserver, Usage};
 use crate::queue::QueuePermit;
 use crate::server::Shared;
@@ -44,8 +43,8 @@ pub(super) fn record(
             json_response(body)
         }
         Reply::Stream(stream) => {
-            gw.metrics.open_streams.fetch_add(1, Relaxed);
             let observer = StreamRecord {
+                _open: gw.metrics.open_streams.hold(),
                 gw: gw.clone(),
                 pending,
                 started,
@@ -83,12 +82,13 @@ fn charge_tokens(gw: &Shared, caller: Caller, usage: Option<Usage>) {
 }
 
 /// The record step of one stream: metrics, cache fill from the chunks sent, token charge, and
-/// the provider's breaker and reliability told how the stream ended; holds the queue slot
-/// until it ends.
+/// the provider's breaker and reliability told how the stream ended; holds the queue slot and
+/// its unit of `open_streams` until it ends (or is dropped, however that happens).
 struct StreamRecord {
+    _open: GaugeGuard,
     gw: Arc<Shared>,
-    /// The provider and its breaker admission, settled when the stream ends.
-    pending: Option<(Arc<Provider>, Deferred)>,
+    /// The provider's breaker admission, settled when the stream ends.
+    pending: Option<StreamAdmission>,
     started: Instant,
     caller: Caller,
     /// The flight this stream leads and the completion assembled from its chunks.
@@ -114,23 +114,21 @@ impl StreamObserver for StreamRecord {
 
     fn on_end(self: Box<Self>, end: StreamEnd, usage: Option<Usage>) {
         let m = &self.gw.metrics;
-        m.open_streams.fetch_sub(1, Relaxed);
         m.latency_us
             .record(self.started.elapsed().as_micros() as u64);
         if end == StreamEnd::Broken {
             m.streams_broken.fetch_add(1, Relaxed);
         }
-        if let Some((provider, deferred)) = self.pending {
-            let outcome = match end {
+        if let Some(admission) = self.pending {
+            if end == StreamEnd::Broken {
+                // Counted a success at the first event; it was not one.
+                self.gw.router.record(&admission.provider, Err(None));
+            }
+            admission.settle(match end {
                 StreamEnd::Complete => Some(true),
                 StreamEnd::Broken => Some(false),
                 StreamEnd::ClientGone => None,
-            };
-            provider.breaker.settle(deferred, outcome);
-            if end == StreamEnd::Broken {
-                // Counted a success at the first event; it was not one.
-                self.gw.router.record(&provider, Err(None));
-            }
+            });
         }
         if let Some((leader, assembler)) = self.fill {
             match (end, assembler.finish()) {

@@ -17,7 +17,8 @@ use super::AttemptError;
 use super::anthropic::{StreamError, StreamTranslator, Usage};
 use super::sse::{self, SseFramer};
 use crate::error::ApiError;
-use crate::pool::{BodyStream, InFlight};
+use crate::metrics::GaugeGuard;
+use crate::pool::BodyStream;
 
 /// How upstream events become client events.
 #[derive(Debug)]
@@ -174,11 +175,12 @@ pub struct ChatStream {
     end: Option<StreamEnd>,
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     observer: Option<Box<dyn StreamObserver>>,
-    _in_flight: InFlight,
+    /// The provider's upstream request in flight, counted off when the stream is dropped.
+    _in_flight: GaugeGuard,
 }
 
 impl ChatStream {
-    pub(super) fn new(upstream: BodyStream, mode: Mode, in_flight: InFlight) -> Self {
+    pub(super) fn new(upstream: BodyStream, mode: Mode, in_flight: GaugeGuard) -> Self {
         Self {
             upstream,
             framer: SseFramer::default(),

@@ -123,3 +123,62 @@ pub async fn metric(gateway: &GatewayHandle, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or_else(|| panic!("{name} not in /metrics"))
 }
+
+/// Gauges that count things alive (requests, streams, connections, upstream calls, queue
+/// places and slots, breaker probes, coalescing flights): each must fall back to 0 when the
+/// gateway is idle, except the connection serving the scrape itself.
+pub const ALIVE_GAUGES: [&str; 8] = [
+    "gateway_requests_in_flight",
+    "gateway_open_streams",
+    "gateway_open_connections",
+    "gateway_upstream_in_flight",
+    "gateway_breaker_probes_in_flight",
+    "gateway_queue_depth",
+    "gateway_queue_in_flight",
+    "gateway_cache_flights_in_flight",
+];
+
+/// Every series of [`ALIVE_GAUGES`] in `/metrics` (labelled ones once per label set).
+pub async fn alive_gauges(gateway: &GatewayHandle) -> Vec<(String, f64)> {
+    metrics_text(gateway)
+        .await
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let name = series.split('{').next()?;
+            if !ALIVE_GAUGES.contains(&name) {
+                return None;
+            }
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The alive gauges that are not at their idle value (1 for the scrape's own connection).
+pub async fn gauges_off(gateway: &GatewayHandle) -> Vec<(String, f64)> {
+    alive_gauges(gateway)
+        .await
+        .into_iter()
+        .filter(|(series, value)| {
+            let idle = if series == "gateway_open_connections" {
+                1.0
+            } else {
+                0.0
+            };
+            *value != idle
+        })
+        .collect()
+}
+
+/// Waits up to `within` for every alive gauge to be idle; returns the ones still off.
+pub async fn gauges_settle(gateway: &GatewayHandle, within: Duration) -> Vec<(String, f64)> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let off = gauges_off(gateway).await;
+        if off.is_empty() || std::time::Instant::now() > deadline {
+            return off;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
