@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use scenarios::tokens;
 use scenarios::workload::{
-    DEFAULT_MAX_TOKENS, Dataset, DatasetError, Message, Prompt, PromptGenerator, Prompts, Role,
-    SharedPrefix, SharedPrefixError, Synthetic, TokenCount, TokenCountError,
+    DEFAULT_MAX_TOKENS, Dataset, DatasetError, MAX_DATASET_BYTES, Message, Prompt, PromptGenerator,
+    Prompts, Role, SharedPrefix, SharedPrefixError, Synthetic, TokenCount, TokenCountError,
 };
 
 fn data(name: &str) -> PathBuf {
@@ -249,6 +249,30 @@ fn files_that_are_not_datasets_are_refused_clearly() {
     let directory = data("");
     let error = Dataset::load(&directory).expect_err("a directory");
     assert!(matches!(error, DatasetError::NotAFile { .. }), "{error:?}");
+}
+
+#[test]
+fn files_over_the_cap_or_not_text_are_refused_before_parsing() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let huge = dir.join("workloads-huge.jsonl");
+    // Sparse: no disk is written, but the size is past the cap.
+    let file = std::fs::File::create(&huge).expect("create");
+    file.set_len(MAX_DATASET_BYTES + 1).expect("set_len");
+    let error = Dataset::load(&huge).expect_err("too large");
+    assert!(
+        matches!(error, DatasetError::TooLarge { size, .. } if size == MAX_DATASET_BYTES + 1),
+        "{error:?}"
+    );
+    std::fs::remove_file(&huge).expect("remove");
+
+    let binary = dir.join("workloads-binary.jsonl");
+    let line = br#"{"messages":[{"role":"user","content":"hi"}]}"#;
+    std::fs::write(&binary, [&line[..], b"\n\xff\xfe\n"].concat()).expect("write");
+    let error = Dataset::load(&binary).expect_err("not UTF-8");
+    assert_eq!(
+        error.to_string(),
+        format!("{}:2: not UTF-8 text", binary.display())
+    );
 }
 
 #[test]
