@@ -232,6 +232,16 @@ impl GatewayConfig {
             limits::MAX_BODY_LIMIT_BYTES,
         )?;
         limits::at_most(
+            "server.max_connections",
+            s.max_connections as u64,
+            limits::MAX_CONNECTIONS,
+        )?;
+        ensure(
+            s.max_connections > crate::server::RESERVED_CONNECTIONS,
+            "server.max_connections",
+            "must be more than the 8 connections reserved for /health, /ready, /metrics and the admin API",
+        )?;
+        limits::at_most(
             "routing.max_attempts",
             r.max_attempts.into(),
             limits::MAX_ATTEMPTS,
@@ -318,6 +328,13 @@ pub struct ServerConfig {
     /// is closed (slowloris defence). The clock also runs while a keep-alive connection waits
     /// for its next request, so it doubles as the idle timeout. 0 turns it off.
     pub header_read_timeout_ms: u64,
+    /// Client connections open at once, at most. The last
+    /// [`RESERVED_CONNECTIONS`](crate::server::RESERVED_CONNECTIONS) of them are kept for
+    /// `/health`, `/ready`, `/metrics` and the admin API, one request per connection, so
+    /// probes are answered while the cap is full. Past the cap, new connections wait in the
+    /// kernel's listen backlog (not accepted, not refused) until a connection closes. Each
+    /// connection is one file descriptor: keep `ulimit -n` above this plus the upstream pools.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -328,6 +345,7 @@ impl Default for ServerConfig {
             shutdown_grace_ms: 10_000,
             forward_header_prefixes: vec!["x-mock-".to_owned()],
             header_read_timeout_ms: 10_000,
+            max_connections: 10_000,
         }
     }
 }
@@ -693,8 +711,12 @@ mod tests {
     #[test]
     fn absurd_durations_and_counts_are_refused_naming_the_field() {
         type Set = fn(&mut GatewayConfig);
-        let cases: [(&str, Set); 6] = [
+        let cases: [(&str, Set); 8] = [
             ("routing.deadline_ms", |c| c.routing.deadline_ms = u64::MAX),
+            ("server.max_connections", |c| {
+                c.server.max_connections = usize::MAX
+            }),
+            ("server.max_connections", |c| c.server.max_connections = 8),
             ("server.header_read_timeout_ms", |c| {
                 c.server.header_read_timeout_ms = u64::MAX
             }),

@@ -17,7 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
@@ -173,6 +173,28 @@ impl Gateway {
     }
 }
 
+/// Connections of `server.max_connections` kept for `/health`, `/ready`, `/metrics` and the
+/// admin API. With every other slot taken by client traffic, a probe still gets a connection
+/// (after whatever is ahead of it in the kernel's listen backlog): a liveness check must not
+/// fail, and restart the gateway, only because the gateway is busy.
+pub const RESERVED_CONNECTIONS: usize = 8;
+
+/// Header deadline of a reserved connection, whatever `server.header_read_timeout_ms` says:
+/// it exists for one quick probe, so a client that sends nothing must not sit on it.
+const RESERVED_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The slot of the connection cap a connection holds, released when its task ends.
+struct Slot {
+    /// A reserved slot: one probe request (`/health`, `/ready`, `/metrics`, admin), then close.
+    probes_only: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Paths a reserved connection serves; anything else gets a 503 there.
+fn is_probe_path(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics") || path.starts_with("/admin/")
+}
+
 /// Pause after an accept error other than a failed handshake (such as running out of file
 /// descriptors), so the loop does not spin while nothing can be accepted.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -192,9 +214,29 @@ fn http1_settings(server: &ServerConfig) -> http1::Builder {
     builder
 }
 
+/// A reserved connection: one request, a short header deadline.
+fn reserved_settings(server: &ServerConfig) -> http1::Builder {
+    let timeout = Duration::from_millis(server.header_read_timeout_ms);
+    let timeout = match server.header_read_timeout_ms {
+        0 => RESERVED_HEADER_TIMEOUT,
+        _ => timeout.min(RESERVED_HEADER_TIMEOUT),
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .keep_alive(false);
+    builder
+}
+
 /// The accept loop: one task per connection, `TCP_NODELAY` on each, the peer address as
 /// [`ConnectInfo`] on each request, and a handler's panic caught around each request (here
 /// rather than as a router layer, which would box every request's future once more).
+///
+/// `server.max_connections` is enforced here: the loop takes a slot (a semaphore permit, held
+/// by the connection's task until it closes) before it accepts, so past the cap connections
+/// wait in the kernel's listen backlog, and the connections being served keep their share of
+/// the machine. The last [`RESERVED_CONNECTIONS`] slots serve probes only.
 ///
 /// Once `draining` is cancelled it closes the listener, every connection finishes the request
 /// it is serving (idle keep-alive connections close at once), and it returns when the last
@@ -203,7 +245,22 @@ async fn serve(listener: TcpListener, http: http1::Builder, app: axum::Router, g
     let draining = &gw.draining;
     // Each connection task holds a receiver; `closed()` resolves once the last one is dropped.
     let (all_closed, open) = watch::channel(());
+    let max = gw
+        .config
+        .server
+        .max_connections
+        .max(RESERVED_CONNECTIONS + 1);
+    let general = Arc::new(Semaphore::new(max - RESERVED_CONNECTIONS));
+    let reserved = Arc::new(Semaphore::new(RESERVED_CONNECTIONS));
+    let reserved_http = reserved_settings(&gw.config.server);
     loop {
+        // Neither semaphore is ever closed, so one of the acquires eventually succeeds.
+        let slot = tokio::select! {
+            biased;
+            () = draining.cancelled() => break,
+            Ok(permit) = general.clone().acquire_owned() => Slot { probes_only: false, _permit: permit },
+            Ok(permit) = reserved.clone().acquire_owned() => Slot { probes_only: true, _permit: permit },
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -219,16 +276,21 @@ async fn serve(listener: TcpListener, http: http1::Builder, app: axum::Router, g
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
+        let probes_only = slot.probes_only;
         let (app, handler_gw) = (app.clone(), gw.clone());
         let service = service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             let (mut app, gw) = (app.clone(), handler_gw.clone());
             async move {
+                if probes_only && !is_probe_path(request.uri().path()) {
+                    return Ok(over_capacity(&gw));
+                }
                 let handled = AssertUnwindSafe(app.call(request)).catch_unwind().await;
                 handled.unwrap_or_else(|_| Ok(panicked(&gw)))
             }
         });
-        let conn = http.serve_connection(TokioIo::new(tcp), service);
+        let builder = if probes_only { &reserved_http } else { &http };
+        let conn = builder.serve_connection(TokioIo::new(tcp), service);
         let (gw, open) = (gw.clone(), open.clone());
         let connection = gw.metrics.open_connections.hold();
         tokio::spawn(async move {
@@ -244,7 +306,7 @@ async fn serve(listener: TcpListener, http: http1::Builder, app: axum::Router, g
             if let Err(e) = result {
                 tracing::debug!(%peer, "connection closed: {e}");
             }
-            drop((connection, open));
+            drop((connection, slot, open));
         });
     }
     drop(listener);
@@ -322,6 +384,21 @@ fn routes(shared: Arc<Shared>) -> axum::Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
+}
+
+/// What a request other than a probe gets on a reserved connection: the gateway is at
+/// `server.max_connections`, so it is refused at once (503, `retry-after: 1`) rather than
+/// left hanging.
+fn over_capacity(gw: &Shared) -> Response {
+    gw.metrics.record_status(503);
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "the gateway is at server.max_connections; retry on a new connection",
+    )
+    .with_code("connection_limit")
+    .with_retry_after(Some(Duration::from_secs(1)))
+    .into_response()
 }
 
 /// What a request whose handler panicked gets (the accept loop catches the panic around each

@@ -15,6 +15,7 @@ use common::{chat, metric, openai, start};
 use futures::future::join_all;
 use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
 use reference_impl::GatewayHandle;
+use reference_impl::server::RESERVED_CONNECTIONS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -159,48 +160,63 @@ struct Held {
     rss_kib: u64,
 }
 
+/// A holder process with `count` connections to the gateway, each of which got an answer to
+/// `GET /health` (and is still open unless the gateway closed it).
+struct Holder(std::process::Child);
+
+impl Holder {
+    /// Starts the holder and waits until it has connected and been answered `count` times.
+    async fn start(gw: &GatewayHandle, count: usize) -> Self {
+        let mut holder = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["hold_connections", "--exact", "--ignored", "--nocapture"])
+            .env(HOLDER_ENV, format!("{} {count}", gw.addr()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the connection holder");
+        // Reads the holder's output to the end (libtest writes after the `held` line too).
+        let stdout = holder.stdout.take().expect("holder stdout");
+        let (report, reported) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(n) = line
+                    .strip_prefix("held ")
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
+                    let _ = report.send(n);
+                }
+            }
+        });
+        let held =
+            tokio::task::spawn_blocking(move || reported.recv_timeout(Duration::from_secs(120)))
+                .await
+                .expect("receiver thread")
+                .ok();
+        assert_eq!(held, Some(count), "the holder could not connect");
+        Self(holder)
+    }
+
+    /// Closes the holder's stdin, which makes it exit, closing every connection at once.
+    async fn release(mut self) {
+        drop(self.0.stdin.take());
+        let status = tokio::task::spawn_blocking(move || self.0.wait())
+            .await
+            .expect("waiter thread")
+            .expect("holder exit status");
+        assert!(status.success(), "holder failed: {status}");
+    }
+}
+
 /// Runs one holder process against `gw`: waits until it holds every connection, measures,
 /// checks a well-behaved client is still served, then closes them all at once.
 async fn hold_round(gw: &GatewayHandle) -> Held {
-    let mut holder = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["hold_connections", "--exact", "--ignored", "--nocapture"])
-        .env(HOLDER_ENV, format!("{} {CONNECTIONS}", gw.addr()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the connection holder");
-    // Reads the holder's output to the end (libtest writes after the `held` line too).
-    let stdout = holder.stdout.take().expect("holder stdout");
-    let (report, reported) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(n) = line
-                .strip_prefix("held ")
-                .and_then(|n| n.parse::<usize>().ok())
-            {
-                let _ = report.send(n);
-            }
-        }
-    });
-    let count =
-        tokio::task::spawn_blocking(move || reported.recv_timeout(Duration::from_secs(120)))
-            .await
-            .expect("receiver thread")
-            .ok();
-    assert_eq!(count, Some(CONNECTIONS), "the holder could not connect");
+    let holder = Holder::start(gw, CONNECTIONS).await;
     let held = Held {
         tasks: alive_tasks(),
         rss_kib: rss_kib(),
     };
     assert_served(gw).await;
-
-    // Closing the holder's stdin makes it exit, closing every connection at once.
-    drop(holder.stdin.take());
-    let status = tokio::task::spawn_blocking(move || holder.wait())
-        .await
-        .expect("waiter thread")
-        .expect("holder exit status");
-    assert!(status.success(), "holder failed: {status}");
+    holder.release().await;
     held
 }
 
@@ -212,9 +228,11 @@ async fn ten_thousand_connections_are_held_then_released() {
         return;
     }
     let upstream = mock().await;
-    // Held connections sit idle between requests: keep the idle clock out of the way.
+    // Held connections sit idle between requests: keep the idle clock out of the way. The
+    // cap leaves room for them and for the well-behaved client checked while they are held.
     let gw = start(vec![openai("up", upstream.url())], |c| {
-        c.server.header_read_timeout_ms = 300_000
+        c.server.header_read_timeout_ms = 300_000;
+        c.server.max_connections = CONNECTIONS + 64;
     })
     .await;
     assert_served(&gw).await;
@@ -251,6 +269,103 @@ async fn ten_thousand_connections_are_held_then_released() {
     assert!(
         rss_released.saturating_sub(rss_before) < 32 * 1024,
         "RSS {rss_before} KiB before, {rss_released} KiB after the connections closed"
+    );
+    assert_served(&gw).await;
+}
+
+/// `gateway_open_connections`, scraped at `base` on a connection of its own.
+async fn open_connections(base: &str) -> Option<f64> {
+    let text = unpooled()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("gateway_open_connections "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_holds_and_probes_are_still_answered() {
+    const CAP: usize = 1_000;
+    const HELD: usize = 1_500;
+    if let Err(reason) = raise_fd_limit(CAP as u64 + 1024) {
+        println!("skipped: {reason}");
+        return;
+    }
+    let upstream = mock().await;
+    let gw = start(vec![openai("up", upstream.url())], |c| {
+        c.server.header_read_timeout_ms = 300_000;
+        c.server.max_connections = CAP;
+    })
+    .await;
+    assert_served(&gw).await;
+    // Watches the gauge the whole time the holder connects, holds and lets go.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let base = gw.url().to_owned();
+    let sampler = tokio::spawn(async move {
+        let (mut peak, mut samples) = (0.0f64, 0);
+        while !*stopped.borrow() {
+            if let Some(open) = open_connections(&base).await {
+                (peak, samples) = (peak.max(open), samples + 1);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (peak, samples)
+    });
+
+    // 1,500 connections each ask `/health`: 992 stay open on the general slots, the other 508
+    // are answered one at a time on the reserved slots and closed.
+    let holder = Holder::start(&gw, HELD).await;
+    let open = metric(&gw, "gateway_open_connections").await;
+    assert!(
+        open as usize <= CAP && open as usize > CAP - RESERVED_CONNECTIONS,
+        "{open} connections open at the cap of {CAP}"
+    );
+    let probe = Instant::now();
+    let health = unpooled()
+        .get(format!("{}/health", gw.url()))
+        .send()
+        .await
+        .expect("a probe is answered at the cap");
+    assert_eq!(health.status(), 200);
+    println!(
+        "/health answered in {:?} with the cap full",
+        probe.elapsed()
+    );
+    let refused = unpooled()
+        .post(format!("{}/v1/chat/completions", gw.url()))
+        .json(&chat("m", false))
+        .send()
+        .await
+        .expect("an answer, not a hang");
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.expect("OpenAI error body");
+    assert_eq!(body["error"]["code"], "connection_limit", "{body}");
+
+    holder.release().await;
+    let mut open = open_connections(gw.url()).await;
+    for _ in 0..500 {
+        if open == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        open = open_connections(gw.url()).await;
+    }
+    assert_eq!(
+        open,
+        Some(1.0),
+        "connections left open after the holder exited"
+    );
+    stop.send_replace(true);
+    let (peak, samples) = sampler.await.expect("sampler");
+    println!("open connections peaked at {peak} over {samples} samples (cap {CAP})");
+    assert!(
+        samples > 0 && peak <= CAP as f64,
+        "peak {peak} over the cap {CAP}"
     );
     assert_served(&gw).await;
 }
