@@ -22,7 +22,7 @@ use scenarios::attack::{self, Plan};
 use scenarios::client::Client;
 use scenarios::load::{Load, Stages};
 use scenarios::recorder::Recorder;
-use scenarios::workload::{Mix, PromptMix, RequestKind, Shape};
+use scenarios::workload::{Mix, PromptMix, Prompts, RequestKind, Shape};
 
 /// The request both tools send.
 const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Explain back pressure in one paragraph."}],"max_tokens":16,"stream":false}"#;
@@ -95,7 +95,7 @@ async fn harness_rps(
             think_time: None,
         },
         mix: Mix::only(RequestKind::Chat),
-        prompts: PromptMix {
+        prompts: Prompts::Mix(PromptMix {
             shapes: vec![Shape {
                 weight: 1,
                 sentences: 1,
@@ -103,12 +103,12 @@ async fn harness_rps(
             }],
             repeat_ratio: 0.0,
             hot_prompts: 0,
-        },
+        }),
         model: "gpt-4o-mini".to_owned(),
         embedding_model: "text-embedding-3-small".to_owned(),
         seed: 1,
     };
-    let client = Client::new(url, Duration::from_secs(10))?;
+    let client = Client::plain(url, Duration::from_secs(10))?;
     let started = Instant::now();
     {
         let _quiet = harness::stdout_guard::StdoutGuard::silence();

@@ -53,7 +53,8 @@ pub enum Command {
     /// Run the native mock provider standalone until Ctrl-C.
     #[command(after_help = "Examples:\n  \
         harness mock --port 9000 --profile realistic\n  \
-        harness mock --bind 0.0.0.0 --port 9000   (reachable from other hosts or containers)")]
+        harness mock --bind 0.0.0.0 --port 9000   (reachable from other hosts or containers)\n  \
+        harness mock --tls --require-key sk-test   (https with a self-signed certificate, keyed)")]
     Mock {
         /// Port to listen on (0 picks a free one).
         #[arg(long, default_value_t = 9000)]
@@ -64,6 +65,16 @@ pub enum Command {
         /// `fast`, `realistic` or a TOML profile file.
         #[arg(long, default_value = "realistic")]
         profile: String,
+        /// Serve https with a self-signed certificate for 127.0.0.1, ::1 and localhost, written
+        /// to a PEM file whose path is printed beside the URL (trust it with `--ca-cert`).
+        #[arg(long)]
+        tls: bool,
+        /// Where to write the certificate (with --tls); default: the temp directory.
+        #[arg(long, value_name = "FILE", requires = "tls")]
+        cert_out: Option<PathBuf>,
+        /// Answer requests without this API key with the provider's own 401.
+        #[arg(long, value_name = "KEY")]
+        require_key: Option<String>,
     },
     /// Run the reference gateway standalone until Ctrl-C.
     #[command(after_help = "Examples:\n  \

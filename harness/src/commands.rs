@@ -1,7 +1,7 @@
 //! The subcommands other than the run itself.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use mock_providers::{MockConfig, MockServer, Profile};
@@ -26,17 +26,40 @@ pub fn list() -> String {
 }
 
 /// `harness mock`: the native mock on `bind:port` until Ctrl-C (or SIGTERM).
-pub async fn mock(bind: IpAddr, port: u16, profile: &str) -> anyhow::Result<()> {
+pub async fn mock(
+    bind: IpAddr,
+    port: u16,
+    profile: &str,
+    access: MockAccess,
+) -> anyhow::Result<()> {
     let profile = Profile::from_name_or_file(profile)?;
     let config = MockConfig {
         bind: (bind, port).into(),
+        tls: access.tls,
+        cert_out: access.cert_out,
+        api_key: access.require_key,
         ..MockConfig::new(profile)
     };
     let server = MockServer::start(config).await?;
-    eprintln!("mock provider at {} (Ctrl-C stops)", server.url());
+    let certificate = server
+        .certificate_path()
+        .map(|path| format!(" (certificate: {})", path.display()))
+        .unwrap_or_default();
+    eprintln!(
+        "mock provider at {}{certificate} (Ctrl-C stops)",
+        server.url()
+    );
     stop_signal().await?;
     server.shutdown().await;
     Ok(())
+}
+
+/// How clients reach `harness mock`: TLS and a required key.
+#[derive(Debug, Default)]
+pub struct MockAccess {
+    pub tls: bool,
+    pub cert_out: Option<PathBuf>,
+    pub require_key: Option<String>,
 }
 
 /// `harness gateway`: the reference gateway on `bind:port` until Ctrl-C (or SIGTERM).

@@ -77,9 +77,19 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             port,
             bind,
             profile,
-        } => commands::mock(bind, port, &profile)
-            .await
-            .map(|()| exit::OK),
+            tls,
+            cert_out,
+            require_key,
+        } => {
+            let access = commands::MockAccess {
+                tls,
+                cert_out,
+                require_key,
+            };
+            commands::mock(bind, port, &profile, access)
+                .await
+                .map(|()| exit::OK)
+        }
         Command::Gateway {
             config,
             upstream,

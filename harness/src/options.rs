@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{ArgAction, Args, ValueEnum};
 use reports::model::GoodputLimits;
+use scenarios::client::{Api, CacheHeader};
 use scenarios::load::{Arrivals, Stages, parse_duration};
+use scenarios::workload::TokenCount;
 use serde::{Deserialize, Serialize};
 
 use crate::worker::WorkerSpec;
@@ -23,6 +25,33 @@ pub struct RunOptions {
     /// several, comma-separated (replicas of one gateway), take the requests in turn.
     #[arg(long, value_name = "URL[,URL...]")]
     pub target: Option<String>,
+    /// The API the target speaks: `openai` (`/v1/chat/completions`) or `anthropic`
+    /// (`/v1/messages`).
+    #[arg(long, value_name = "API")]
+    pub api: Option<Api>,
+    /// Send this header with every request (repeatable); `[headers]` in a config file. Values
+    /// of credential headers are written as `***` in every file and line a run writes.
+    #[arg(long = "header", value_name = "NAME:VALUE", action = ArgAction::Append)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "header_table")]
+    pub headers: Vec<HeaderEntry>,
+    /// Read the API key from this environment variable and send it as the API expects
+    /// (`Authorization: Bearer` or `x-api-key`); only the variable's name is recorded.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// Trust the CA certificates of this PEM file for `https://` targets (a private CA or a
+    /// self-signed certificate), beside the bundled web PKI roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify the target's certificate (a warning in the summary and the report).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure: Option<bool>,
+    /// Speak HTTP/1.1 only, even where the target offers HTTP/2 through ALPN.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub http1: Option<bool>,
+    /// How the target marks a cache hit: `NAME` (values hit, miss, coalesced) or
+    /// `NAME=VALUE` (that value is a hit, any other a miss). Default `x-cache`.
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    pub cache_header: Option<CacheHeaderText>,
     /// With --target: the process id of the gateway on this machine, whose RSS and CPU are then
     /// sampled like the embedded gateway's (endurance runs of a gateway built elsewhere).
     #[arg(long, value_name = "PID")]
@@ -48,6 +77,23 @@ pub struct RunOptions {
     /// Run length (e.g. 30s, 5m); stretches or shrinks the scenario's stages to fit.
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<Span>,
+    /// Prompts from a file instead of the scenario's corpus: JSONL of OpenAI chat request
+    /// bodies, or a ShareGPT JSON file (first human turn, the answer's length as `max_tokens`).
+    #[arg(long, value_name = "FILE")]
+    pub dataset: Option<PathBuf>,
+    /// Synthetic prompts of this many tokens (o200k_base), e.g. 512 or 512:64 (mean:stddev).
+    #[arg(long, value_name = "MEAN[:STDDEV]")]
+    pub prompt_tokens: Option<TokenCount>,
+    /// `max_tokens` of synthetic prompts, e.g. 128 or 128:16; needs --prompt-tokens.
+    #[arg(long, value_name = "MEAN[:STDDEV]")]
+    pub output_tokens: Option<TokenCount>,
+    /// Synthetic prompts start with one of --prefix-count shared prefixes of this many tokens
+    /// (prompt-cache workloads); needs --prompt-tokens.
+    #[arg(long, value_name = "N")]
+    pub prefix_tokens: Option<u32>,
+    /// How many distinct shared prefixes (default 1); needs --prefix-tokens.
+    #[arg(long, value_name = "K")]
+    pub prefix_count: Option<u32>,
     /// Model name sent in chat requests.
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
@@ -122,6 +168,13 @@ impl RunOptions {
     pub fn overridden_by(self, overrides: RunOptions) -> RunOptions {
         RunOptions {
             target: overrides.target.or(self.target),
+            api: overrides.api.or(self.api),
+            headers: merge_headers(self.headers, overrides.headers),
+            api_key_env: overrides.api_key_env.or(self.api_key_env),
+            ca_cert: overrides.ca_cert.or(self.ca_cert),
+            insecure: overrides.insecure.or(self.insecure),
+            http1: overrides.http1.or(self.http1),
+            cache_header: overrides.cache_header.or(self.cache_header),
             gateway_pid: overrides.gateway_pid.or(self.gateway_pid),
             mock_backend: overrides.mock_backend.or(self.mock_backend),
             users: overrides.users.or(self.users),
@@ -130,6 +183,11 @@ impl RunOptions {
             arrivals: overrides.arrivals.or(self.arrivals),
             max_users: overrides.max_users.or(self.max_users),
             duration: overrides.duration.or(self.duration),
+            dataset: overrides.dataset.or(self.dataset),
+            prompt_tokens: overrides.prompt_tokens.or(self.prompt_tokens),
+            output_tokens: overrides.output_tokens.or(self.output_tokens),
+            prefix_tokens: overrides.prefix_tokens.or(self.prefix_tokens),
+            prefix_count: overrides.prefix_count.or(self.prefix_count),
             model: overrides.model.or(self.model),
             seed: overrides.seed.or(self.seed),
             worker: overrides.worker.or(self.worker),
@@ -141,6 +199,113 @@ impl RunOptions {
             json: overrides.json.or(self.json),
             prices: overrides.prices.or(self.prices),
         }
+    }
+}
+
+/// The file's headers with the flags' replacing those of the same name (case-insensitive).
+fn merge_headers(mut file: Vec<HeaderEntry>, flags: Vec<HeaderEntry>) -> Vec<HeaderEntry> {
+    for header in flags {
+        file.retain(|h| !h.name.eq_ignore_ascii_case(&header.name));
+        file.push(header);
+    }
+    file
+}
+
+/// One `--header NAME:VALUE`, checked to be sendable when parsed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HeaderEntry {
+    pub name: String,
+    pub value: String,
+}
+
+impl HeaderEntry {
+    /// The value as a run may write it: credentials as `***` (`Bearer ***`).
+    pub fn redacted(&self) -> HeaderEntry {
+        HeaderEntry {
+            name: self.name.clone(),
+            value: reports::redact::header_value(&self.name, &self.value),
+        }
+    }
+}
+
+/// Never prints a credential, so `{:?}` of the options is safe in logs.
+impl fmt::Debug for HeaderEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.redacted();
+        write!(f, "{}: {}", shown.name, shown.value)
+    }
+}
+
+impl FromStr for HeaderEntry {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<HeaderEntry, String> {
+        let (name, value) = scenarios::client::parse_header(text).map_err(|e| e.to_string())?;
+        let value = value
+            .to_str()
+            .map_err(|_| format!("the value of header `{name}` must be visible ASCII"))?;
+        Ok(HeaderEntry {
+            name: name.to_string(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// `[headers]` in a config file: a table of names and values.
+mod header_table {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::HeaderEntry;
+
+    pub fn serialize<S: Serializer>(headers: &[HeaderEntry], s: S) -> Result<S::Ok, S::Error> {
+        let table: toml::Table = headers
+            .iter()
+            .map(|h| (h.name.clone(), toml::Value::String(h.value.clone())))
+            .collect();
+        table.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<HeaderEntry>, D::Error> {
+        let table = toml::Table::deserialize(d)?;
+        table
+            .into_iter()
+            .map(|(name, value)| {
+                let value = value.as_str().ok_or_else(|| {
+                    D::Error::custom(format!("headers.{name}: expected a string"))
+                })?;
+                format!("{name}:{value}")
+                    .parse::<HeaderEntry>()
+                    .map_err(|e| D::Error::custom(format!("headers.{name}: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// `--cache-header` as written, kept as text in files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CacheHeaderText(pub CacheHeader);
+
+impl FromStr for CacheHeaderText {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<CacheHeaderText, String> {
+        text.parse().map(CacheHeaderText)
+    }
+}
+
+impl TryFrom<String> for CacheHeaderText {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<CacheHeaderText, String> {
+        text.parse()
+    }
+}
+
+impl From<CacheHeaderText> for String {
+    fn from(header: CacheHeaderText) -> String {
+        header.0.to_string()
     }
 }
 

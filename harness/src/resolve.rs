@@ -6,10 +6,12 @@ use std::time::Duration;
 use reports::model::GoodputLimits;
 use reports::slo::{Slo, load_slos, parse_slos};
 use scenarios::attack::Plan;
+use scenarios::client::{Api, ClientOptions, Verify};
 use scenarios::load::{Load, Stages, Worker};
 use scenarios::scenario::{self, Scenario};
+use scenarios::workload::{Dataset, Prompts, SharedPrefix, Synthetic, TokenCount};
 
-use crate::options::{Goodput, MockBackend, RunOptions, Span};
+use crate::options::{Goodput, HeaderEntry, MockBackend, RunOptions, Span};
 use crate::worker::{INDEX_VARIABLE, WorkerSpec};
 
 /// Chat model sent when neither the options nor a file name one.
@@ -17,6 +19,8 @@ pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 const EMBEDDING_MODEL: &str = "text-embedding-3-small";
 const DEFAULT_SEED: u64 = 42;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// `max_tokens` of synthetic prompts when `--output-tokens` is not given.
+const DEFAULT_OUTPUT_TOKENS: u32 = 128;
 /// Open-model user pool per arrival per second when `--max-users` is not given: room for
 /// responses taking up to this many seconds before arrivals are dropped.
 const POOL_SECONDS: f64 = 5.0;
@@ -34,7 +38,8 @@ pub struct Resolved {
     /// The external gateway's process, sampled for RSS and CPU.
     pub gateway_pid: Option<u32>,
     pub limits: GoodputLimits,
-    pub timeout: Duration,
+    /// How requests are shaped and sent: API, headers and key, TLS, timeout.
+    pub client: ClientOptions,
     pub out: PathBuf,
     pub quiet: bool,
     pub json: bool,
@@ -136,11 +141,31 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
     if timeout.is_zero() {
         return Err(invalid("timeout", "must be more than 0"));
     }
+    let client = client_options(&options, timeout)?;
+    if client.api == Api::Anthropic {
+        if let Target::Embedded(_) = target {
+            return Err(invalid(
+                "api",
+                "the embedded gateway serves the OpenAI API only: give --target for an \
+                 Anthropic-style endpoint",
+            ));
+        }
+        if scenario.mix.entries().iter().any(|(kind, weight)| {
+            *weight > 0 && *kind == scenarios::workload::RequestKind::Embeddings
+        }) {
+            return Err(invalid(
+                "api",
+                format!(
+                    "scenario `{name}` sends embeddings requests, which the Anthropic API has not"
+                ),
+            ));
+        }
+    }
     let limits = options.goodput.unwrap_or_default().0;
     let plan = Plan {
         load: load.clone(),
         mix: scenario.mix.clone(),
-        prompts: scenarios::workload::Prompts::Mix(scenario.prompts.clone()),
+        prompts: prompts(&scenario, &options)?,
         model: options
             .model
             .clone()
@@ -164,6 +189,18 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         worker: options.worker.map(|_| WorkerSpec::Fixed(worker)),
         goodput: Some(Goodput(limits)),
         timeout: Some(Span(timeout)),
+        dataset: options.dataset.clone(),
+        prompt_tokens: options.prompt_tokens,
+        output_tokens: options.prompt_tokens.and(options.output_tokens),
+        prefix_tokens: options.prefix_tokens,
+        prefix_count: options.prefix_tokens.and(options.prefix_count),
+        api: Some(client.api),
+        headers: options.headers.iter().map(HeaderEntry::redacted).collect(),
+        api_key_env: options.api_key_env.clone(),
+        ca_cert: options.ca_cert.clone(),
+        insecure: options.insecure.filter(|insecure| *insecure),
+        http1: options.http1.filter(|http1| *http1),
+        cache_header: options.cache_header.clone(),
         out: Some(options.out.clone().unwrap_or_else(default_out)),
         ..load_options(&load)
     };
@@ -184,8 +221,106 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         target,
         gateway_pid,
         limits,
-        timeout,
+        client,
     })
+}
+
+/// Where the prompts come from: a dataset file, synthetic prompts of exact token lengths, or
+/// the scenario's corpus mix. A bad dataset fails here, with its file and line, before any load.
+fn prompts(scenario: &Scenario, options: &RunOptions) -> Result<Prompts, ResolveError> {
+    let synthetic_only = [
+        ("output_tokens", options.output_tokens.is_some()),
+        ("prefix_tokens", options.prefix_tokens.is_some()),
+        ("prefix_count", options.prefix_count.is_some()),
+    ];
+    match (&options.dataset, options.prompt_tokens) {
+        (Some(_), Some(_)) => Err(invalid(
+            "dataset",
+            "give --dataset or --prompt-tokens, not both",
+        )),
+        (Some(path), None) => {
+            if let Some((field, _)) = synthetic_only.iter().find(|(_, given)| *given) {
+                return Err(invalid(
+                    field,
+                    "applies to synthetic prompts (--prompt-tokens), not to --dataset",
+                ));
+            }
+            let dataset = Dataset::load(path).map_err(|e| invalid("dataset", e.to_string()))?;
+            Ok(Prompts::Dataset(std::sync::Arc::new(dataset)))
+        }
+        (None, Some(prompt_tokens)) => {
+            let output = match options.output_tokens {
+                Some(output) => output,
+                None => TokenCount::new(DEFAULT_OUTPUT_TOKENS, 0)
+                    .map_err(|e| invalid("output_tokens", e.to_string()))?,
+            };
+            let synthetic = Synthetic::new(prompt_tokens, output);
+            match (options.prefix_tokens, options.prefix_count) {
+                (Some(tokens), count) => {
+                    let prefix = SharedPrefix::new(tokens, count.unwrap_or(1))
+                        .map_err(|e| invalid("prefix_tokens", e.to_string()))?;
+                    Ok(Prompts::Synthetic(synthetic.with_prefix(prefix)))
+                }
+                (None, Some(_)) => Err(invalid("prefix_count", "needs --prefix-tokens")),
+                (None, None) => Ok(Prompts::Synthetic(synthetic)),
+            }
+        }
+        (None, None) => match synthetic_only.iter().find(|(_, given)| *given) {
+            Some((field, _)) => Err(invalid(field, "needs --prompt-tokens")),
+            None => Ok(Prompts::Mix(scenario.prompts.clone())),
+        },
+    }
+}
+
+/// The client options of a run: the key read from its variable, the CA file and headers
+/// checked, so a mistake fails here with the field's name rather than as failed requests.
+fn client_options(options: &RunOptions, timeout: Duration) -> Result<ClientOptions, ResolveError> {
+    let mut client = ClientOptions::new(timeout);
+    client.api = options.api.unwrap_or_default();
+    for entry in &options.headers {
+        let (name, value) = scenarios::client::header(&entry.name, &entry.value)
+            .map_err(|e| invalid("headers", e.to_string()))?;
+        client.headers.insert(name, value);
+    }
+    if let Some(variable) = &options.api_key_env {
+        let key = std::env::var(variable).map_err(|_| {
+            invalid(
+                "api_key_env",
+                format!("environment variable {variable} is not set"),
+            )
+        })?;
+        if key.trim().is_empty() {
+            return Err(invalid(
+                "api_key_env",
+                format!("environment variable {variable} is empty"),
+            ));
+        }
+        client = client.with_api_key(&key).map_err(|_| {
+            invalid(
+                "api_key_env",
+                format!("the value of {variable} cannot be sent in a header"),
+            )
+        })?;
+    }
+    client.verify = match (&options.ca_cert, options.insecure.unwrap_or(false)) {
+        (Some(_), true) => {
+            return Err(invalid(
+                "insecure",
+                "give --ca-cert or --insecure, not both",
+            ));
+        }
+        (Some(path), false) if !path.is_file() => {
+            return Err(invalid("ca_cert", format!("no file {}", path.display())));
+        }
+        (Some(path), false) => Verify::WithCa(path.clone()),
+        (None, true) => Verify::Insecure,
+        (None, false) => Verify::WebPki,
+    };
+    client.http1_only = options.http1.unwrap_or(false);
+    if let Some(header) = &options.cache_header {
+        client.cache_header = header.0.clone();
+    }
+    Ok(client)
 }
 
 /// Where run directories go by default.

@@ -12,7 +12,7 @@ use reports::slo::{evaluate, evaluate_partial};
 use scenarios::attack::{self, AttackError};
 use scenarios::capacity::{self, StageVerdict};
 use scenarios::changes::{ChangeEffect, effects};
-use scenarios::client::{Client, ClientError};
+use scenarios::client::{Client, ClientError, Verify};
 use scenarios::load::{Load, Worker};
 use scenarios::recorder::{CacheLatency, Recorder};
 use scenarios::scenario::TimedChange;
@@ -55,8 +55,20 @@ pub enum RunError {
 /// Runs `resolved` and writes its run directory.
 pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
     let stack = Stack::start(&resolved.target, resolved.scenario.upstream).await?;
+    let ready = async {
+        let client = Client::new(stack.urls(), resolved.client.clone())?;
+        client.preflight().await?;
+        Ok::<_, ClientError>(client)
+    };
+    let client = match ready.await {
+        Ok(client) => client,
+        Err(e) => {
+            stack.shutdown().await;
+            return Err(e.into());
+        }
+    };
     print_banner(&resolved, &stack);
-    let measured = drive(&resolved, &stack).await;
+    let measured = drive(&resolved, &stack, client).await;
     stack.shutdown().await;
     let (mut result, cache_latency) = measured?;
 
@@ -94,18 +106,55 @@ fn print_banner(resolved: &Resolved, stack: &Stack) {
         format!("\n  {}", resolved.plan.load.describe_share(resolved.worker))
     };
     eprintln!(
-        "gatebench {}: {}{share}\n  target: {}\n  model {}, seed {}, {} SLOs ({slo_source})",
+        "gatebench {}: {}{share}\n  target: {}\n  {}\n  model {}, seed {}, {} SLOs ({slo_source})",
         resolved.scenario.name,
         resolved.plan.load.describe(),
         stack.describe(),
+        describe_requests(resolved),
         resolved.plan.model,
         resolved.plan.seed,
         resolved.slos.len(),
     );
 }
 
+/// How requests are sent, credentials shown as `***`.
+fn describe_requests(resolved: &Resolved) -> String {
+    let client = &resolved.client;
+    let mut parts = vec![format!("{} API", client.api)];
+    let headers: Vec<String> = resolved
+        .options
+        .headers
+        .iter()
+        .map(|h| format!("{}: {}", h.name, h.value))
+        .collect();
+    if !headers.is_empty() {
+        parts.push(format!("headers {}", headers.join(", ")));
+    }
+    if let Some(variable) = &resolved.options.api_key_env {
+        parts.push(format!("key from ${variable}"));
+    }
+    parts.push(match &client.verify {
+        Verify::WebPki => "TLS verified by web PKI roots".to_owned(),
+        Verify::WithCa(path) => format!("TLS verified with CA {}", path.display()),
+        Verify::Insecure => "TLS NOT verified (--insecure)".to_owned(),
+    });
+    parts.push(
+        if client.http1_only {
+            "HTTP/1.1 only"
+        } else {
+            "HTTP/2 where offered"
+        }
+        .to_owned(),
+    );
+    parts.join(", ")
+}
+
 /// Drives the load against `stack`, one [`Live::tick`] per second until it is over.
-async fn drive(resolved: &Resolved, stack: &Stack) -> Result<(RunResult, CacheLatency), RunError> {
+async fn drive(
+    resolved: &Resolved,
+    stack: &Stack,
+    client: Client,
+) -> Result<(RunResult, CacheLatency), RunError> {
     let config = toml::Table::try_from(&resolved.options).unwrap_or_default();
     let mut result = RunResult::new(
         resolved.scenario.name,
@@ -114,15 +163,21 @@ async fn drive(resolved: &Resolved, stack: &Stack) -> Result<(RunResult, CacheLa
         Utc::now(),
     );
     result.goodput_limits = resolved.limits;
+    if resolved.client.verify == Verify::Insecure {
+        result
+            .warnings
+            .push("TLS certificates were not verified (--insecure)".to_owned());
+    }
     let recorder = Arc::new(Recorder::new(resolved.limits));
-    let client = Client::round_robin(stack.urls(), resolved.timeout)?;
+    // The vocabulary is built once per process; paid here, not by the first requests.
+    scenarios::tokens::warm();
     let mut live = Live {
         resolved,
         stack,
         recorder: Arc::clone(&recorder),
         result,
         sampler: Sampler::new(
-            stack.url(),
+            client.clone(),
             match stack.in_process() {
                 true => Some(Process::This),
                 false => resolved.gateway_pid.map(Process::Pid),
@@ -239,6 +294,13 @@ impl Live<'_> {
         let wall = self.recorder.origin().elapsed();
         let sample = self.sampler.sample(whole_secs(wall)).await;
         self.result.push_gateway_sample(sample);
+        if self.sampler.metrics_absent() {
+            self.result.warnings.push(
+                "the target has no /metrics: its queue, breaker, cache and connection series \
+                 were not sampled"
+                    .to_owned(),
+            );
+        }
         self.result.finish(Utc::now(), wall);
         (self.result, self.recorder.cache_latency())
     }

@@ -6,11 +6,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use reports::model::{BreakerState, GatewaySample};
+use scenarios::client::Client;
+
+/// A scrape that takes longer is skipped: the sampler must not hold up the run's tick.
+const SCRAPE_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Samples one gateway.
 pub struct Sampler {
-    metrics_url: String,
-    http: reqwest::Client,
+    /// The run's client (its TLS, headers and key): `/metrics` of its first target.
+    client: Client,
     process: Option<ProcessClock>,
     scrape: Scrape,
 }
@@ -43,15 +47,11 @@ struct ProcessClock {
 }
 
 impl Sampler {
-    /// A sampler for the gateway at `base`, reading the RSS and CPU of `process` when known.
-    pub fn new(base: &str, process: Option<Process>) -> Sampler {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(800))
-            .build()
-            .unwrap_or_default();
+    /// A sampler for the first target of `client`, reading the RSS and CPU of `process` when
+    /// known.
+    pub fn new(client: Client, process: Option<Process>) -> Sampler {
         Sampler {
-            metrics_url: format!("{base}/metrics"),
-            http,
+            client,
             process: process.map(|process| {
                 let dir = match process {
                     Process::This => PathBuf::from("/proc/self"),
@@ -97,12 +97,14 @@ impl Sampler {
         sample
     }
 
+    /// True once the target has shown it has no `/metrics` (its first scrape failed).
+    pub fn metrics_absent(&self) -> bool {
+        self.scrape == Scrape::Absent
+    }
+
     async fn scrape_metrics(&self) -> Option<String> {
-        let response = self.http.get(&self.metrics_url).send().await.ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        response.text().await.ok()
+        let body = self.client.fetch("/metrics", SCRAPE_TIMEOUT).await?;
+        String::from_utf8(body.to_vec()).ok()
     }
 }
 

@@ -41,6 +41,12 @@ pub fn render(run: &RunResult, extras: &Extras<'_>) -> String {
     if let Some(reason) = &run.stopped_early {
         let _ = writeln!(out, "  stopped early: {reason}\n");
     }
+    for warning in &run.warnings {
+        let _ = writeln!(out, "  warning: {warning}");
+    }
+    if !run.warnings.is_empty() {
+        out.push('\n');
+    }
     for metric in Metric::ALL {
         if let Some(summary) = run.summary(metric) {
             let _ = writeln!(out, "  {}", metric_line(metric, &summary));
@@ -64,6 +70,36 @@ pub fn render(run: &RunResult, extras: &Extras<'_>) -> String {
             .map(|c| format!("{}={}", c.name(), totals.errors.get(*c)))
             .collect();
         let _ = writeln!(out, "  {} {}", dotted("errors"), classes.join(" "));
+    }
+    if !run.statuses.is_empty() {
+        let statuses: Vec<String> = run
+            .statuses
+            .iter()
+            .map(|(status, count)| format!("{status}={count}"))
+            .collect();
+        let _ = writeln!(out, "  {} {}", dotted("error statuses"), statuses.join(" "));
+    }
+    if totals.input_tokens + totals.output_tokens > 0 {
+        let counted = totals.tokens_counted;
+        let source = match (counted, totals.requests.saturating_sub(counted)) {
+            (0, _) => "all from the target's usage".to_owned(),
+            (_, 0) => format!(
+                "all counted by the {} tokenizer",
+                scenarios::tokens::ENCODING
+            ),
+            (counted, _) => format!(
+                "{counted} of {} responses had no usage and were counted by the {} tokenizer",
+                totals.requests,
+                scenarios::tokens::ENCODING
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {} in, {} out ({source})",
+            dotted("tokens"),
+            totals.input_tokens,
+            totals.output_tokens
+        );
     }
     let _ = writeln!(
         out,
@@ -106,16 +142,19 @@ pub fn render(run: &RunResult, extras: &Extras<'_>) -> String {
             );
         }
     }
-    let lag = totals.send_lag;
-    let _ = writeln!(
-        out,
-        "  {} dropped {} ({}), late sends {} (max {} ms)",
-        dotted("arrivals"),
-        totals.dropped_arrivals,
-        percent(totals.dropped_ratio()),
-        lag.late,
-        significant(lag.max_us as f64 / 1000.0)
-    );
+    // Only the open model has arrivals to drop or send late.
+    if run.config.contains_key("rate") {
+        let lag = totals.send_lag;
+        let _ = writeln!(
+            out,
+            "  {} dropped {} ({}), late sends {} (max {} ms)",
+            dotted("arrivals"),
+            totals.dropped_arrivals,
+            percent(totals.dropped_ratio()),
+            lag.late,
+            significant(lag.max_us as f64 / 1000.0)
+        );
+    }
     if let Some(line) = gateway_line(run) {
         let _ = writeln!(out, "  {} {line}", dotted("gateway"));
     }

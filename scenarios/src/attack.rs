@@ -17,7 +17,7 @@ use goose::{GooseAttack, GooseError};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::client::{Call, Client};
+use crate::client::{Call, Client, Scratch};
 use crate::load::{ArrivalSchedule, Load, Take, Worker};
 use crate::recorder::{Recorder, Sample};
 use crate::workload::{Mix, PromptGenerator, Prompts, RequestKind};
@@ -61,12 +61,12 @@ struct Context {
     worker: Worker,
 }
 
-/// One user's own state: its prompt generator, its random choices, a reusable ITL buffer.
+/// One user's own state: its prompt generator, its random choices, reusable read buffers.
 #[derive(Clone)]
 struct UserState {
     prompts: PromptGenerator,
     rng: StdRng,
-    itl_us: Vec<u32>,
+    scratch: Scratch,
 }
 
 /// Runs `plan` against `client`'s targets until the load is over (or [`stop`] is called),
@@ -162,7 +162,7 @@ fn start_user<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a
         user.set_session_data(UserState {
             prompts: PromptGenerator::new(&context.plan.prompts, seed, index),
             rng: StdRng::seed_from_u64(seed.rotate_left(32) ^ index as u64),
-            itl_us: Vec::with_capacity(1024),
+            scratch: Scratch::new(),
         });
         context.recorder.user_started();
     }
@@ -230,7 +230,7 @@ async fn exchange(context: &Context, state: &mut UserState, index: usize, origin
     };
     let reply = context
         .client
-        .send(call, context.deadline, &mut state.itl_us)
+        .send(call, context.deadline, &mut state.scratch)
         .await;
     context.recorder.record(
         index,
@@ -240,9 +240,11 @@ async fn exchange(context: &Context, state: &mut UserState, index: usize, origin
             first_content: reply.first_content,
             finished: reply.finished,
             result: reply.result,
+            status: reply.status,
             input_tokens: reply.input_tokens,
             output_tokens: reply.output_tokens,
-            itl_us: &state.itl_us,
+            tokens_counted: reply.tokens_counted,
+            itl_us: &state.scratch.itl_us,
             overhead_us: reply.overhead_us,
             cache: reply.cache,
         },

@@ -38,7 +38,7 @@ async fn run_against(ttft_ms: f64) -> RunResult {
         embedding_model: "text-embedding-3-small".to_owned(),
         seed: 1,
     };
-    let client = Client::new(mock.url(), Duration::from_secs(10)).expect("client");
+    let client = Client::plain(mock.url(), Duration::from_secs(10)).expect("client");
     attack::run(plan, client, Arc::clone(&recorder))
         .await
         .expect("attack runs");

@@ -45,7 +45,7 @@ async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
         embedding_model: "text-embedding-3-small".to_owned(),
         seed: 3,
     };
-    let client = Client::new(mock.url(), Duration::from_secs(10)).expect("client");
+    let client = Client::plain(mock.url(), Duration::from_secs(10)).expect("client");
     let stall = {
         let mock = Arc::clone(&mock);
         tokio::spawn(async move {

@@ -39,6 +39,8 @@ pub fn arg(path: &Path) -> &str {
 pub struct Server {
     child: Child,
     pub url: String,
+    /// The certificate file of an `https://` mock.
+    pub certificate: Option<PathBuf>,
 }
 
 impl Server {
@@ -65,20 +67,28 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("http://") {
+                if let Some(at) = line.find("https://").or_else(|| line.find("http://")) {
                     let url = line[at..]
                         .split_whitespace()
                         .next()
                         .unwrap_or("")
                         .to_owned();
-                    let _ = tx.send(url);
+                    let certificate = line
+                        .split_once("(certificate: ")
+                        .and_then(|(_, rest)| rest.split_once(')'))
+                        .map(|(path, _)| PathBuf::from(path));
+                    let _ = tx.send((url, certificate));
                 }
             }
         });
-        let url = rx
+        let (url, certificate) = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("`harness {}` printed no address", args.join(" ")));
-        Server { child, url }
+        Server {
+            child,
+            url,
+            certificate,
+        }
     }
 }
 

@@ -1,6 +1,12 @@
 //! The HTTP side of a transaction: send one request, read the whole response, classify it.
+//!
+//! One client serves every user of a run: OpenAI- or Anthropic-style targets over `http://` or
+//! `https://` (HTTP/2 where the server offers it through ALPN), with the run's headers and key.
 
+mod anthropic;
+mod options;
 pub mod stream;
+mod tls;
 mod wire;
 
 use std::sync::Arc;
@@ -11,6 +17,7 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -18,14 +25,19 @@ use reports::model::ErrorClass;
 use serde::Serialize;
 
 use crate::recorder::CacheOutcome;
+use crate::tokens;
 use crate::workload::Prompt;
+pub use options::{
+    ANTHROPIC_VERSION, Api, CacheHeader, ClientOptions, HeaderError, Verify, header, parse_header,
+};
 use stream::read_stream;
-use wire::{Body, ChatBody, EmbeddingsBody, Message, StreamOptions};
+use wire::{Body, ChatBody, EmbeddingsBody, StreamOptions};
 
 /// One request a transaction sends.
 #[derive(Clone, Copy, Debug)]
 pub enum Call<'a> {
-    /// `POST /v1/chat/completions`, streamed or not.
+    /// A chat completion, streamed or not: `POST /v1/chat/completions` (OpenAI style) or
+    /// `POST /v1/messages` (Anthropic style).
     Chat {
         model: &'a str,
         prompt: &'a Prompt,
@@ -47,52 +59,87 @@ pub struct Reply {
     pub status: Option<u16>,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The token counts came from the tokenizer because the target reported no usage.
+    pub tokens_counted: bool,
     pub overhead_us: Option<u64>,
     pub cache: Option<CacheOutcome>,
+}
+
+/// Buffers one user reuses from request to request, so reading a response allocates nothing
+/// in the common case.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    /// Gaps between consecutive content events of the last stream, in microseconds.
+    pub itl_us: Vec<u32>,
+    /// The generated text of the last response, counted by the tokenizer when the target sends
+    /// no usage.
+    text: String,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            itl_us: Vec::with_capacity(1024),
+            text: String::with_capacity(4096),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.itl_us.clear();
+        self.text.clear();
+    }
 }
 
 /// An HTTP client for one target or several (gateway replicas taken round-robin), shared by
 /// every user of a run (one connection pool).
 ///
-/// Straight hyper, the endpoints parsed once: the load generator shares the machine with what
-/// it measures, so each request should cost it as little as possible.
+/// Straight hyper, the endpoints parsed once and the headers built once: the load generator
+/// shares the machine with what it measures, so each request should cost it as little as
+/// possible.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: Pool<HttpConnector, Full<Bytes>>,
+    http: Pool<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// Never empty.
     targets: Arc<[Endpoints]>,
     /// Requests sent so far: the next one goes to `targets[turn % len]`.
     turn: Arc<AtomicUsize>,
-    timeout: Duration,
+    options: Arc<ClientOptions>,
+    /// Sent with every request.
+    headers: Arc<HeaderMap>,
 }
 
 /// The endpoints of one target, parsed once rather than per request.
 #[derive(Debug)]
 struct Endpoints {
     base: String,
+    /// `/v1/chat/completions` or `/v1/messages`, by the API.
     chat: Uri,
     embeddings: Uri,
     models: Uri,
 }
 
 impl Endpoints {
-    fn new(base: &str) -> Result<Endpoints, ClientError> {
-        let base = base.trim_end_matches('/').to_owned();
+    /// `base` is what precedes `/v1/...`: scheme, host, port and an optional path prefix
+    /// (`http://host:8787/openai`).
+    fn new(base: &str, api: Api) -> Result<Endpoints, ClientError> {
+        let base = base.trim().trim_end_matches('/').to_owned();
         let invalid = |why: &str| ClientError::Url {
             url: base.clone(),
             why: why.to_owned(),
         };
         let endpoint = |path: &str| {
             let uri = Uri::try_from(format!("{base}{path}"))
-                .map_err(|_| invalid("expected http://HOST:PORT"))?;
+                .map_err(|_| invalid("expected http(s)://HOST[:PORT][/PREFIX]"))?;
             match (uri.scheme_str(), uri.host()) {
-                (Some("http"), Some(_)) => Ok(uri),
-                (Some("https"), _) => Err(invalid("https is not supported (no TLS): use http://")),
-                _ => Err(invalid("expected http://HOST:PORT")),
+                (Some("http" | "https"), Some(_)) => Ok(uri),
+                _ => Err(invalid("expected http(s)://HOST[:PORT][/PREFIX]")),
             }
         };
         Ok(Endpoints {
-            chat: endpoint("/v1/chat/completions")?,
+            chat: endpoint(match api {
+                Api::OpenAi => "/v1/chat/completions",
+                Api::Anthropic => "/v1/messages",
+            })?,
             embeddings: endpoint("/v1/embeddings")?,
             models: endpoint("/v1/models")?,
             base,
@@ -100,53 +147,114 @@ impl Endpoints {
     }
 }
 
-/// The client could not be built.
+/// The client could not be built, or its target cannot be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("invalid target URL `{url}`: {why}")]
     Url { url: String, why: String },
     #[error("no target URL given")]
     NoTarget,
+    #[error("ca_cert {}: {why}", path.display())]
+    CaCert {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    #[error("TLS set-up: {0}")]
+    Tls(String),
+    #[error("cannot reach target {url}: {why}")]
+    Unreachable { url: String, why: String },
 }
 
-impl Client {
-    /// A client for `base` (scheme, host and port, no trailing path) where every request must
-    /// complete within `timeout`.
-    pub fn new(base: &str, timeout: Duration) -> Result<Client, ClientError> {
-        Client::round_robin(&[base], timeout)
-    }
+/// Longest wait for a preflight connection.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(5);
 
+impl Client {
     /// A client that sends each request to the next of `bases` in turn (replicas of one
-    /// gateway), every request completing within `timeout`.
-    pub fn round_robin(
-        bases: &[impl AsRef<str>],
-        timeout: Duration,
-    ) -> Result<Client, ClientError> {
+    /// gateway; one base is the usual case).
+    pub fn new(bases: &[impl AsRef<str>], options: ClientOptions) -> Result<Client, ClientError> {
         if bases.is_empty() {
             return Err(ClientError::NoTarget);
         }
+        let targets = bases
+            .iter()
+            .map(|base| Endpoints::new(base.as_ref(), options.api))
+            .collect::<Result<Arc<[Endpoints]>, ClientError>>()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        // Plain http:// targets go through the same connector without TLS.
+        connector.enforce_http(false);
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls::config(&options.verify)?)
+            .https_or_http();
+        let https = if options.http1_only {
+            tls.enable_http1().wrap_connector(connector)
+        } else {
+            tls.enable_http1().enable_http2().wrap_connector(connector)
+        };
         let http = Pool::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_timer(TokioTimer::new())
-            .build(connector);
-        let targets = bases
-            .iter()
-            .map(|base| Endpoints::new(base.as_ref()))
-            .collect::<Result<Arc<[Endpoints]>, ClientError>>()?;
+            .timer(TokioTimer::new())
+            .build(https);
         Ok(Client {
             http,
             targets,
             turn: Arc::new(AtomicUsize::new(0)),
-            timeout,
+            headers: Arc::new(options.request_headers()),
+            options: Arc::new(options),
         })
+    }
+
+    /// A client for one `base` with default options and `timeout`: OpenAI style, no headers.
+    pub fn plain(base: &str, timeout: Duration) -> Result<Client, ClientError> {
+        Client::new(&[base], ClientOptions::new(timeout))
     }
 
     /// The first target this client sends to.
     pub fn base(&self) -> &str {
         &self.targets[0].base
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Connects to every target once (TCP and, for `https://`, the TLS handshake) and asks for
+    /// its models list, so a target that cannot be reached fails the run at once with one line
+    /// naming it and the reason, instead of every request failing. Any HTTP answer will do.
+    pub async fn preflight(&self) -> Result<(), ClientError> {
+        for target in self.targets.iter() {
+            let request = self.get_request(target.models.clone());
+            let answer = tokio::time::timeout(PREFLIGHT_TIMEOUT, self.http.request(request)).await;
+            let why = match answer {
+                Ok(Ok(response)) => {
+                    // Drain it so the connection goes back to the pool.
+                    let _ = response.into_body().collect().await;
+                    continue;
+                }
+                Ok(Err(error)) => describe(&error),
+                Err(_) => format!("no answer within {}s", PREFLIGHT_TIMEOUT.as_secs()),
+            };
+            return Err(ClientError::Unreachable {
+                url: target.base.clone(),
+                why,
+            });
+        }
+        Ok(())
+    }
+
+    /// The body of `GET {base}{path}` from the first target, with the run's headers, if it
+    /// answers 2xx within `timeout` (the sampler's `/metrics`).
+    pub async fn fetch(&self, path: &str, timeout: Duration) -> Option<Bytes> {
+        let uri = Uri::try_from(format!("{}{path}", self.base())).ok()?;
+        let fetch = async {
+            let response = self.http.request(self.get_request(uri)).await.ok()?;
+            let ok = response.status().is_success();
+            let body = response.into_body().collect().await.ok()?.to_bytes();
+            ok.then_some(body)
+        };
+        tokio::time::timeout(timeout, fetch).await.ok().flatten()
     }
 
     /// The target of the next request.
@@ -160,12 +268,12 @@ impl Client {
     /// Sends `call` and reads the response to its end. Never fails: every failure is a
     /// classified [`Reply`]. The request is abandoned (as a timeout) at the client timeout or at
     /// `deadline`, whichever comes first, so no run outlives its plan by more than that.
-    pub async fn send(&self, call: Call<'_>, deadline: Instant, itl_us: &mut Vec<u32>) -> Reply {
-        itl_us.clear();
+    pub async fn send(&self, call: Call<'_>, deadline: Instant, scratch: &mut Scratch) -> Reply {
+        scratch.clear();
         // The body is serialized before the clock starts: TTFT is the target's time, not ours.
         let request = self.request(call);
         let sent = Instant::now();
-        let limit = deadline.min(sent + self.timeout);
+        let limit = deadline.min(sent + self.options.timeout);
         let mut reply = Reply {
             sent,
             first_content: None,
@@ -174,10 +282,11 @@ impl Client {
             status: None,
             input_tokens: 0,
             output_tokens: 0,
+            tokens_counted: false,
             overhead_us: None,
             cache: None,
         };
-        let exchange = self.exchange(request, call, &mut reply, itl_us);
+        let exchange = self.exchange(request, call, &mut reply, scratch);
         let outcome = tokio::time::timeout_at(limit.into(), exchange).await;
         reply.finished = Instant::now();
         reply.result = match outcome {
@@ -187,6 +296,13 @@ impl Client {
         reply
     }
 
+    fn get_request(&self, uri: Uri) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::default());
+        *request.uri_mut() = uri;
+        request.headers_mut().clone_from(&self.headers);
+        request
+    }
+
     fn request(&self, call: Call<'_>) -> Request<Full<Bytes>> {
         let target = self.next_target();
         let (uri, body) = match call {
@@ -194,44 +310,45 @@ impl Client {
                 model,
                 prompt,
                 stream,
-            } => {
-                let body = ChatBody {
-                    model,
-                    messages: [
-                        Message {
-                            role: "system",
-                            content: prompt.system,
-                        },
-                        Message {
-                            role: "user",
-                            content: &prompt.user,
-                        },
-                    ],
-                    max_tokens: prompt.max_tokens,
-                    temperature: prompt.temperature,
-                    stream,
-                    stream_options: stream.then_some(StreamOptions {
-                        include_usage: true,
-                    }),
-                };
-                (&target.chat, Some(json(&body)))
-            }
+            } => (&target.chat, Some(self.chat_body(model, prompt, stream))),
             Call::Embeddings { model, input } => (
                 &target.embeddings,
                 Some(json(&EmbeddingsBody { model, input })),
             ),
             Call::Models => (&target.models, None),
         };
-        let post = body.is_some();
-        let mut request = Request::new(Full::new(body.unwrap_or_default()));
+        let Some(body) = body else {
+            return self.get_request(uri.clone());
+        };
+        let mut request = Request::new(Full::new(body));
         *request.uri_mut() = uri.clone();
-        if post {
-            *request.method_mut() = Method::POST;
-            request
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
+        *request.method_mut() = Method::POST;
+        let headers = request.headers_mut();
+        headers.clone_from(&self.headers);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         request
+    }
+
+    fn chat_body(&self, model: &str, prompt: &Prompt, stream: bool) -> Bytes {
+        match self.options.api {
+            Api::OpenAi => json(&ChatBody {
+                model,
+                messages: &prompt.messages,
+                max_tokens: prompt.max_tokens,
+                temperature: prompt.temperature,
+                stream,
+                stream_options: stream.then_some(StreamOptions {
+                    include_usage: true,
+                }),
+            }),
+            Api::Anthropic => json(&anthropic::MessagesBody::new(
+                model,
+                &prompt.messages,
+                prompt.max_tokens,
+                prompt.temperature,
+                stream,
+            )),
+        }
     }
 
     async fn exchange(
@@ -239,56 +356,111 @@ impl Client {
         request: Request<Full<Bytes>>,
         call: Call<'_>,
         reply: &mut Reply,
-        itl_us: &mut Vec<u32>,
+        scratch: &mut Scratch,
     ) -> Result<(), ErrorClass> {
-        let response = self.http.request(request).await.map_err(classify)?;
+        let response = self.http.request(request).await.map_err(|e| classify(&e))?;
         let status = response.status();
         reply.status = Some(status.as_u16());
-        read_headers(response.headers(), reply);
+        self.read_headers(response.headers(), reply);
         let streaming = matches!(call, Call::Chat { stream: true, .. });
-        if status.is_success() && streaming {
+        let mut usage = (None, None);
+        let result = if status.is_success() && streaming {
             let body = BodyDataStream::new(response.into_body());
-            let read = read_stream(body, itl_us).await;
+            let read = read_stream(self.options.api, body, scratch).await;
             let (result, read) = match read {
                 Ok(read) => (Ok(()), read),
                 Err((class, read)) => (Err(class), read),
             };
             reply.first_content = read.first_content;
-            reply.input_tokens = read.prompt_tokens.unwrap_or_default();
-            reply.output_tokens = read.completion_tokens.unwrap_or(read.content_events);
-            return result;
-        }
-        // Read error bodies too, so the connection goes back to the pool.
-        let bytes = match response.into_body().collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) if e.is_timeout() => return Err(ErrorClass::Timeout),
-            Err(_) => return Err(ErrorClass::StreamBroken),
+            usage = (read.prompt_tokens, read.completion_tokens);
+            result
+        } else {
+            // Read error bodies too, so the connection goes back to the pool.
+            let bytes = match response.into_body().collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(e) if e.is_timeout() => return Err(ErrorClass::Timeout),
+                Err(_) => return Err(ErrorClass::StreamBroken),
+            };
+            status_class(status)?;
+            self.read_body(&bytes, call, scratch, &mut usage)
         };
-        status_class(status)?;
-        let body: Body = serde_json::from_slice(&bytes).map_err(|_| ErrorClass::BadPayload)?;
-        let expected = match call {
-            Call::Chat { .. } => body.choices.is_some(),
-            Call::Embeddings { .. } | Call::Models => body.data.is_some(),
-        };
-        if !expected {
-            return Err(ErrorClass::BadPayload);
+        if let Call::Chat { prompt, .. } = call {
+            count_tokens(prompt, usage, scratch, reply);
         }
-        if let Some(usage) = body.usage {
-            reply.input_tokens = usage.prompt_tokens;
-            reply.output_tokens = usage.completion_tokens;
+        result
+    }
+
+    /// Checks a non-streamed body is what the route returns, and takes its usage and text.
+    fn read_body(
+        &self,
+        bytes: &[u8],
+        call: Call<'_>,
+        scratch: &mut Scratch,
+        usage: &mut (Option<u64>, Option<u64>),
+    ) -> Result<(), ErrorClass> {
+        let bad = |_| ErrorClass::BadPayload;
+        match (call, self.options.api) {
+            (Call::Chat { .. }, Api::Anthropic) => {
+                let body: anthropic::Response = serde_json::from_slice(bytes).map_err(bad)?;
+                let content = body.content.ok_or(ErrorClass::BadPayload)?;
+                for text in content.iter().filter_map(|block| block.text.as_deref()) {
+                    scratch.text.push_str(text);
+                }
+                let counts = body.usage.unwrap_or_default();
+                *usage = (counts.input_tokens, counts.output_tokens);
+            }
+            (call, Api::OpenAi | Api::Anthropic) => {
+                let body: Body = serde_json::from_slice(bytes).map_err(bad)?;
+                match (call, &body.choices) {
+                    (Call::Chat { .. }, Some(choices)) => {
+                        let texts = choices.iter().filter_map(|c| c.message.as_ref());
+                        for text in texts.filter_map(|m| m.content.as_deref()) {
+                            scratch.text.push_str(text);
+                        }
+                    }
+                    (Call::Chat { .. }, None) => return Err(ErrorClass::BadPayload),
+                    (Call::Embeddings { .. } | Call::Models, _) if body.data.is_none() => {
+                        return Err(ErrorClass::BadPayload);
+                    }
+                    (Call::Embeddings { .. } | Call::Models, _) => {}
+                }
+                if let Some(counts) = body.usage {
+                    *usage = (Some(counts.prompt_tokens), Some(counts.completion_tokens));
+                }
+            }
         }
         Ok(())
     }
+
+    fn read_headers(&self, headers: &HeaderMap, reply: &mut Reply) {
+        reply.overhead_us = headers
+            .get("x-gateway-overhead-us")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        reply.cache = self.options.cache_header.read(headers);
+    }
 }
 
-fn read_headers(headers: &HeaderMap, reply: &mut Reply) {
-    reply.overhead_us = headers
-        .get("x-gateway-overhead-us")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    reply.cache = headers
-        .get("x-cache")
-        .and_then(|v| CacheOutcome::from_header(v.as_bytes()));
+/// Token counts as the target reported them in `usage` (input, output), or else as the
+/// tokenizer counts the prompt and the generated text.
+fn count_tokens(
+    prompt: &Prompt,
+    usage: (Option<u64>, Option<u64>),
+    scratch: &Scratch,
+    reply: &mut Reply,
+) {
+    reply.tokens_counted = usage.1.is_none() && !scratch.text.is_empty();
+    reply.output_tokens = usage.1.unwrap_or_else(|| tokens::count(&scratch.text));
+    reply.input_tokens = usage.0.unwrap_or_else(|| {
+        if !reply.tokens_counted {
+            return 0;
+        }
+        prompt
+            .messages
+            .iter()
+            .map(|m| tokens::count(&m.content))
+            .sum()
+    });
 }
 
 fn status_class(status: StatusCode) -> Result<(), ErrorClass> {
@@ -310,14 +482,29 @@ fn json(body: &impl Serialize) -> Bytes {
         .into()
 }
 
-/// Errors before a response: no connection (or none in time), or a connection that broke.
-/// (A request that takes too long is cut by the caller's deadline.)
-fn classify(error: hyper_util::client::legacy::Error) -> ErrorClass {
-    if error.is_connect() {
+/// Errors before a response: the TLS handshake failed, no connection (or none in time), or a
+/// connection that broke. (A request that takes too long is cut by the caller's deadline.)
+fn classify(error: &hyper_util::client::legacy::Error) -> ErrorClass {
+    if tls::tls_failure(error).is_some() {
+        ErrorClass::Tls
+    } else if error.is_connect() {
         ErrorClass::Connect
     } else {
         ErrorClass::StreamBroken
     }
+}
+
+/// One line saying why a request got no response: the TLS failure when there is one, else the
+/// innermost cause (`connection refused`, ...).
+fn describe(error: &hyper_util::client::legacy::Error) -> String {
+    if let Some(tls) = tls::tls_failure(error) {
+        return format!("TLS handshake failed: {tls}");
+    }
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 #[cfg(test)]
@@ -326,13 +513,13 @@ mod tests {
 
     #[test]
     fn requests_take_the_targets_in_turn() {
-        let client = Client::round_robin(
+        let client = Client::new(
             &[
                 "http://127.0.0.1:1",
                 "http://127.0.0.1:2/",
                 "http://127.0.0.1:3",
             ],
-            Duration::from_secs(1),
+            ClientOptions::new(Duration::from_secs(1)),
         )
         .expect("valid targets");
         let clone = client.clone();
@@ -352,24 +539,39 @@ mod tests {
         assert_eq!(client.base(), a);
         let none: [&str; 0] = [];
         assert!(matches!(
-            Client::round_robin(&none, Duration::from_secs(1)),
+            Client::new(&none, ClientOptions::new(Duration::from_secs(1))),
             Err(ClientError::NoTarget)
         ));
     }
 
     #[test]
-    fn targets_must_be_plain_http_urls() {
+    fn targets_are_http_or_https_with_an_optional_prefix() {
         let error = |base: &str| {
-            Client::new(base, Duration::from_secs(1))
+            Client::plain(base, Duration::from_secs(1))
                 .expect_err(base)
                 .to_string()
         };
-        assert!(error("https://gw.example:443").contains("https is not supported"));
-        assert!(error("127.0.0.1:8080").contains("expected http://HOST:PORT"));
+        assert!(error("127.0.0.1:8080").contains("expected http(s)://"));
+        assert!(error("ftp://host:21").contains("expected http(s)://"));
         assert_eq!(
             error("http://bad host"),
-            "invalid target URL `http://bad host`: expected http://HOST:PORT"
+            "invalid target URL `http://bad host`: expected http(s)://HOST[:PORT][/PREFIX]"
         );
-        assert!(Client::new("http://[::1]:8080/", Duration::from_secs(1)).is_ok());
+        assert!(Client::plain("http://[::1]:8080/", Duration::from_secs(1)).is_ok());
+        let prefixed = Client::plain("https://gw.example/openai/", Duration::from_secs(1))
+            .expect("a prefix is allowed");
+        assert_eq!(
+            prefixed.targets[0].chat.to_string(),
+            "https://gw.example/openai/v1/chat/completions"
+        );
+        let anthropic = Client::new(
+            &["http://127.0.0.1:9"],
+            ClientOptions {
+                api: Api::Anthropic,
+                ..ClientOptions::new(Duration::from_secs(1))
+            },
+        )
+        .expect("valid");
+        assert_eq!(anthropic.targets[0].chat.path(), "/v1/messages");
     }
 }

@@ -2,31 +2,46 @@
 
 use std::time::Instant;
 
-use eventsource_stream::Eventsource;
+use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use reports::model::ErrorClass;
 
+use super::Scratch;
+use super::anthropic;
+use super::options::Api;
 use super::wire::Chunk;
 
 /// What a stream delivered.
 #[derive(Debug, Default)]
 pub struct StreamRead {
     pub first_content: Option<Instant>,
-    /// Content events seen; the token count when the stream reports no usage.
+    /// Content events seen.
     pub content_events: u64,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
 }
 
-/// Reads an OpenAI chat stream to its end, pushing the gap before every content event after the
-/// first into `itl_us`.
+/// What one event meant.
+enum Step {
+    /// It carried generated text (TTFT and ITL count only these).
+    Content,
+    /// The stream's terminating event.
+    Done,
+    /// Anything else: role, usage, ping, block boundaries.
+    Other,
+}
+
+/// Reads a chat stream of `api`'s format to its end, pushing the gap before every content event
+/// after the first into `scratch.itl_us` and the generated text into `scratch.text` (for the
+/// tokenizer, when the target reports no usage).
 ///
-/// A stream is complete only with `data: [DONE]`; ending without it, an error object or a
-/// transport error mid-body is [`ErrorClass::StreamBroken`], a chunk that is not JSON is
-/// [`ErrorClass::BadPayload`].
+/// A stream is complete only with its terminating event (`data: [DONE]`, `message_stop`);
+/// ending without it, an error event or a transport error mid-body is
+/// [`ErrorClass::StreamBroken`], an event that is not JSON is [`ErrorClass::BadPayload`].
 pub async fn read_stream<S, B, E>(
+    api: Api,
     body: S,
-    itl_us: &mut Vec<u32>,
+    scratch: &mut Scratch,
 ) -> Result<StreamRead, (ErrorClass, StreamRead)>
 where
     S: Stream<Item = Result<B, E>>,
@@ -39,43 +54,89 @@ where
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
-            Err(eventsource_stream::EventStreamError::Transport(e)) if e.is_timeout() => {
+            Err(EventStreamError::Transport(e)) if e.is_timeout() => {
                 return Err((ErrorClass::Timeout, read));
             }
-            Err(eventsource_stream::EventStreamError::Utf8(_))
-            | Err(eventsource_stream::EventStreamError::Parser(_)) => {
+            Err(EventStreamError::Utf8(_) | EventStreamError::Parser(_)) => {
                 return Err((ErrorClass::BadPayload, read));
             }
-            Err(eventsource_stream::EventStreamError::Transport(_)) => {
-                return Err((ErrorClass::StreamBroken, read));
-            }
+            Err(EventStreamError::Transport(_)) => return Err((ErrorClass::StreamBroken, read)),
         };
-        if event.data == "[DONE]" {
-            return Ok(read);
-        }
-        let Ok(chunk) = serde_json::from_str::<Chunk>(&event.data) else {
-            return Err((ErrorClass::BadPayload, read));
+        // The event's arrival, taken before its JSON is parsed.
+        let now = Instant::now();
+        let step = match api {
+            Api::OpenAi => openai_event(&event.data, &mut read, &mut scratch.text),
+            Api::Anthropic => anthropic_event(&event.data, &mut read, &mut scratch.text),
         };
-        if chunk.error.is_some() {
-            return Err((ErrorClass::StreamBroken, read));
-        }
-        if let Some(usage) = chunk.usage {
-            read.prompt_tokens = Some(usage.prompt_tokens);
-            read.completion_tokens = Some(usage.completion_tokens);
-        }
-        if chunk.has_content() {
-            let now = Instant::now();
-            match last_content {
-                None => read.first_content = Some(now),
-                Some(previous) => itl_us.push(
-                    u32::try_from(now.duration_since(previous).as_micros()).unwrap_or(u32::MAX),
-                ),
+        match step {
+            Ok(Step::Done) => return Ok(read),
+            Ok(Step::Other) => {}
+            Ok(Step::Content) => {
+                match last_content {
+                    None => read.first_content = Some(now),
+                    Some(previous) => scratch.itl_us.push(
+                        u32::try_from(now.duration_since(previous).as_micros()).unwrap_or(u32::MAX),
+                    ),
+                }
+                last_content = Some(now);
+                read.content_events += 1;
             }
-            last_content = Some(now);
-            read.content_events += 1;
+            Err(class) => return Err((class, read)),
         }
     }
     Err((ErrorClass::StreamBroken, read))
+}
+
+fn openai_event(data: &str, read: &mut StreamRead, text: &mut String) -> Result<Step, ErrorClass> {
+    if data == "[DONE]" {
+        return Ok(Step::Done);
+    }
+    let chunk: Chunk = serde_json::from_str(data).map_err(|_| ErrorClass::BadPayload)?;
+    if chunk.error.is_some() {
+        return Err(ErrorClass::StreamBroken);
+    }
+    if let Some(usage) = chunk.usage {
+        read.prompt_tokens = Some(usage.prompt_tokens);
+        read.completion_tokens = Some(usage.completion_tokens);
+    }
+    let before = text.len();
+    chunk.push_content(text);
+    Ok(if text.len() > before {
+        Step::Content
+    } else {
+        Step::Other
+    })
+}
+
+fn anthropic_event(
+    data: &str,
+    read: &mut StreamRead,
+    text: &mut String,
+) -> Result<Step, ErrorClass> {
+    let event: anthropic::Event = serde_json::from_str(data).map_err(|_| ErrorClass::BadPayload)?;
+    match &*event.kind {
+        "message_start" => {
+            let usage = event.message.and_then(|m| m.usage).unwrap_or_default();
+            read.prompt_tokens = usage.input_tokens.or(read.prompt_tokens);
+            Ok(Step::Other)
+        }
+        "content_block_delta" => match event.delta.and_then(|d| d.text) {
+            Some(delta) if !delta.is_empty() => {
+                text.push_str(&delta);
+                Ok(Step::Content)
+            }
+            _ => Ok(Step::Other),
+        },
+        "message_delta" => {
+            let usage = event.usage.unwrap_or_default();
+            read.completion_tokens = usage.output_tokens.or(read.completion_tokens);
+            read.prompt_tokens = usage.input_tokens.or(read.prompt_tokens);
+            Ok(Step::Other)
+        }
+        "message_stop" => Ok(Step::Done),
+        "error" => Err(ErrorClass::StreamBroken),
+        _ => Ok(Step::Other),
+    }
 }
 
 /// Whether a transport error is a timeout; lets the parser run over any byte stream in tests.
@@ -113,8 +174,9 @@ mod tests {
         let usage =
             "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n";
         // Events split across chunk boundaries must still parse.
-        let mut itl = Vec::new();
+        let mut scratch = Scratch::default();
         let read = read_stream(
+            Api::OpenAi,
             body(&[
                 ROLE,
                 TOKEN,
@@ -124,12 +186,13 @@ mod tests {
                 usage,
                 "data: [DONE]\n\n",
             ]),
-            &mut itl,
+            &mut scratch,
         )
         .await
         .expect("complete");
         assert_eq!(read.content_events, 3);
-        assert_eq!(itl.len(), 2);
+        assert_eq!(scratch.itl_us.len(), 2);
+        assert_eq!(scratch.text, "toktoktok");
         assert!(read.first_content.is_some());
         assert_eq!(read.completion_tokens, Some(3));
         assert_eq!(read.prompt_tokens, Some(7));
@@ -137,14 +200,56 @@ mod tests {
 
     #[tokio::test]
     async fn broken_and_malformed_streams_are_classified() {
-        let mut itl = Vec::new();
-        let cut = read_stream(body(&[ROLE, TOKEN]), &mut itl).await;
+        let mut scratch = Scratch::default();
+        let cut = read_stream(Api::OpenAi, body(&[ROLE, TOKEN]), &mut scratch).await;
         assert!(matches!(cut, Err((ErrorClass::StreamBroken, ref r)) if r.content_events == 1));
         let error =
             "data: {\"error\":{\"message\":\"upstream failed\",\"type\":\"server_error\"}}\n\n";
-        let errored = read_stream(body(&[TOKEN, error]), &mut itl).await;
+        let errored = read_stream(Api::OpenAi, body(&[TOKEN, error]), &mut scratch).await;
         assert!(matches!(errored, Err((ErrorClass::StreamBroken, _))));
-        let garbage = read_stream(body(&[TOKEN, "data: {not json\n\n"]), &mut itl).await;
+        let garbage = read_stream(
+            Api::OpenAi,
+            body(&[TOKEN, "data: {not json\n\n"]),
+            &mut scratch,
+        )
+        .await;
         assert!(matches!(garbage, Err((ErrorClass::BadPayload, _))));
+    }
+
+    #[tokio::test]
+    async fn anthropic_streams_count_text_deltas_and_usage() {
+        let events = [
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: ping\ndata: {\"type\":\"ping\"}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"lo\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n",
+        ];
+        let stop = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        let mut scratch = Scratch::default();
+        let mut whole = events.to_vec();
+        whole.push(stop);
+        let read = read_stream(Api::Anthropic, body(&whole), &mut scratch)
+            .await
+            .expect("complete");
+        assert_eq!(read.content_events, 2);
+        assert_eq!(scratch.itl_us.len(), 1);
+        assert_eq!(scratch.text, "Hello");
+        assert_eq!(
+            (read.prompt_tokens, read.completion_tokens),
+            (Some(9), Some(2))
+        );
+
+        let mut scratch = Scratch::default();
+        let cut = read_stream(Api::Anthropic, body(&events), &mut scratch).await;
+        assert!(matches!(cut, Err((ErrorClass::StreamBroken, ref r)) if r.content_events == 2));
+        let error = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        let errored = read_stream(Api::Anthropic, body(&[events[0], error]), &mut scratch).await;
+        assert!(matches!(errored, Err((ErrorClass::StreamBroken, _))));
+        // An OpenAI stream read as Anthropic is not the wire format it claims.
+        let wrong = read_stream(Api::Anthropic, body(&["data: [DONE]\n\n"]), &mut scratch).await;
+        assert!(matches!(wrong, Err((ErrorClass::BadPayload, _))));
     }
 }

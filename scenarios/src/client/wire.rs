@@ -8,23 +8,19 @@ use std::borrow::Cow;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+use crate::workload::Message;
+
 /// `POST /v1/chat/completions` body.
 #[derive(Serialize)]
 pub(crate) struct ChatBody<'a> {
     pub model: &'a str,
-    pub messages: [Message<'a>; 2],
+    pub messages: &'a [Message],
     pub max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Message<'a> {
-    pub role: &'static str,
-    pub content: &'a str,
 }
 
 /// Asks for a final chunk with `usage`, so output tokens are counted as the provider counts them.
@@ -71,30 +67,37 @@ pub(crate) struct Delta<'a> {
 }
 
 impl Chunk<'_> {
-    /// True when the chunk carries generated text (TTFT and ITL count only these).
-    pub(crate) fn has_content(&self) -> bool {
-        self.choices.iter().any(|choice| {
-            choice
-                .delta
-                .as_ref()
-                .and_then(|d| d.content.as_deref())
-                .is_some_and(|text| !text.is_empty())
-        })
+    /// Appends the generated text the chunk carries (none for role, usage and empty chunks).
+    pub(crate) fn push_content(&self, text: &mut String) {
+        for choice in &self.choices {
+            if let Some(content) = choice.delta.as_ref().and_then(|d| d.content.as_deref()) {
+                text.push_str(content);
+            }
+        }
     }
 }
 
 /// A non-streaming completion, embeddings response or models list: valid when the field the
 /// route must have is present.
 #[derive(Deserialize)]
-pub(crate) struct Body {
-    pub choices: Option<Vec<IgnoredAny>>,
+pub(crate) struct Body<'a> {
+    #[serde(borrow)]
+    pub choices: Option<Vec<Choice<'a>>>,
     pub data: Option<Vec<IgnoredAny>>,
     pub usage: Option<Usage>,
+}
+
+/// A completion choice, read for its text only.
+#[derive(Deserialize)]
+pub(crate) struct Choice<'a> {
+    #[serde(default, borrow)]
+    pub message: Option<Delta<'a>>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::Role;
 
     #[test]
     fn chunks_with_text_carry_content() {
@@ -102,16 +105,22 @@ mod tests {
             r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
         )
         .expect("role chunk");
-        assert!(!role.has_content());
+        let mut text = String::new();
+        role.push_content(&mut text);
+        assert!(text.is_empty());
         let text: Chunk =
             serde_json::from_str(r#"{"choices":[{"index":0,"delta":{"content":"hi \"there\""}}]}"#)
                 .expect("text chunk");
-        assert!(text.has_content());
+        let mut pushed = String::new();
+        text.push_content(&mut pushed);
+        assert_eq!(pushed, "hi \"there\"");
         let usage: Chunk = serde_json::from_str(
             r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}}"#,
         )
         .expect("usage chunk");
-        assert!(!usage.has_content());
+        let mut none = String::new();
+        usage.push_content(&mut none);
+        assert!(none.is_empty());
         assert_eq!(usage.usage.map(|u| u.completion_tokens), Some(34));
         let error: Chunk =
             serde_json::from_str(r#"{"error":{"message":"boom","type":"server_error"}}"#)
@@ -123,15 +132,9 @@ mod tests {
     fn chat_body_serializes_as_openai_expects() {
         let body = ChatBody {
             model: "gpt-4o-mini",
-            messages: [
-                Message {
-                    role: "system",
-                    content: "be brief",
-                },
-                Message {
-                    role: "user",
-                    content: "hello",
-                },
+            messages: &[
+                Message::new(Role::System, "be brief"),
+                Message::new(Role::User, "hello"),
             ],
             max_tokens: 64,
             temperature: None,

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use reports::model::{Counters, GoodputLimits, Histograms, Interval, Metric, new_histogram};
+use reports::model::{
+    Counters, GoodputLimits, Histograms, Interval, Metric, StatusCounts, new_histogram,
+};
 
 use super::sample::{CacheOutcome, Sample};
 
@@ -11,6 +13,7 @@ use super::sample::{CacheOutcome, Sample};
 pub(super) struct Accum {
     histograms: [Histogram<u64>; Metric::ALL.len()],
     pub(super) counters: Counters,
+    statuses: StatusCounts,
 }
 
 impl Accum {
@@ -18,6 +21,7 @@ impl Accum {
         Accum {
             histograms: std::array::from_fn(|_| new_histogram()),
             counters: Counters::default(),
+            statuses: StatusCounts::default(),
         }
     }
 
@@ -42,11 +46,15 @@ impl Accum {
         }
         counters.input_tokens += sample.input_tokens;
         counters.output_tokens += sample.output_tokens;
+        counters.tokens_counted += u64::from(sample.tokens_counted);
         match sample.cache {
             Some(CacheOutcome::Hit) => counters.cache.hit += 1,
             Some(CacheOutcome::Miss) => counters.cache.miss += 1,
             Some(CacheOutcome::Coalesced) => counters.cache.coalesced += 1,
             None => {}
+        }
+        if let Some(status) = sample.status.filter(|s| !(200..300).contains(s)) {
+            self.statuses.record(status);
         }
         if sample.result.is_err() {
             // Failed requests count in the error rate, not in the latency distributions.
@@ -73,6 +81,7 @@ impl Accum {
 
     pub(super) fn merge(&mut self, other: &Accum) {
         self.counters.merge(&other.counters);
+        self.statuses.merge(&other.statuses);
         for (mine, theirs) in self.histograms.iter_mut().zip(&other.histograms) {
             if !theirs.is_empty() {
                 // Auto-resizing histograms of equal precision always add.
@@ -91,6 +100,7 @@ impl Accum {
             second,
             active_users,
             counters: self.counters,
+            statuses: self.statuses,
             histograms,
         }
     }

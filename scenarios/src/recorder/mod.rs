@@ -240,9 +240,11 @@ mod tests {
             sent: finished - Duration::from_millis(20),
             first_content: Some(finished - Duration::from_millis(15)),
             finished,
+            status: Some(if result.is_ok() { 200 } else { 503 }),
             result,
             input_tokens: 3,
             output_tokens: 6,
+            tokens_counted: false,
             itl_us: &[1_000, 1_000, 1_000, 1_000, 1_000],
             overhead_us: Some(40),
             cache: Some(CacheOutcome::Hit),
@@ -300,6 +302,8 @@ mod tests {
         assert_eq!(rest[0].counters.requests, 1);
         let second1 = &rest[1].counters;
         assert_eq!(second1.errors.http_5xx, 1);
+        assert_eq!(rest[1].statuses.iter().collect::<Vec<_>>(), [(503, 1)]);
+        assert!(rest[0].statuses.is_empty(), "2xx statuses are not counted");
         assert_eq!(second1.ok, 0);
         assert_eq!(second1.dropped_arrivals, 1);
         assert_eq!(second1.send_lag.late, 1);

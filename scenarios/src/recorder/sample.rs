@@ -38,8 +38,12 @@ pub struct Sample<'a> {
     pub first_content: Option<Instant>,
     pub finished: Instant,
     pub result: Result<(), ErrorClass>,
+    /// The response's HTTP status, when one came.
+    pub status: Option<u16>,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The token counts came from the tokenizer, not from the target's `usage`.
+    pub tokens_counted: bool,
     /// Gaps between consecutive content events, in microseconds.
     pub itl_us: &'a [u32],
     /// `x-gateway-overhead-us`, when the response had it.
@@ -101,8 +105,10 @@ mod tests {
             first_content: Some(origin + Duration::from_millis(55)),
             finished: origin + Duration::from_millis(155),
             result: Ok(()),
+            status: Some(200),
             input_tokens: 10,
             output_tokens: tokens,
+            tokens_counted: false,
             itl_us: &[],
             overhead_us: None,
             cache: None,
