@@ -23,10 +23,22 @@ pub fn redacted(table: &toml::Table) -> toml::Table {
     table
         .iter()
         .map(|(key, value)| {
-            let value = if is_secret(key) {
-                toml::Value::String(REDACTED.to_owned())
-            } else {
-                redacted_value(value)
+            let value = match value {
+                // Request headers keep the scheme word of a credential (`Bearer ***`).
+                toml::Value::Table(headers) if key == "headers" => toml::Value::Table(
+                    headers
+                        .iter()
+                        .map(|(name, value)| {
+                            let shown = match value.as_str() {
+                                Some(text) => header_value(name, text),
+                                None => REDACTED.to_owned(),
+                            };
+                            (name.clone(), toml::Value::String(shown))
+                        })
+                        .collect(),
+                ),
+                _ if is_secret(key) => toml::Value::String(REDACTED.to_owned()),
+                _ => redacted_value(value),
             };
             (key.clone(), value)
         })
@@ -105,6 +117,6 @@ mod tests {
         let redacted = redacted(&table);
         assert_eq!(redacted["api_key_env"].as_str(), Some("OPENAI_API_KEY"));
         assert_eq!(redacted["max_tokens"].as_integer(), Some(3));
-        assert_eq!(redacted["headers"]["x-api-key"].as_str(), Some(REDACTED));
+        assert_eq!(redacted["headers"]["x-api-key"].as_str(), Some("***"));
     }
 }
