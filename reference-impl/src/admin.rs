@@ -166,14 +166,17 @@ async fn cache_stats(State(gw): State<Arc<Shared>>) -> Json<serde_json::Value> {
     })
 }
 
-/// `DELETE cache`: drops every entry.
+/// `DELETE cache`: drops every entry from every tier (memory, semantic index, this
+/// gateway's keys in Redis). A 503 says the Redis tier could not be cleared (memory was).
 async fn cache_clear(State(gw): State<Arc<Shared>>) -> Response {
-    match &gw.cache {
-        Some(cache) => {
-            cache.clear();
-            Json(json!({ "cleared": "all" })).into_response()
+    let Some(cache) = &gw.cache else {
+        return ApiError::not_found("the cache is not enabled").into_response();
+    };
+    match cache.clear().await {
+        Ok(redis_keys) => {
+            Json(json!({ "cleared": "all", "redis_keys_removed": redis_keys })).into_response()
         }
-        None => ApiError::not_found("the cache is not enabled").into_response(),
+        Err(e) => ApiError::unavailable(e.to_string()).into_response(),
     }
 }
 
@@ -183,10 +186,10 @@ async fn cache_remove(State(gw): State<Arc<Shared>>, Path(name): Path<String>) -
         return ApiError::not_found("the cache is not enabled").into_response();
     };
     match CacheKey::parse(&name) {
-        Some(key) => {
-            cache.remove(&key);
-            Json(json!({ "cleared": name })).into_response()
-        }
+        Some(key) => match cache.remove(&key).await {
+            Ok(()) => Json(json!({ "cleared": name })).into_response(),
+            Err(e) => ApiError::unavailable(e.to_string()).into_response(),
+        },
         None => ApiError::invalid_request("not a cache key: expected ai:completion:{model}:{hash}")
             .with_param("name")
             .into_response(),

@@ -196,3 +196,83 @@ async fn a_slow_or_dead_redis_degrades_to_memory_only() {
     assert!(matches!(cache.lookup(&warm).await, Lookup::Hit(_)));
     assert!(cache.stats().redis_errors >= 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_the_cache_clears_redis_too_and_only_the_gateways_keys() {
+    use ::redis::AsyncCommands;
+
+    let redis = RedisServer::start();
+    let upstream = mock_providers::MockServer::start(mock_providers::MockConfig::new(
+        mock_providers::Profile::fast(),
+    ))
+    .await
+    .expect("mock starts");
+    let gw = common::start(vec![common::openai("up", upstream.url())], |c| {
+        c.cache = CacheConfig {
+            redis: Some(RedisCacheConfig {
+                url: redis.url(),
+                timeout_ms: 500,
+                ttl_secs: 600,
+            }),
+            ..CacheConfig::default()
+        };
+    })
+    .await;
+    let mut connection = common::redis_connection(&redis.url()).await;
+    // Someone else's data in the same database, and more of the gateway's keys than one SCAN
+    // step returns.
+    let () = connection
+        .set("other-app:state", "keep")
+        .await
+        .expect("set");
+    for i in 0..1_200 {
+        let key = format!("{}m:{i:032x}", reference_impl::cache::KEY_PREFIX);
+        let () = connection.set(key, b"\0{}").await.expect("set");
+    }
+    let mut body = common::chat("m", false);
+    body["temperature"] = serde_json::json!(0);
+    let ask = || async {
+        let response = common::post(&gw, &body).await;
+        assert_eq!(response.status(), 200);
+        common::header(&response, "x-cache").to_owned()
+    };
+    assert_eq!(ask().await, "miss");
+    // The Redis write happens in the background.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let keys: Vec<String> = connection.keys("ai:completion:*").await.expect("keys");
+        if keys.len() == 1_201 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not written to redis: {}",
+            keys.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ask().await, "hit");
+
+    let cleared: serde_json::Value = common::client()
+        .delete(format!("{}/admin/performance/cache", gw.url()))
+        .send()
+        .await
+        .expect("admin answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(cleared["redis_keys_removed"], 1_201, "{cleared}");
+    let left: Vec<String> = connection.keys("ai:completion:*").await.expect("keys");
+    assert!(left.is_empty(), "{left:?}");
+    let other: Option<String> = connection.get("other-app:state").await.expect("get");
+    assert_eq!(other.as_deref(), Some("keep"));
+    // Neither memory nor Redis answers it any more: the upstream is asked again.
+    assert_eq!(ask().await, "miss");
+    assert_eq!(
+        upstream.stats().count(
+            mock_providers::Route::ChatCompletions,
+            mock_providers::Outcome::Ok
+        ),
+        2
+    );
+}

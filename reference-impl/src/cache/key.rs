@@ -20,6 +20,9 @@ use super::CacheConfig;
 use super::canonical::{Fingerprint, SyntaxError};
 use super::memo::FingerprintMemo;
 
+/// What every cache key's string form starts with: the gateway's own keys in a shared Redis.
+pub const KEY_PREFIX: &str = "ai:completion:";
+
 /// The key of one cacheable request: `ai:completion:{model}:{hash}` in its string form.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
@@ -51,7 +54,7 @@ impl CacheKey {
 
     /// Reads a key back from its string form (admin `DELETE cache/{key}`).
     pub fn parse(text: &str) -> Option<Self> {
-        let (model, hash) = text.strip_prefix("ai:completion:")?.rsplit_once(':')?;
+        let (model, hash) = text.strip_prefix(KEY_PREFIX)?.rsplit_once(':')?;
         if hash.len() != 32 {
             return None;
         }
@@ -73,7 +76,7 @@ impl CacheKey {
 
 impl fmt::Display for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ai:completion:{}:{:032x}", self.model, self.hash)
+        write!(f, "{KEY_PREFIX}{}:{:032x}", self.model, self.hash)
     }
 }
 

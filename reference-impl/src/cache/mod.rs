@@ -55,7 +55,7 @@ use serde::{Deserialize, Serialize};
 pub use canonical::SyntaxError;
 pub use flight::FlightError;
 use flight::{Flight, Flights, Next, Outcome, Role};
-pub use key::{BypassReason, CacheKey, CacheRequest, Cacheability, KeyError};
+pub use key::{BypassReason, CacheKey, CacheRequest, Cacheability, KEY_PREFIX, KeyError};
 use memo::FingerprintMemo;
 use memory::{Encoded, MemoryTier};
 pub use memory::{TtlClass, TtlConfig};
@@ -123,6 +123,17 @@ pub enum CacheError {
     NoEmbedder,
     #[error("cache.semantic.threshold must be in (0, 1], got {0}")]
     Threshold(f32),
+}
+
+/// The Redis tier could not carry out a change (memory has carried it out).
+#[derive(Debug, thiserror::Error)]
+#[error("the Redis tier was not changed: {0}")]
+pub struct RedisTierFailed(String);
+
+impl From<redis::RedisTierError> for RedisTierFailed {
+    fn from(error: redis::RedisTierError) -> Self {
+        Self(error.to_string())
+    }
 }
 
 /// Counters and sizes for `/metrics` and `/admin/performance/cache`.
@@ -317,17 +328,30 @@ impl ResponseCache {
         Lookup::Lead(leader)
     }
 
-    /// Drops every entry from memory (Redis entries expire by themselves).
-    pub fn clear(&self) {
+    /// Drops every entry from every tier: memory, the semantic index, and this cache's keys
+    /// in Redis (by [`KEY_PREFIX`], nothing else there). Memory is always cleared; returns how
+    /// many Redis keys were removed (`None` without a Redis tier), or why Redis was not cleared.
+    pub async fn clear(&self) -> Result<Option<u64>, RedisTierFailed> {
         self.inner.memory.clear();
         if let Some(semantic) = &self.inner.semantic {
             semantic.clear();
         }
+        match &self.inner.redis {
+            Some(redis) => redis.clear().await.map(Some).map_err(RedisTierFailed::from),
+            None => Ok(None),
+        }
     }
 
-    /// Drops one entry from memory.
-    pub fn remove(&self, key: &CacheKey) {
+    /// Drops one entry from memory and from Redis.
+    pub async fn remove(&self, key: &CacheKey) -> Result<(), RedisTierFailed> {
         self.inner.memory.remove(key.hash());
+        match &self.inner.redis {
+            Some(redis) => redis
+                .remove(&key.to_string())
+                .await
+                .map_err(RedisTierFailed::from),
+            None => Ok(()),
+        }
     }
 
     pub fn stats(&self) -> CacheStats {

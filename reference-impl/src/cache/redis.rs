@@ -11,6 +11,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Client, SetExpiry, SetOptions};
 use serde::{Deserialize, Serialize};
 
+use super::key::KEY_PREFIX;
 use super::memory::Encoded;
 
 /// `[cache.redis]` configuration.
@@ -45,6 +46,13 @@ pub(crate) enum RedisTierError {
     #[error("redis holds a value this cache did not write")]
     Corrupt,
 }
+
+/// Keys a clear looks at per SCAN step: one round trip each, short enough not to stall Redis.
+const CLEAR_BATCH: usize = 500;
+
+/// Each command of a clear may take at least this long: a SCAN step over a large keyspace
+/// is slower than the GET the lookup timeout is sized for.
+const CLEAR_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 const RAW: u8 = 0;
 const LZ4: u8 = 1;
@@ -111,13 +119,58 @@ impl RedisTier {
             .await
     }
 
+    /// Removes one entry.
+    pub async fn remove(&self, key: &str) -> Result<(), RedisTierError> {
+        let mut connection = self.connection.clone();
+        self.bounded(connection.unlink::<_, ()>(key)).await
+    }
+
+    /// Removes every key of this cache ([`KEY_PREFIX`]) and nothing else in the database:
+    /// SCAN with MATCH in steps of [`CLEAR_BATCH`], each step's keys UNLINKed (freed off
+    /// Redis's main thread). Never FLUSHDB: the database may hold other data, such as the rate
+    /// limiter's buckets. Returns how many keys were removed.
+    pub async fn clear(&self) -> Result<u64, RedisTierError> {
+        let pattern = format!("{KEY_PREFIX}*");
+        let timeout = self.timeout.max(CLEAR_COMMAND_TIMEOUT);
+        let mut connection = self.connection.clone();
+        let (mut cursor, mut removed) = (0u64, 0u64);
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(CLEAR_BATCH);
+            let (next, keys): (u64, Vec<Vec<u8>>) =
+                within(timeout, scan.query_async(&mut connection)).await?;
+            if !keys.is_empty() {
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(&keys);
+                let unlinked: u64 = within(timeout, unlink.query_async(&mut connection)).await?;
+                removed += unlinked;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
     async fn bounded<T>(
         &self,
         command: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, RedisTierError> {
-        tokio::time::timeout(self.timeout, command)
-            .await
-            .map_err(|_| RedisTierError::Timeout(self.timeout))?
-            .map_err(RedisTierError::from)
+        within(self.timeout, command).await
     }
+}
+
+/// One Redis command, bounded by `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    command: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, RedisTierError> {
+    tokio::time::timeout(timeout, command)
+        .await
+        .map_err(|_| RedisTierError::Timeout(timeout))?
+        .map_err(RedisTierError::from)
 }
