@@ -1,5 +1,6 @@
 //! `gateway`: runs the reference gateway until SIGTERM or ctrl-c.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +17,9 @@ struct Args {
     /// Listen on this port (0 picks a free one), overriding `server.listen`.
     #[arg(long)]
     port: Option<u16>,
+    /// Listen on this IP address (e.g. 0.0.0.0), overriding `server.listen`.
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<IpAddr>,
 }
 
 #[tokio::main]
@@ -46,6 +50,18 @@ async fn main() -> ExitCode {
     if let Some(port) = args.port {
         config.server.listen.set_port(port);
     }
+    if let Some(ip) = args.bind {
+        config.server.listen.set_ip(ip);
+    }
+    // Installed before the gateway listens: a SIGTERM sent as soon as the address is printed
+    // must stop it cleanly, not kill it with the default action.
+    let stop = match shutdown_signal() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("gateway: cannot install the signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let handle = match Gateway::start(config).await {
         Ok(handle) => handle,
         Err(e) => {
@@ -54,29 +70,30 @@ async fn main() -> ExitCode {
         }
     };
     println!("gateway listening on {}", handle.url());
-    shutdown_signal().await;
+    stop.await;
     eprintln!("gateway: shutting down");
     handle.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or ctrl-c (SIGINT); the handlers are installed when this is called.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut term, mut int) = (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        );
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
