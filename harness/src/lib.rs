@@ -18,7 +18,7 @@ pub mod stdout_guard;
 pub mod summary;
 pub mod worker;
 
-/// Exit codes (DESIGN.md).
+/// Exit codes (docs/design.md).
 pub mod exit {
     /// Every SLO met.
     pub const OK: i32 = 0;

@@ -1,4 +1,4 @@
-//! The files of a run directory (DESIGN.md, "Run directory").
+//! The files of a run directory (docs/design.md, "Run directory").
 
 mod bmf;
 mod hlog;

@@ -1,4 +1,4 @@
-//! Service level objectives: the TOML file format of DESIGN.md, and their evaluation against a
+//! Service level objectives: the TOML file format of docs/design.md, and their evaluation against a
 //! [`RunResult`](crate::model::RunResult).
 //!
 //! ```toml

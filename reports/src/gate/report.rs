@@ -119,7 +119,7 @@ impl MetricGate {
 }
 
 impl GateReport {
-    /// The process exit code for this gate (DESIGN.md): 3 regression, 4 inconclusive, else 0.
+    /// The process exit code for this gate (docs/design.md): 3 regression, 4 inconclusive, else 0.
     pub fn exit_code(&self) -> u8 {
         self.verdict.exit_code()
     }

@@ -23,7 +23,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The process exit code of DESIGN.md: 3 for a regression, 4 when inconclusive, else 0.
+    /// The process exit code (docs/design.md): 3 for a regression, 4 when inconclusive, else 0.
     pub fn exit_code(self) -> u8 {
         match self {
             Verdict::Regression => 3,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Metric;
 
-/// Significant digits of every histogram (DESIGN.md: three).
+/// Significant digits of every histogram (docs/design.md: three).
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// A new empty histogram with the project's precision that grows to fit any recorded value.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A per-request measurement recorded into an HdrHistogram (see the metric glossary in DESIGN.md).
+/// A per-request measurement recorded into an HdrHistogram (see the metric glossary in docs/design.md).
 ///
 /// Every metric is recorded as a `u64` in the unit given by [`Metric::unit`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
