@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::gate::GatePlan;
 use crate::options::RunOptions;
+use crate::overhead::OverheadPlan;
 
 /// Load-tests and benchmarks LLM gateways.
 #[derive(Debug, Parser)]
@@ -23,7 +24,8 @@ use crate::options::RunOptions;
         harness compare BASE_DIR CANDIDATE_DIR\n  \
         harness scenario chat --target http://10.0.0.5:8080 --rate 300 --duration 5m --worker 2/3\n  \
         harness merge runs/w1 runs/w2 runs/w3 --out runs/merged\n  \
-        harness gate --base old/gateway --cand target/release/gateway --scenario smoke --rounds 6"
+        harness gate --base old/gateway --cand target/release/gateway --scenario smoke --rounds 6\n  \
+        harness overhead --bare"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -149,5 +151,31 @@ pub enum Command {
     Gate {
         #[command(flatten)]
         plan: Box<GatePlan>,
+    },
+    /// What a gateway adds, measured from the client: the same requests through the gateway
+    /// and straight to its upstream in alternating rounds, at several loads; writes
+    /// overhead.json and overhead.html.
+    #[command(after_help = "Examples:\n  \
+        harness overhead   (starts a mock and the reference gateway)\n  \
+        harness overhead --bare --rates 500,1000,2000\n  \
+        harness overhead --gateway-config slower.toml --concurrency 1 --stream off\n  \
+        harness overhead --target http://127.0.0.1:4000 --direct http://127.0.0.1:9000 --api-key-env KEY\n\n\
+        Exit codes: 0 measured, 1 usage or runtime error.")]
+    Overhead {
+        #[command(flatten)]
+        plan: Box<OverheadPlan>,
+    },
+    /// The bare proxy (hyper in, hyper out) standalone, for `harness overhead --bare`.
+    #[command(hide = true)]
+    BareProxy {
+        /// The http:// upstream base URL.
+        #[arg(long)]
+        upstream: String,
+        /// Port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Address to listen on.
+        #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+        bind: IpAddr,
     },
 }

@@ -87,7 +87,7 @@ pub async fn gateway(
 
 /// Waits for Ctrl-C or SIGTERM: in a container the server is process 1, which gets SIGTERM
 /// from `docker stop` and Kubernetes and has no default action for it.
-async fn stop_signal() -> anyhow::Result<()> {
+pub(crate) async fn stop_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("waiting for SIGTERM")?;
     tokio::select! {

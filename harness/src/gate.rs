@@ -238,7 +238,7 @@ pub async fn gate(plan: GatePlan) -> anyhow::Result<GateOutcome> {
     let side = async |build: &Build, overlay: Option<&Path>, name: &str| -> anyhow::Result<Side> {
         Ok(Side {
             build: build.prepare(&plan.out.join("builds")).await?,
-            config: write_gateway_config(&plan.out, name, mock.url(), overlay)?,
+            config: write_gateway_config(&plan.out, name, gate_config(mock.url()), overlay)?,
             label: match overlay {
                 Some(overlay) => format!("{} + {}", build.label(), overlay.display()),
                 None => build.label(),
@@ -270,21 +270,34 @@ pub async fn gate(plan: GatePlan) -> anyhow::Result<GateOutcome> {
     })
 }
 
-/// Writes `gateway-{name}.toml`: the mock as the only provider, the cache on as in the
-/// embedded stack, then the tables of `overlay` (a TOML file) merged over it, key by key.
-fn write_gateway_config(
-    dir: &Path,
-    name: &str,
-    mock_url: &str,
-    overlay: Option<&Path>,
-) -> anyhow::Result<PathBuf> {
+/// The gate's gateway configuration: the mock as the only provider, the cache on as in the
+/// embedded stack.
+fn gate_config(mock_url: &str) -> GatewayConfig {
+    let mut config = mock_gateway_config(mock_url);
+    config.cache.enabled = true;
+    config
+}
+
+/// The reference gateway's defaults with `mock_url` as its only provider, on a free loopback
+/// port.
+pub(crate) fn mock_gateway_config(mock_url: &str) -> GatewayConfig {
     let mut config = GatewayConfig::with_providers(vec![ProviderConfig::new(
         "mock",
         ProviderKind::OpenAi,
         mock_url,
     )]);
     config.server.listen = ([127, 0, 0, 1], 0).into();
-    config.cache.enabled = true;
+    config
+}
+
+/// Writes `gateway-{name}.toml`: `config`, then the tables of `overlay` (a TOML file) merged
+/// over it, key by key.
+pub(crate) fn write_gateway_config(
+    dir: &Path,
+    name: &str,
+    config: GatewayConfig,
+    overlay: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
     let mut table = toml::Table::try_from(&config).context("encoding the gateway configuration")?;
     if let Some(overlay) = overlay {
         let text = std::fs::read_to_string(overlay)
@@ -419,17 +432,26 @@ fn round_dir(kind: RoundKind) -> &'static str {
 }
 
 /// Starts a gateway process and waits for the address it prints (the reference binary on
-/// stdout, `harness gateway` on stderr); its further output is drained so it never blocks.
+/// stdout, `harness gateway` on stderr).
 async fn start_gateway(side: &Side, harness: &Path) -> anyhow::Result<(Child, String)> {
-    let mut child = side
-        .build
-        .command(harness, &side.config)
+    let command = side.build.command(harness, &side.config);
+    start_child(command, &format!("gateway {}", side.label)).await
+}
+
+/// Starts a server process (`label` names it in errors), waits for the first `http://` address
+/// it prints on stdout or stderr, and returns it; its further output is drained so it never
+/// blocks. The process is killed when the returned child is dropped.
+pub(crate) async fn start_child(
+    mut command: Command,
+    label: &str,
+) -> anyhow::Result<(Child, String)> {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting gateway {}", side.label))?;
+        .with_context(|| format!("starting {label}"))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     forward_lines(child.stdout.take(), tx.clone());
     forward_lines(child.stderr.take(), tx);
@@ -447,14 +469,10 @@ async fn start_gateway(side: &Side, harness: &Path) -> anyhow::Result<(Child, St
     match url {
         Ok(Some(url)) => Ok((child, url)),
         Ok(None) => bail!(
-            "gateway {} exited before listening: {}",
-            side.label,
+            "{label} exited before listening: {}",
             seen.last().map_or("no output", String::as_str)
         ),
-        Err(_) => bail!(
-            "gateway {} printed no address within {STARTUP_TIMEOUT:?}",
-            side.label
-        ),
+        Err(_) => bail!("{label} printed no address within {STARTUP_TIMEOUT:?}"),
     }
 }
 

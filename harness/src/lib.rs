@@ -9,6 +9,7 @@ pub mod gate;
 pub mod merge;
 pub mod options;
 pub mod output;
+pub mod overhead;
 pub mod progress;
 pub mod resolve;
 pub mod run;

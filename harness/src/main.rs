@@ -7,7 +7,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use harness::cli::{Cli, Command};
 use harness::options::RunOptions;
-use harness::{commands, exit, gate, merge, resolve, run, summary};
+use harness::{commands, exit, gate, merge, overhead, resolve, run, summary};
 use reports::RunResult;
 
 fn main() -> ExitCode {
@@ -107,6 +107,19 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             print!("{}", outcome.table);
             Ok(i32::from(outcome.exit_code))
         }
+        Command::Overhead { plan } => {
+            let measured = overhead::measure(&plan).await?;
+            print!("{}", measured.report);
+            eprintln!("overhead.json, overhead.html: {}", measured.dir.display());
+            Ok(exit::OK)
+        }
+        Command::BareProxy {
+            upstream,
+            port,
+            bind,
+        } => overhead::serve_bare_proxy(&upstream, bind, port)
+            .await
+            .map(|()| exit::OK),
         Command::Merge {
             dirs,
             out,

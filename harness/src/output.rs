@@ -24,12 +24,19 @@ pub fn write_run(out: &Path, run: &RunResult, worker: Worker) -> Result<PathBuf,
             worker.count()
         )
     };
-    let mut dir = out.join(&name);
+    let dir = unused_dir(out, &name);
+    reports::run_dir::write_run_dir(&dir, run)?;
+    Ok(dir)
+}
+
+/// `out/name`, or `out/name-2`, `-3`, ... when that exists: runs started in the same second
+/// never share a directory.
+pub fn unused_dir(out: &Path, name: &str) -> PathBuf {
+    let mut dir = out.join(name);
     let mut n = 1;
     while dir.exists() {
         n += 1;
         dir = out.join(format!("{name}-{n}"));
     }
-    reports::run_dir::write_run_dir(&dir, run)?;
-    Ok(dir)
+    dir
 }

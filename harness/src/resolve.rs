@@ -274,7 +274,10 @@ fn prompts(scenario: &Scenario, options: &RunOptions) -> Result<Prompts, Resolve
 
 /// The client options of a run: the key read from its variable, the CA file and headers
 /// checked, so a mistake fails here with the field's name rather than as failed requests.
-fn client_options(options: &RunOptions, timeout: Duration) -> Result<ClientOptions, ResolveError> {
+pub(crate) fn client_options(
+    options: &RunOptions,
+    timeout: Duration,
+) -> Result<ClientOptions, ResolveError> {
     let mut client = ClientOptions::new(timeout);
     client.api = options.api.unwrap_or_default();
     for entry in &options.headers {

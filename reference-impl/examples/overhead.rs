@@ -10,9 +10,10 @@
 //! 1,000 concurrent open streams. The gateway runs in a child process (this binary re-executed
 //! with `--serve`), so its RSS is its own and it does not share a runtime with the load.
 //!
-//! A third side, a bare proxy (`--serve-bare`: hyper server, hyper-util pooled client, nothing
-//! else), shows the ceiling: on one 2-core machine the load, the mock and the proxy share the
-//! cores, and a proxy does both a server's and a client's socket work per request.
+//! A third side, a bare proxy (`--serve-bare`: `reference_impl::bare`, hyper server, hyper-util
+//! pooled client, nothing else), shows the ceiling: on one 2-core machine the load, the mock and
+//! the proxy share the cores, and a proxy does both a server's and a client's socket work per
+//! request.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -102,58 +103,24 @@ async fn serve(upstream: &str) {
     handle.shutdown().await;
 }
 
-/// Child process: the least a proxy can do (hyper server, body read, hyper-util pooled client,
-/// response passed through), as the ceiling any gateway's ratio can reach on this machine.
+/// Child process: the bare proxy (`reference_impl::bare`) in front of `upstream` until stdin
+/// closes, as the ceiling any gateway's ratio can reach on this machine.
 async fn serve_bare(upstream: &str) {
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, Full};
-    use hyper::body::Incoming;
-    use hyper_util::client::legacy::{Client, connect::HttpConnector};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(2048)
-        .build(connector);
-    let target: hyper::Uri = format!("{upstream}/v1/chat/completions")
-        .parse()
-        .expect("upstream URL");
+    let proxy = match reference_impl::bare::BareProxy::new(upstream) {
+        Ok(proxy) => proxy,
+        Err(e) => {
+            eprintln!("overhead: {e}");
+            std::process::exit(1);
+        }
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     println!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async {
-        let _ = tokio::task::spawn_blocking(|| std::io::stdin().lines().count()).await;
-        std::process::exit(0);
-    });
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let (client, target) = (client.clone(), target.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let (client, target) = (client.clone(), target.clone());
-                async move {
-                    let body = request.into_body().collect().await;
-                    let body = body.map_err(std::io::Error::other)?.to_bytes();
-                    let upstream = hyper::Request::post(target)
-                        .header(http::header::CONTENT_TYPE, "application/json")
-                        .body(Full::new(body))
-                        .map_err(std::io::Error::other)?;
-                    client
-                        .request(upstream)
-                        .await
-                        .map_err(std::io::Error::other)
-                }
-            });
-            let io = TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
+    let stdin_closed = tokio::task::spawn_blocking(|| std::io::stdin().lines().count());
+    tokio::select! {
+        () = proxy.serve(listener) => {}
+        _ = stdin_closed => {}
     }
 }
 

@@ -7,6 +7,7 @@
 //! [`Gateway::start`]; [`pipeline`] is the request path, top to bottom.
 
 pub mod admin;
+pub mod bare;
 pub mod breaker;
 pub mod cache;
 pub mod clock;

@@ -41,7 +41,7 @@ mod html;
 mod metric;
 mod report;
 mod rounds;
-mod stats;
+pub(crate) mod stats;
 mod verdict;
 
 use serde::{Deserialize, Serialize};

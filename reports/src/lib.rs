@@ -10,6 +10,7 @@ pub mod gate;
 pub mod html;
 pub mod merge;
 pub mod model;
+pub mod overhead;
 pub mod redact;
 pub mod run_dir;
 pub mod slo;

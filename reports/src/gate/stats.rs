@@ -1,5 +1,5 @@
 //! The two statistics a gate rests on: a percentile bootstrap interval of a trimmed mean, and
-//! the exact one-sided Wilcoxon signed-rank test.
+//! the exact one-sided Wilcoxon signed-rank test. The interval also serves `crate::overhead`.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -13,7 +13,7 @@ const TRIM: f64 = 0.2;
 /// Not the plain mean: one run hit by a noisy neighbour moves one round's log-ratio a lot, and
 /// would drag a mean and widen its interval. Not the median either: with a handful of rounds
 /// it throws away so much that its interval is half again as wide.
-pub(super) fn trimmed_mean(values: &mut [f64]) -> f64 {
+pub(crate) fn trimmed_mean(values: &mut [f64]) -> f64 {
     values.sort_unstable_by(f64::total_cmp);
     let cut = (values.len() as f64 * TRIM).floor() as usize;
     let kept = &values[cut..values.len() - cut];
@@ -23,7 +23,7 @@ pub(super) fn trimmed_mean(values: &mut [f64]) -> f64 {
 /// Percentile bootstrap interval of the [`trimmed_mean`] of `values` at `confidence` (e.g.
 /// 0.95), from `resamples` resamples drawn with a generator seeded by `seed`, so the same input
 /// always gives the same interval.
-pub(super) fn bootstrap_trimmed_mean(
+pub(crate) fn bootstrap_trimmed_mean(
     values: &[f64],
     confidence: f64,
     resamples: usize,

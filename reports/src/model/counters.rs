@@ -101,7 +101,8 @@ impl ErrorCounts {
         }
     }
 
-    fn merge(&mut self, other: &ErrorCounts) {
+    /// Adds the counts of `other`.
+    pub fn merge(&mut self, other: &ErrorCounts) {
         for class in ErrorClass::ALL {
             *self.slot(class) += other.get(class);
         }

@@ -1,0 +1,89 @@
+//! The rounds of one level: every side in turn, the order reversed from one round to the next
+//! (direct, gateway, gateway, direct, ...), so a drift of the machine hits every side alike.
+
+use std::time::Duration;
+
+use reports::model::short;
+use reports::overhead::{LevelRecord, Load, RoundFigures};
+use scenarios::client::Client;
+
+use super::drive::{Requests, drive};
+use super::tally::SideTally;
+
+/// Unrecorded load on every side before a level's first round, so connection pools hold the
+/// level's connections and the first round measures the same thing as the last.
+const WARM_UP: Duration = Duration::from_millis(300);
+
+/// One level's rounds. `clients[0]` is direct, the rest the proxies in order.
+pub(super) struct Level<'a> {
+    pub clients: &'a [(String, Client)],
+    pub requests: Requests,
+    pub load: Load,
+    pub rounds: usize,
+    pub round: Duration,
+}
+
+impl Level<'_> {
+    /// Warms up, runs every round and returns what each side measured; one progress line per
+    /// round on stderr.
+    pub async fn run(&self) -> LevelRecord {
+        for (_, client) in self.clients {
+            drive(client, &self.requests, self.load, WARM_UP).await;
+        }
+        let share = self.round / self.clients.len() as u32;
+        let mut tallies: Vec<SideTally> = self.clients.iter().map(|_| SideTally::new()).collect();
+        for index in 0..self.rounds {
+            let mut order: Vec<usize> = (0..self.clients.len()).collect();
+            if index % 2 == 1 {
+                order.reverse();
+            }
+            let mut figures = vec![None; self.clients.len()];
+            for side in order {
+                let tally = drive(&self.clients[side].1, &self.requests, self.load, share).await;
+                figures[side] = Some(tallies[side].push(&tally));
+            }
+            eprintln!("{}", self.progress(index, &figures));
+        }
+        let mut sides = tallies.into_iter().map(SideTally::record);
+        let direct = sides.next().unwrap_or_else(|| SideTally::new().record());
+        LevelRecord {
+            load: self.load,
+            stream: self.requests.stream,
+            direct,
+            through: sides.collect(),
+        }
+    }
+
+    /// `c=16 plain, round 3/6: direct 9120 req/s p50 95 us · gateway 6300 req/s p50 210 us`
+    fn progress(&self, index: usize, figures: &[Option<RoundFigures>]) -> String {
+        let sides: Vec<String> = self
+            .clients
+            .iter()
+            .zip(figures)
+            .map(|((name, _), figures)| match figures {
+                Some(f) => format!(
+                    "{name} {} req/s p50 {} us{}",
+                    short(f.throughput().unwrap_or(0.0)),
+                    f.e2e.map_or("-".to_owned(), |q| q.p50.to_string()),
+                    match f.failed {
+                        0 => String::new(),
+                        failed => format!(" ({failed} failed)"),
+                    }
+                ),
+                None => format!("{name} -"),
+            })
+            .collect();
+        format!(
+            "{} {}, round {}/{}: {}",
+            self.load,
+            if self.requests.stream {
+                "streamed"
+            } else {
+                "plain"
+            },
+            index + 1,
+            self.rounds,
+            sides.join(" · ")
+        )
+    }
+}

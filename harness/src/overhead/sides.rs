@@ -1,0 +1,100 @@
+//! The processes behind the sides: a mock and the reference gateway started as children of
+//! this binary (or a gateway someone else runs), and the bare proxy.
+
+use std::path::Path;
+
+use anyhow::Context;
+use reports::overhead::SideLabel;
+use tokio::process::{Child, Command};
+
+use super::OverheadError;
+use super::plan::Subject;
+use crate::gate::{mock_gateway_config, start_child, write_gateway_config};
+
+/// Where each side is, and the children that serve them (killed when this is dropped).
+pub(super) struct Sides {
+    /// The upstream, reached directly.
+    pub direct: String,
+    /// The proxies in front of it: the gateway, then the bare proxy if asked for.
+    pub through: Vec<SideLabel>,
+    children: Vec<Child>,
+}
+
+impl Sides {
+    /// Starts what `subject` needs (the gateway's configuration goes to `dir`) and the bare
+    /// proxy when `bare`.
+    pub async fn start(subject: &Subject, bare: bool, dir: &Path) -> Result<Sides, OverheadError> {
+        let mut sides = Sides {
+            direct: String::new(),
+            through: Vec::new(),
+            children: Vec::new(),
+        };
+        match subject {
+            Subject::External { target, direct } => {
+                sides.direct = direct.clone();
+                sides.through.push(SideLabel {
+                    name: "gateway".to_owned(),
+                    url: target.clone(),
+                });
+            }
+            Subject::Started { profile, overlay } => {
+                let mock = sides
+                    .spawn("mock", &["mock", "--profile", profile, "--port", "0"])
+                    .await?;
+                let config = write_gateway_config(
+                    dir,
+                    "reference",
+                    mock_gateway_config(&mock),
+                    overlay.as_deref(),
+                )
+                .map_err(|e| OverheadError::Start(format!("{e:#}")))?;
+                let config = config.to_string_lossy();
+                let gateway = sides
+                    .spawn("gateway", &["gateway", "--config", &config, "--port", "0"])
+                    .await?;
+                sides.direct = mock;
+                sides.through.push(SideLabel {
+                    name: "gateway".to_owned(),
+                    url: gateway,
+                });
+            }
+        }
+        if bare {
+            let upstream = sides.direct.clone();
+            let url = sides
+                .spawn(
+                    "bare proxy",
+                    &["bare-proxy", "--upstream", &upstream, "--port", "0"],
+                )
+                .await?;
+            sides.through.push(SideLabel {
+                name: "bare proxy".to_owned(),
+                url,
+            });
+        }
+        Ok(sides)
+    }
+
+    /// Runs this binary with `args` and returns the address it prints.
+    async fn spawn(&mut self, label: &str, args: &[&str]) -> Result<String, OverheadError> {
+        let started = async {
+            let harness = std::env::current_exe().context("locating the harness executable")?;
+            let mut command = Command::new(harness);
+            command.args(args);
+            start_child(command, label).await
+        };
+        let (child, url) = started
+            .await
+            .map_err(|e| OverheadError::Start(format!("{e:#}")))?;
+        self.children.push(child);
+        Ok(url)
+    }
+
+    /// Stops every child this started.
+    pub async fn stop(mut self) {
+        for child in &mut self.children {
+            // Already exited is fine: nothing more is asked of it.
+            let _ = child.kill().await;
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The console table of an overhead report, and the number formats it shares with the page.
+
+use std::fmt;
+
+use super::estimate::Interval;
+use super::report::{ComparedSide, LevelResult, OverheadReport};
+use crate::model::{Summary, short};
+
+/// `+121 [112, 130]`: an added time in microseconds with its interval.
+pub(super) fn added_us(interval: &Interval) -> String {
+    format!(
+        "{:+.0} [{:.0}, {:.0}]",
+        interval.estimate, interval.low, interval.high
+    )
+}
+
+/// `0.62 [0.60, 0.64]`
+pub(super) fn ratio(interval: &Interval) -> String {
+    format!(
+        "{:.2} [{:.2}, {:.2}]",
+        interval.estimate, interval.low, interval.high
+    )
+}
+
+/// `14/46`: p50 and p99 of the `x-gateway-overhead-us` header, or `-` when it was not sent.
+pub(super) fn header_p50_p99(summary: Option<&Summary>) -> String {
+    summary.map_or("-".to_owned(), |s| format!("{}/{}", s.p50, s.p99))
+}
+
+/// `streamed` or `plain`.
+pub(super) fn stream_label(stream: bool) -> &'static str {
+    if stream { "streamed" } else { "plain" }
+}
+
+/// Failed requests (and dropped arrivals) of a side and of direct: `0/0`, `3+1 dropped/0`.
+pub(super) fn errors(level: &LevelResult, side: &ComparedSide) -> String {
+    let count = |record: &super::SideRecord| match record.dropped {
+        0 => record.errors.total().to_string(),
+        dropped => format!("{}+{dropped} dropped", record.errors.total()),
+    };
+    format!(
+        "{}/{}",
+        count(&side.side.record),
+        count(&level.direct.record)
+    )
+}
+
+/// The columns of [`OverheadReport::rows`].
+pub(super) const HEADER: [&str; 12] = [
+    "level",
+    "stream",
+    "side",
+    "direct p50",
+    "added p50",
+    "p90",
+    "added p99",
+    "added ttft p50",
+    "ttft p99",
+    "req/s ratio",
+    "header p50/p99",
+    "errors side/direct",
+];
+
+impl OverheadReport {
+    /// One row per level, stream mode and proxy side.
+    pub(super) fn rows(&self) -> Vec<[String; 12]> {
+        let dash = || "-".to_owned();
+        let mut rows = Vec::new();
+        for level in &self.levels {
+            for side in &level.sides {
+                let e2e = side.added_e2e.as_ref();
+                let ttft = side.added_ttft.as_ref();
+                rows.push([
+                    level.load.to_string(),
+                    stream_label(level.stream).to_owned(),
+                    side.name.clone(),
+                    level
+                        .direct
+                        .record
+                        .e2e
+                        .map_or_else(dash, |s| s.p50.to_string()),
+                    e2e.map_or_else(dash, |a| added_us(&a.p50)),
+                    e2e.map_or_else(dash, |a| format!("{:+.0}", a.p90.estimate)),
+                    e2e.map_or_else(dash, |a| added_us(&a.p99)),
+                    ttft.map_or_else(dash, |a| added_us(&a.p50)),
+                    ttft.map_or_else(dash, |a| format!("{:+.0}", a.p99.estimate)),
+                    side.throughput_ratio.as_ref().map_or_else(dash, ratio),
+                    header_p50_p99(side.side.record.header_overhead.as_ref()),
+                    errors(level, side),
+                ]);
+            }
+        }
+        rows
+    }
+
+    /// One line per side and stream mode with open-model levels: the highest rate within the
+    /// bound.
+    pub(super) fn bound_lines(&self) -> Vec<String> {
+        self.within_bound
+            .iter()
+            .map(|b| {
+                let rate = match b.highest_rate {
+                    Some(rate) => format!("up to {}/s", short(rate)),
+                    None => "at none of the tested rates".to_owned(),
+                };
+                format!(
+                    "{} ({}): added p99 within {} us {rate}",
+                    b.side,
+                    stream_label(b.stream),
+                    self.settings.p99_bound_us
+                )
+            })
+            .collect()
+    }
+}
+
+/// The console table the harness prints.
+impl fmt::Display for OverheadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sides: Vec<String> = self
+            .subject
+            .sides
+            .iter()
+            .map(|s| format!("{} {}", s.name, s.url))
+            .collect();
+        writeln!(
+            f,
+            "overhead of {} over direct {}",
+            sides.join(" and "),
+            self.subject.direct
+        )?;
+        writeln!(
+            f,
+            "{} rounds of {} s per level; microseconds; added = side minus direct in the same \
+             round, 20% trimmed mean over rounds [{}% interval]",
+            self.settings.rounds,
+            short(self.settings.round_secs),
+            short(self.confidence * 100.0)
+        )?;
+        let header = HEADER.map(str::to_owned);
+        let rows = self.rows();
+        let widths: Vec<usize> = (0..HEADER.len())
+            .map(|i| {
+                rows.iter()
+                    .chain([&header])
+                    .map(|r| r[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for row in [&header].into_iter().chain(&rows) {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (cell, width))| match i {
+                    0..=2 => format!("{cell:<width$}"),
+                    _ => format!("{cell:>width$}"),
+                })
+                .collect();
+            writeln!(f, "{}", cells.join("  ").trim_end())?;
+        }
+        for line in self.bound_lines() {
+            writeln!(f, "{line}")?;
+        }
+        Ok(())
+    }
+}
