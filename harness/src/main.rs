@@ -170,11 +170,14 @@ fn conclude(
         print!("{}", summary::render(result, extras));
     }
     eprintln!("{}", summary::verdict(result, dir));
-    Ok(if result.slos_passed() {
-        exit::OK
-    } else {
-        exit::SLO_FAILED
-    })
+    let code = exit::of_run(result);
+    if code == exit::INCONCLUSIVE {
+        eprintln!(
+            "inconclusive: the SLOs failed only from the second the load generator saturated \
+             (exit 4); run with less load, or with the target on another machine"
+        );
+    }
+    Ok(code)
 }
 
 /// Prints one error line and returns the usage/runtime exit code.

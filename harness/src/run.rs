@@ -18,6 +18,7 @@ use scenarios::recorder::{CacheLatency, Recorder};
 use scenarios::scenario::TimedChange;
 use tokio::time::MissedTickBehavior;
 
+use crate::health::{Health, saturation_warning};
 use crate::output::write_run;
 use crate::progress::Progress;
 use crate::resolve::Resolved;
@@ -67,12 +68,19 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
             return Err(e.into());
         }
     };
+    // The vocabulary is built once per process; paid here, before the run's clock starts, not
+    // by the first requests that need it.
+    scenarios::tokens::warm();
     print_banner(&resolved, &stack);
     let measured = drive(&resolved, &stack, client).await;
     stack.shutdown().await;
     let (mut result, cache_latency) = measured?;
 
     result.slo_results = evaluate(&resolved.slos, &result);
+    let seconds = u32::try_from(result.wall_time.as_secs()).unwrap_or(u32::MAX);
+    if let Some(warning) = saturation_warning(&result.saturated_seconds(), seconds) {
+        result.warnings.push(warning);
+    }
     let stages = match (&resolved.plan.load, resolved.scenario.capacity_by_stage) {
         (Load::Closed { stages, .. }, true) => {
             Some(capacity::by_stage(&result, &resolved.slos, stages))
@@ -110,7 +118,7 @@ fn print_banner(resolved: &Resolved, stack: &Stack) {
         resolved.scenario.name,
         resolved.plan.load.describe(),
         stack.describe(),
-        describe_requests(resolved),
+        describe_requests(resolved, stack),
         resolved.plan.model,
         resolved.plan.seed,
         resolved.slos.len(),
@@ -118,7 +126,7 @@ fn print_banner(resolved: &Resolved, stack: &Stack) {
 }
 
 /// How requests are sent, credentials shown as `***`.
-fn describe_requests(resolved: &Resolved) -> String {
+fn describe_requests(resolved: &Resolved, stack: &Stack) -> String {
     let client = &resolved.client;
     let mut parts = vec![format!("{} API", client.api)];
     let headers: Vec<String> = resolved
@@ -133,11 +141,13 @@ fn describe_requests(resolved: &Resolved) -> String {
     if let Some(variable) = &resolved.options.api_key_env {
         parts.push(format!("key from ${variable}"));
     }
-    parts.push(match &client.verify {
-        Verify::WebPki => "TLS verified by web PKI roots".to_owned(),
-        Verify::WithCa(path) => format!("TLS verified with CA {}", path.display()),
-        Verify::Insecure => "TLS NOT verified (--insecure)".to_owned(),
-    });
+    if stack.urls().iter().any(|url| url.starts_with("https://")) {
+        parts.push(match &client.verify {
+            Verify::WebPki => "TLS verified by web PKI roots".to_owned(),
+            Verify::WithCa(path) => format!("TLS verified with CA {}", path.display()),
+            Verify::Insecure => "TLS NOT verified (--insecure)".to_owned(),
+        });
+    }
     parts.push(
         if client.http1_only {
             "HTTP/1.1 only"
@@ -169,8 +179,6 @@ async fn drive(
             .push("TLS certificates were not verified (--insecure)".to_owned());
     }
     let recorder = Arc::new(Recorder::new(resolved.limits));
-    // The vocabulary is built once per process; paid here, not by the first requests.
-    scenarios::tokens::warm();
     let mut live = Live {
         resolved,
         stack,
@@ -183,6 +191,7 @@ async fn drive(
                 false => resolved.gateway_pid.map(Process::Pid),
             },
         ),
+        health: Health::start(),
         progress: Progress::new(resolved.plan.load.duration(), resolved.quiet),
         changes: resolved.scenario.changes.clone(),
         sample_every: resolved
@@ -208,7 +217,7 @@ async fn drive(
     let finished = loop {
         tokio::select! {
             done = &mut load => break done,
-            _ = ticker.tick() => live.tick().await,
+            scheduled = ticker.tick() => live.tick(scheduled.into_std()).await,
         }
     };
     drop(guard);
@@ -224,6 +233,7 @@ struct Live<'a> {
     recorder: Arc<Recorder>,
     result: RunResult,
     sampler: Sampler,
+    health: Health,
     progress: Progress,
     /// Upstream changes not yet applied.
     changes: Vec<TimedChange>,
@@ -237,11 +247,14 @@ struct Live<'a> {
 const MIN_SAMPLES: u32 = 20;
 
 impl Live<'_> {
-    /// Once a second: close finished seconds into the result, sample the gateway when due,
-    /// apply upstream changes that are due, stop the load if an aborting SLO is lost, and
-    /// refresh the progress line.
-    async fn tick(&mut self) {
+    /// Once a second (due at `scheduled`, later when the runtime is busy): note the lateness,
+    /// close finished seconds into the result, sample the gateway when due, apply upstream
+    /// changes that are due, stop the load if an aborting SLO is lost, and refresh the progress
+    /// line.
+    async fn tick(&mut self, scheduled: Instant) {
         let now = Instant::now();
+        self.health
+            .note_late(now.saturating_duration_since(scheduled));
         let elapsed = now.saturating_duration_since(self.recorder.origin());
         let closed = self.recorder.close_ready(now);
         let latest = closed.last().cloned();
@@ -251,6 +264,11 @@ impl Live<'_> {
         // Ticks come on whole seconds, give or take the timer's millisecond: compare and label
         // with the nearest second, so a tick a hair early is neither skipped nor mislabelled.
         let nearest = elapsed + Duration::from_millis(500);
+        // This tick closes the seconds before the nearest whole one.
+        let through = whole_secs(nearest).saturating_sub(1);
+        for sample in self.health.sample_through(through) {
+            self.result.push_generator_sample(sample);
+        }
         if nearest >= self.next_sample {
             let sample = self.sampler.sample(whole_secs(nearest)).await;
             self.result.push_gateway_sample(sample);
@@ -292,6 +310,9 @@ impl Live<'_> {
             self.result.push_interval(interval);
         }
         let wall = self.recorder.origin().elapsed();
+        for sample in self.health.sample_through(whole_secs(wall)) {
+            self.result.push_generator_sample(sample);
+        }
         let sample = self.sampler.sample(whole_secs(wall)).await;
         self.result.push_gateway_sample(sample);
         if self.sampler.metrics_absent() {

@@ -38,12 +38,40 @@ pub enum Process {
     Pid(u32),
 }
 
-/// The sampled process and its CPU time at the previous sample.
-struct ProcessClock {
+/// A process and its CPU time at the previous reading.
+pub(crate) struct ProcessClock {
     /// `/proc/self` or `/proc/PID`.
     dir: PathBuf,
     cpu: Duration,
     at: Instant,
+}
+
+impl ProcessClock {
+    pub(crate) fn new(process: Process) -> ProcessClock {
+        let dir = match process {
+            Process::This => PathBuf::from("/proc/self"),
+            Process::Pid(pid) => PathBuf::from(format!("/proc/{pid}")),
+        };
+        ProcessClock {
+            cpu: process_cpu(&dir).unwrap_or_default(),
+            dir,
+            at: Instant::now(),
+        }
+    }
+
+    /// CPU use since the previous reading; 100 is one core.
+    pub(crate) fn cpu_percent(&mut self) -> Option<f64> {
+        let cpu = process_cpu(&self.dir)?;
+        let wall = self.at.elapsed().as_secs_f64();
+        let percent = (wall > 0.0).then(|| (cpu - self.cpu).as_secs_f64() / wall * 100.0);
+        self.cpu = cpu;
+        self.at = Instant::now();
+        percent
+    }
+
+    fn rss(&self) -> Option<u64> {
+        process_rss(&self.dir)
+    }
 }
 
 impl Sampler {
@@ -52,17 +80,7 @@ impl Sampler {
     pub fn new(client: Client, process: Option<Process>) -> Sampler {
         Sampler {
             client,
-            process: process.map(|process| {
-                let dir = match process {
-                    Process::This => PathBuf::from("/proc/self"),
-                    Process::Pid(pid) => PathBuf::from(format!("/proc/{pid}")),
-                };
-                ProcessClock {
-                    cpu: process_cpu(&dir).unwrap_or_default(),
-                    dir,
-                    at: Instant::now(),
-                }
-            }),
+            process: process.map(ProcessClock::new),
             scrape: Scrape::Untried,
         }
     }
@@ -74,15 +92,8 @@ impl Sampler {
             ..GatewaySample::default()
         };
         if let Some(clock) = &mut self.process {
-            sample.rss_bytes = process_rss(&clock.dir);
-            if let Some(cpu) = process_cpu(&clock.dir) {
-                let wall = clock.at.elapsed().as_secs_f64();
-                if wall > 0.0 {
-                    sample.cpu_percent = Some((cpu - clock.cpu).as_secs_f64() / wall * 100.0);
-                }
-                clock.cpu = cpu;
-                clock.at = Instant::now();
-            }
+            sample.rss_bytes = clock.rss();
+            sample.cpu_percent = clock.cpu_percent();
         }
         if self.scrape != Scrape::Absent {
             match self.scrape_metrics().await {

@@ -132,7 +132,13 @@ fn impossible_slo_exits_2_and_writes_the_run() {
         out.to_str().expect("utf-8 path"),
         "--quiet",
     ]);
-    assert_eq!(output.status.code(), Some(2), "stderr: {}", stderr(&output));
+    // 2; or 4 when a busy test machine starved the load generator in every second, so no
+    // second is left to judge by (the SLO still failed, as the summary below shows).
+    assert!(
+        matches!(output.status.code(), Some(2 | 4)),
+        "stderr: {}",
+        stderr(&output)
+    );
     let runs: Vec<_> = std::fs::read_dir(&out)
         .expect("run dir")
         .flatten()

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Server, arg, harness, mock_profile, run_dirs, scratch, summary};
+use common::{Server, arg, assert_ran, harness, mock_profile, run_dirs, scratch, summary};
 use reports::model::Metric;
 
 /// The key the keyed mock requires; it must appear in no file or line a run writes.
@@ -108,15 +108,18 @@ fn https_with_the_ca_and_the_key_meets_the_slos_and_keeps_secrets_out() {
         SECRET,
     );
     let printed = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{printed}");
+    assert_ran(&output, "https run");
     let [run] = run_dirs(&out).try_into().expect("one run directory");
     let result = summary(&run);
     assert!(result.totals.requests > 0);
     assert_eq!(result.totals.errors.total(), 0, "{printed}");
-    assert!(result.slos_passed());
+    assert!(result.slos_passed(), "{printed}");
     // The mock has no /metrics, and the run says so rather than charting zeros.
-    assert_eq!(result.warnings.len(), 1, "{:?}", result.warnings);
-    assert!(result.warnings[0].contains("no /metrics"));
+    assert!(
+        result.warnings.iter().any(|w| w.contains("no /metrics")),
+        "{:?}",
+        result.warnings
+    );
 
     for secret in [SECRET, HEADER_SECRET] {
         assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
@@ -233,7 +236,7 @@ fn anthropic_ttft_p50(mock: &Server, dir: &Path, ttft_ms: u32) -> u64 {
         "unused",
     );
     let printed = text(&output);
-    assert!(matches!(output.status.code(), Some(0 | 2)), "{printed}");
+    assert!(matches!(output.status.code(), Some(0 | 2 | 4)), "{printed}");
     assert!(printed.contains("anthropic API"), "{printed}");
     let [run] = run_dirs(&out).try_into().expect("one run directory");
     let result = summary(&run);
@@ -344,7 +347,7 @@ async fn jsonl_and_sharegpt_datasets_are_what_the_target_receives() {
     )
     .await;
     assert!(
-        matches!(output.status.code(), Some(0 | 2)),
+        matches!(output.status.code(), Some(0 | 2 | 4)),
         "{}",
         text(&output)
     );
@@ -375,7 +378,7 @@ async fn jsonl_and_sharegpt_datasets_are_what_the_target_receives() {
     )
     .await;
     assert!(
-        matches!(output.status.code(), Some(0 | 2)),
+        matches!(output.status.code(), Some(0 | 2 | 4)),
         "{}",
         text(&output)
     );

@@ -29,11 +29,20 @@ struct Figure {
 
 impl Figure {
     fn of(chart: svg::Chart) -> Figure {
+        Figure::shaded(chart, &[])
+    }
+
+    /// A chart over time with `spans` (seconds) shaded: where the load generator was saturated.
+    fn shaded(chart: svg::Chart, spans: &[(f64, f64)]) -> Figure {
         if chart.has_data() {
             Figure {
                 caption: chart.title.clone(),
-                svg: Some(chart.render()),
-                note: None,
+                svg: Some(chart.render_shaded(spans)),
+                note: (!spans.is_empty()).then(|| {
+                    "Shaded: seconds in which the load generator was saturated; figures there \
+                     describe the client, not the target."
+                        .to_owned()
+                }),
             }
         } else {
             Figure {

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Counters, Environment, GatewaySample, Histograms, Interval, RunResult};
+use crate::model::{
+    Counters, Environment, GatewaySample, GeneratorSample, Histograms, Interval, RunResult,
+};
 use crate::slo::{Slo, evaluate};
 
 /// Runs that started further apart than this are not parts of one run.
@@ -108,6 +110,7 @@ pub fn merge(runs: &[RunResult]) -> Result<RunResult, MergeError> {
     merged.goodput_limits = first.goodput_limits;
     let mut intervals: BTreeMap<u32, Interval> = BTreeMap::new();
     let mut gateway: BTreeMap<u32, GatewaySample> = BTreeMap::new();
+    let mut generator: BTreeMap<u32, GeneratorSample> = BTreeMap::new();
     let mut totals = Counters::default();
     let mut metrics = Histograms::new();
     let mut wall_time = Duration::ZERO;
@@ -134,6 +137,21 @@ pub fn merge(runs: &[RunResult]) -> Result<RunResult, MergeError> {
                 .entry(second)
                 .or_insert(GatewaySample { second, ..*sample });
         }
+        // A second is saturated when any worker's generator was: its share of the figures
+        // describes that worker's client.
+        for sample in &run.generator {
+            let second = sample.second.saturating_add(shift);
+            let merged = generator.entry(second).or_insert(GeneratorSample {
+                second,
+                ..GeneratorSample::default()
+            });
+            merged.lag_max_us = merged.lag_max_us.max(sample.lag_max_us);
+            merged.cpu_percent = match (merged.cpu_percent, sample.cpu_percent) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            merged.saturated |= sample.saturated;
+        }
         wall_time = wall_time.max(*offset + run.wall_time);
     }
     metrics.compact();
@@ -147,6 +165,7 @@ pub fn merge(runs: &[RunResult]) -> Result<RunResult, MergeError> {
         })
         .collect();
     merged.gateway = gateway.into_values().collect();
+    merged.generator = generator.into_values().collect();
     let ended_at = runs.iter().map(|r| r.ended_at).max().unwrap_or(origin);
     merged.finish(ended_at, wall_time);
     merged.stopped_early = stopped_early(runs);

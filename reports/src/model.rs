@@ -9,6 +9,7 @@
 mod counters;
 mod environment;
 mod gateway;
+mod generator;
 mod histograms;
 mod metric;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use counters::{CacheCounts, Counters, ErrorClass, ErrorCounts, SendLag, StatusCounts};
 pub use environment::Environment;
 pub use gateway::{BreakerState, GatewaySample, GatewaySeries};
+pub use generator::{GeneratorSample, SATURATED_LAG};
 pub use histograms::{
     EncodedHistogram, Histograms, InvalidHistogram, SIGNIFICANT_DIGITS, Summary, new_histogram,
     percentile,
@@ -65,6 +67,9 @@ pub struct RunResult {
     pub intervals: Vec<Interval>,
     /// Gateway samples, ordered by `second`.
     pub gateway: Vec<GatewaySample>,
+    /// The load generator's own health, one sample per second, ordered by `second`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generator: Vec<GeneratorSample>,
     /// SLO outcomes, empty until evaluated.
     pub slo_results: Vec<SloResult>,
     /// Why the run ended before its planned end (e.g. an aborting SLO was lost); `None` when it
@@ -149,6 +154,7 @@ impl RunResult {
             statuses: StatusCounts::default(),
             intervals: Vec::new(),
             gateway: Vec::new(),
+            generator: Vec::new(),
             slo_results: Vec::new(),
             stopped_early: None,
             warnings: Vec::new(),
@@ -184,6 +190,51 @@ impl RunResult {
     pub fn push_gateway_sample(&mut self, sample: GatewaySample) {
         let at = self.gateway.partition_point(|s| s.second <= sample.second);
         self.gateway.insert(at, sample);
+    }
+
+    /// Adds one generator sample, keeping samples ordered by second.
+    pub fn push_generator_sample(&mut self, sample: GeneratorSample) {
+        let at = self
+            .generator
+            .partition_point(|s| s.second <= sample.second);
+        self.generator.insert(at, sample);
+    }
+
+    /// The seconds in which the load generator was saturated, in order.
+    pub fn saturated_seconds(&self) -> Vec<u32> {
+        self.generator
+            .iter()
+            .filter(|s| s.saturated)
+            .map(|s| s.second)
+            .collect()
+    }
+
+    /// This run up to the first second in which the load generator was saturated: the same
+    /// configuration, only the intervals and gateway samples before it. From that second on,
+    /// figures describe the client (and requests in flight then carry its delay into later
+    /// seconds), so SLOs judged on this part say whether a verdict rests on the saturation.
+    pub fn before_saturation(&self) -> RunResult {
+        let end = self
+            .saturated_seconds()
+            .first()
+            .copied()
+            .unwrap_or(u32::MAX);
+        let mut clean = RunResult::new(
+            self.scenario.clone(),
+            self.config.clone(),
+            self.environment.clone(),
+            self.started_at,
+        );
+        clean.goodput_limits = self.goodput_limits;
+        for interval in self.intervals.iter().filter(|i| i.second < end) {
+            clean.push_interval(interval.clone());
+        }
+        for sample in self.gateway.iter().filter(|s| s.second < end) {
+            clean.push_gateway_sample(*sample);
+        }
+        let covered = self.wall_time.min(INTERVAL * end);
+        clean.finish(self.ended_at, covered);
+        clean
     }
 
     /// Records the end of the run.

@@ -140,10 +140,11 @@ pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-/// Panics with the output unless the run finished (SLO verdicts 0 or 2 both count).
+/// Panics with the output unless the run finished: every SLO verdict counts (0 met, 2 failed,
+/// 4 resting on seconds in which a busy test machine starved the load generator).
 pub fn assert_ran(output: &Output, what: &str) {
     assert!(
-        matches!(output.status.code(), Some(0 | 2)),
+        matches!(output.status.code(), Some(0 | 2 | 4)),
         "{what}: {:?}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)

@@ -73,6 +73,7 @@ pub fn render_report(run: &RunResult) -> Result<String, ReportError> {
         })
         .collect();
     let (cost, cost_note) = cost(run);
+    let saturated = saturated_spans(run);
     let view = ReportView {
         title: format!("gatebench: {}", run.scenario),
         subtitle: format!(
@@ -88,12 +89,18 @@ pub fn render_report(run: &RunResult) -> Result<String, ReportError> {
         key_numbers: key_numbers(run),
         percentiles: percentile_rows(run),
         load: vec![
-            Figure::of(charts::throughput(&seconds)),
-            Figure::of(charts::users(&seconds)),
+            Figure::shaded(charts::throughput(&seconds), &saturated),
+            Figure::shaded(charts::users(&seconds), &saturated),
         ],
         latency: vec![
-            Figure::of(charts::percentiles_over_time(&seconds, Metric::Latency)),
-            Figure::of(charts::percentiles_over_time(&seconds, Metric::Ttft)),
+            Figure::shaded(
+                charts::percentiles_over_time(&seconds, Metric::Latency),
+                &saturated,
+            ),
+            Figure::shaded(
+                charts::percentiles_over_time(&seconds, Metric::Ttft),
+                &saturated,
+            ),
         ],
         distributions,
         errors: if run.totals.errors.total() > 0 {
@@ -115,6 +122,18 @@ pub fn render_report(run: &RunResult) -> Result<String, ReportError> {
             .unwrap_or_else(|e| format!("# the config cannot be shown as TOML: {e}")),
     };
     render("report.html", view)
+}
+
+/// The generator-saturated seconds as x ranges, consecutive seconds joined.
+fn saturated_spans(run: &RunResult) -> Vec<(f64, f64)> {
+    let mut spans: Vec<(f64, f64)> = Vec::new();
+    for second in run.saturated_seconds().into_iter().map(f64::from) {
+        match spans.last_mut() {
+            Some((_, end)) if *end == second => *end = second + 1.0,
+            _ => spans.push((second, second + 1.0)),
+        }
+    }
+    spans
 }
 
 fn verdict(results: &[SloResult]) -> Verdict {

@@ -126,6 +126,12 @@ impl Chart {
 
     /// The SVG element.
     pub fn render(&self) -> String {
+        self.render_shaded(&[])
+    }
+
+    /// The SVG element with the x ranges of `spans` shaded behind the lines (seconds whose
+    /// figures describe the load generator rather than the target).
+    pub fn render_shaded(&self, spans: &[(f64, f64)]) -> String {
         let series: Vec<Series> = self
             .series
             .iter()
@@ -166,6 +172,7 @@ impl Chart {
             escape(&self.title)
         );
         frame.grid(&mut svg, &self.x_label, &self.y_label);
+        frame.shade(&mut svg, spans);
         for s in &series {
             frame.line(&mut svg, s);
         }
@@ -204,6 +211,27 @@ impl Frame {
     fn y(&self, value: f64) -> f64 {
         let plot = HEIGHT - self.top - BOTTOM;
         self.top + plot - (value / self.y_top).clamp(0.0, 1.05) * plot
+    }
+
+    fn shade(&self, svg: &mut String, spans: &[(f64, f64)]) {
+        let bottom = HEIGHT - BOTTOM;
+        for (from, to) in spans {
+            let (from, to) = (
+                from.clamp(self.x_min, self.x_max),
+                to.clamp(self.x_min, self.x_max),
+            );
+            if to <= from {
+                continue;
+            }
+            let (x0, x1) = (self.x(from), self.x(to));
+            let _ = write!(
+                svg,
+                r##"<rect class="saturated" x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#f2c4bf" fill-opacity="0.55"/>"##,
+                self.top,
+                x1 - x0,
+                bottom - self.top
+            );
+        }
     }
 
     fn grid(&self, svg: &mut String, x_label: &str, y_label: &str) {

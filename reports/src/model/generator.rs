@@ -1,0 +1,41 @@
+//! How the load generator itself fared, second by second: whether a second's figures describe
+//! the target or the client.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A probe timer later than this means ready tasks of the generator (sends, SSE reads, the
+/// recorder) waited this long for a thread: the times it took in that second include that
+/// wait, and describe the client. Chosen from measurements on a 2-core machine: an unloaded
+/// generator's probe is at most a few milliseconds late, a saturated one tens to hundreds
+/// (docs/design.md, "Generator saturation").
+pub const SATURATED_LAG: Duration = Duration::from_millis(20);
+
+/// One second of the generator's own health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSample {
+    /// Seconds since the run started.
+    pub second: u32,
+    /// The largest lateness of the generator's probe timer in this second, in microseconds:
+    /// how long a ready task waited for a runtime thread at worst.
+    pub lag_max_us: u64,
+    /// CPU of the generator's process over the second; 100 is one core. With the embedded
+    /// stack the process also runs the mocks and the gateway.
+    pub cpu_percent: Option<f64>,
+    /// The lag passed [`SATURATED_LAG`]: this second's figures describe the client.
+    pub saturated: bool,
+}
+
+impl GeneratorSample {
+    /// A sample whose saturation is judged from its lag.
+    pub fn new(second: u32, lag_max_us: u64, cpu_percent: Option<f64>) -> GeneratorSample {
+        GeneratorSample {
+            second,
+            lag_max_us,
+            cpu_percent,
+            saturated: Duration::from_micros(lag_max_us) > SATURATED_LAG,
+        }
+    }
+}
