@@ -45,6 +45,28 @@ fn scenario(args: &[&str], key: &str) -> Output {
         .expect("harness runs")
 }
 
+/// `harness scenario smoke` at the keyed https `mock` with `key` in the key variable, trusting
+/// the mock's certificate when `trust`, with `extra` flags; run directories go to `out`.
+fn keyed_smoke(mock: &Server, key: &str, trust: bool, extra: &[&str], out: &Path) -> Output {
+    let cert = mock
+        .certificate
+        .clone()
+        .expect("the mock names its certificate");
+    let mut args = vec![
+        "smoke",
+        "--target",
+        &mock.url,
+        "--api-key-env",
+        KEY_VARIABLE,
+    ];
+    args.extend(["--out", arg(out)]);
+    if trust {
+        args.extend(["--ca-cert", arg(&cert)]);
+    }
+    args.extend(extra);
+    scenario(&args, key)
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -81,32 +103,17 @@ fn https_with_the_ca_and_the_key_meets_the_slos_and_keeps_secrets_out() {
     let dir = scratch("external-tls");
     let mock = keyed_tls_mock(&dir);
     assert!(mock.url.starts_with("https://127.0.0.1:"), "{}", mock.url);
-    let cert = mock
-        .certificate
-        .clone()
-        .expect("the mock names its certificate");
     let out = dir.join("runs");
     let header = format!("X-Team-Token: {HEADER_SECRET}");
-    let output = scenario(
-        &[
-            "smoke",
-            "--target",
-            &mock.url,
-            "--ca-cert",
-            arg(&cert),
-            "--api-key-env",
-            KEY_VARIABLE,
-            "--header",
-            &header,
-            "--header",
-            "X-Route: tenant-a",
-            "--duration",
-            "3s",
-            "--out",
-            arg(&out),
-        ],
-        SECRET,
-    );
+    let extra = [
+        "--header",
+        &header,
+        "--header",
+        "X-Route: tenant-a",
+        "--duration",
+        "3s",
+    ];
+    let output = keyed_smoke(&mock, SECRET, true, &extra, &out);
     let printed = text(&output);
     assert_ran(&output, "https run");
     let [run] = run_dirs(&out).try_into().expect("one run directory");
@@ -142,18 +149,7 @@ fn https_without_the_ca_fails_fast_with_one_line() {
     let dir = scratch("external-untrusted");
     let mock = keyed_tls_mock(&dir);
     let started = Instant::now();
-    let output = scenario(
-        &[
-            "smoke",
-            "--target",
-            &mock.url,
-            "--api-key-env",
-            KEY_VARIABLE,
-            "--out",
-            arg(&dir.join("runs")),
-        ],
-        SECRET,
-    );
+    let output = keyed_smoke(&mock, SECRET, false, &[], &dir.join("runs"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -174,24 +170,8 @@ fn https_without_the_ca_fails_fast_with_one_line() {
 fn a_wrong_key_is_a_401_on_every_request() {
     let dir = scratch("external-wrong-key");
     let mock = keyed_tls_mock(&dir);
-    let cert = mock.certificate.clone().expect("certificate");
     let out = dir.join("runs");
-    let output = scenario(
-        &[
-            "smoke",
-            "--target",
-            &mock.url,
-            "--ca-cert",
-            arg(&cert),
-            "--api-key-env",
-            KEY_VARIABLE,
-            "--duration",
-            "2s",
-            "--out",
-            arg(&out),
-        ],
-        "sk-wrong",
-    );
+    let output = keyed_smoke(&mock, "sk-wrong", true, &["--duration", "2s"], &out);
     let printed = text(&output);
     assert_eq!(
         output.status.code(),
