@@ -10,11 +10,15 @@
 //! provider), a clean error (an OpenAI error body, or a stream ending with an error event), or
 //! lost (no answer, or a stream cut without an error event). It then checks the gateway's
 //! counters against what the mocks saw. The Redis case kills and restarts a real
-//! `redis-server` under the limiter and cache tiers. Prints a markdown table; exits non-zero if
-//! any case fails.
+//! `redis-server` under the limiter and cache tiers. The hostile-value cases put a raw
+//! loopback upstream (any status line, header or body) in the primary's place, and the last
+//! case has clients hang up mid-request; both check that nothing panics and every gauge of
+//! things alive returns to 0. Prints a markdown table; exits non-zero if any case fails.
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -185,6 +189,10 @@ fn main() -> ExitCode {
             true => rows.push(run_redis_case().await),
             false => println!("redis killed and restarted: skipped: no redis-server"),
         }
+        for (name, answer) in hostile_answers() {
+            rows.push(run_hostile_case(name, answer).await);
+        }
+        rows.push(run_hang_up_case().await);
         rows
     });
     println!(
@@ -550,5 +558,218 @@ async fn run_redis_case() -> Row {
         sent_primary + sent_fallback == primary_seen.requests + fallback_seen.requests,
         "requests sent upstream differ from requests the mocks saw",
     );
+    row
+}
+
+/// Gauges of things alive that must read 0 on an idle gateway (the scrape's own connection
+/// aside).
+const ALIVE_GAUGES: [&str; 3] = [
+    "gateway_requests_in_flight",
+    "gateway_open_streams",
+    "gateway_upstream_in_flight",
+];
+
+/// Absurd but well-formed answers a primary can give, as raw HTTP/1.1 bytes.
+fn hostile_answers() -> Vec<(&'static str, Vec<u8>)> {
+    let error = r#"{"error":{"message":"slow down","type":"rate_limit"}}"#;
+    let raw = |head: &str, body: &[u8]| {
+        [
+            format!("{head}\r\nconnection: close\r\n\r\n").as_bytes(),
+            body,
+        ]
+        .concat()
+    };
+    vec![
+        (
+            "429 with retry-after: 1e300",
+            raw("HTTP/1.1 429 X\r\nretry-after: 1e300", error.as_bytes()),
+        ),
+        (
+            "503 with retry-after-ms: 18446744073709551615",
+            raw(
+                "HTTP/1.1 503 X\r\nretry-after-ms: 18446744073709551615",
+                error.as_bytes(),
+            ),
+        ),
+        (
+            "200 with content-length: 1 TB",
+            raw(
+                "HTTP/1.1 200 X\r\ncontent-type: application/json\r\ncontent-length: 1000000000000",
+                b"{}",
+            ),
+        ),
+        (
+            "SSE event that never ends (5 MiB)",
+            raw(
+                "HTTP/1.1 200 X\r\ncontent-type: text/event-stream",
+                &[b"data: ".as_slice(), &vec![b'x'; 5 << 20]].concat(),
+            ),
+        ),
+    ]
+}
+
+/// A loopback upstream that reads each request and answers it with `answer`, then closes;
+/// returns its URL and how many requests it answered.
+async fn raw_upstream(answer: Vec<u8>) -> (String, Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let answered = Arc::new(AtomicU64::new(0));
+    let (answer, count) = (Arc::new(answer), answered.clone());
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let (answer, count) = (answer.clone(), count.clone());
+            tokio::spawn(async move {
+                // Reads the head and the (small) body the gateway sends, then answers.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    let Some(head) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = text[..head]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if request.len() >= head + 4 + length {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let _ = tcp.write_all(&answer).await;
+                        let _ = tcp.shutdown().await;
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (url, answered)
+}
+
+/// The alive gauges once the gateway has been idle for a moment (at most 2 s), as `name value`.
+async fn settled_gauges(gw: &GatewayHandle) -> (bool, String) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let metrics = scrape(gw).await;
+        let values: Vec<u64> = ALIVE_GAUGES.iter().map(|g| metrics.get(g)).collect();
+        let idle = values.iter().all(|v| *v == 0)
+            && metrics.provider("gateway_upstream_in_flight", "primary") == 0
+            && metrics.provider("gateway_upstream_in_flight", "fallback") == 0;
+        if idle || Instant::now() > deadline {
+            let text: Vec<String> = ALIVE_GAUGES
+                .iter()
+                .zip(&values)
+                .map(|(g, v)| format!("{} {v}", g.trim_start_matches("gateway_")))
+                .collect();
+            return (idle, text.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The primary answers every request with the same absurd bytes; the fallback is healthy.
+async fn run_hostile_case(name: &str, answer: Vec<u8>) -> Row {
+    let (primary_url, primary_seen) = raw_upstream(answer).await;
+    let fallback_mock = mock(paced()).await;
+    let primary = ProviderConfig::new("primary", ProviderKind::OpenAi, primary_url);
+    let gw = Gateway::start(gateway_config(primary, fallback_mock.url()))
+        .await
+        .expect("gateway starts");
+    let answers = send_all(&gw, |_| json!(null)).await;
+    let alive = get_ok(&gw, "/health").await;
+    let (idle, gauges) = settled_gauges(&gw).await;
+    let metrics = scrape(&gw).await;
+    let fallback_seen = settled_stats(&fallback_mock).await;
+    gw.shutdown().await;
+
+    let mut row = Row::new(name, &answers);
+    let panics = metrics.get("gateway_panics_total");
+    let failed = metrics.provider("gateway_upstream_failures_total", "primary");
+    let sent_primary = metrics.provider("gateway_pool_requests_total", "primary");
+    let sent_fallback = metrics.provider("gateway_pool_requests_total", "fallback");
+    let primary_answered = primary_seen.load(Ordering::Relaxed);
+    row.gateway = format!(
+        "to primary {sent_primary}, to fallback {sent_fallback}, primary attempts failed \
+         {failed}, panics {panics}; idle after: {gauges}"
+    );
+    row.mocks = format!(
+        "primary (raw) {primary_answered}, fallback {} ({})",
+        fallback_seen.requests,
+        outcomes(&fallback_seen)
+    );
+    row.check(alive, "gateway stopped answering /health");
+    row.check(panics == 0, format!("{panics} panics"));
+    row.check(idle, format!("gauges off when idle: {gauges}"));
+    row.check(row.lost == 0, format!("{} requests lost", row.lost));
+    row.check(
+        row.answered == row.sent,
+        format!("{} of {} answered", row.answered, row.sent),
+    );
+    row.check(
+        sent_primary == primary_answered && failed == primary_answered,
+        "requests sent to the primary differ from its answers or the failures counted",
+    );
+    row
+}
+
+/// Clients that give up after 20 ms on requests whose upstream takes 50 ms to answer: every
+/// request is abandoned mid-flight, and the gauges must still return to 0.
+async fn run_hang_up_case() -> Row {
+    let primary_mock = mock(paced()).await;
+    let fallback_mock = mock(paced()).await;
+    let primary = ProviderConfig::new("primary", ProviderKind::OpenAi, primary_mock.url());
+    let gw = Gateway::start(gateway_config(primary, fallback_mock.url()))
+        .await
+        .expect("gateway starts");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let url = format!("{}/v1/chat/completions", gw.url());
+    let requests = (0..REQUESTS).map(|i| {
+        let body = json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": format!("hang up {i}")}],
+            "stream": i % 2 == 0,
+        });
+        let request = client.post(&url).header("x-mock-ttft-ms", "50").json(&body);
+        // Gives up 20 ms after sending, before the whole answer can have arrived (a stream's
+        // headers may have): dropping the future is what a client that hangs up does.
+        let whole = async move { request.send().await?.bytes().await };
+        async move {
+            tokio::time::timeout(Duration::from_millis(20), whole)
+                .await
+                .is_err()
+        }
+    });
+    let gave_up: Vec<bool> = futures::stream::iter(requests)
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    drop(client);
+    let alive = get_ok(&gw, "/health").await;
+    let (idle, gauges) = settled_gauges(&gw).await;
+    let metrics = scrape(&gw).await;
+    let primary_seen = settled_stats(&primary_mock).await;
+    gw.shutdown().await;
+
+    let abandoned = gave_up.iter().filter(|g| **g).count();
+    let mut row = Row::new("clients hang up after 20 ms (upstream 50 ms)", &[]);
+    row.sent = gave_up.len();
+    let panics = metrics.get("gateway_panics_total");
+    row.gateway =
+        format!("{abandoned} abandoned by their clients, panics {panics}; idle after: {gauges}");
+    row.mocks = format!(
+        "primary {} ({})",
+        primary_seen.requests,
+        outcomes(&primary_seen)
+    );
+    row.check(alive, "gateway stopped answering /health");
+    row.check(panics == 0, format!("{panics} panics"));
+    row.check(idle, format!("gauges off when idle: {gauges}"));
+    row.check(abandoned == REQUESTS, "some clients did not hang up");
     row
 }
