@@ -19,13 +19,11 @@ use reports::RunResult;
 use reports::gate::{
     Confidence, GateOptions, GateRuns, GateSubject, Measurements, Round, RoundKind, evaluate,
 };
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::child::start_child;
 use crate::options::Span;
 
-/// How long a gateway may take to print its address.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a run may take beyond its duration (start, drain, report) before it is abandoned.
 const RUN_GRACE: Duration = Duration::from_secs(120);
 
@@ -436,61 +434,5 @@ fn round_dir(kind: RoundKind) -> &'static str {
 /// stdout, `harness gateway` on stderr).
 async fn start_gateway(side: &Side, harness: &Path) -> anyhow::Result<(Child, String)> {
     let command = side.build.command(harness, &side.config);
-    start_child(command, &format!("gateway {}", side.label)).await
-}
-
-/// Starts a server process (`label` names it in errors), waits for the first `http://` address
-/// it prints on stdout or stderr, and returns it; its further output is drained so it never
-/// blocks. The process is killed when the returned child is dropped.
-pub(crate) async fn start_child(
-    mut command: Command,
-    label: &str,
-) -> anyhow::Result<(Child, String)> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {label}"))?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    forward_lines(child.stdout.take(), tx.clone());
-    forward_lines(child.stderr.take(), tx);
-    let mut seen = Vec::new();
-    let url = tokio::time::timeout(STARTUP_TIMEOUT, async {
-        while let Some(line) = rx.recv().await {
-            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-                return Some(url.to_owned());
-            }
-            seen.push(line);
-        }
-        None
-    })
-    .await;
-    match url {
-        Ok(Some(url)) => Ok((child, url)),
-        Ok(None) => bail!(
-            "{label} exited before listening: {}",
-            seen.last().map_or("no output", String::as_str)
-        ),
-        Err(_) => bail!("{label} printed no address within {STARTUP_TIMEOUT:?}"),
-    }
-}
-
-/// Sends every line `reader` yields to `tx` until it ends; the receiver may go away first.
-fn forward_lines<R>(reader: Option<R>, tx: tokio::sync::mpsc::UnboundedSender<String>)
-where
-    R: AsyncRead + Unpin + Send + 'static,
-{
-    let Some(reader) = reader else { return };
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(reader).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if tx.send(line).is_err() {
-                // Nobody reads any more, but the pipe must still be emptied.
-                while let Ok(Some(_)) = lines.next_line().await {}
-                return;
-            }
-        }
-    });
+    start_child(command, &format!("gateway {}", side.label), None).await
 }

@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) only parses arguments, picks a command and maps the outcome to an
 //! exit code; everything else lives here so it can be tested in-process.
 
+mod child;
 pub mod cli;
 pub mod commands;
 pub mod gate;

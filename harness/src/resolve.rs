@@ -51,7 +51,7 @@ pub struct Resolved {
 /// Where the load goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// Start the mock and the gateway in this process.
+    /// Start the mocks and the gateway as child processes.
     Embedded(MockBackend),
     /// OpenAI-compatible endpoints somewhere else (replicas of one gateway, taken in turn);
     /// never empty.
@@ -114,7 +114,7 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         (Some(_), Target::Embedded(_)) => {
             return Err(invalid(
                 "gateway_pid",
-                "needs `target`: the embedded gateway is this process",
+                "needs `target`: the embedded gateway's process is sampled already",
             ));
         }
         (Some(pid), Target::External(_)) if !Path::new(&format!("/proc/{pid}")).exists() => {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use reports::RunResult;
 use reports::model::Environment;
 use reports::slo::{evaluate, evaluate_partial};
@@ -19,7 +19,7 @@ use scenarios::scenario::TimedChange;
 use tokio::time::MissedTickBehavior;
 
 use crate::health::{Health, saturation_warning};
-use crate::output::write_run;
+use crate::output::{run_dir, write_run};
 use crate::progress::Progress;
 use crate::resolve::Resolved;
 use crate::sampler::{Process, Sampler};
@@ -55,7 +55,14 @@ pub enum RunError {
 
 /// Runs `resolved` and writes its run directory.
 pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
-    let stack = Stack::start(&resolved.target, resolved.scenario.upstream).await?;
+    let started_at = Utc::now();
+    let dir = run_dir(
+        &resolved.out,
+        resolved.scenario.name,
+        started_at,
+        resolved.worker,
+    );
+    let stack = Stack::start(&resolved.target, resolved.scenario.upstream, &dir).await?;
     let ready = async {
         let client = Client::new(stack.urls(), resolved.client.clone())?;
         client.preflight().await?;
@@ -72,7 +79,7 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
     // by the first requests that need it.
     scenarios::tokens::warm();
     print_banner(&resolved, &stack);
-    let measured = drive(&resolved, &stack, client).await;
+    let measured = drive(&resolved, &stack, client, started_at).await;
     stack.shutdown().await;
     let (mut result, cache_latency) = measured?;
 
@@ -92,7 +99,7 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
         &resolved.scenario.changes,
         resolved.plan.load.duration(),
     );
-    let dir = write_run(&resolved.out, &result, resolved.worker)?;
+    write_run(&dir, &result)?;
     Ok(Outcome {
         result,
         dir,
@@ -164,13 +171,14 @@ async fn drive(
     resolved: &Resolved,
     stack: &Stack,
     client: Client,
+    started_at: DateTime<Utc>,
 ) -> Result<(RunResult, CacheLatency), RunError> {
     let config = toml::Table::try_from(&resolved.options).unwrap_or_default();
     let mut result = RunResult::new(
         resolved.scenario.name,
         config,
         Environment::detect(env!("CARGO_PKG_VERSION")),
-        Utc::now(),
+        started_at,
     );
     result.goodput_limits = resolved.limits;
     if resolved.client.verify == Verify::Insecure {
@@ -186,10 +194,10 @@ async fn drive(
         result,
         sampler: Sampler::new(
             client.clone(),
-            match stack.in_process() {
-                true => Some(Process::This),
-                false => resolved.gateway_pid.map(Process::Pid),
-            },
+            stack
+                .gateway_pid()
+                .or(resolved.gateway_pid)
+                .map(Process::Pid),
         ),
         health: Health::start(),
         progress: Progress::new(resolved.plan.load.duration(), resolved.quiet),
@@ -279,16 +287,15 @@ impl Live<'_> {
             }
         }
         let length = self.resolved.plan.load.duration().as_secs_f64();
-        let stack = self.stack;
-        self.changes.retain(|change| {
-            if elapsed.as_secs_f64() < change.at * length {
-                return true;
-            }
-            if let Err(e) = stack.apply(change.change) {
+        let (due, later) = std::mem::take(&mut self.changes)
+            .into_iter()
+            .partition(|change| elapsed.as_secs_f64() >= change.at * length);
+        self.changes = later;
+        for change in due {
+            if let Err(e) = self.stack.apply(change.change).await {
                 tracing::warn!("cannot apply {:?}: {e}", change.change);
             }
-            false
-        });
+        }
         if self.result.stopped_early.is_none() {
             let lost = evaluate_partial(&self.resolved.slos, &self.result);
             if !lost.is_empty() {

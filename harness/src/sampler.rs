@@ -32,9 +32,9 @@ enum Scrape {
 /// Whose RSS and CPU a sample reads.
 #[derive(Clone, Copy, Debug)]
 pub enum Process {
-    /// This process: the embedded gateway runs in it.
+    /// This process: the load generator (its own health).
     This,
-    /// Another process on this machine (`--gateway-pid`).
+    /// Another process on this machine: the embedded stack's gateway, or `--gateway-pid`.
     Pid(u32),
 }
 

@@ -261,10 +261,7 @@ fn gateway_line(run: &RunResult) -> Option<String> {
     let cpu: Vec<f64> = run.gateway.iter().filter_map(|s| s.cpu_percent).collect();
     let mut parts = Vec::new();
     if let Some(rss) = rss {
-        parts.push(format!(
-            "peak RSS {} MB (whole process)",
-            significant(rss as f64 / 1e6)
-        ));
+        parts.push(format!("peak RSS {} MB", significant(rss as f64 / 1e6)));
     }
     if !cpu.is_empty() {
         let mean = cpu.iter().sum::<f64>() / cpu.len() as f64;

@@ -173,9 +173,10 @@ fn a_wrong_key_is_a_401_on_every_request() {
     let out = dir.join("runs");
     let output = keyed_smoke(&mock, "sk-wrong", true, &["--duration", "2s"], &out);
     let printed = text(&output);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
+    // The error-rate SLO fails: 2, or 4 when a busy machine starved the generator in every
+    // second of so short a run (the counts below hold either way).
+    assert!(
+        matches!(output.status.code(), Some(2 | 4)),
         "the error-rate SLO fails: {printed}"
     );
     let [run] = run_dirs(&out).try_into().expect("one run directory");

@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use reports::overhead::SideLabel;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use super::OverheadError;
 use super::plan::Subject;
-use crate::gate::{mock_gateway_config, start_child, write_gateway_config};
+use crate::child::{start_child, this_binary};
+use crate::gate::{mock_gateway_config, write_gateway_config};
 
 /// Where each side is, and the children that serve them (killed when this is dropped).
 pub(super) struct Sides {
@@ -77,12 +77,7 @@ impl Sides {
 
     /// Runs this binary with `args` and returns the address it prints.
     async fn spawn(&mut self, label: &str, args: &[&str]) -> Result<String, OverheadError> {
-        let started = async {
-            let harness = std::env::current_exe().context("locating the harness executable")?;
-            let mut command = Command::new(harness);
-            command.args(args);
-            start_child(command, label).await
-        };
+        let started = async { start_child(this_binary(args)?, label, None).await };
         let (child, url) = started
             .await
             .map_err(|e| OverheadError::Start(format!("{e:#}")))?;
