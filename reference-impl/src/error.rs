@@ -1,4 +1,5 @@
-//! Errors: [`GatewayError`] for starting the gateway, [`ApiError`] for what a client sees.
+//! Errors: [`GatewayError`] for starting the gateway, [`ApiError`] for what a client sees, in
+//! the shape of the API the client speaks.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
 use crate::config::ConfigError;
+use crate::front::Api;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -22,9 +24,12 @@ pub enum GatewayError {
     },
 }
 
-/// An OpenAI-style error: `{"error":{"message","type","param","code"}}` with an HTTP status.
+/// An error with an HTTP status, rendered for the client's API: OpenAI's
+/// `{"error":{"message","type","param","code"}}` by default, Anthropic's
+/// `{"type":"error","error":{"type","message"}}` at the Messages front door
+/// ([`ApiError::into_response_for`]).
 ///
-/// Every failure a client can see is one of these, so clients written against OpenAI parse
+/// Every failure a client can see is one of these, so clients written against either API parse
 /// gateway errors without special cases.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -35,6 +40,20 @@ pub struct ApiError {
     pub code: Option<&'static str>,
     /// Sent as `retry-after` (whole seconds, rounded up).
     pub retry_after: Option<Duration>,
+}
+
+#[derive(Serialize)]
+struct AnthropicEnvelope<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: AnthropicBody<'a>,
+}
+
+#[derive(Serialize)]
+struct AnthropicBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: &'a str,
 }
 
 #[derive(Serialize)]
@@ -180,12 +199,86 @@ impl ApiError {
 
     /// The same error as one SSE event, ending a stream that already started.
     pub fn to_sse_event(&self) -> Bytes {
-        let json = self.to_json();
-        let mut event = Vec::with_capacity(json.len() + 8);
+        self.sse_event_for(Api::OpenAi)
+    }
+
+    /// The status an Anthropic client sees: a full queue is Anthropic's 529 (overloaded), which
+    /// its clients back off from; everything else keeps its status.
+    pub fn anthropic_status(&self) -> StatusCode {
+        match self.code {
+            Some("queue_full") => StatusCode::from_u16(529).unwrap_or(self.status),
+            _ => self.status,
+        }
+    }
+
+    /// Anthropic's error type for the status an Anthropic client sees.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.anthropic_status().as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            500.. => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The Anthropic JSON body; the field at fault, which Anthropic's shape has no place for,
+    /// leads the message as Anthropic's own errors do (`max_tokens: Field required`).
+    pub fn to_anthropic_json(&self) -> Vec<u8> {
+        let message = match &self.param {
+            Some(param) => Cow::Owned(format!("{param}: {}", self.message)),
+            None => Cow::Borrowed(&*self.message),
+        };
+        let envelope = AnthropicEnvelope {
+            kind: "error",
+            error: AnthropicBody {
+                kind: self.anthropic_type(),
+                message: &message,
+            },
+        };
+        serde_json::to_vec(&envelope).unwrap_or_default()
+    }
+
+    /// The error as one SSE event of the client's API: OpenAI's `data:` line, or Anthropic's
+    /// `event: error`.
+    pub fn sse_event_for(&self, api: Api) -> Bytes {
+        let (name, json): (&[u8], _) = match api {
+            Api::OpenAi => (b"", self.to_json()),
+            Api::Anthropic => (b"event: error\n", self.to_anthropic_json()),
+        };
+        let mut event = Vec::with_capacity(name.len() + json.len() + 8);
+        event.extend_from_slice(name);
         event.extend_from_slice(b"data: ");
         event.extend_from_slice(&json);
         event.extend_from_slice(b"\n\n");
         Bytes::from(event)
+    }
+
+    /// The response for a client of `api`, with `retry-after` when set.
+    pub fn into_response_for(self, api: Api) -> Response {
+        let (status, body) = match api {
+            Api::OpenAi => (self.status, self.to_json()),
+            Api::Anthropic => (self.anthropic_status(), self.to_anthropic_json()),
+        };
+        let mut response = (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response();
+        if let Some(after) = self.retry_after {
+            let secs = after.as_millis().div_ceil(1000).max(1) as u64;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -203,22 +296,7 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            self.to_json(),
-        )
-            .into_response();
-        if let Some(after) = self.retry_after {
-            let secs = after.as_millis().div_ceil(1000).max(1) as u64;
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
+        self.into_response_for(Api::OpenAi)
     }
 }
 
@@ -234,6 +312,30 @@ mod tests {
             v,
             serde_json::json!({"error": {"message": "bad", "type": "invalid_request_error", "param": "messages", "code": null}})
         );
+    }
+
+    #[test]
+    fn anthropic_shape_types_by_status_and_names_the_field() {
+        let err = ApiError::invalid_request("Field required").with_param("max_tokens");
+        let v: serde_json::Value = serde_json::from_slice(&err.to_anthropic_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}})
+        );
+        let full = ApiError::unavailable("busy").with_code("queue_full");
+        assert_eq!(full.anthropic_status().as_u16(), 529);
+        assert_eq!(full.anthropic_type(), "overloaded_error");
+        assert_eq!(
+            ApiError::payload_too_large(1).anthropic_type(),
+            "request_too_large"
+        );
+        assert_eq!(
+            ApiError::rate_limited("x").anthropic_type(),
+            "rate_limit_error"
+        );
+        assert_eq!(ApiError::bad_gateway("x").anthropic_type(), "api_error");
+        let event = ApiError::bad_gateway("broke").sse_event_for(Api::Anthropic);
+        assert!(event.starts_with(b"event: error\ndata: {\"type\":\"error\""));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The reference optimized LLM gateway core: the system under test and a model of how to build one.
 //!
 //! An OpenAI-compatible front (`POST /v1/chat/completions`, streaming and not, and
-//! `POST /v1/embeddings`) in front of
+//! `POST /v1/embeddings`) and an Anthropic one (`POST /v1/messages`, see [`front`]) in front of
 //! OpenAI-compatible and Anthropic upstreams, with weighted routing, fallback, pooled
 //! connections, Prometheus metrics and an admin API. Start it in-process with
 //! [`Gateway::start`]; [`pipeline`] is the request path, top to bottom.
@@ -14,9 +14,11 @@ pub mod clock;
 pub mod config;
 pub mod embeddings;
 pub mod error;
+pub mod front;
 pub mod health;
 pub mod limiter;
 pub mod limits;
+pub mod messages;
 pub mod metrics;
 pub mod pipeline;
 pub mod pool;

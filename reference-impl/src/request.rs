@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
@@ -102,33 +103,14 @@ impl Stop {
 impl ChatRequest {
     /// Parses and validates a body; errors name the offending field as OpenAI's `param`.
     pub fn parse(raw: Bytes) -> Result<Self, ApiError> {
-        if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::invalid_request(
-                "Invalid JSON body: the request body must be a JSON object",
-            ));
-        }
-        if too_deep(&raw) {
-            return Err(ApiError::invalid_request(format!(
-                "Invalid JSON body: arrays and objects are nested deeper than {MAX_DEPTH} levels"
-            )));
-        }
+        check_object(&raw)?;
         // Plain serde on the hot path; only a failed parse pays for the path tracking that
         // names the offending field.
         let body: ChatBody = match serde_json::from_slice(&raw) {
             Ok(body) => body,
-            Err(_) => return Err(Self::explain(&raw)),
+            Err(_) => return Err(explain::<ChatBody>(&raw)),
         };
-        if body.model.is_empty() {
-            return Err(ApiError::invalid_request("`model` must not be empty").with_param("model"));
-        }
-        if body.model.chars().any(char::is_control) {
-            // The name is echoed in errors and logs and may be sent upstream: refuse what
-            // could split a header or a log line rather than escape it everywhere.
-            return Err(
-                ApiError::invalid_request("`model` must not contain control characters")
-                    .with_param("model"),
-            );
-        }
+        check_model(&body.model)?;
         if body.messages.is_empty() {
             return Err(
                 ApiError::invalid_request("`messages` must contain at least one message")
@@ -138,33 +120,66 @@ impl ChatRequest {
         Ok(Self { body, raw })
     }
 
-    /// The error for a body that failed to parse, with the JSON path of the bad field as `param`.
-    fn explain(raw: &[u8]) -> ApiError {
-        let mut de = serde_json::Deserializer::from_slice(raw);
-        let result: Result<ChatBody, _> = serde_path_to_error::deserialize(&mut de);
-        let e = match result.map(|_| de.end()) {
-            Ok(Ok(())) => return ApiError::invalid_request("Invalid request body"),
-            Ok(Err(e)) => return ApiError::invalid_request(format!("Invalid JSON body: {e}")),
-            Err(e) => e,
-        };
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::invalid_request(format!("Invalid JSON body: {inner}"));
-        }
-        let err = ApiError::invalid_request(format!("Invalid request body: {inner}"));
-        if path == "." {
-            err
-        } else {
-            err.with_param(path)
-        }
-    }
-
     pub fn include_usage(&self) -> bool {
         self.body
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage)
+    }
+}
+
+/// The checks before parsing a request body of either API: a JSON object, not nested deeper
+/// than [`MAX_DEPTH`].
+pub(crate) fn check_object(raw: &[u8]) -> Result<(), ApiError> {
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid_request(
+            "Invalid JSON body: the request body must be a JSON object",
+        ));
+    }
+    if too_deep(raw) {
+        return Err(ApiError::invalid_request(format!(
+            "Invalid JSON body: arrays and objects are nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    Ok(())
+}
+
+/// `model` must name something: not empty, and without control characters.
+pub(crate) fn check_model(model: &str) -> Result<(), ApiError> {
+    if model.is_empty() {
+        return Err(ApiError::invalid_request("`model` must not be empty").with_param("model"));
+    }
+    if model.chars().any(char::is_control) {
+        // The name is echoed in errors and logs and may be sent upstream: refuse what
+        // could split a header or a log line rather than escape it everywhere.
+        return Err(
+            ApiError::invalid_request("`model` must not contain control characters")
+                .with_param("model"),
+        );
+    }
+    Ok(())
+}
+
+/// The error for a body that failed to parse as `T`, with the JSON path of the bad field as
+/// `param`.
+pub(crate) fn explain<T: DeserializeOwned>(raw: &[u8]) -> ApiError {
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let e = match result.map(|_| de.end()) {
+        Ok(Ok(())) => return ApiError::invalid_request("Invalid request body"),
+        Ok(Err(e)) => return ApiError::invalid_request(format!("Invalid JSON body: {e}")),
+        Err(e) => e,
+    };
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::invalid_request(format!("Invalid JSON body: {inner}"));
+    }
+    let err = ApiError::invalid_request(format!("Invalid request body: {inner}"));
+    if path == "." {
+        err
+    } else {
+        err.with_param(path)
     }
 }
 

@@ -375,6 +375,7 @@ impl Drop for GatewayHandle {
 fn routes(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", post(pipeline::chat_completions))
+        .route("/v1/messages", post(pipeline::messages))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(models))
         .route("/health", get(health))

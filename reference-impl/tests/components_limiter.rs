@@ -26,6 +26,7 @@ async fn free_tier_admits_exactly_its_capacity_then_refills_at_the_rate() {
         scope,
         retry_after,
         quota,
+        ..
     } = limiter.check(&key, Tier::Free, "m").await
     else {
         panic!("over the limit must be denied");
@@ -55,7 +56,9 @@ async fn allowed_decisions_count_down_the_remaining_requests() {
     let key = KeyId::from_api_key("sk");
     let remaining: Vec<u64> = (0..3)
         .map(|_| match limiter.check_local_now(&key, Tier::Free, "m") {
-            Decision::Allowed { quota: Some(quota) } => quota.remaining,
+            Decision::Allowed {
+                quota: Some(quota), ..
+            } => quota.remaining,
             other => panic!("unexpected {other:?}"),
         })
         .collect();

@@ -9,6 +9,13 @@
 //!
 //! The key is computed in one pass over the body bytes, without building a `serde_json::Value`
 //! (see `canonical`).
+//!
+//! Keys are namespaced by front door ([`Api`]): the same bytes can be a valid request of both
+//! APIs (`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}` is), and
+//! each door's entries hold an answer in its own API's shape, so an OpenAI request and an
+//! Anthropic one never answer each other. Keeping each door's own shape, rather than one
+//! neutral form rendered per door, is what lets the answer pass through byte for byte, hits
+//! cost no translation, and coalesced followers take the leader's stream chunks as they are.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,6 +26,10 @@ use serde_json::Value;
 use super::CacheConfig;
 use super::canonical::{Fingerprint, SyntaxError};
 use super::memo::FingerprintMemo;
+use crate::front::Api;
+
+/// Seed that moves a Messages request's key out of the chat completions namespace.
+const MESSAGES_NAMESPACE: u64 = 0x6d65_7373_6167_6573; // "messages"
 
 /// What every cache key's string form starts with: the gateway's own keys in a shared Redis.
 pub const KEY_PREFIX: &str = "ai:completion:";
@@ -68,9 +79,18 @@ impl CacheKey {
         &self.model
     }
 
-    /// The 128-bit digest of the canonical request (model included).
+    /// The 128-bit digest of the canonical request (model and front door included).
     pub fn hash(&self) -> u128 {
         self.hash
+    }
+
+    /// The key of the same body received at `api`'s front door.
+    pub fn for_api(mut self, api: Api) -> Self {
+        if api == Api::Anthropic {
+            self.hash =
+                xxhash_rust::xxh3::xxh3_128_with_seed(&self.hash.to_le_bytes(), MESSAGES_NAMESPACE);
+        }
+        self
     }
 }
 
@@ -119,6 +139,8 @@ pub enum Cacheability {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheRequest {
     pub key: CacheKey,
+    /// The front door it came through: the shape of the answer stored under its key.
+    pub api: Api,
     pub read: bool,
     /// The messages' text, for the semantic tier (only when it is enabled).
     pub prompt: Option<String>,
@@ -127,10 +149,11 @@ pub struct CacheRequest {
 /// OpenAI's default when a request gives no temperature.
 const DEFAULT_TEMPERATURE: f64 = 1.0;
 
-/// Applies the cacheability rules of `config` to a request body and its headers.
+/// Applies the cacheability rules of `config` to a request body of `api` and its headers.
 pub(super) fn classify(
     config: &CacheConfig,
     memo: &FingerprintMemo,
+    api: Api,
     body: &[u8],
     headers: &HeaderMap,
 ) -> Cacheability {
@@ -151,7 +174,8 @@ pub(super) fn classify(
     }
     match key(fingerprint) {
         Ok(key) => Cacheability::Cacheable(CacheRequest {
-            key,
+            key: key.for_api(api),
+            api,
             read: !directives.no_cache,
             prompt: None,
         }),
@@ -267,6 +291,17 @@ mod tests {
             CacheKey::from_json(b"{\"model\":\"m\"} x"),
             Err(KeyError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn the_same_body_at_the_two_front_doors_has_two_keys() {
+        let body = json!({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]});
+        let chat = key(body);
+        let messages = chat.clone().for_api(Api::Anthropic);
+        assert_ne!(chat, messages);
+        assert_eq!(chat.clone().for_api(Api::OpenAi), chat);
+        assert_eq!(messages.model(), "m");
+        assert_eq!(CacheKey::parse(&messages.to_string()), Some(messages));
     }
 
     #[test]

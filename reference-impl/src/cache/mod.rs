@@ -2,8 +2,9 @@
 //! adaptive TTLs, an optional Redis tier, and coalescing of identical requests in flight.
 //!
 //! Contract:
-//! - [`ResponseCache::classify`] decides from the body and headers whether a request may use the
-//!   cache and computes its [`CacheKey`]: requests with a temperature above `max_temperature`
+//! - [`ResponseCache::classify`] (a chat completion) and [`ResponseCache::classify_for`] (a
+//!   request of either front door) decide from the body and headers whether a request may use
+//!   the cache and compute its [`CacheKey`], namespaced by front door (see `key`): requests with a temperature above `max_temperature`
 //!   (absent counts as 1.0) bypass it unless `force` or `x-cache-force: true`;
 //!   `cache-control: no-store` bypasses it, `no-cache` skips the lookup but stores the answer.
 //! - [`ResponseCache::lookup`] answers [`Lookup::Hit`] from memory, else from Redis (bounded by
@@ -14,12 +15,15 @@
 //!   for the same model whose embedding has cosine similarity >= `threshold` (default 0.85).
 //! - The leader calls upstream, publishes each SSE chunk it sends with [`Leader::send_chunk`],
 //!   and ends with [`Leader::complete`] (stores the `chat.completion` body, assembled with
-//!   [`sse::CompletionAssembler`] if it streamed, and answers the followers) or
+//!   [`Leader::assembler`] if it streamed, and answers the followers) or
 //!   [`Leader::fail`]. A leader dropped without either (its client left) releases the followers.
 //! - A follower gets the leader's stream from its first chunk ([`Follower::into_stream`]) or the
 //!   completion ([`Follower::wait`]). When the leader fails before the follower saw anything, the
 //!   follower gets [`FollowError::Retry`] (look up again) or the error, by `on_leader_failure`.
-//! - A cached completion is replayed to streaming clients as SSE with [`CachedResponse::sse`].
+//! - Entries hold the answer in the shape of the front door that asked: a `chat.completion`,
+//!   or an Anthropic `message`. A cached answer is replayed to streaming clients as that API's
+//!   SSE with [`CachedResponse::sse`] ([`sse`], [`messages_sse`]). The semantic tier serves the
+//!   chat completions door only.
 //!
 //! ```
 //! # use reference_impl::cache::{CacheConfig, Cacheability, Lookup, ResponseCache};
@@ -40,6 +44,7 @@ mod flight;
 mod key;
 mod memo;
 mod memory;
+pub mod messages_sse;
 mod redis;
 mod semantic;
 pub mod sse;
@@ -63,6 +68,8 @@ pub use redis::RedisCacheConfig;
 use redis::RedisTier;
 use semantic::SemanticIndex;
 pub use semantic::{EmbedError, EmbedFuture, Embedder, OpenAiEmbedder, SemanticConfig};
+
+use crate::front::Api;
 
 /// `[cache]` configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -164,17 +171,53 @@ pub struct CacheStats {
     pub in_flight: u64,
 }
 
-/// A completion served from the cache.
+/// An answer served from the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedResponse {
-    /// The `chat.completion` JSON body.
+    /// The `chat.completion` (or, for [`Api::Anthropic`], `message`) JSON body.
     pub body: Bytes,
+    /// The front door whose shape `body` has.
+    pub api: Api,
 }
 
 impl CachedResponse {
-    /// The body as SSE events for a streaming client.
+    /// The body as SSE events for a streaming client (`include_usage` only matters to the
+    /// chat completions form: an Anthropic stream always reports usage).
     pub fn sse(&self, include_usage: bool) -> Result<Vec<Bytes>, sse::SseError> {
-        sse::replay(&self.body, include_usage)
+        replay(self.api, &self.body, include_usage)
+    }
+}
+
+/// A stored answer of `api` as that API's SSE events.
+fn replay(api: Api, body: &[u8], include_usage: bool) -> Result<Vec<Bytes>, sse::SseError> {
+    match api {
+        Api::OpenAi => sse::replay(body, include_usage),
+        Api::Anthropic => messages_sse::replay(body),
+    }
+}
+
+/// Folds a live stream's event payloads into the body to store, in the leader's API's shape.
+#[derive(Debug)]
+pub enum Assembler {
+    Chat(sse::CompletionAssembler),
+    Message(messages_sse::MessageAssembler),
+}
+
+impl Assembler {
+    /// Adds one event's `data:` payload.
+    pub fn push(&mut self, data: &str) -> Result<(), sse::SseError> {
+        match self {
+            Self::Chat(assembler) => assembler.push(data),
+            Self::Message(assembler) => assembler.push(data),
+        }
+    }
+
+    /// The assembled body.
+    pub fn finish(self) -> Result<Bytes, sse::SseError> {
+        match self {
+            Self::Chat(assembler) => assembler.finish(),
+            Self::Message(assembler) => assembler.finish(),
+        }
     }
 }
 
@@ -265,15 +308,25 @@ impl ResponseCache {
         })
     }
 
-    /// Applies the cacheability rules to one request body, as received, and its headers.
+    /// Applies the cacheability rules to one chat completion request body, as received, and
+    /// its headers.
     pub fn classify(&self, body: &[u8], headers: &HeaderMap) -> Cacheability {
+        self.classify_for(Api::OpenAi, body, headers)
+    }
+
+    /// Applies the cacheability rules to one request body of `api`, as received, and its
+    /// headers.
+    pub fn classify_for(&self, api: Api, body: &[u8], headers: &HeaderMap) -> Cacheability {
         let inner = &self.inner;
-        let mut decision = key::classify(&inner.config, &inner.memo, body, headers);
+        let mut decision = key::classify(&inner.config, &inner.memo, api, body, headers);
         match &mut decision {
             Cacheability::Bypass(_) => {
                 self.inner.bypassed.fetch_add(1, Ordering::Relaxed);
             }
-            Cacheability::Cacheable(request) if self.inner.semantic.is_some() => {
+            // Its index holds chat completions only.
+            Cacheability::Cacheable(request)
+                if self.inner.semantic.is_some() && api == Api::OpenAi =>
+            {
                 request.prompt = semantic::prompt_text(body);
             }
             Cacheability::Cacheable(_) => {}
@@ -284,9 +337,9 @@ impl ResponseCache {
     /// Finds the answer to `request`, or the role it takes in getting one.
     pub async fn lookup(&self, request: &CacheRequest) -> Lookup {
         let inner = &self.inner;
-        let hash = request.key.hash();
+        let (hash, api) = (request.key.hash(), request.api);
         if request.read
-            && let Some(hit) = self.memory_hit(hash)
+            && let Some(hit) = self.memory_hit(hash, api)
         {
             return Lookup::Hit(hit);
         }
@@ -296,6 +349,7 @@ impl ResponseCache {
                 inner.coalesced.fetch_add(1, Ordering::Relaxed);
                 return Lookup::Follow(Follower {
                     flight,
+                    api,
                     delivered: 0,
                     policy: inner.config.on_leader_failure,
                 });
@@ -306,14 +360,15 @@ impl ResponseCache {
         let mut leader = Leader {
             cache: Arc::clone(inner),
             key: request.key.clone(),
+            api,
             flight,
             embedding: None,
         };
         if request.read {
             // A leader that finished between the memory miss and the join has stored its answer.
-            let hit = match self.memory_hit(hash) {
+            let hit = match self.memory_hit(hash, api) {
                 Some(hit) => Some(hit),
-                None => self.redis_hit(&request.key).await,
+                None => self.redis_hit(&request.key, api).await,
             };
             if let Some(hit) = hit {
                 leader.settle(Outcome::Completed(hit.body.clone()));
@@ -376,10 +431,10 @@ impl ResponseCache {
         }
     }
 
-    fn memory_hit(&self, hash: u128) -> Option<CachedResponse> {
+    fn memory_hit(&self, hash: u128, api: Api) -> Option<CachedResponse> {
         let body = self.inner.memory.get(hash)?.encoded.decode()?;
         self.inner.hits.fetch_add(1, Ordering::Relaxed);
-        Some(CachedResponse { body })
+        Some(CachedResponse { body, api })
     }
 
     /// Looks for a similar prompt's completion; otherwise leaves the prompt's embedding with
@@ -401,7 +456,7 @@ impl ResponseCache {
             }
         };
         if let Some(hash) = semantic.nearest(model, &vector) {
-            if let Some(hit) = self.memory_hit(hash) {
+            if let Some(hit) = self.memory_hit(hash, request.api) {
                 inner.semantic_hits.fetch_add(1, Ordering::Relaxed);
                 return Some(hit);
             }
@@ -412,7 +467,7 @@ impl ResponseCache {
     }
 
     /// Reads Redis and promotes a hit into memory; failures count and read as a miss.
-    async fn redis_hit(&self, key: &CacheKey) -> Option<CachedResponse> {
+    async fn redis_hit(&self, key: &CacheKey, api: Api) -> Option<CachedResponse> {
         let inner = &self.inner;
         let redis = inner.redis.as_ref()?;
         let encoded = match redis.get(&key.to_string()).await {
@@ -430,7 +485,7 @@ impl ResponseCache {
         inner.memory.insert(key.hash(), encoded);
         inner.hits.fetch_add(1, Ordering::Relaxed);
         inner.redis_hits.fetch_add(1, Ordering::Relaxed);
-        Some(CachedResponse { body })
+        Some(CachedResponse { body, api })
     }
 }
 
@@ -439,6 +494,8 @@ impl ResponseCache {
 pub struct Leader {
     cache: Arc<Inner>,
     key: CacheKey,
+    /// The front door whose shape the answer has.
+    api: Api,
     /// `None` once settled, or when the request does not coalesce.
     flight: Option<Arc<Flight>>,
     /// The prompt's embedding, stored with the completion (semantic tier only).
@@ -450,6 +507,14 @@ impl Leader {
         &self.key
     }
 
+    /// An assembler for this leader's streamed answer, in its front door's shape.
+    pub fn assembler(&self) -> Assembler {
+        match self.api {
+            Api::OpenAi => Assembler::Chat(sse::CompletionAssembler::default()),
+            Api::Anthropic => Assembler::Message(messages_sse::MessageAssembler::default()),
+        }
+    }
+
     /// Publishes one SSE event, as sent to the leader's own client, to streaming followers.
     pub fn send_chunk(&self, chunk: Bytes) {
         if let Some(flight) = &self.flight {
@@ -457,7 +522,7 @@ impl Leader {
         }
     }
 
-    /// Stores a successful `chat.completion` body (memory, then Redis in the background) and
+    /// Stores a successful answer body (memory, then Redis in the background) and
     /// answers the followers. Upstream errors go to [`Leader::fail`], never here.
     pub fn complete(mut self, body: Bytes) {
         let encoded = Encoded::encode(body.clone(), self.cache.config.compress_threshold_bytes);
@@ -528,6 +593,8 @@ enum FollowState {
 #[derive(Debug)]
 pub struct Follower {
     flight: Arc<Flight>,
+    /// The front door whose shape the leader's answer has.
+    api: Api,
     /// Chunks already handed to this follower's client.
     delivered: usize,
     policy: LeaderFailure,
@@ -587,7 +654,7 @@ impl Follower {
             Ok(body) => body,
             Err(error) => return Some((Err(error), FollowState::Ended)),
         };
-        match sse::replay(&body, include_usage) {
+        match replay(self.api, &body, include_usage) {
             Ok(events) => {
                 let mut events = events.into_iter();
                 let first = events.next()?;

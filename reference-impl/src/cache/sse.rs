@@ -19,6 +19,8 @@ pub enum SseError {
     Json(#[from] serde_json::Error),
     #[error("not a chat completion: {0}")]
     Shape(&'static str),
+    #[error("not an Anthropic message: {0}")]
+    Message(String),
 }
 
 /// Renders a cached `chat.completion` body as the SSE events of an equivalent stream.

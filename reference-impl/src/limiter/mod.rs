@@ -14,7 +14,11 @@
 //!   limits; if Redis errors or does not answer within `timeout_ms`, the check falls back to the
 //!   local buckets and [`LimiterStats::redis_fallbacks`] counts it. A request is never failed
 //!   because Redis is unavailable.
-//! - A [`Decision`] carries what the `x-ratelimit-*` and `retry-after` headers need.
+//! - A [`Decision`] carries what the rate-limit headers need ([`Decision::write_headers`]):
+//!   OpenAI's `x-ratelimit-{limit,remaining,reset}-requests` for the key's tier quota (on a
+//!   refusal by the model's quota, that quota), the same `-tokens` triple when the tier has a
+//!   `tokens_per_minute` budget, the IETF draft's structured `RateLimit` and `RateLimit-Policy`
+//!   fields for the request quota (policy `"default"`), and `retry-after` on a refusal.
 //!
 //! ```
 //! # use reference_impl::limiter::{KeyId, LimiterConfig, RateLimiter, Tier};
@@ -229,25 +233,34 @@ pub enum Scope {
     Tokens,
 }
 
-/// The state of the quota a decision reports, as the `x-ratelimit-*-requests` headers show it.
+/// The state of the quota a decision reports, as the `x-ratelimit-*` headers show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
     pub limit: u64,
     pub remaining: u64,
     /// Time until the bucket is full again.
     pub reset: Duration,
+    /// The period over which `limit` units come back (the policy's window).
+    pub window: Duration,
 }
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Admitted; `quota` is the key's tier quota after this request (`None` when disabled).
-    Allowed { quota: Option<Quota> },
+    /// Admitted; `quota` is the key's tier quota after this request (`None` when disabled),
+    /// `tokens` the key's token budget when its tier has one.
+    Allowed {
+        quota: Option<Quota>,
+        tokens: Option<Quota>,
+    },
     /// Refused by `scope`; `quota` describes that scope, `retry_after` when it would admit.
+    /// When the token budget refused, `requests` is the key's tier quota (which the refusal
+    /// took nothing from).
     Denied {
         scope: Scope,
         quota: Quota,
         retry_after: Duration,
+        requests: Option<Quota>,
     },
 }
 
@@ -256,31 +269,79 @@ impl Decision {
         matches!(self, Self::Denied { .. })
     }
 
-    /// Adds `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests`,
-    /// `x-ratelimit-reset-requests` and, when denied, `retry-after` (whole seconds, rounded up).
+    /// Writes the rate-limit headers, all durations in whole seconds rounded up:
+    /// - the request quota as `x-ratelimit-{limit,remaining,reset}-requests` (reset with an `s`
+    ///   suffix, as OpenAI writes it) and as the IETF draft's structured fields
+    ///   `RateLimit-Policy: "default";q=LIMIT;w=WINDOW` and
+    ///   `RateLimit: "default";r=REMAINING;t=RESET`;
+    /// - the token budget, when the tier has one and this check reached it, as
+    ///   `x-ratelimit-{limit,remaining,reset}-tokens`;
+    /// - `retry-after` when denied.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        let (quota, retry_after) = match *self {
-            Self::Allowed { quota: None } => return,
-            Self::Allowed { quota: Some(quota) } => (quota, None),
+        let (requests, tokens, retry_after) = match *self {
+            Self::Allowed { quota: None, .. } => return,
+            Self::Allowed {
+                quota: Some(quota),
+                tokens,
+            } => (Some(quota), tokens, None),
+            Self::Denied {
+                scope: Scope::Tokens,
+                quota,
+                retry_after,
+                requests,
+            } => (requests, Some(quota), Some(retry_after)),
             Self::Denied {
                 quota, retry_after, ..
-            } => (quota, Some(retry_after)),
+            } => (Some(quota), None, Some(retry_after)),
         };
-        const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
-        const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
-        const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
-        headers.insert(LIMIT, HeaderValue::from(quota.limit));
-        headers.insert(REMAINING, HeaderValue::from(quota.remaining));
-        headers.insert(RESET, seconds_header(quota.reset, "s"));
+        if let Some(quota) = requests {
+            const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+            const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+            const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+            const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+            const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+            headers.insert(LIMIT, HeaderValue::from(quota.limit));
+            headers.insert(REMAINING, HeaderValue::from(quota.remaining));
+            headers.insert(RESET, seconds_header(quota.reset, "s"));
+            let window = quota.window.as_secs_f64().round() as u64;
+            headers.insert(
+                POLICY,
+                structured(format_args!("\"default\";q={};w={window}", quota.limit)),
+            );
+            headers.insert(
+                RATELIMIT,
+                structured(format_args!(
+                    "\"default\";r={};t={}",
+                    quota.remaining,
+                    whole_seconds(quota.reset)
+                )),
+            );
+        }
+        if let Some(quota) = tokens {
+            const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+            const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+            const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
+            headers.insert(LIMIT, HeaderValue::from(quota.limit));
+            headers.insert(REMAINING, HeaderValue::from(quota.remaining));
+            headers.insert(RESET, seconds_header(quota.reset, "s"));
+        }
         if let Some(wait) = retry_after {
             headers.insert(http::header::RETRY_AFTER, seconds_header(wait, ""));
         }
     }
 }
 
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
 fn seconds_header(duration: Duration, suffix: &str) -> HeaderValue {
-    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
-    HeaderValue::try_from(format!("{secs}{suffix}")).unwrap_or(HeaderValue::from_static("1"))
+    structured(format_args!("{}{suffix}", whole_seconds(duration)))
+}
+
+/// A header value of digits, quotes, letters and `;=`: always a valid header value.
+fn structured(value: fmt::Arguments<'_>) -> HeaderValue {
+    HeaderValue::try_from(value.to_string()).unwrap_or(HeaderValue::from_static("1"))
 }
 
 /// Counters for `/metrics`.
@@ -389,7 +450,10 @@ impl RateLimiter {
     /// Checks (and on admission takes) one request for `key` of `tier` asking for `model`.
     pub async fn check(&self, key: &KeyId, tier: Tier, model: &str) -> Decision {
         if !self.config.enabled {
-            return Decision::Allowed { quota: None };
+            return Decision::Allowed {
+                quota: None,
+                tokens: None,
+            };
         }
         let cells = self.cells(key, tier, model);
         let decision = match &self.redis {
@@ -411,7 +475,10 @@ impl RateLimiter {
     /// cannot await, and for measuring the local path.
     pub fn check_local_now(&self, key: &KeyId, tier: Tier, model: &str) -> Decision {
         if !self.config.enabled {
-            return Decision::Allowed { quota: None };
+            return Decision::Allowed {
+                quota: None,
+                tokens: None,
+            };
         }
         let decision = self.check_local(self.cells(key, tier, model).as_slice());
         self.count(&decision);
@@ -498,20 +565,20 @@ impl RateLimiter {
     /// Takes from every cell in order, giving back what was taken if a later one refuses.
     fn check_local(&self, cells: &[Cell<'_>]) -> Decision {
         let now = self.now();
-        let mut key_reset = 0;
+        let mut resets = [Duration::ZERO; 3];
         for (index, cell) in cells.iter().enumerate() {
             match self.local.take(cell.id, now, cell.rate, cell.cost) {
-                Ok(reset) if index == 0 => key_reset = reset,
-                Ok(_) => {}
+                Ok(reset) => resets[index] = Duration::from_nanos(reset),
                 Err(wait) => {
                     for taken in &cells[..index] {
                         self.local.refund(taken.id, taken.rate, taken.cost);
                     }
-                    return denied(cell, Duration::from_nanos(wait));
+                    let key_reset = (index > 0).then_some(resets[0]);
+                    return denied(cells, index, Duration::from_nanos(wait), key_reset);
                 }
             }
         }
-        allowed(&cells[0], Duration::from_nanos(key_reset))
+        allowed(cells, &resets)
     }
 
     fn now(&self) -> u64 {
@@ -528,34 +595,61 @@ impl RateLimiter {
     }
 }
 
-/// The decision for an admitted check, from the key cell's time until full.
-fn allowed(key_cell: &Cell<'_>, reset: Duration) -> Decision {
-    let rate = key_cell.rate;
+/// The quota of `cell` whose bucket is full again after `reset`.
+fn quota(cell: &Cell<'_>, reset: Duration) -> Quota {
+    let rate = cell.rate;
     let reset_nanos = u64::try_from(reset.as_nanos()).unwrap_or(u64::MAX);
-    Decision::Allowed {
-        quota: Some(Quota {
-            limit: rate.capacity,
-            remaining: rate.remaining(reset_nanos),
-            reset,
-        }),
+    Quota {
+        limit: rate.capacity,
+        remaining: rate.remaining(reset_nanos),
+        reset,
+        window: Duration::from_nanos(rate.capacity.saturating_mul(rate.emission)),
     }
 }
 
-/// The decision when `cell` refused; it admits the request after `retry_after`.
-fn denied(cell: &Cell<'_>, retry_after: Duration) -> Decision {
+/// The decision for an admitted check, from each cell's time until full (`resets` in the
+/// order of `cells`: the key first, the token budget, when there is one, last).
+fn allowed(cells: &[Cell<'_>], resets: &[Duration]) -> Decision {
+    let tokens = cells
+        .iter()
+        .zip(resets)
+        .find(|(cell, _)| cell.scope == Scope::Tokens)
+        .map(|(cell, reset)| quota(cell, *reset));
+    Decision::Allowed {
+        quota: Some(quota(&cells[0], resets[0])),
+        tokens,
+    }
+}
+
+/// The decision when `cells[index]` refused; it admits the request after `retry_after`.
+/// `key_reset` is the key cell's time until full as the check left it (this request's cost
+/// included, then given back) when a later cell refused.
+fn denied(
+    cells: &[Cell<'_>],
+    index: usize,
+    retry_after: Duration,
+    key_reset: Option<Duration>,
+) -> Decision {
+    let cell = &cells[index];
     let rate = cell.rate;
     // Full again once the refused cost fits (`retry_after`) plus the rest of the capacity refills.
     let rest = rate
         .capacity
         .saturating_sub(cell.cost)
         .saturating_mul(rate.emission);
+    let key = &cells[0];
+    let requests = key_reset.map(|reset| {
+        let given_back = Duration::from_nanos(key.cost.saturating_mul(key.rate.emission));
+        quota(key, reset.saturating_sub(given_back))
+    });
     Decision::Denied {
         scope: cell.scope,
         quota: Quota {
-            limit: rate.capacity,
             remaining: 0,
             reset: retry_after + Duration::from_nanos(rest),
+            ..quota(cell, Duration::ZERO)
         },
         retry_after,
+        requests,
     }
 }

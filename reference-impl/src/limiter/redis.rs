@@ -35,7 +35,8 @@ fn default_prefix() -> String {
 }
 
 /// KEYS: bucket names. ARGV: emission (us), capacity, cost for each key, in order.
-/// Returns {1, reset_us of the first bucket} or {0, index of the refusing bucket, wait_us}.
+/// Returns {1, reset_us of each bucket...} or {0, index of the refusing bucket, wait_us,
+/// reset_us of the first bucket with this request's cost (0 when the first refused)}.
 const CHECK: &str = r"
 local clock = redis.call('TIME')
 local now = clock[1] * 1000000 + clock[2]
@@ -49,7 +50,9 @@ for i = 1, #KEYS do
   local new_tat = tat + cost * emission
   local limit_at = now + capacity * emission
   if new_tat > limit_at then
-    return {0, i, new_tat - limit_at}
+    local first = 0
+    if i > 1 then first = tats[1] - now end
+    return {0, i, new_tat - limit_at, first}
   end
   tats[i] = new_tat
 end
@@ -58,7 +61,11 @@ for i = 1, #KEYS do
     redis.call('SET', KEYS[i], tats[i], 'PX', math.floor((tats[i] - now) / 1000) + 1)
   end
 end
-return {1, tats[1] - now}
+local resets = {1}
+for i = 1, #KEYS do
+  resets[i + 1] = tats[i] - now
+end
+return resets
 ";
 
 /// KEYS[1]: bucket. ARGV: emission (us), cost. Adds the cost whether or not it fits.
@@ -130,13 +137,17 @@ impl RedisBuckets {
                 .map_err(|_| RedisUnavailable::Timeout(self.timeout))??;
         let from_micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
         match reply[..] {
-            [1, reset_us] => Ok(allowed(&cells[0], from_micros(reset_us))),
-            [0, index, wait_us] => {
-                let cell = usize::try_from(index - 1)
+            [1, ref resets @ ..] if resets.len() == cells.len() => {
+                let resets: Vec<Duration> = resets.iter().copied().map(from_micros).collect();
+                Ok(allowed(cells, &resets))
+            }
+            [0, index, wait_us, first_us] => {
+                let index = usize::try_from(index - 1)
                     .ok()
-                    .and_then(|index| cells.get(index))
+                    .filter(|index| *index < cells.len())
                     .ok_or_else(|| RedisUnavailable::Reply(reply.clone()))?;
-                Ok(denied(cell, from_micros(wait_us)))
+                let key_reset = (index > 0).then(|| from_micros(first_us));
+                Ok(denied(cells, index, from_micros(wait_us), key_reset))
             }
             _ => Err(RedisUnavailable::Reply(reply)),
         }

@@ -5,7 +5,6 @@ use http::{HeaderMap, header};
 use super::Stamp;
 use crate::error::ApiError;
 use crate::limiter::{Decision, KeyId, Scope, Tier};
-use crate::request::ChatRequest;
 use crate::server::Shared;
 
 /// Who is calling: the hashed API key (only when something keys on it) and its tier.
@@ -47,13 +46,13 @@ impl Caller {
 pub(super) async fn admit(
     gw: &Shared,
     caller: &Caller,
-    chat: &ChatRequest,
+    model: &str,
     stamp: &mut Stamp,
 ) -> Result<(), ApiError> {
     let (Some(limiter), Some(key)) = (&gw.limiter, &caller.key) else {
         return Ok(());
     };
-    let decision = limiter.check(key, caller.tier, &chat.body.model).await;
+    let decision = limiter.check(key, caller.tier, model).await;
     stamp.rate_limit = Some(decision);
     match decision {
         Decision::Allowed { .. } => Ok(()),

@@ -10,10 +10,10 @@ use super::Stamp;
 use crate::breaker::Deferred;
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::front::Inbound;
 use crate::provider::Provider;
 use crate::proxy::{self, AttemptError, Reply};
 use crate::queue::{Priority, QueueError, QueuePermit};
-use crate::request::ChatRequest;
 use crate::router::Target;
 use crate::server::Shared;
 
@@ -64,7 +64,7 @@ enum Skip {
 /// breaker, queue and `retry-after`.
 pub(super) async fn call(
     gw: &Shared,
-    chat: &ChatRequest,
+    request: &Inbound,
     plan: &[Target],
     forward: &HeaderMap,
     priority: Priority,
@@ -117,8 +117,8 @@ pub(super) async fn call(
             .attempt_timeout()
             .min(deadline.saturating_duration_since(Instant::now()));
         let began = Instant::now();
-        let model = target.model(&chat.body.model);
-        let attempt = proxy::attempt(provider, model, chat, forward, clock);
+        let model = target.model(request.model());
+        let attempt = proxy::attempt(provider, model, request, forward, clock);
         match tokio::time::timeout(budget, attempt)
             .await
             .unwrap_or(Err(AttemptError::Timeout))

@@ -9,7 +9,7 @@ use super::{Stamp, json_response, sse_response};
 use crate::cache::{Cacheability, FollowError, Leader, Lookup};
 use crate::clock::Clock;
 use crate::error::ApiError;
-use crate::request::ChatRequest;
+use crate::front::Inbound;
 use crate::server::Shared;
 
 /// What the cache made of a request.
@@ -24,14 +24,14 @@ pub(super) enum Cached {
 pub(super) async fn lookup(
     gw: &Shared,
     headers: &HeaderMap,
-    chat: &ChatRequest,
+    inbound: &Inbound,
     clock: &mut Clock,
     stamp: &mut Stamp,
 ) -> Result<Cached, ApiError> {
     let Some(cache) = &gw.cache else {
         return Ok(Cached::Miss(None));
     };
-    let request = match cache.classify(&chat.raw, headers) {
+    let request = match cache.classify_for(inbound.api(), inbound.raw(), headers) {
         Cacheability::Cacheable(request) => request,
         Cacheability::Bypass(_) => {
             stamp.cache = Some("bypass");
@@ -47,8 +47,8 @@ pub(super) async fn lookup(
             Lookup::Hit(hit) => {
                 stamp.cache = Some("hit");
                 stamp.provider = Some(HeaderValue::from_static("cache"));
-                return Ok(Cached::Answered(if chat.body.stream {
-                    let events = hit.sse(chat.include_usage()).map_err(|e| {
+                return Ok(Cached::Answered(if inbound.stream() {
+                    let events = hit.sse(inbound.include_usage()).map_err(|e| {
                         ApiError::bad_gateway(format!("cached answer is unusable: {e}"))
                     })?;
                     sse_response(Body::from_stream(futures::stream::iter(
@@ -61,15 +61,16 @@ pub(super) async fn lookup(
             Lookup::Follow(follower) => follower,
         };
         // Waiting on the leader is waiting on its upstream.
-        let answer = if chat.body.stream {
-            let mut events = Box::pin(follower.into_stream(chat.include_usage()));
+        let api = inbound.api();
+        let answer = if inbound.stream() {
+            let mut events = Box::pin(follower.into_stream(inbound.include_usage()));
             match clock.upstream(events.next()).await {
                 Some(Err(FollowError::Retry)) => continue,
                 Some(Err(FollowError::Failed(e))) => Err(e),
                 first => {
-                    let rest = events.map(|item| {
+                    let rest = events.map(move |item| {
                         Ok::<_, std::convert::Infallible>(item.unwrap_or_else(|e| {
-                            ApiError::bad_gateway(e.to_string()).to_sse_event()
+                            ApiError::bad_gateway(e.to_string()).sse_event_for(api)
                         }))
                     });
                     let first = first.into_iter().map(|item| Ok(item.unwrap_or_default()));

@@ -1,10 +1,13 @@
-//! `POST /v1/chat/completions`: the whole request path in one place, top to bottom.
+//! `POST /v1/chat/completions` and `POST /v1/messages`: the whole request path in one place,
+//! top to bottom, the same for both front doors.
 //!
 //! read -> admit (limiter) -> lookup (cache, coalescing) -> route (router) ->
 //! enqueue + call (queue, breaker, pool, fallback) -> record.
 //!
 //! Each stage is one call in [`serve`], implemented in the submodule of the same name; a
-//! stage whose component is not configured is a no-op.
+//! stage whose component is not configured is a no-op. The front door's [`Api`] decides how
+//! the body is read, how the upstream is spoken to (`proxy`), and the shape of the answer and
+//! of errors; every stage in between is the same.
 
 mod admit;
 mod call;
@@ -31,6 +34,7 @@ use self::record::record;
 use crate::cache::FlightError;
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::front::Api;
 use crate::limiter::Decision;
 use crate::queue::Priority;
 use crate::server::Shared;
@@ -51,14 +55,24 @@ struct Stamp {
     rate_limit: Option<Decision>,
 }
 
-/// The handler: runs [`serve`], then stamps the headers and records the request.
+/// `POST /v1/chat/completions`, the OpenAI front door.
 pub async fn chat_completions(State(gw): State<Arc<Shared>>, request: Request) -> Response {
+    handle(gw, Api::OpenAi, request).await
+}
+
+/// `POST /v1/messages`, the Anthropic front door.
+pub async fn messages(State(gw): State<Arc<Shared>>, request: Request) -> Response {
+    handle(gw, Api::Anthropic, request).await
+}
+
+/// The handler: runs [`serve`], then stamps the headers and records the request.
+async fn handle(gw: Arc<Shared>, api: Api, request: Request) -> Response {
     let mut clock = Clock::start();
     let _in_flight = gw.metrics.in_flight.hold();
     let mut stamp = Stamp::default();
-    let mut response = serve(&gw, request, &mut clock, &mut stamp)
+    let mut response = serve(&gw, api, request, &mut clock, &mut stamp)
         .await
-        .unwrap_or_else(IntoResponse::into_response);
+        .unwrap_or_else(|error| error.into_response_for(api));
     let overhead = clock.overhead().as_micros() as u64;
     let headers = response.headers_mut();
     headers.insert(OVERHEAD_HEADER, HeaderValue::from(overhead));
@@ -84,28 +98,30 @@ pub async fn chat_completions(State(gw): State<Arc<Shared>>, request: Request) -
 
 async fn serve(
     gw: &Arc<Shared>,
+    api: Api,
     request: Request,
     clock: &mut Clock,
     stamp: &mut Stamp,
 ) -> Result<Response, ApiError> {
-    let (headers, chat) = read(request, gw.config.server.body_limit_bytes).await?;
+    let (headers, inbound) = read(request, gw.config.server.body_limit_bytes, api).await?;
     busy(gw.config.inject.busy_us);
-    if !gw.router.serves(&chat.body.model) {
-        return Err(ApiError::model_not_found(&chat.body.model));
+    let model = inbound.model();
+    if !gw.router.serves(model) {
+        return Err(ApiError::model_not_found(model));
     }
     let caller = Caller::identify(gw, &headers);
 
-    admit(gw, &caller, &chat, stamp).await?;
+    admit(gw, &caller, model, stamp).await?;
 
-    let leader = match lookup(gw, &headers, &chat, clock, stamp).await? {
+    let leader = match lookup(gw, &headers, &inbound, clock, stamp).await? {
         Cached::Answered(response) => return Ok(response),
         Cached::Miss(leader) => leader,
     };
 
     let plan = gw
         .router
-        .plan(&chat.body.model)
-        .ok_or_else(|| ApiError::model_not_found(&chat.body.model))?;
+        .plan(model)
+        .ok_or_else(|| ApiError::model_not_found(model))?;
 
     let forward = forwarded(&headers, &gw.config.server.forward_header_prefixes);
     let priority = headers
@@ -113,7 +129,7 @@ async fn serve(
         .and_then(|v| v.to_str().ok())
         .and_then(Priority::from_header)
         .unwrap_or(Priority::from(caller.tier));
-    let called = call(gw, &chat, &plan, &forward, priority, clock, stamp).await;
+    let called = call(gw, &inbound, &plan, &forward, priority, clock, stamp).await;
     let called = match called {
         Ok(called) => called,
         Err(error) => {

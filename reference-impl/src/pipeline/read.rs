@@ -1,4 +1,5 @@
-//! Read: content type, size limit, parse; and the headers passed upstream.
+//! Read: content type, size limit, parse as the front door's API; and the headers passed
+//! upstream.
 
 use axum::extract::Request;
 use bytes::Bytes;
@@ -6,16 +7,17 @@ use http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::ApiError;
+use crate::front::{Api, Inbound};
 use crate::limits;
-use crate::request::ChatRequest;
 
-/// Checks the content type and size limit and parses the body.
+/// Checks the content type and size limit and parses the body as a request of `api`.
 pub(super) async fn read(
     request: Request,
     limit: usize,
-) -> Result<(HeaderMap, ChatRequest), ApiError> {
+    api: Api,
+) -> Result<(HeaderMap, Inbound), ApiError> {
     let (headers, body) = read_json(request, limit).await?;
-    Ok((headers, ChatRequest::parse(body)?))
+    Ok((headers, Inbound::parse(api, body)?))
 }
 
 /// Checks the content type and size limit and collects the body, not yet parsed.

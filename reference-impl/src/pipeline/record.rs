@@ -1,4 +1,6 @@
 //! Record: fill the cache, charge tokens and take measurements, for streams when they end.
+//!
+//! The answer is already in the client's API, and the cache stores it in that shape.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,8 +13,7 @@ use bytes::Bytes;
 use super::admit::Caller;
 use super::call::{Called, StreamAdmission};
 use super::{json_response, sse_response};
-use crate::cache::sse::CompletionAssembler;
-use crate::cache::{FlightError, Leader};
+use crate::cache::{Assembler, FlightError, Leader};
 use crate::limiter::Tier;
 use crate::metrics::GaugeGuard;
 use crate::proxy::{self, Reply, StreamEnd, StreamObserver, Usage};
@@ -49,7 +50,10 @@ pub(super) fn record(
                 pending,
                 started,
                 caller,
-                fill: leader.map(|leader| (leader, CompletionAssembler::default())),
+                fill: leader.map(|leader| {
+                    let assembler = leader.assembler();
+                    (leader, assembler)
+                }),
                 _permit: permit,
             };
             let stream = stream
@@ -92,7 +96,7 @@ struct StreamRecord {
     started: Instant,
     caller: Caller,
     /// The flight this stream leads and the completion assembled from its chunks.
-    fill: Option<(Leader, CompletionAssembler)>,
+    fill: Option<(Leader, Assembler)>,
     _permit: Option<QueuePermit>,
 }
 

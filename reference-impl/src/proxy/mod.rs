@@ -1,12 +1,12 @@
-//! One upstream attempt: build the provider's request, send it, and turn the answer into an
-//! OpenAI-shaped [`Reply`] or a classified [`AttemptError`] the router can act on.
+//! One upstream attempt: build the provider's request, send it, and turn the answer into a
+//! [`Reply`] in the client's API or a classified [`AttemptError`] the router can act on.
 //!
-//! OpenAI-compatible upstreams get the client's body bytes unchanged and their answer passes
-//! back unchanged; Anthropic upstreams are translated both ways ([`anthropic`]).
+//! An upstream that speaks the client's API gets the client's body bytes unchanged and its
+//! answer passes back unchanged; across APIs both ways are translated ([`translate`]).
 
-pub mod anthropic;
 pub mod sse;
 mod stream;
+pub mod translate;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,20 +15,21 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-pub use self::anthropic::Usage;
 use self::stream::Mode;
 pub use self::stream::{ChatStream, StreamEnd, StreamObserver};
+pub use self::translate::Usage;
+use self::translate::{AnthropicUsage, to_anthropic, to_openai};
 use crate::clock::Clock;
 use crate::config::ProviderKind;
 use crate::error::ApiError;
+use crate::front::{Api, Inbound};
 use crate::limits::{self, MAX_UPSTREAM_BODY_BYTES, MAX_UPSTREAM_ERROR_BODY_BYTES};
 use crate::pool::{self, BodyError, BodyStream};
 use crate::provider::Provider;
-use crate::request::ChatRequest;
 
-/// A successful upstream answer, already in OpenAI shape.
+/// A successful upstream answer, already in the client's API.
 pub enum Reply {
-    /// A whole `chat.completion` JSON body.
+    /// A whole `chat.completion` or `message` JSON body.
     Complete { body: Bytes, usage: Option<Usage> },
     /// A stream whose first event has arrived and been checked.
     Stream(ChatStream),
@@ -145,26 +146,30 @@ impl AttemptError {
 pub async fn attempt(
     provider: &Provider,
     model: &str,
-    request: &ChatRequest,
+    request: &Inbound,
     forward: &HeaderMap,
     clock: &mut Clock,
 ) -> Result<Reply, AttemptError> {
     let kind = provider.kind();
-    let body = match kind {
-        ProviderKind::OpenAi if model == request.body.model => request.raw.clone(),
-        ProviderKind::OpenAi => {
-            with_model(&request.raw, model).map_err(AttemptError::Unsupported)?
+    let api = request.api();
+    let body = match (request, kind) {
+        _ if speaks(kind) == api && model == request.model() => request.raw().clone(),
+        _ if speaks(kind) == api => {
+            with_model(request.raw(), model).map_err(AttemptError::Unsupported)?
         }
-        ProviderKind::Anthropic => {
-            anthropic::request(&request.body, model, provider.config.default_max_tokens)
+        (Inbound::Chat(chat), _) => {
+            to_anthropic::request(&chat.body, model, provider.config.default_max_tokens)
                 .map_err(AttemptError::Unsupported)?
+        }
+        (Inbound::Messages(messages), _) => {
+            to_openai::request(&messages.body, model).map_err(AttemptError::Unsupported)?
         }
     };
     let mut headers = provider.json_headers(forward);
     if kind == ProviderKind::Anthropic {
         headers.insert(
             "anthropic-version",
-            HeaderValue::from_static(anthropic::VERSION),
+            HeaderValue::from_static(translate::VERSION),
         );
     }
     let pending = provider.client.post(&provider.endpoint, headers, body);
@@ -193,11 +198,11 @@ pub async fn attempt(
             .map_err(AttemptError::from)?;
         return Err(AttemptError::Rejected(match kind {
             ProviderKind::OpenAi => openai_error(status, &body),
-            ProviderKind::Anthropic => anthropic::error(status, &body),
+            ProviderKind::Anthropic => translate::anthropic_error(status, &body),
         }));
     }
 
-    if request.body.stream {
+    if request.stream() {
         let is_sse = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -208,9 +213,10 @@ pub async fn attempt(
                 "expected text/event-stream for a streaming request".into(),
             ));
         }
-        let mode = match kind {
-            ProviderKind::OpenAi => Mode::pass_through(),
-            ProviderKind::Anthropic => Mode::anthropic(request.include_usage(), unix_now()),
+        let mode = match (api, kind) {
+            _ if speaks(kind) == api => Mode::pass_through(api),
+            (Api::OpenAi, _) => Mode::to_chat(request.include_usage(), unix_now()),
+            (Api::Anthropic, _) => Mode::to_messages(),
         };
         let upstream = BodyStream::new(response.into_body());
         let mut stream = ChatStream::new(upstream, mode, in_flight);
@@ -222,24 +228,43 @@ pub async fn attempt(
         .upstream(pool::read_body(response, MAX_UPSTREAM_BODY_BYTES))
         .await
         .map_err(AttemptError::from)?;
+    let bad_payload = |e: serde_json::Error| AttemptError::BadPayload(e.to_string());
+    let (body, usage) = match (api, kind) {
+        (Api::OpenAi, ProviderKind::OpenAi) => {
+            let checked: CompletionCheck = serde_json::from_slice(&body).map_err(bad_payload)?;
+            (body, checked.usage)
+        }
+        (Api::Anthropic, ProviderKind::Anthropic) => {
+            let checked: MessageCheck = serde_json::from_slice(&body).map_err(bad_payload)?;
+            (body, Some(checked.usage.into()))
+        }
+        (Api::OpenAi, ProviderKind::Anthropic) => {
+            let (body, usage) = to_anthropic::response(&body, unix_now()).map_err(bad_payload)?;
+            (body, Some(usage))
+        }
+        (Api::Anthropic, ProviderKind::OpenAi) => {
+            let (body, usage) = to_openai::response(&body).map_err(bad_payload)?;
+            (body, Some(usage))
+        }
+    };
+    Ok(Reply::Complete { body, usage })
+}
+
+/// The API an upstream of `kind` speaks.
+fn speaks(kind: ProviderKind) -> Api {
     match kind {
-        ProviderKind::OpenAi => {
-            let checked: CompletionCheck = serde_json::from_slice(&body)
-                .map_err(|e| AttemptError::BadPayload(e.to_string()))?;
-            Ok(Reply::Complete {
-                body,
-                usage: checked.usage,
-            })
-        }
-        ProviderKind::Anthropic => {
-            let (body, usage) = anthropic::response(&body, unix_now())
-                .map_err(|e| AttemptError::BadPayload(e.to_string()))?;
-            Ok(Reply::Complete {
-                body,
-                usage: Some(usage),
-            })
-        }
+        ProviderKind::OpenAi => Api::OpenAi,
+        ProviderKind::Anthropic => Api::Anthropic,
     }
+}
+
+/// The least an Anthropic `message` body must have to be passed on.
+#[derive(Deserialize)]
+struct MessageCheck {
+    #[serde(rename = "content")]
+    _content: IgnoredAny,
+    #[serde(default)]
+    usage: AnthropicUsage,
 }
 
 /// The least a `chat.completion` body must have to be passed on.

@@ -1,7 +1,8 @@
-//! The streaming response body: upstream SSE in, OpenAI SSE out, whole events only.
+//! The streaming response body: upstream SSE in, the client's API's SSE out, whole events only.
 //!
 //! A stream ends one of three ways, and the client can always tell which: the upstream's
-//! own end (`data: [DONE]`), an OpenAI-style error event when the upstream broke or the
+//! own end (`data: [DONE]`, or Anthropic's `message_stop`), an error event of the client's API
+//! (OpenAI's `data: {"error":..}`, Anthropic's `event: error`) when the upstream broke or the
 //! gateway is shutting down, or nothing at all when the client went away (dropping this
 //! stream drops the upstream response, which closes the upstream connection at once).
 
@@ -14,35 +15,60 @@ use futures::Stream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::AttemptError;
-use super::anthropic::{StreamError, StreamTranslator, Usage};
 use super::sse::{self, SseFramer};
+use super::translate::{AnthropicUsage, StreamError, Usage, to_anthropic, to_openai};
 use crate::error::ApiError;
+use crate::front::Api;
 use crate::metrics::GaugeGuard;
 use crate::pool::BodyStream;
 
 /// How upstream events become client events.
 #[derive(Debug)]
 pub enum Mode {
-    /// OpenAI-compatible upstream: events are checked and forwarded as the same bytes.
+    /// The upstream speaks the client's API: events are checked and forwarded as the same bytes.
     PassThrough {
+        api: Api,
         state: PassThrough,
-        /// From the final usage chunk, when the client asked for one.
+        /// From the final usage chunk (OpenAI, when the client asked for one), or from
+        /// `message_start` and `message_delta` (Anthropic).
         usage: Option<Usage>,
     },
-    /// Anthropic upstream: events are translated.
-    Anthropic(Box<StreamTranslator>),
+    /// Anthropic upstream, OpenAI client: events are translated.
+    ToChat(Box<to_anthropic::StreamTranslator>),
+    /// OpenAI upstream, Anthropic client: events are translated.
+    ToMessages(Box<to_openai::StreamTranslator>),
 }
 
 impl Mode {
-    pub fn pass_through() -> Self {
+    /// The client and the upstream speak `api`.
+    pub fn pass_through(api: Api) -> Self {
         Self::PassThrough {
+            api,
             state: PassThrough::Open,
             usage: None,
         }
     }
 
-    pub fn anthropic(include_usage: bool, created: u64) -> Self {
-        Self::Anthropic(Box::new(StreamTranslator::new(include_usage, created)))
+    /// An OpenAI client, an Anthropic upstream.
+    pub fn to_chat(include_usage: bool, created: u64) -> Self {
+        Self::ToChat(Box::new(to_anthropic::StreamTranslator::new(
+            include_usage,
+            created,
+        )))
+    }
+
+    /// An Anthropic client, an OpenAI upstream.
+    pub fn to_messages() -> Self {
+        Self::ToMessages(Box::default())
+    }
+
+    /// The API of the client's events, and so of the error events the gateway writes.
+    fn api(&self) -> Api {
+        match self {
+            Self::PassThrough { api, .. } => *api,
+            Self::ToChat(_) => Api::OpenAi,
+            Self::ToMessages(_) => Api::Anthropic,
+        }
     }
 
     /// How the stream ends if the upstream closes now; `None` while it is still open.
@@ -53,7 +79,8 @@ impl Mode {
                 PassThrough::Done => Some(StreamEnd::Complete),
                 PassThrough::Failed => Some(StreamEnd::Broken),
             },
-            Self::Anthropic(t) => t.finished().then_some(StreamEnd::Complete),
+            Self::ToChat(t) => t.finished().then_some(StreamEnd::Complete),
+            Self::ToMessages(t) => t.finished().then_some(StreamEnd::Complete),
         }
     }
 
@@ -61,14 +88,19 @@ impl Mode {
     fn usage(&self) -> Option<Usage> {
         match self {
             Self::PassThrough { usage, .. } => *usage,
-            Self::Anthropic(t) => t.finished().then(|| t.usage()),
+            Self::ToChat(t) => t.finished().then(|| t.usage()),
+            Self::ToMessages(t) => t.finished().then(|| t.usage()),
         }
     }
 
     /// Checks or translates a block of whole events into what the client receives.
     fn convert(&mut self, block: Bytes) -> Result<Bytes, Fault> {
         match self {
-            Self::PassThrough { state, usage } => {
+            Self::PassThrough {
+                api: Api::OpenAi,
+                state,
+                usage,
+            } => {
                 for event in sse::events(&block) {
                     if *state != PassThrough::Open {
                         return Err(Fault::Invalid("event after the end of the stream".into()));
@@ -78,7 +110,7 @@ impl Mode {
                     } else if event.data.starts_with(b"{\"error\"") {
                         // The upstream ended the stream with its own (OpenAI-shaped) error event.
                         *state = PassThrough::Failed;
-                    } else if !(event.data.starts_with(b"{") && event.data.ends_with(b"}")) {
+                    } else if !is_object(&event.data) {
                         // A cheap structural check (no full parse on the hot path): catches
                         // truncated and non-JSON events.
                         return Err(Fault::Invalid("event data is not a JSON object".into()));
@@ -91,21 +123,94 @@ impl Mode {
                 }
                 Ok(block)
             }
-            Self::Anthropic(translator) => {
+            Self::PassThrough {
+                api: Api::Anthropic,
+                state,
+                usage,
+            } => {
+                for event in sse::events(&block) {
+                    if *state != PassThrough::Open {
+                        return Err(Fault::Invalid("event after the end of the stream".into()));
+                    }
+                    if !is_object(&event.data) {
+                        return Err(Fault::Invalid("event data is not a JSON object".into()));
+                    }
+                    let invalid = |e: serde_json::Error| {
+                        Fault::Invalid(format!("invalid `{}` event: {e}", event.name.unwrap_or("")))
+                    };
+                    // Only the events that carry usage are parsed; deltas pass on the check above.
+                    match event.name {
+                        Some("message_start") => {
+                            let start: MessageStart =
+                                serde_json::from_slice(&event.data).map_err(invalid)?;
+                            *usage = Some(start.message.usage.into());
+                        }
+                        Some("message_delta") => {
+                            let delta: MessageDelta =
+                                serde_json::from_slice(&event.data).map_err(invalid)?;
+                            if let (Some(so_far), Some(reported)) = (usage.as_mut(), delta.usage) {
+                                let input = match reported.input_tokens {
+                                    0 => so_far.prompt_tokens,
+                                    input => input,
+                                };
+                                *so_far = Usage::new(input, reported.output_tokens);
+                            }
+                        }
+                        Some("message_stop") => *state = PassThrough::Done,
+                        // The upstream's own (Anthropic-shaped) error event, passed on.
+                        Some("error") => *state = PassThrough::Failed,
+                        _ if usage.is_none() => {
+                            return Err(Fault::Invalid(
+                                "the stream did not begin with `message_start`".into(),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(block)
+            }
+            Self::ToChat(translator) => {
                 let mut out = BytesMut::with_capacity(block.len());
                 for event in sse::events(&block) {
                     let name = event.name.unwrap_or("message");
                     translator
                         .event(name, &event.data, &mut out)
-                        .map_err(|e| match e {
-                            StreamError::Upstream(error) => Fault::Upstream(error),
-                            other => Fault::Invalid(other.to_string()),
-                        })?;
+                        .map_err(Fault::from)?;
+                }
+                Ok(out.freeze())
+            }
+            Self::ToMessages(translator) => {
+                let mut out = BytesMut::with_capacity(block.len() * 2);
+                for event in sse::events(&block) {
+                    translator
+                        .event(&event.data, &mut out)
+                        .map_err(Fault::from)?;
                 }
                 Ok(out.freeze())
             }
         }
     }
+}
+
+fn is_object(data: &[u8]) -> bool {
+    data.starts_with(b"{") && data.ends_with(b"}")
+}
+
+#[derive(serde::Deserialize)]
+struct MessageStart {
+    message: StartedMessage,
+}
+
+#[derive(serde::Deserialize)]
+struct StartedMessage {
+    #[serde(default)]
+    usage: AnthropicUsage,
+}
+
+#[derive(serde::Deserialize)]
+struct MessageDelta {
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
 }
 
 #[derive(serde::Deserialize)]
@@ -131,8 +236,17 @@ pub trait StreamObserver: Send {
 enum Fault {
     /// Not a valid event stream.
     Invalid(String),
-    /// A well-formed error event from the upstream (Anthropic `event: error`).
+    /// A well-formed error event from an upstream whose events are translated.
     Upstream(ApiError),
+}
+
+impl From<StreamError> for Fault {
+    fn from(error: StreamError) -> Self {
+        match error {
+            StreamError::Upstream(error) => Self::Upstream(error),
+            other => Self::Invalid(other.to_string()),
+        }
+    }
 }
 
 impl std::fmt::Display for Fault {
@@ -148,7 +262,7 @@ impl std::fmt::Display for Fault {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassThrough {
     Open,
-    /// `data: [DONE]` was forwarded.
+    /// `data: [DONE]` or `message_stop` was forwarded.
     Done,
     /// The upstream's own error event was forwarded.
     Failed,
@@ -165,7 +279,7 @@ pub enum StreamEnd {
     ClientGone,
 }
 
-/// OpenAI SSE body for one streaming request.
+/// The SSE body of one streaming request, in the client's API.
 pub struct ChatStream {
     upstream: BodyStream,
     framer: SseFramer,
@@ -256,7 +370,8 @@ impl ChatStream {
 
     fn fail(&mut self, message: String) -> Poll<Option<Result<Bytes, std::convert::Infallible>>> {
         self.finish(StreamEnd::Broken);
-        Poll::Ready(Some(Ok(ApiError::bad_gateway(message).to_sse_event())))
+        let event = ApiError::bad_gateway(message).sse_event_for(self.mode.api());
+        Poll::Ready(Some(Ok(event)))
     }
 }
 
@@ -275,9 +390,8 @@ impl Stream for ChatStream {
             && shutdown.as_mut().poll(cx).is_ready()
         {
             this.finish(StreamEnd::Broken);
-            return Poll::Ready(Some(Ok(
-                ApiError::unavailable("gateway is shutting down").to_sse_event()
-            )));
+            let error = ApiError::unavailable("gateway is shutting down");
+            return Poll::Ready(Some(Ok(error.sse_event_for(this.mode.api()))));
         }
         loop {
             match ready!(Pin::new(&mut this.upstream).poll_next(cx)) {
@@ -296,7 +410,7 @@ impl Stream for ChatStream {
                         Err(Fault::Upstream(error)) => {
                             // The upstream's own error, translated: keep its type and message.
                             this.finish(StreamEnd::Broken);
-                            return Poll::Ready(Some(Ok(error.to_sse_event())));
+                            return Poll::Ready(Some(Ok(error.sse_event_for(this.mode.api()))));
                         }
                     }
                 }

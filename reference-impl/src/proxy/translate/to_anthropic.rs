@@ -1,4 +1,5 @@
-//! OpenAI <-> Anthropic translation: requests, whole responses, stream events and errors.
+//! An OpenAI client in front of an Anthropic upstream: the chat request becomes a Messages
+//! request, and the message, its stream events and its errors come back as OpenAI's.
 //!
 //! Stream chunks are written from pre-serialized prefixes: per text delta only the text is
 //! JSON-escaped, so translating a token costs one small copy, not a serde tree.
@@ -10,11 +11,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::{
+    AnthropicUsage, StreamError, Usage, anthropic_error, finish_reason, unsupported, write_json,
+};
 use crate::error::ApiError;
 use crate::request::{ChatBody, Content, Part, Role};
-
-/// Anthropic API version sent with every request.
-pub const VERSION: &str = "2023-06-01";
 
 #[derive(Serialize)]
 struct MessagesRequest<'a> {
@@ -147,38 +148,6 @@ fn text_of(content: Option<&Content>, i: usize) -> Result<Cow<'_, str>, ApiError
     }
 }
 
-fn unsupported(param: String, message: &'static str) -> ApiError {
-    ApiError::invalid_request(message).with_param(param)
-}
-
-/// Token usage as OpenAI reports it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
-}
-
-impl Usage {
-    fn new(prompt: u64, completion: u64) -> Self {
-        Self {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: prompt + completion,
-        }
-    }
-}
-
-/// Maps an Anthropic `stop_reason` to an OpenAI `finish_reason`.
-pub fn finish_reason(stop_reason: &str) -> &'static str {
-    match stop_reason {
-        "max_tokens" => "length",
-        "tool_use" => "tool_calls",
-        "refusal" => "content_filter",
-        _ => "stop", // end_turn, stop_sequence, pause_turn
-    }
-}
-
 #[derive(Deserialize)]
 struct Message<'a> {
     #[serde(borrow)]
@@ -199,14 +168,6 @@ struct Block<'a> {
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
     text: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct AnthropicUsage {
-    #[serde(default)]
-    input_tokens: u64,
-    #[serde(default)]
-    output_tokens: u64,
 }
 
 #[derive(Serialize)]
@@ -264,50 +225,6 @@ pub fn response(body: &[u8], created: u64) -> Result<(Bytes, Usage), serde_json:
         usage,
     };
     Ok((Bytes::from(serde_json::to_vec(&completion)?), usage))
-}
-
-#[derive(Deserialize)]
-struct ErrorEnvelope<'a> {
-    #[serde(borrow)]
-    error: ErrorBody<'a>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    message: Cow<'a, str>,
-}
-
-/// Translates an Anthropic error body (`{"type":"error","error":{"type","message"}}`).
-pub fn error(status: StatusCode, body: &[u8]) -> ApiError {
-    match serde_json::from_slice::<ErrorEnvelope<'_>>(body) {
-        Ok(e) => ApiError::new(
-            status,
-            e.error.kind.into_owned(),
-            e.error.message.into_owned(),
-        ),
-        Err(_) => ApiError::new(
-            status,
-            "upstream_error",
-            format!("upstream answered {status} with a body that is not an Anthropic error"),
-        ),
-    }
-}
-
-/// Why a stream event could not be translated.
-#[derive(Debug, thiserror::Error)]
-pub enum StreamError {
-    #[error("malformed `{event}` event from upstream: {source}")]
-    Malformed {
-        event: String,
-        source: serde_json::Error,
-    },
-    #[error("upstream stream error: {0}")]
-    Upstream(ApiError),
-    #[error("upstream sent `{0}` before `message_start`")]
-    NotStarted(String),
 }
 
 #[derive(Deserialize)]
@@ -446,7 +363,10 @@ impl StreamTranslator {
                 self.finished = true;
             }
             "error" => {
-                return Err(StreamError::Upstream(error(StatusCode::BAD_GATEWAY, data)));
+                return Err(StreamError::Upstream(anthropic_error(
+                    StatusCode::BAD_GATEWAY,
+                    data,
+                )));
             }
             _ => {} // ping, content_block_start, content_block_stop, and future event types
         }
@@ -469,11 +389,6 @@ impl StreamTranslator {
         }
         out.put_slice(b"}\n\n");
     }
-}
-
-/// Serialises a value that cannot fail to serialise (strings, plain structs).
-fn write_json<W: Write, T: Serialize + ?Sized>(out: &mut W, value: &T) {
-    let _ = serde_json::to_writer(out, value);
 }
 
 #[cfg(test)]
