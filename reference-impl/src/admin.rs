@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use http::header;
+use http::{HeaderMap, header};
 use serde::Serialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -45,24 +45,44 @@ async fn authorize(
     request: Request,
     next: Next,
 ) -> Response {
-    let allowed = match gw.config.admin.token.as_deref() {
-        Some(expected) => request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .is_some_and(|given| bool::from(given.ct_eq(expected.as_bytes()))),
-        None if peer.ip().is_loopback() => true,
-        None => {
-            return ApiError::forbidden(
-                "the admin API without a token answers loopback clients only",
-            )
-            .into_response();
-        }
-    };
-    if !allowed {
-        return ApiError::unauthorized().into_response();
+    let headers = request.headers();
+    match admit(&gw, peer, |token| {
+        bearer(headers).is_some_and(|given| same(given, token))
+    }) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
     }
-    next.run(request).await
+}
+
+/// The credential of an `authorization: Bearer TOKEN` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+}
+
+/// Compares a presented credential in constant time, so response timing does not reveal how
+/// much of a guess was right.
+pub(crate) fn same(given: &[u8], expected: &[u8]) -> bool {
+    bool::from(given.ct_eq(expected))
+}
+
+/// The admin API's rule: with a token configured, `presents` must say the request carries it
+/// (however the route takes it: bearer header, dashboard cookie); without one, only loopback
+/// peers are answered.
+pub(crate) fn admit(
+    gw: &Shared,
+    peer: SocketAddr,
+    presents: impl FnOnce(&[u8]) -> bool,
+) -> Result<(), ApiError> {
+    match gw.config.admin.token.as_deref() {
+        Some(token) if presents(token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized()),
+        None if peer.ip().is_loopback() => Ok(()),
+        None => Err(ApiError::forbidden(
+            "the admin API without a token answers loopback clients only",
+        )),
+    }
 }
 
 #[derive(Serialize)]

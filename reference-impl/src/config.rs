@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerConfig;
 use crate::cache::CacheConfig;
+use crate::dashboard::DashboardConfig;
 use crate::limiter::{LimiterConfig, Tier};
 use crate::limits;
 use crate::queue::QueueConfig;
@@ -45,6 +46,8 @@ pub struct GatewayConfig {
     pub default_tier: Tier,
     /// Deliberate slowdown for proving that a performance gate catches one; off by default.
     pub inject: InjectConfig,
+    /// Alert thresholds of the live dashboard (`/admin/dashboard`).
+    pub dashboard: DashboardConfig,
 }
 
 /// `[inject]`: makes this gateway a known amount slower, so a load gate can be shown to flag
@@ -112,6 +115,7 @@ impl GatewayConfig {
             api_keys: Vec::new(),
             default_tier: Tier::Free,
             inject: InjectConfig::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 
@@ -174,6 +178,7 @@ impl GatewayConfig {
         self.check_ceilings()?;
         component("limiter", self.limiter.validate())?;
         component("breaker", self.breaker.validate())?;
+        self.dashboard.validate()?;
         if let Some(queue) = &self.queue {
             component("queue", queue.validate())?;
         }

@@ -12,6 +12,8 @@ pub mod breaker;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod connection;
+pub mod dashboard;
 pub mod embeddings;
 pub mod error;
 pub mod front;

@@ -69,32 +69,19 @@ impl Histogram {
 
     /// Nearest-rank quantile (`q` in 0..=1), reported as the upper bound of its bucket; 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return 0;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return upper(i);
-            }
-        }
-        upper(BUCKETS - 1)
+        quantile_of(&self.counts(), q)
     }
 
     /// p50, p90, p95, p99 and p99.9.
     pub fn summary(&self) -> Percentiles {
-        Percentiles {
-            count: self.count(),
-            p50: self.quantile(0.50),
-            p90: self.quantile(0.90),
-            p95: self.quantile(0.95),
-            p99: self.quantile(0.99),
-            p999: self.quantile(0.999),
-        }
+        Percentiles::of(&self.counts())
+    }
+
+    /// The count of each bucket now. Two of these subtracted ([`counts_since`]) are the
+    /// histogram of what was recorded in between, so percentiles of the last second come from
+    /// the same data without a second histogram on the request path.
+    pub fn counts(&self) -> Box<[u64]> {
+        self.buckets.iter().map(|b| b.load(Relaxed)).collect()
     }
 
     /// Writes `name_bucket`, `name_sum` and `name_count` with `le` at powers of two.
@@ -131,8 +118,33 @@ impl Histogram {
     }
 }
 
+/// Nearest-rank quantile of bucket counts from [`Histogram::counts`]; 0 when empty.
+fn quantile_of(counts: &[u64], q: f64) -> u64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (i, c) in counts.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return upper(i);
+        }
+    }
+    upper(BUCKETS - 1)
+}
+
+/// What was recorded between two readings of [`Histogram::counts`] (`before` the earlier).
+pub fn counts_since(now: &[u64], before: &[u64]) -> Box<[u64]> {
+    now.iter()
+        .zip(before)
+        .map(|(n, b)| n.saturating_sub(*b))
+        .collect()
+}
+
 /// Percentiles of one histogram, in its unit.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: u64,
@@ -140,6 +152,20 @@ pub struct Percentiles {
     pub p95: u64,
     pub p99: u64,
     pub p999: u64,
+}
+
+impl Percentiles {
+    /// Of bucket counts from [`Histogram::counts`] (or a difference of two).
+    pub fn of(counts: &[u64]) -> Self {
+        Self {
+            count: counts.iter().sum(),
+            p50: quantile_of(counts, 0.50),
+            p90: quantile_of(counts, 0.90),
+            p95: quantile_of(counts, 0.95),
+            p99: quantile_of(counts, 0.99),
+            p999: quantile_of(counts, 0.999),
+        }
+    }
 }
 
 /// A gauge of things alive: requests in flight, open streams, open connections, upstream
@@ -359,6 +385,23 @@ mod tests {
         assert!((990..=1024).contains(&p99), "p99 {p99}");
         assert_eq!(h.quantile(1.0), 1024);
         assert_eq!(Histogram::default().quantile(0.5), 0);
+    }
+
+    #[test]
+    fn percentiles_of_a_difference_cover_only_what_came_between() {
+        let h = Histogram::default();
+        for _ in 0..100 {
+            h.record(10);
+        }
+        let before = h.counts();
+        for _ in 0..100 {
+            h.record(5_000);
+        }
+        let between = Percentiles::of(&counts_since(&h.counts(), &before));
+        assert_eq!(between.count, 100);
+        assert!((5_000..=5_120).contains(&between.p50), "{between:?}");
+        assert_eq!(h.summary().count, 200);
+        assert_eq!(Percentiles::of(&counts_since(&before, &before)).p99, 0);
     }
 
     #[test]

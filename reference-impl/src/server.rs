@@ -13,9 +13,7 @@ use axum::routing::{get, post};
 use futures::FutureExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -24,6 +22,8 @@ use tower::Service;
 
 use crate::cache::{Embedder, OpenAiEmbedder, ResponseCache, SemanticConfig};
 use crate::config::{ConfigError, GatewayConfig, ServerConfig};
+use crate::connection::{self, ConnectionSettings};
+use crate::dashboard::{self, Dashboard};
 use crate::error::{ApiError, GatewayError};
 use crate::limiter::{KeyId, RateLimiter, Tier};
 use crate::metrics::GatewayMetrics;
@@ -47,6 +47,8 @@ pub struct Shared {
     /// Cancelled when shutdown begins: `/ready` turns 503.
     pub draining: CancellationToken,
     pub started: Instant,
+    /// The live dashboard's samples, taken once a second off the request path.
+    pub dashboard: Dashboard,
 }
 
 impl Shared {
@@ -104,6 +106,7 @@ impl Shared {
             streams_stop: CancellationToken::new(),
             draining: CancellationToken::new(),
             started: Instant::now(),
+            dashboard: Dashboard::default(),
         })
     }
 }
@@ -159,9 +162,10 @@ impl Gateway {
         let local = listener
             .local_addr()
             .map_err(|source| GatewayError::Bind { addr, source })?;
-        let http = http1_settings(&shared.config.server);
+        let http = connection_settings(&shared.config.server);
         let app = routes(shared.clone());
         let task = tokio::spawn(serve(listener, http, app, shared.clone()));
+        dashboard::start_sampler(shared.clone());
         tracing::info!(%local, "gateway listening");
         Ok(GatewayHandle {
             addr: local,
@@ -190,43 +194,37 @@ struct Slot {
     _permit: OwnedSemaphorePermit,
 }
 
-/// Paths a reserved connection serves; anything else gets a 503 there.
+/// Paths a reserved connection serves; anything else gets a 503 there. Not the dashboard's
+/// event stream: it never ends, and would keep a reserved slot from the probes.
 fn is_probe_path(path: &str) -> bool {
-    matches!(path, "/health" | "/ready" | "/metrics") || path.starts_with("/admin/")
+    matches!(path, "/health" | "/ready" | "/metrics")
+        || (path.starts_with("/admin/") && path != "/admin/dashboard/events")
 }
 
 /// Pause after an accept error other than a failed handshake (such as running out of file
 /// descriptors), so the loop does not spin while nothing can be accepted.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// HTTP/1.1 with keep-alive and a deadline for each request's header block.
+/// HTTP/1.1 with keep-alive, or HTTP/2 with prior knowledge, and a deadline for each request's
+/// header block.
 ///
 /// `axum::serve` sets no timer, so hyper enforces no header deadline there and a client that
-/// trickles a header line (slowloris) holds its connection forever. HTTP/1 only: hyper-util's
-/// `auto` builder sniffs for the HTTP/2 preface with no deadline at all.
-fn http1_settings(server: &ServerConfig) -> http1::Builder {
+/// trickles a header line (slowloris) holds its connection forever; [`connection`] keeps the
+/// deadline for both protocols.
+fn connection_settings(server: &ServerConfig) -> ConnectionSettings {
     let timeout = (server.header_read_timeout_ms > 0)
         .then(|| Duration::from_millis(server.header_read_timeout_ms));
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeout);
-    builder
+    ConnectionSettings::new(timeout, false)
 }
 
 /// A reserved connection: one request, a short header deadline.
-fn reserved_settings(server: &ServerConfig) -> http1::Builder {
+fn reserved_settings(server: &ServerConfig) -> ConnectionSettings {
     let timeout = Duration::from_millis(server.header_read_timeout_ms);
     let timeout = match server.header_read_timeout_ms {
         0 => RESERVED_HEADER_TIMEOUT,
         _ => timeout.min(RESERVED_HEADER_TIMEOUT),
     };
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
-        .keep_alive(false);
-    builder
+    ConnectionSettings::new(Some(timeout), true)
 }
 
 /// The accept loop: one task per connection, `TCP_NODELAY` on each, the peer address as
@@ -241,7 +239,12 @@ fn reserved_settings(server: &ServerConfig) -> http1::Builder {
 /// Once `draining` is cancelled it closes the listener, every connection finishes the request
 /// it is serving (idle keep-alive connections close at once), and it returns when the last
 /// connection has closed.
-async fn serve(listener: TcpListener, http: http1::Builder, app: axum::Router, gw: Arc<Shared>) {
+async fn serve(
+    listener: TcpListener,
+    http: ConnectionSettings,
+    app: axum::Router,
+    gw: Arc<Shared>,
+) {
     let draining = &gw.draining;
     // Each connection task holds a receiver; `closed()` resolves once the last one is dropped.
     let (all_closed, open) = watch::channel(());
@@ -252,7 +255,10 @@ async fn serve(listener: TcpListener, http: http1::Builder, app: axum::Router, g
         .max(RESERVED_CONNECTIONS + 1);
     let general = Arc::new(Semaphore::new(max - RESERVED_CONNECTIONS));
     let reserved = Arc::new(Semaphore::new(RESERVED_CONNECTIONS));
-    let reserved_http = reserved_settings(&gw.config.server);
+    let (http, reserved_http) = (
+        Arc::new(http),
+        Arc::new(reserved_settings(&gw.config.server)),
+    );
     loop {
         // Neither semaphore is ever closed, so one of the acquires eventually succeeds.
         let slot = tokio::select! {
@@ -289,20 +295,11 @@ async fn serve(listener: TcpListener, http: http1::Builder, app: axum::Router, g
                 handled.unwrap_or_else(|_| Ok(panicked(&gw)))
             }
         });
-        let builder = if probes_only { &reserved_http } else { &http };
-        let conn = builder.serve_connection(TokioIo::new(tcp), service);
+        let settings = Arc::clone(if probes_only { &reserved_http } else { &http });
         let (gw, open) = (gw.clone(), open.clone());
         let connection = gw.metrics.open_connections.hold();
         tokio::spawn(async move {
-            let draining = &gw.draining;
-            let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                () = draining.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
+            let result = connection::serve(tcp, &settings, service, &gw.draining).await;
             if let Err(e) = result {
                 tracing::debug!(%peer, "connection closed: {e}");
             }
@@ -382,6 +379,7 @@ fn routes(shared: Arc<Shared>) -> axum::Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .nest("/admin/performance", admin::routes(shared.clone()))
+        .nest("/admin/dashboard", dashboard::routes(shared.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
@@ -492,7 +490,8 @@ mod tests {
         let app = axum::Router::new().route("/boom", get(boom));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/boom", listener.local_addr().unwrap());
-        let server = tokio::spawn(serve(listener, http1::Builder::new(), app, shared.clone()));
+        let settings = ConnectionSettings::new(None, false);
+        let server = tokio::spawn(serve(listener, settings, app, shared.clone()));
         let client = reqwest::Client::new();
         for _ in 0..2 {
             let response = client.get(&url).send().await.unwrap();
