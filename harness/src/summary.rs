@@ -50,6 +50,15 @@ pub fn render(run: &RunResult, extras: &Extras<'_>) -> String {
     for metric in Metric::ALL {
         if let Some(summary) = run.summary(metric) {
             let _ = writeln!(out, "  {}", metric_line(metric, &summary));
+            if metric == Metric::Itl && run.totals.itl_burst_gaps > 0 {
+                let _ = writeln!(
+                    out,
+                    "  {} {} of {} ITL gaps were 0: events that came in one read",
+                    dotted("ITL bursts"),
+                    run.totals.itl_burst_gaps,
+                    summary.count
+                );
+            }
         }
     }
     let totals = &run.totals;

@@ -244,6 +244,7 @@ async fn exchange(context: &Context, state: &mut UserState, index: usize, origin
             input_tokens: reply.input_tokens,
             output_tokens: reply.output_tokens,
             tokens_counted: reply.tokens_counted,
+            burst_gaps: reply.burst_gaps,
             itl_us: &state.scratch.itl_us,
             overhead_us: reply.overhead_us,
             cache: reply.cache,

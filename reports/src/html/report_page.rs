@@ -230,6 +230,12 @@ fn key_numbers(run: &RunResult) -> Vec<Fact> {
             .collect();
         facts.push(fact("error statuses", statuses.join(", ")));
     }
+    if t.itl_burst_gaps > 0 {
+        facts.push(fact(
+            "ITL gaps within one read (bursts, recorded as 0)",
+            t.itl_burst_gaps.to_string(),
+        ));
+    }
     if t.tokens_counted > 0 {
         facts.push(fact(
             "tokens counted by the tokenizer",

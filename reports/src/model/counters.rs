@@ -160,6 +160,10 @@ pub struct Counters {
     /// `usage`; the rest were counted by the target.
     #[serde(default)]
     pub tokens_counted: u64,
+    /// ITL gaps between content events that came in one read, recorded as 0: bursts, where a
+    /// target or network batched tokens, or a reader fell behind.
+    #[serde(default)]
+    pub itl_burst_gaps: u64,
 }
 
 impl Counters {
@@ -179,6 +183,7 @@ impl Counters {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
         self.tokens_counted += other.tokens_counted;
+        self.itl_burst_gaps += other.itl_burst_gaps;
     }
 
     /// Failed requests / all requests, `None` without requests.

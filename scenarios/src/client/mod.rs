@@ -61,6 +61,8 @@ pub struct Reply {
     pub output_tokens: u64,
     /// The token counts came from the tokenizer because the target reported no usage.
     pub tokens_counted: bool,
+    /// ITL gaps of this stream between events that came in one read (recorded as 0).
+    pub burst_gaps: u64,
     pub overhead_us: Option<u64>,
     pub cache: Option<CacheOutcome>,
 }
@@ -283,6 +285,7 @@ impl Client {
             input_tokens: 0,
             output_tokens: 0,
             tokens_counted: false,
+            burst_gaps: 0,
             overhead_us: None,
             cache: None,
         };
@@ -372,6 +375,7 @@ impl Client {
                 Err((class, read)) => (Err(class), read),
             };
             reply.first_content = read.first_content;
+            reply.burst_gaps = read.burst_gaps;
             usage = (read.prompt_tokens, read.completion_tokens);
             result
         } else {

@@ -1,6 +1,7 @@
 //! Reading an SSE body as it arrives: when content came, how many tokens, whether it ended well.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
@@ -19,6 +20,10 @@ pub struct StreamRead {
     pub content_events: u64,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    /// Gaps between content events that came in the same read: recorded as 0, since their
+    /// bytes arrived together (a target or a network that batches, or a reader that fell
+    /// behind).
+    pub burst_gaps: u64,
 }
 
 /// What one event meant.
@@ -32,7 +37,8 @@ enum Step {
 }
 
 /// Reads a chat stream of `api`'s format to its end, pushing the gap before every content event
-/// after the first into `scratch.itl_us` and the generated text into `scratch.text` (for the
+/// after the first into `scratch.itl_us` (arrival times are those of the reads that brought the
+/// events' bytes, taken before any parsing) and the generated text into `scratch.text` (for the
 /// tokenizer, when the target reports no usage).
 ///
 /// A stream is complete only with its terminating event (`data: [DONE]`, `message_stop`);
@@ -50,6 +56,16 @@ where
 {
     let mut read = StreamRead::default();
     let mut last_content: Option<Instant> = None;
+    // When the bytes of the latest read arrived (nanoseconds after `base`): every event parsed
+    // out of that read arrived then, however long parsing the ones before it took. An atomic
+    // rather than a `Cell`, so the future stays `Send`.
+    let base = Instant::now();
+    let arrived = AtomicU64::new(0);
+    let body = body.map(|chunk| {
+        let since = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        arrived.store(since, Ordering::Relaxed);
+        chunk
+    });
     let mut events = std::pin::pin!(body.eventsource());
     while let Some(event) = events.next().await {
         let event = match event {
@@ -62,8 +78,7 @@ where
             }
             Err(EventStreamError::Transport(_)) => return Err((ErrorClass::StreamBroken, read)),
         };
-        // The event's arrival, taken before its JSON is parsed.
-        let now = Instant::now();
+        let now = base + Duration::from_nanos(arrived.load(Ordering::Relaxed));
         let step = match api {
             Api::OpenAi => openai_event(&event.data, &mut read, &mut scratch.text),
             Api::Anthropic => anthropic_event(&event.data, &mut read, &mut scratch.text),
@@ -74,9 +89,11 @@ where
             Ok(Step::Content) => {
                 match last_content {
                     None => read.first_content = Some(now),
-                    Some(previous) => scratch.itl_us.push(
-                        u32::try_from(now.duration_since(previous).as_micros()).unwrap_or(u32::MAX),
-                    ),
+                    Some(previous) => {
+                        let gap = now.duration_since(previous).as_micros();
+                        read.burst_gaps += u64::from(gap == 0);
+                        scratch.itl_us.push(u32::try_from(gap).unwrap_or(u32::MAX));
+                    }
                 }
                 last_content = Some(now);
                 read.content_events += 1;
@@ -196,6 +213,22 @@ mod tests {
         assert!(read.first_content.is_some());
         assert_eq!(read.completion_tokens, Some(3));
         assert_eq!(read.prompt_tokens, Some(7));
+    }
+
+    #[tokio::test]
+    async fn events_of_one_read_share_its_arrival_time() {
+        let two = [TOKEN, TOKEN].concat().leak();
+        let mut scratch = Scratch::default();
+        let read = read_stream(
+            Api::OpenAi,
+            body(&[ROLE, TOKEN, two, "data: [DONE]\n\n"]),
+            &mut scratch,
+        )
+        .await
+        .expect("complete");
+        assert_eq!(read.content_events, 3);
+        assert_eq!(read.burst_gaps, 1, "{:?}", scratch.itl_us);
+        assert_eq!(scratch.itl_us[1], 0, "{:?}", scratch.itl_us);
     }
 
     #[tokio::test]

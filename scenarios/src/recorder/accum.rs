@@ -47,6 +47,7 @@ impl Accum {
         counters.input_tokens += sample.input_tokens;
         counters.output_tokens += sample.output_tokens;
         counters.tokens_counted += u64::from(sample.tokens_counted);
+        counters.itl_burst_gaps += sample.burst_gaps;
         match sample.cache {
             Some(CacheOutcome::Hit) => counters.cache.hit += 1,
             Some(CacheOutcome::Miss) => counters.cache.miss += 1,

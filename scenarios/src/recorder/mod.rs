@@ -245,6 +245,7 @@ mod tests {
             input_tokens: 3,
             output_tokens: 6,
             tokens_counted: false,
+            burst_gaps: 1,
             itl_us: &[1_000, 1_000, 1_000, 1_000, 1_000],
             overhead_us: Some(40),
             cache: Some(CacheOutcome::Hit),
@@ -279,6 +280,7 @@ mod tests {
         assert_eq!(second0.counters.good, 8);
         assert_eq!(second0.counters.cache.hit, 8);
         assert_eq!(second0.counters.output_tokens, 48);
+        assert_eq!(second0.counters.itl_burst_gaps, 8);
         let latency = second0
             .histograms
             .summary(Metric::Latency)

@@ -44,6 +44,8 @@ pub struct Sample<'a> {
     pub output_tokens: u64,
     /// The token counts came from the tokenizer, not from the target's `usage`.
     pub tokens_counted: bool,
+    /// How many of `itl_us` are gaps between events that came in one read (0 us).
+    pub burst_gaps: u64,
     /// Gaps between consecutive content events, in microseconds.
     pub itl_us: &'a [u32],
     /// `x-gateway-overhead-us`, when the response had it.
@@ -109,6 +111,7 @@ mod tests {
             input_tokens: 10,
             output_tokens: tokens,
             tokens_counted: false,
+            burst_gaps: 0,
             itl_us: &[],
             overhead_us: None,
             cache: None,
