@@ -302,3 +302,78 @@ async fn without_a_token_budget_no_token_headers_are_sent() {
         );
     }
 }
+
+/// The same headers when the buckets live in Redis: its script reports every bucket's state,
+/// and on a refusal by the token budget the key's request quota with this request given back.
+#[tokio::test]
+async fn redis_buckets_report_the_same_quotas() {
+    use common::redis::RedisServer;
+    use reference_impl::limiter::{Decision, KeyId, RateLimiter, RedisLimiterConfig, Tier};
+
+    let redis = RedisServer::start();
+    let mut config = LimiterConfig {
+        tiers: TierLimits {
+            free: TierLimit {
+                requests: 10,
+                period_secs: 60,
+                tokens_per_minute: Some(600),
+            },
+            ..TierLimits::default()
+        },
+        ..LimiterConfig::default()
+    };
+    config.redis = Some(RedisLimiterConfig {
+        url: redis.url(),
+        timeout_ms: 2_000,
+        key_prefix: "test:headers".to_owned(),
+    });
+    let limiter = RateLimiter::new(config).expect("valid config");
+    let key = KeyId::from_api_key("sk-redis");
+
+    let headers = |decision: Decision| {
+        let mut headers = http::HeaderMap::new();
+        decision.write_headers(&mut headers);
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        (
+            get("ratelimit"),
+            get("x-ratelimit-remaining-tokens"),
+            get("x-ratelimit-remaining-requests"),
+        )
+    };
+    let first = headers(limiter.check(&key, Tier::Free, "m").await);
+    assert_eq!(first.0, "\"default\";r=9;t=6");
+    assert_eq!(first.1, "600");
+    limiter.charge_tokens(&key, Tier::Free, 300).await;
+    let second = headers(limiter.check(&key, Tier::Free, "m").await);
+    assert!(second.0.starts_with("\"default\";r=8;t="), "{}", second.0);
+    let tokens: u64 = second.1.parse().unwrap();
+    assert!((300..=302).contains(&tokens), "{tokens}");
+
+    limiter.charge_tokens(&key, Tier::Free, 1_000).await;
+    let refused = limiter.check(&key, Tier::Free, "m").await;
+    assert!(matches!(
+        refused,
+        Decision::Denied {
+            scope: reference_impl::limiter::Scope::Tokens,
+            ..
+        }
+    ));
+    let refused = headers(refused);
+    assert_eq!(refused.1, "0");
+    assert_eq!(
+        refused.2, "8",
+        "the refusal took nothing from the request quota"
+    );
+    assert!(refused.0.starts_with("\"default\";r=8;"), "{}", refused.0);
+    assert_eq!(
+        limiter.stats().redis_fallbacks,
+        0,
+        "Redis decided every check"
+    );
+}
