@@ -2,21 +2,26 @@
 //! front door) and the event stream a streaming Anthropic client expects: the counterpart of
 //! [`super::sse`] for the other API.
 //!
-//! [`replay`] writes the same events a translated stream does (`message_start`,
-//! `content_block_start`, `ping`, one `content_block_delta` per text block, `content_block_stop`,
-//! `message_delta` with usage, `message_stop`); [`MessageAssembler`] folds a live stream's events
-//! back into a message so a streamed answer can be cached. Only text blocks are kept: an answer
-//! with tool use or thinking blocks is not assembled (and so not stored).
+//! [`replay`] writes the events of an equivalent stream with the same writers a translated
+//! stream uses: `message_start`; per content block `content_block_start`, its deltas
+//! (`text_delta`, `input_json_delta` for tool use, `thinking_delta` and `signature_delta`) and
+//! `content_block_stop`, with `ping` after the first start; `message_delta` with usage;
+//! `message_stop`. [`MessageAssembler`] folds a live stream's events back into a message so a
+//! streamed answer can be cached; it keeps text blocks only, so a streamed answer with tool use
+//! or thinking is not stored (a whole one is, and replays with all its blocks).
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::sse::SseError;
 use crate::proxy::translate::AnthropicUsage;
-use crate::proxy::translate::to_openai::{message_end, message_start, text_delta};
+use crate::proxy::translate::to_openai::{
+    TEXT_BLOCK, block_delta, block_start, block_stop, message_end, message_start, ping, text_delta,
+};
 
 #[derive(Debug, Default, Deserialize, Serialize)]
-struct Message {
+struct Message<B> {
     #[serde(default)]
     id: String,
     #[serde(rename = "type", default = "message_type")]
@@ -25,8 +30,8 @@ struct Message {
     role: String,
     #[serde(default)]
     model: String,
-    #[serde(default)]
-    content: Vec<TextBlock>,
+    #[serde(default = "Vec::new")]
+    content: Vec<B>,
     #[serde(default)]
     stop_reason: Option<String>,
     #[serde(default)]
@@ -55,13 +60,14 @@ fn shape(error: impl std::fmt::Display) -> SseError {
     SseError::Message(error.to_string())
 }
 
+fn to_vec(value: &Value) -> Result<Vec<u8>, SseError> {
+    serde_json::to_vec(value).map_err(shape)
+}
+
 /// Renders a cached `message` body as the events of an equivalent stream.
 pub fn replay(message: &[u8]) -> Result<Vec<Bytes>, SseError> {
-    let message: Message = serde_json::from_slice(message).map_err(shape)?;
-    if message.content.iter().any(|block| block.kind != "text") {
-        return Err(shape("only text blocks are replayed"));
-    }
-    let mut start = BytesMut::with_capacity(512);
+    let message: Message<Value> = serde_json::from_slice(message).map_err(shape)?;
+    let mut start = BytesMut::with_capacity(256);
     message_start(
         &mut start,
         &message.id,
@@ -69,15 +75,63 @@ pub fn replay(message: &[u8]) -> Result<Vec<Bytes>, SseError> {
         message.usage.input_tokens,
     );
     let mut events = vec![start.freeze()];
-    for block in &message.content {
-        let mut delta = BytesMut::with_capacity(block.text.len() + 128);
-        text_delta(&mut delta, &block.text);
-        events.push(delta.freeze());
+    for (index, block) in message.content.iter().enumerate() {
+        let mut out = BytesMut::with_capacity(256);
+        write_block(&mut out, index, block)?;
+        events.push(out.freeze());
     }
-    let mut end = BytesMut::with_capacity(384);
+    let mut end = BytesMut::with_capacity(256);
+    if message.content.is_empty() {
+        ping(&mut end);
+    }
     message_end(&mut end, message.stop_reason.as_deref(), message.usage);
     events.push(end.freeze());
     Ok(events)
+}
+
+/// One content block as a start (the first one followed by `ping`), the deltas that rebuild
+/// it, and a stop. Blocks without a delta form (redacted thinking, server tool results) start
+/// whole.
+fn write_block(out: &mut BytesMut, index: usize, block: &Value) -> Result<(), SseError> {
+    let kind = block.get("type").and_then(Value::as_str).unwrap_or("");
+    let field = |name: &str| block.get(name).cloned().unwrap_or(Value::Null);
+    let block_start = |out: &mut BytesMut, index: usize, opening: &[u8]| {
+        block_start(out, index, opening);
+        if index == 0 {
+            ping(out);
+        }
+    };
+    match kind {
+        "text" => {
+            block_start(out, index, TEXT_BLOCK);
+            text_delta(
+                out,
+                index,
+                block.get("text").and_then(Value::as_str).unwrap_or(""),
+            );
+        }
+        "tool_use" | "server_tool_use" => {
+            let opening =
+                json!({"type": kind, "id": field("id"), "name": field("name"), "input": {}});
+            block_start(out, index, &to_vec(&opening)?);
+            let input = serde_json::to_string(&field("input")).map_err(shape)?;
+            let delta = json!({"type": "input_json_delta", "partial_json": input});
+            block_delta(out, index, &to_vec(&delta)?);
+        }
+        "thinking" => {
+            block_start(out, index, b"{\"type\":\"thinking\",\"thinking\":\"\"}");
+            let delta = json!({"type": "thinking_delta", "thinking": field("thinking")});
+            block_delta(out, index, &to_vec(&delta)?);
+            if let Some(signature) = block.get("signature") {
+                let delta = json!({"type": "signature_delta", "signature": signature});
+                block_delta(out, index, &to_vec(&delta)?);
+            }
+        }
+        "" => return Err(shape("a content block without a type")),
+        _ => block_start(out, index, &to_vec(block)?),
+    }
+    block_stop(out, index);
+    Ok(())
 }
 
 /// One event's data, by its `type` (which Anthropic repeats inside every event's data).
@@ -85,7 +139,7 @@ pub fn replay(message: &[u8]) -> Result<Vec<Bytes>, SseError> {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Event {
     MessageStart {
-        message: Message,
+        message: Message<TextBlock>,
     },
     ContentBlockStart {
         index: usize,
@@ -124,7 +178,7 @@ struct StopDelta {
 /// Folds the events of one Anthropic stream into a `message` body.
 #[derive(Debug, Default)]
 pub struct MessageAssembler {
-    message: Option<Message>,
+    message: Option<Message<TextBlock>>,
 }
 
 impl MessageAssembler {
@@ -254,6 +308,42 @@ mod tests {
         );
         assert!(assembler.push("{").is_err());
         assert!(replay(b"not json").is_err());
-        assert!(replay(br#"{"content":[{"type":"tool_use"}]}"#).is_err());
+        assert!(replay(br#"{"content":[{"text":"untyped"}]}"#).is_err());
+    }
+
+    #[test]
+    fn tool_use_and_thinking_blocks_replay_as_their_deltas() {
+        let message = r#"{"id":"m","model":"c","content":[
+            {"type":"thinking","thinking":"hmm","signature":"sig"},
+            {"type":"text","text":"Let me look."},
+            {"type":"tool_use","id":"t1","name":"get","input":{"q":1}}],
+            "stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":9}}"#;
+        let events: Vec<serde_json::Value> = data(&replay(message.as_bytes()).expect("replay"))
+            .iter()
+            .map(|d| serde_json::from_str(d).expect("json"))
+            .collect();
+        let starts: Vec<(u64, &str)> = events
+            .iter()
+            .filter(|e| e["type"] == "content_block_start")
+            .map(|e| {
+                let index = e["index"].as_u64().expect("index");
+                (index, e["content_block"]["type"].as_str().expect("type"))
+            })
+            .collect();
+        assert_eq!(starts, [(0, "thinking"), (1, "text"), (2, "tool_use")]);
+        let deltas: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| e["type"] == "content_block_delta")
+            .map(|e| &e["delta"])
+            .collect();
+        assert_eq!(deltas[0]["thinking"], "hmm");
+        assert_eq!(deltas[1]["signature"], "sig");
+        assert_eq!(deltas[2]["text"], "Let me look.");
+        assert_eq!(deltas[3]["partial_json"], r#"{"q":1}"#);
+        let end = events
+            .iter()
+            .find(|e| e["type"] == "message_delta")
+            .expect("end");
+        assert_eq!(end["delta"]["stop_reason"], "tool_use");
     }
 }

@@ -2,7 +2,7 @@
 //! a chat completion request, and the completion, its chunks and its errors come back as an
 //! Anthropic message, its event stream and Anthropic errors.
 //!
-//! The events this side writes ([`message_start`], [`text_delta`], [`message_end`]) are also
+//! The event writers here ([`message_start`], [`block_start`], [`text_delta`], ...) are also
 //! how the cache replays a stored message to a streaming Anthropic client, so both streams have
 //! one shape.
 
@@ -85,7 +85,7 @@ pub fn request(body: &MessagesBody, model: &str) -> Result<Bytes, ApiError> {
     if let Some(system) = &body.system {
         messages.push(MessageOut {
             role: "system",
-            content: content(system, "system")?,
+            content: content(system, || "system".to_owned())?,
         });
     }
     for (i, message) in body.messages.iter().enumerate() {
@@ -94,7 +94,7 @@ pub fn request(body: &MessagesBody, model: &str) -> Result<Bytes, ApiError> {
                 Role::User => "user",
                 Role::Assistant => "assistant",
             },
-            content: content(&message.content, &format!("messages[{i}].content"))?,
+            content: content(&message.content, || format!("messages[{i}].content"))?,
         });
     }
     let out = ChatOut {
@@ -114,7 +114,11 @@ pub fn request(body: &MessagesBody, model: &str) -> Result<Bytes, ApiError> {
         .map_err(|e| ApiError::invalid_request(format!("cannot encode request: {e}")))
 }
 
-fn content<'a>(content: &'a Content, param: &str) -> Result<ContentOut<'a>, ApiError> {
+/// `param` names the field, built only when it is refused.
+fn content<'a>(
+    content: &'a Content,
+    param: impl Fn() -> String,
+) -> Result<ContentOut<'a>, ApiError> {
     match content {
         Content::Text(text) => Ok(ContentOut::Text(text)),
         Content::Blocks(blocks) => blocks
@@ -122,7 +126,7 @@ fn content<'a>(content: &'a Content, param: &str) -> Result<ContentOut<'a>, ApiE
             .map(|block| match block {
                 Block::Text { text } => Ok(TextPart { kind: "text", text }),
                 Block::Other => Err(unsupported(
-                    param.to_owned(),
+                    param(),
                     "only text blocks are translated for OpenAI-compatible providers",
                 )),
             })
@@ -198,8 +202,8 @@ pub fn response(body: &[u8]) -> Result<(Bytes, Usage), serde_json::Error> {
     Ok((Bytes::from(serde_json::to_vec(&message)?), usage))
 }
 
-/// `message_start`, `content_block_start` and `ping`: how every Anthropic stream this gateway
-/// writes begins (input tokens are 0 when the upstream reports them only at the end).
+/// `message_start`: how every Anthropic stream this gateway writes begins (input tokens are 0
+/// when the upstream reports them only at the end).
 pub(crate) fn message_start(out: &mut BytesMut, id: &str, model: &str, input_tokens: u64) {
     out.put_slice(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":");
     write_json(&mut (&mut *out).writer(), id);
@@ -209,24 +213,57 @@ pub(crate) fn message_start(out: &mut BytesMut, id: &str, model: &str, input_tok
         (&mut *out).writer(),
         ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{{\"input_tokens\":{input_tokens},\"output_tokens\":0}}}}}}\n\n"
     );
-    out.put_slice(
-        b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+}
+
+/// The (empty) text block a translated answer is written into.
+pub(crate) const TEXT_BLOCK: &[u8] = b"{\"type\":\"text\",\"text\":\"\"}";
+
+/// `content_block_start` of block `index`, whose opening state is the JSON `block`.
+pub(crate) fn block_start(out: &mut BytesMut, index: usize, block: &[u8]) {
+    let _ = write!(
+        (&mut *out).writer(),
+        "event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":{index},\"content_block\":"
     );
+    out.put_slice(block);
+    out.put_slice(b"}\n\n");
+}
+
+/// `ping`, sent once after the first block starts, as Anthropic does.
+pub(crate) fn ping(out: &mut BytesMut) {
     out.put_slice(b"event: ping\ndata: {\"type\": \"ping\"}\n\n");
 }
 
-/// One `content_block_delta` with a `text_delta`.
-pub(crate) fn text_delta(out: &mut BytesMut, text: &str) {
-    out.put_slice(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":");
+/// One `content_block_delta` with a `text_delta`: the per-token event, written without a serde
+/// tree.
+pub(crate) fn text_delta(out: &mut BytesMut, index: usize, text: &str) {
+    let _ = write!(
+        (&mut *out).writer(),
+        "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"text_delta\",\"text\":"
+    );
     write_json(&mut (&mut *out).writer(), text);
     out.put_slice(b"}}\n\n");
 }
 
-/// `content_block_stop`, `message_delta` with the stop reason and usage, and `message_stop`.
-pub(crate) fn message_end(out: &mut BytesMut, stop_reason: Option<&str>, usage: AnthropicUsage) {
-    out.put_slice(
-        b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+/// One `content_block_delta` of block `index` carrying the JSON `delta`.
+pub(crate) fn block_delta(out: &mut BytesMut, index: usize, delta: &[u8]) {
+    let _ = write!(
+        (&mut *out).writer(),
+        "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":"
     );
+    out.put_slice(delta);
+    out.put_slice(b"}\n\n");
+}
+
+/// `content_block_stop` of block `index`.
+pub(crate) fn block_stop(out: &mut BytesMut, index: usize) {
+    let _ = write!(
+        (&mut *out).writer(),
+        "event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":{index}}}\n\n"
+    );
+}
+
+/// `message_delta` with the stop reason and usage, then `message_stop`.
+pub(crate) fn message_end(out: &mut BytesMut, stop_reason: Option<&str>, usage: AnthropicUsage) {
     out.put_slice(
         b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":",
     );
@@ -292,6 +329,7 @@ impl StreamTranslator {
                 input_tokens: self.usage.prompt_tokens,
                 output_tokens: self.usage.completion_tokens,
             };
+            block_stop(out, 0);
             message_end(out, Some(self.stop_reason.unwrap_or("end_turn")), usage);
             self.finished = true;
             return Ok(());
@@ -309,6 +347,8 @@ impl StreamTranslator {
             })?;
         if !self.started {
             message_start(out, &chunk.id, &chunk.model, 0);
+            block_start(out, 0, TEXT_BLOCK);
+            ping(out);
             self.started = true;
         }
         if let Some(usage) = chunk.usage {
@@ -318,7 +358,7 @@ impl StreamTranslator {
             if let Some(text) = choice.delta.as_ref().and_then(|d| d.content.as_deref())
                 && !text.is_empty()
             {
-                text_delta(out, text);
+                text_delta(out, 0, text);
             }
             if let Some(reason) = choice.finish_reason.as_deref() {
                 self.stop_reason = Some(stop_reason(reason));
