@@ -25,6 +25,7 @@ use crate::config::{ConfigError, GatewayConfig, ServerConfig};
 use crate::connection::{self, ConnectionSettings};
 use crate::dashboard::{self, Dashboard};
 use crate::error::{ApiError, GatewayError};
+use crate::front::Api;
 use crate::limiter::{KeyId, RateLimiter, Tier};
 use crate::metrics::GatewayMetrics;
 use crate::provider::Provider;
@@ -291,8 +292,12 @@ async fn serve(
                 if probes_only && !is_probe_path(request.uri().path()) {
                     return Ok(over_capacity(&gw));
                 }
+                let api = match request.uri().path() {
+                    "/v1/messages" => Api::Anthropic,
+                    _ => Api::OpenAi,
+                };
                 let handled = AssertUnwindSafe(app.call(request)).catch_unwind().await;
-                handled.unwrap_or_else(|_| Ok(panicked(&gw)))
+                handled.unwrap_or_else(|_| Ok(panicked(&gw, api)))
             }
         });
         let settings = Arc::clone(if probes_only { &reserved_http } else { &http });
@@ -401,11 +406,11 @@ fn over_capacity(gw: &Shared) -> Response {
 }
 
 /// What a request whose handler panicked gets (the accept loop catches the panic around each
-/// request, so the connection survives): a 500 OpenAI error, counted.
-fn panicked(gw: &Shared) -> Response {
+/// request, so the connection survives): a 500 in the route's API's error shape, counted.
+fn panicked(gw: &Shared, api: Api) -> Response {
     gw.metrics.panics.fetch_add(1, Relaxed);
     gw.metrics.record_status(500);
-    ApiError::internal("internal error while handling the request").into_response()
+    ApiError::internal("internal error while handling the request").into_response_for(api)
 }
 
 async fn not_found() -> ApiError {
@@ -487,9 +492,12 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_becomes_a_counted_500() {
         let shared = Arc::new(Shared::new(GatewayConfig::default()).unwrap());
-        let app = axum::Router::new().route("/boom", get(boom));
+        let app = axum::Router::new()
+            .route("/boom", get(boom))
+            .route("/v1/messages", get(boom));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/boom", listener.local_addr().unwrap());
+        let messages_url = url.replace("/boom", "/v1/messages");
         let settings = ConnectionSettings::new(None, false);
         let server = tokio::spawn(serve(listener, settings, app, shared.clone()));
         let client = reqwest::Client::new();
@@ -499,7 +507,13 @@ mod tests {
             let body: serde_json::Value = response.json().await.unwrap();
             assert_eq!(body["error"]["type"], "server_error");
         }
-        assert_eq!(shared.metrics.panics.load(Relaxed), 2);
+        // At the Anthropic front door, in Anthropic's shape.
+        let response = client.get(&messages_url).send().await.unwrap();
+        assert_eq!(response.status(), 500);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], "api_error");
+        assert_eq!(shared.metrics.panics.load(Relaxed), 3);
         server.abort();
     }
 }
