@@ -33,6 +33,7 @@ pub async fn mock(
     access: MockAccess,
 ) -> anyhow::Result<()> {
     let profile = Profile::from_name_or_file(profile)?;
+    let stop = stop_signal()?;
     let config = MockConfig {
         bind: (bind, port).into(),
         tls: access.tls,
@@ -49,7 +50,7 @@ pub async fn mock(
         "mock provider at {}{certificate} (Ctrl-C stops)",
         server.url()
     );
-    stop_signal().await?;
+    stop.await?;
     server.shutdown().await;
     Ok(())
 }
@@ -78,22 +79,29 @@ pub async fn gateway(
         )]),
     };
     config.server.listen = (bind, port).into();
+    let stop = stop_signal()?;
     let gateway = Gateway::start(config).await?;
     eprintln!("gateway at {} (Ctrl-C stops)", gateway.url());
-    stop_signal().await?;
+    stop.await?;
     gateway.shutdown().await;
     Ok(())
 }
 
-/// Waits for Ctrl-C or SIGTERM: in a container the server is process 1, which gets SIGTERM
-/// from `docker stop` and Kubernetes and has no default action for it.
-pub(crate) async fn stop_signal() -> anyhow::Result<()> {
+/// Ctrl-C or SIGTERM, as a future that resolves on the first of them: in a container the
+/// server is process 1, which gets SIGTERM from `docker stop` and Kubernetes and has no default
+/// action for it. Both are caught from this call on, so a server calls it before it prints its
+/// address: a signal sent right after the address is seen stops it cleanly.
+pub(crate) fn stop_signal() -> anyhow::Result<impl Future<Output = anyhow::Result<()>>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).context("waiting for SIGTERM")?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for Ctrl-C"),
-        _ = terminate.recv() => Ok(()),
-    }
+    let mut interrupt = signal(SignalKind::interrupt()).context("catching SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("catching SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        Ok(())
+    })
 }
 
 /// `harness report DIR`: re-renders `report.html` from `summary.json` and returns the console

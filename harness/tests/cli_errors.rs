@@ -175,3 +175,49 @@ fn list_names_every_scenario() {
         assert!(text.contains(name), "{name} missing from: {text}");
     }
 }
+
+/// `harness mock`, `harness gateway` and `harness bare-proxy` stop cleanly (exit 0) on SIGTERM,
+/// also when it comes right after they print their address.
+#[test]
+fn servers_exit_0_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    for args in [
+        &["mock", "--port", "0", "--profile", "fast"][..],
+        &["gateway", "--port", "0", "--upstream", "http://127.0.0.1:9"][..],
+        &[
+            "bare-proxy",
+            "--port",
+            "0",
+            "--upstream",
+            "http://127.0.0.1:9",
+        ][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("harness runs");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut line = String::new();
+        stderr.read_line(&mut line).expect("address line");
+        assert!(line.contains("http://127.0.0.1:"), "{args:?}: {line}");
+        let pid = i32::try_from(child.id()).expect("pid");
+        // SAFETY: kill(2) with the pid of a child this test spawned and has not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let asked = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(10),
+                "{args:?} still running 10 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(0), "{args:?}: {status:?}");
+    }
+}

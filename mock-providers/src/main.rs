@@ -17,8 +17,8 @@ struct Args {
     /// Address to listen on.
     #[arg(long, alias = "host", default_value = "127.0.0.1")]
     bind: IpAddr,
-    /// Port to listen on; 0 picks a free one.
-    #[arg(long, default_value_t = 0)]
+    /// Port to listen on; 0 picks a free one. The same default as `harness mock`.
+    #[arg(long, default_value_t = 9000)]
     port: u16,
     /// `fast`, `realistic`, or the path of a TOML profile.
     #[arg(long, default_value = "realistic")]

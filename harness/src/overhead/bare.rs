@@ -13,6 +13,7 @@ use crate::commands::stop_signal;
 /// its address on stderr as the mock and the gateway do.
 pub async fn serve_bare_proxy(upstream: &str, bind: IpAddr, port: u16) -> anyhow::Result<()> {
     let proxy = BareProxy::new(upstream)?;
+    let stop = stop_signal()?;
     let listener = TcpListener::bind((bind, port))
         .await
         .with_context(|| format!("binding {bind}:{port}"))?;
@@ -20,6 +21,6 @@ pub async fn serve_bare_proxy(upstream: &str, bind: IpAddr, port: u16) -> anyhow
     eprintln!("bare proxy at http://{address} (Ctrl-C stops)");
     tokio::select! {
         () = proxy.serve(listener) => Ok(()),
-        stopped = stop_signal() => stopped,
+        stopped = stop => stopped,
     }
 }
