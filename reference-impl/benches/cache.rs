@@ -6,6 +6,8 @@
 //! bytes never seen before (another `user`, which is not part of the key), so the keying is the
 //! full canonical reading (`key_canonical_hash_1k`).
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,26 +18,7 @@ use futures::executor::block_on;
 use http::HeaderMap;
 use reference_impl::cache::{CacheConfig, CacheKey, Cacheability, Lookup, ResponseCache};
 
-const COMPLETION: &[u8] = br#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"A short cached answer of a few words."},"finish_reason":"stop"}],"usage":{"prompt_tokens":230,"completion_tokens":9,"total_tokens":239}}"#;
-
-/// A realistic chat request of about 1 KiB, distinct per `n`, from `user`.
-fn request_body(n: u64, user: u64) -> Vec<u8> {
-    let body = serde_json::json!({
-        "model": "gpt-4o-mini",
-        "temperature": 0,
-        "max_tokens": 256,
-        "top_p": 1,
-        "user": format!("bench-user-{user:08}"),
-        "stream": true,
-        "messages": [
-            {"role": "system", "content": "You are a concise assistant that answers questions about distributed systems, networking and databases. Prefer short, precise answers and cite the relevant concept by name. Keep answers under two hundred words unless asked for more detail, and use plain text without any markdown formatting."},
-            {"role": "user", "content": "Explain the difference between a token bucket and a leaky bucket rate limiter, and when GCRA is preferable to either of them in a gateway."},
-            {"role": "assistant", "content": "Both shape traffic. A token bucket allows bursts up to its capacity and refills at a fixed rate; a leaky bucket smooths output to a constant rate. GCRA is a token bucket expressed as one timestamp."},
-            {"role": "user", "content": format!("Question {n}: and how would you share such a limit between several gateway replicas without read-then-write races, keeping the hot path fast and the failure mode safe?")}
-        ]
-    });
-    serde_json::to_vec(&body).expect("serialize")
-}
+use common::{COMPLETION, request_body};
 
 fn classify(
     cache: &ResponseCache,
@@ -49,7 +32,7 @@ fn classify(
 }
 
 fn cache(c: &mut Criterion) {
-    let body = request_body(0, 0);
+    let body = request_body(0, 0, true);
     assert!(
         (1000..1100).contains(&body.len()),
         "body is {} bytes",
@@ -84,7 +67,7 @@ fn cache(c: &mut Criterion) {
     let users = AtomicU64::new(1);
     group.bench_function("hit_1k_new_bytes", |b| {
         b.iter_batched_ref(
-            || request_body(0, users.fetch_add(1, Ordering::Relaxed)),
+            || request_body(0, users.fetch_add(1, Ordering::Relaxed), true),
             |body| {
                 let request = classify(&cache, body, &headers);
                 match block_on(cache.lookup(&request)) {
@@ -110,7 +93,7 @@ fn cache(c: &mut Criterion) {
     });
 
     let counter = AtomicU64::new(1);
-    let fresh = || request_body(counter.fetch_add(1, Ordering::Relaxed), 0);
+    let fresh = || request_body(counter.fetch_add(1, Ordering::Relaxed), 0, true);
     group.bench_function("miss_insert_1k_request", |b| {
         b.iter_batched(
             fresh,
