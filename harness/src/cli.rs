@@ -24,7 +24,7 @@ use crate::overhead::OverheadPlan;
         harness compare BASE_DIR CANDIDATE_DIR\n  \
         harness scenario chat --target http://10.0.0.5:8080 --rate 300 --duration 5m --worker 2/3\n  \
         harness merge runs/w1 runs/w2 runs/w3 --out runs/merged\n  \
-        harness gate --base old/gateway --cand target/release/gateway --scenario smoke --rounds 6\n  \
+        harness gate --base old/gateway --cand target/release/gateway --rounds 6\n  \
         harness overhead --bare"
 )]
 pub struct Cli {
@@ -140,13 +140,16 @@ pub enum Command {
     /// Load gate: base and candidate gateways in interleaved A B B A rounds, plus A/A rounds
     /// as a self-check; writes gate.json and gate.html.
     #[command(after_help = "Examples:\n  \
-        harness gate --base base/gateway --cand target/release/gateway --scenario smoke --rounds 6\n  \
-        harness gate --base origin/main --cand HEAD --scenario chat --rounds 6\n  \
-        harness gate --base embedded --cand embedded --cand-config slower.toml --scenario chat\n  \
-        harness gate --base embedded --cand embedded --scenario chat --rounds 3 --confidence 0.6 --duration 2s\n\n\
-        Each run starts the gateway as its own process (`BIN --config FILE --port 0`, or `harness\n\
-        gateway` for `embedded`) against a native mock and drives the scenario at it with\n\
-        `harness scenario NAME --target URL`.\n\n\
+        harness gate --base base/gateway --cand target/release/gateway\n  \
+        harness gate --base origin/main --cand HEAD --rounds 6\n  \
+        harness gate --base embedded --cand embedded --cand-config slower.toml\n  \
+        harness gate --base-cmd 'uvicorn app:main --port {port}' --cand-cmd './gw --listen 127.0.0.1:{port} --upstream {upstream}'\n\n\
+        Each run starts each gateway as its own process group in front of a mock that answers at\n\
+        once (`BIN --config FILE --port 0`, `harness gateway` for `embedded`, or the command run\n\
+        through `sh -c`) and measures every level straight to the mock and through the gateway:\n\
+        throughput, error rate, the latency the gateway adds as the client sees it, its own\n\
+        overhead header when it sends one, and TTFT. A probe of the base's capacity sets the\n\
+        open-model rate unless --rate is given.\n\n\
         Exit codes: 0 unchanged or improved, 1 usage or runtime error, 3 regression, 4 inconclusive.")]
     Gate {
         #[command(flatten)]

@@ -1,13 +1,16 @@
-//! `harness gate` end to end: real gateway processes against a real mock, real scenario runs.
+//! `harness gate` end to end: real gateway processes against a real mock, real load.
 //!
 //! An A/A gate (the embedded gateway on both sides) must never report a regression, must write
-//! a `gate.json` that reads back with every round, and must exit with its verdict's code.
-//! Too few rounds for the confidence is refused before anything runs.
+//! a `gate.json` that reads back with every round of every level, and must exit with its
+//! verdict's code. A candidate that answers 503 to some requests is a regression whatever its
+//! speed. Command templates start any gateway as a process group and stop all of it. Bad input
+//! is refused before anything runs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use reports::gate::{GATE_HTML, GATE_JSON, GateReport, Verdict};
+use mock_providers::{MockConfig, MockServer, Profile};
+use reports::gate::{GATE_HTML, GATE_JSON, GateMetric, GateReport, Verdict};
 
 fn harness(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_harness"))
@@ -22,60 +25,225 @@ fn scratch(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("gate-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// The fewest rounds any confidence allows (3, at 0.6), each level measured briefly.
+const SHORT: [&str; 6] = [
+    "--rounds",
+    "3",
+    "--confidence",
+    "0.6",
+    "--duration",
+    "200ms",
+];
+
+fn report(out: &Path, output: &Output) -> GateReport {
+    let json = std::fs::read_to_string(out.join(GATE_JSON)).unwrap_or_else(|e| {
+        panic!(
+            "gate.json not written ({e})\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    serde_json::from_str(&json).expect("gate.json parses")
 }
 
 #[test]
 fn identical_gateways_are_never_a_regression() {
     let out = scratch("aa");
-    let out_arg = out.to_str().expect("utf-8 path");
-    // Three rounds is the fewest any confidence allows; 0.6 is a level at which three suffice.
+    let mut args = vec!["gate", "--base", "embedded", "--cand", "embedded"];
+    args.extend(SHORT);
+    args.extend(["--out", utf8(&out)]);
+    let output = harness(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let code = output.status.code();
+    let report = report(&out, &output);
+    assert!(matches!(code, Some(0 | 4)), "exit {code:?}\n{stdout}");
+    assert_ne!(report.verdict, Verdict::Regression, "{stdout}");
+    assert_eq!(Some(i32::from(report.exit_code())), code);
+
+    // The probe ran on the base and set the open levels' rate to half its capacity.
+    let probe = report.subject.probe.expect("a capacity probe");
+    assert!(probe.capacity > 0.0 && (probe.rate - probe.capacity / 2.0).abs() <= 1.0);
+    let levels: Vec<String> = report.levels.iter().map(|l| l.level.to_string()).collect();
+    let rate = reports::model::short(probe.rate);
+    assert_eq!(
+        levels,
+        [
+            "c=1 plain".to_owned(),
+            format!("{rate}/s plain"),
+            format!("{rate}/s streamed")
+        ]
+    );
+    for level in &report.levels {
+        assert_eq!((level.runs.ab.len(), level.runs.aa.len()), (3, 3));
+        let judged: Vec<GateMetric> = level.metrics.iter().map(|m| m.metric).collect();
+        // Measured from the client, and from the reference gateway's own header.
+        for metric in [
+            GateMetric::Throughput,
+            GateMetric::ErrorRate,
+            GateMetric::AddedP50,
+            GateMetric::AddedP99,
+            GateMetric::OverheadP50,
+        ] {
+            assert!(judged.contains(&metric), "{}: {judged:?}", level.level);
+        }
+        assert_eq!(
+            judged.contains(&GateMetric::TtftP50),
+            level.level.stream,
+            "{}",
+            level.level
+        );
+    }
+    assert!(out.join(GATE_HTML).is_file());
+    // One log per gateway started: the probe and 3 rounds x 2 kinds x 4 runs.
+    let logs = std::fs::read_dir(out.join("logs"))
+        .expect("logs dir")
+        .count();
+    assert_eq!(logs, 1 + 24 + 1, "gateways and the mock");
+    assert!(stdout.contains("added p50"), "verdict table: {stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_that_answers_503_to_some_requests_is_a_regression() {
+    let mut profile = Profile::fast();
+    profile.faults.http_503 = 0.2;
+    let faulty = MockServer::start(MockConfig::new(profile))
+        .await
+        .expect("faulty mock");
+    let out = scratch("errors");
+    // The candidate's only provider (the name the models route to) fails a fifth of its
+    // requests, and it does not retry.
+    let overlay = out.join("faulty.toml");
+    std::fs::write(
+        &overlay,
+        format!(
+            "[[providers]]\nname = \"mock\"\nkind = \"openai\"\nbase_url = \"{}\"\n\n\
+             [routing]\nmax_attempts = 1\n",
+            faulty.url()
+        ),
+    )
+    .expect("overlay");
+    let (overlay_arg, out_arg) = (utf8(&overlay).to_owned(), utf8(&out).to_owned());
+    let output = tokio::task::spawn_blocking(move || {
+        let mut args = vec!["gate", "--base", "embedded", "--cand", "embedded"];
+        args.extend(["--cand-config", &overlay_arg, "--levels", "c1"]);
+        args.extend(SHORT);
+        args.extend(["--out", &out_arg]);
+        harness(&args)
+    })
+    .await
+    .expect("gate ran");
+    faulty.shutdown().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = report(&out, &output);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    assert_eq!(report.verdict, Verdict::Regression);
+    let errors = report.levels[0]
+        .metrics
+        .iter()
+        .find(|m| m.metric == GateMetric::ErrorRate)
+        .expect("errors judged");
+    assert_eq!(errors.verdict, Verdict::Regression, "{stdout}");
+    assert!(errors.base == 0.0 && errors.cand > 0.1, "{errors:?}");
+    assert!(stdout.contains("c=1 plain errors:"), "{stdout}");
+}
+
+#[test]
+fn command_templates_start_any_gateway_and_stop_its_whole_process_group() {
+    let out = scratch("cmd");
+    let pids = out.join("pids");
+    let upstreams = out.join("upstreams");
+    // `sh` starts the server in the background and waits: stopping only the shell would leave
+    // the server running.
+    let template = format!(
+        "echo {{upstream}} >> '{}'; '{}' mock --profile fast --port {{port}} & echo $! >> '{}'; wait",
+        utf8(&upstreams),
+        env!("CARGO_BIN_EXE_harness"),
+        utf8(&pids)
+    );
+    let mut args = vec!["gate", "--base-cmd", &template, "--cand-cmd", &template];
+    args.extend(["--levels", "c1"]);
+    args.extend(SHORT);
+    args.extend(["--out", utf8(&out)]);
+    let output = harness(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = report(&out, &output);
+    assert!(matches!(output.status.code(), Some(0 | 4)), "{stdout}");
+    assert!(
+        report
+            .subject
+            .base
+            .contains("mock --profile fast --port {port}")
+    );
+    // The mock sends no overhead header: the gate judges the client's figures alone.
+    let level = &report.levels[0];
+    assert!(level.not_measured.contains(&GateMetric::OverheadP50));
+    assert!(
+        level
+            .metrics
+            .iter()
+            .any(|m| m.metric == GateMetric::AddedP50)
+    );
+
+    let started: Vec<i32> = std::fs::read_to_string(&pids)
+        .expect("pid file")
+        .lines()
+        .map(|l| l.trim().parse().expect("a pid"))
+        .collect();
+    assert_eq!(started.len(), 24, "one server per run");
+    for pid in started {
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        assert!(!alive, "server {pid} outlived its run");
+    }
+    let upstream = std::fs::read_to_string(&upstreams).expect("upstream file");
+    assert!(
+        upstream.lines().all(|l| l.starts_with("http://127.0.0.1:")),
+        "{upstream}"
+    );
+}
+
+#[test]
+fn a_command_that_never_listens_is_one_line_naming_it() {
+    let out = scratch("dead");
     let output = harness(&[
         "gate",
         "--base",
         "embedded",
-        "--cand",
-        "embedded",
-        "--scenario",
-        "smoke",
+        "--cand-cmd",
+        "echo no such gateway; exit 7 # {port}",
+        "--levels",
+        "c1",
         "--rounds",
         "3",
         "--confidence",
         "0.6",
         "--duration",
-        "1s",
+        "100ms",
         "--out",
-        out_arg,
+        utf8(&out),
     ]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let code = output.status.code();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let last = stderr.trim().lines().last().unwrap_or_default();
     assert!(
-        matches!(code, Some(0 | 4)),
-        "exit {code:?}\nstdout: {stdout}\nstderr: {stderr}"
+        last.contains("`echo no such gateway; exit 7 # ")
+            && last.contains("exited (exit status: 7) before listening on 127.0.0.1:")
+            && last.contains("its last output: no such gateway"),
+        "{stderr}"
     );
-
-    let json = std::fs::read_to_string(out.join(GATE_JSON)).expect("gate.json written");
-    let report: GateReport = serde_json::from_str(&json).expect("gate.json parses");
-    assert_ne!(report.verdict, Verdict::Regression, "{stdout}");
-    assert_eq!(Some(i32::from(report.exit_code())), code);
-    assert_eq!((report.runs.ab.len(), report.runs.aa.len()), (3, 3));
-    assert_eq!(report.subject.scenario, "smoke");
-    assert!(
-        report.metrics.iter().any(|m| m.base > 0.0 && m.cand > 0.0),
-        "no metric measured: {json}"
-    );
-    assert!(out.join(GATE_HTML).is_file());
-    // One run directory per run: 3 rounds x 2 kinds x 4 runs.
-    let runs = std::fs::read_dir(out.join("runs"))
-        .expect("runs dir")
-        .count();
-    assert_eq!(runs, 24);
-    assert!(stdout.contains("throughput"), "verdict table: {stdout}");
+    assert!(!out.join(GATE_JSON).exists());
 }
 
 #[test]
-fn too_few_rounds_are_refused_before_running() {
+fn bad_flags_are_refused_before_running() {
     let out = scratch("few");
     let output = harness(&[
         "gate",
@@ -83,17 +251,34 @@ fn too_few_rounds_are_refused_before_running() {
         "embedded",
         "--cand",
         "embedded",
-        "--scenario",
-        "smoke",
         "--rounds",
         "2",
         "--out",
-        out.to_str().expect("utf-8 path"),
+        utf8(&out),
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--rounds 2 is too few"), "{stderr}");
-    assert!(!out.exists(), "nothing may run or be written");
+    assert!(!out.join("logs").exists(), "nothing may run");
+
+    let output = harness(&[
+        "gate",
+        "--base",
+        "embedded",
+        "--cand-cmd",
+        "gateway --port 8080",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("has no {port}"), "{stderr}");
+
+    let output = harness(&[
+        "gate", "--base", "embedded", "--rate", "0", "--cand", "embedded",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--rate: 0 is not a rate"), "{stderr}");
 }
 
 #[test]
@@ -104,8 +289,6 @@ fn a_missing_gateway_binary_is_one_line() {
         "/nonexistent/gateway",
         "--cand",
         "embedded",
-        "--scenario",
-        "smoke",
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");

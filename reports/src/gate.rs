@@ -1,15 +1,18 @@
 //! The load gate: does a candidate build of the gateway perform worse than its base, on this
 //! machine, today? (`harness gate`.)
 //!
-//! Base (A) and candidate (B) run the same short scenario in rounds of four runs, A B B A, so a
-//! drift of the machine during a round cancels out. Each round gives one paired log-ratio per
-//! metric, `ln(geomean(B) / geomean(A))`; logs make a 10% drop and a 10% rise the same size and
-//! let ratios average. For each metric the gate computes:
+//! Base (A) and candidate (B) are measured in rounds of four runs, A B B A, so a drift of the
+//! machine during a round cancels out; every run measures each [`GateLevel`] (one request at a
+//! time, an open-model rate streamed and not), and each level is judged on its own. Each round
+//! gives one paired change per metric: for amounts the log-ratio `ln(geomean(B) / geomean(A))`
+//! (logs make a 10% drop and a 10% rise the same size and let ratios average), for the error
+//! rate the difference of the sides' means in points (a share of 0 has no logarithm). For each
+//! metric the gate computes:
 //!
-//! - a seeded percentile bootstrap interval of the 20% trimmed mean of the log-ratios
-//!   (reported as a relative change, `exp(x) - 1`); trimmed, so that one run disturbed by a
+//! - a seeded percentile bootstrap interval of the 20% trimmed mean of the changes (ratios
+//!   reported as a relative change, `exp(x) - 1`); trimmed, so that one run disturbed by a
 //!   neighbour cannot carry the verdict;
-//! - exact one-sided Wilcoxon signed-rank tests that the log-ratios lie beyond the worse, and
+//! - exact one-sided Wilcoxon signed-rank tests that the changes lie beyond the worse, and
 //!   beyond the better, edge of the tolerance band;
 //! - the same two on A/A rounds, where both sides are the base build: a self-check of how much
 //!   this machine moves with no change at all.
@@ -22,7 +25,8 @@
 //! it never raises a false alarm, yet a change far larger than the noise is still caught.
 //!
 //! ```
-//! use reports::gate::{GateMetric, GateOptions, GateRuns, GateSubject, Measurements, Round, evaluate};
+//! use reports::gate::{GateLevel, GateMetric, GateOptions, GateRuns, GateSubject, Measurements, Round, evaluate};
+//! use reports::overhead::Load;
 //!
 //! let run = |rps: f64| Measurements::new().with(GateMetric::Throughput, rps);
 //! let round = |b: f64| -> Result<Round, reports::gate::GateError> {
@@ -32,12 +36,14 @@
 //!     ab: (0..6).map(|_| round(880.0)).collect::<Result<_, _>>()?,
 //!     aa: (0..6).map(|i| round(1000.0 + f64::from(i))).collect::<Result<_, _>>()?,
 //! };
-//! let report = evaluate(GateSubject::new("smoke", "main", "feature"), runs, &GateOptions::default())?;
+//! let level = GateLevel { load: Load::Closed { concurrency: 1 }, stream: false };
+//! let report = evaluate(GateSubject::new("main", "feature"), vec![(level, runs)], &GateOptions::default())?;
 //! assert_eq!(report.exit_code(), 3); // throughput fell by 12%: a regression
 //! # Ok::<(), reports::gate::GateError>(())
 //! ```
 
 mod html;
+mod level;
 mod metric;
 mod report;
 mod rounds;
@@ -47,9 +53,10 @@ mod verdict;
 use serde::{Deserialize, Serialize};
 
 pub use html::render_gate;
-pub use metric::{Direction, GateMetric, Tolerance, Tolerances};
-pub use report::{Estimate, GateReport, MetricGate};
-pub use rounds::{GateRuns, Measurements, Round, RoundKind};
+pub use level::GateLevel;
+pub use metric::{Direction, GateMetric, Scale, Tolerance, Tolerances};
+pub use report::{Estimate, GateReport, LevelGate, MetricGate};
+pub use rounds::{GateRuns, Measurements, Round, RoundKind, RunRef};
 pub use verdict::Verdict;
 
 use verdict::Evidence;
@@ -59,7 +66,7 @@ pub const GATE_JSON: &str = "gate.json";
 /// File name of the rendered report.
 pub const GATE_HTML: &str = "gate.html";
 /// Version of the `gate.json` schema.
-pub const GATE_SCHEMA_VERSION: u32 = 1;
+pub const GATE_SCHEMA_VERSION: u32 = 2;
 
 /// Why a gate could not be judged. Each renders as one line naming what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -70,14 +77,13 @@ pub enum GateError {
     Confidence(f64),
     #[error("resamples {0} is too few for a bootstrap interval (at least 100)")]
     Resamples(usize),
-    #[error("{metric}: {value} is not a positive finite number")]
+    #[error("{metric}: {value} is not {}", metric.expects())]
     Value { metric: GateMetric, value: f64 },
-    #[error("{} round {round}, run {run} has no {metric}, but other runs of the gate have it", kind.label())]
+    #[error("{level}: {at} has no {metric}, but other runs of the gate have it")]
     Missing {
         metric: GateMetric,
-        kind: RoundKind,
-        round: usize,
-        run: usize,
+        level: GateLevel,
+        at: RunRef,
     },
     #[error(
         "{got} {} rounds are too few: at {}% confidence the gate needs at least {need}",
@@ -90,8 +96,10 @@ pub enum GateError {
         need: usize,
         confidence: f64,
     },
-    #[error("no run measured any gated metric (throughput, overhead, ttft)")]
+    #[error("no run measured any gated metric (throughput, errors, added latency, overhead, ttft)")]
     NothingMeasured,
+    #[error("no load level to judge")]
+    NoLevels,
 }
 
 /// Confidence level of the intervals, strictly between 0.5 and 1.
@@ -163,75 +171,100 @@ impl Default for GateOptions {
     }
 }
 
-/// What was compared, for the report's title.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What was compared, for the report's title, and how the gate's load was chosen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GateSubject {
-    pub scenario: String,
-    /// The base build: a revision or a binary path.
+    /// The base build: a revision, a binary path or a command.
     pub base: String,
     /// The candidate build.
     pub cand: String,
+    /// The capacity probe that set the open-model rate, when one ran.
+    pub probe: Option<CapacityProbe>,
 }
 
 impl GateSubject {
-    pub fn new(
-        scenario: impl Into<String>,
-        base: impl Into<String>,
-        cand: impl Into<String>,
-    ) -> GateSubject {
+    pub fn new(base: impl Into<String>, cand: impl Into<String>) -> GateSubject {
         GateSubject {
-            scenario: scenario.into(),
             base: base.into(),
             cand: cand.into(),
+            probe: None,
         }
     }
 }
 
-/// Judges the runs of a gate.
+/// The short run at the start of a gate that measured the base's capacity on this machine;
+/// the open-model levels arrive at `rate`, a share of it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityProbe {
+    /// Requests in flight during the probe (closed model, plain requests).
+    pub concurrency: u32,
+    pub secs: f64,
+    /// Completed requests per second through the base.
+    pub capacity: f64,
+    /// The open-model rate chosen from it, arrivals per second.
+    pub rate: f64,
+}
+
+/// Judges the runs of a gate, level by level.
 ///
-/// Every metric that every run measured is judged; one that no run measured is listed in
-/// [`GateReport::not_measured`]; one that only some runs measured is an error naming the first
-/// run without it.
+/// At each level, every metric that every run measured is judged; one that no run measured is
+/// listed in [`LevelGate::not_measured`]; one that only some runs measured is an error naming
+/// the first run without it.
 pub fn evaluate(
     subject: GateSubject,
-    runs: GateRuns,
+    levels: Vec<(GateLevel, GateRuns)>,
     options: &GateOptions,
 ) -> Result<GateReport, GateError> {
     if options.resamples < 100 {
         return Err(GateError::Resamples(options.resamples));
     }
+    if levels.is_empty() {
+        return Err(GateError::NoLevels);
+    }
     let need = options.confidence.min_rounds();
-    for kind in [RoundKind::Ab, RoundKind::Aa] {
-        let got = runs.rounds(kind).len();
-        if got < need {
-            return Err(GateError::TooFewRounds {
-                kind,
-                got,
-                need,
-                confidence: options.confidence.level(),
-            });
+    let mut judged = Vec::with_capacity(levels.len());
+    for (level_index, (level, runs)) in levels.into_iter().enumerate() {
+        for kind in [RoundKind::Ab, RoundKind::Aa] {
+            let got = runs.rounds(kind).len();
+            if got < need {
+                return Err(GateError::TooFewRounds {
+                    kind,
+                    got,
+                    need,
+                    confidence: options.confidence.level(),
+                });
+            }
         }
-    }
-    let mut metrics = Vec::new();
-    let mut not_measured = Vec::new();
-    for (index, metric) in GateMetric::ALL.into_iter().enumerate() {
-        if runs.measured_everywhere(metric)? {
-            metrics.push(judge(metric, index as u64, &runs, options));
-        } else {
-            not_measured.push(metric);
+        let mut metrics = Vec::new();
+        let mut not_measured = Vec::new();
+        for (index, metric) in GateMetric::ALL.into_iter().enumerate() {
+            if runs.measured_everywhere(level, metric)? {
+                // Each metric of each level resamples with a stream of its own.
+                let stream = (level_index * GateMetric::ALL.len() + index) as u64;
+                metrics.push(judge(metric, stream, &runs, options));
+            } else {
+                not_measured.push(metric);
+            }
         }
-    }
-    if metrics.is_empty() {
-        return Err(GateError::NothingMeasured);
+        if metrics.is_empty() {
+            return Err(GateError::NothingMeasured);
+        }
+        judged.push(LevelGate {
+            level,
+            verdict: Verdict::combine(metrics.iter().map(|m| m.verdict)),
+            saturated: runs.saturated(),
+            metrics,
+            not_measured,
+            runs,
+        });
     }
     Ok(GateReport {
         schema_version: GATE_SCHEMA_VERSION,
         subject,
         settings: *options,
-        verdict: Verdict::combine(metrics.iter().map(|m| m.verdict)),
-        metrics,
-        not_measured,
-        runs,
+        verdict: Verdict::combine(judged.iter().map(|l| l.verdict)),
+        levels: judged,
     })
 }
 
@@ -239,14 +272,14 @@ pub fn evaluate(
 fn judge(metric: GateMetric, index: u64, runs: &GateRuns, options: &GateOptions) -> MetricGate {
     let tolerance = options.tolerances.of(metric);
     let estimate = |kind: RoundKind, stream: u64| {
-        let log_ratios: Vec<f64> = runs
+        let changes: Vec<f64> = runs
             .rounds(kind)
             .iter()
-            .filter_map(|round| round.log_ratio(metric))
+            .filter_map(|round| round.change(metric))
             .collect();
         Estimate::of(
-            log_ratios,
-            metric.direction(),
+            changes,
+            metric,
             tolerance,
             options,
             options.seed.wrapping_add(2 * index + stream),
@@ -256,10 +289,15 @@ fn judge(metric: GateMetric, index: u64, runs: &GateRuns, options: &GateOptions)
     let sides: Vec<(f64, f64)> = runs
         .ab
         .iter()
-        .filter_map(|round| round.geomeans(metric))
+        .filter_map(|round| round.sides(metric))
         .collect();
-    let geomean = |pick: fn(&(f64, f64)) -> f64| {
-        (sides.iter().map(|s| pick(s).ln()).sum::<f64>() / sides.len() as f64).exp()
+    // The base and candidate columns: over the A/B rounds, on the metric's own scale.
+    let centre = |pick: fn(&(f64, f64)) -> f64| {
+        let n = sides.len() as f64;
+        match metric.scale() {
+            Scale::Ratio => (sides.iter().map(|s| pick(s).ln()).sum::<f64>() / n).exp(),
+            Scale::Points => sides.iter().map(pick).sum::<f64>() / n,
+        }
     };
     let verdict = Evidence {
         direction: metric.direction(),
@@ -275,8 +313,8 @@ fn judge(metric: GateMetric, index: u64, runs: &GateRuns, options: &GateOptions)
         metric,
         direction: metric.direction(),
         tolerance,
-        base: geomean(|s| s.0),
-        cand: geomean(|s| s.1),
+        base: centre(|s| s.0),
+        cand: centre(|s| s.1),
         ab,
         aa,
         verdict,

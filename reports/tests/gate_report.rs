@@ -2,9 +2,18 @@
 //! the exit codes the harness returns.
 
 use reports::gate::{
-    GateError, GateMetric, GateOptions, GateReport, GateRuns, GateSubject, Measurements, Round,
-    RoundKind, Tolerance, Verdict, evaluate,
+    CapacityProbe, GateError, GateLevel, GateMetric, GateOptions, GateReport, GateRuns,
+    GateSubject, Measurements, Round, RoundKind, Tolerance, Verdict, evaluate,
 };
+use reports::overhead::Load;
+
+/// One request at a time, plain.
+fn c1() -> GateLevel {
+    GateLevel {
+        load: Load::Closed { concurrency: 1 },
+        stream: false,
+    }
+}
 
 /// Throughput and overhead p99 of one run.
 fn run(rps: f64, p99_us: f64) -> Measurements {
@@ -31,11 +40,14 @@ fn rounds(cand_rps: f64, cand_p99: f64) -> Vec<Round> {
 
 fn gate(cand_rps: f64, cand_p99: f64) -> GateReport {
     evaluate(
-        GateSubject::new("smoke", "main@1a2b3c", "feature@4d5e6f"),
-        GateRuns {
-            ab: rounds(cand_rps, cand_p99),
-            aa: rounds(1_000.0, 900.0),
-        },
+        GateSubject::new("main@1a2b3c", "feature@4d5e6f"),
+        vec![(
+            c1(),
+            GateRuns {
+                ab: rounds(cand_rps, cand_p99),
+                aa: rounds(1_000.0, 900.0),
+            },
+        )],
         &GateOptions::default(),
     )
     .expect("a complete gate")
@@ -46,11 +58,11 @@ fn verdicts_map_to_the_design_exit_codes() {
     let slower = gate(880.0, 900.0);
     assert_eq!(slower.verdict, Verdict::Regression);
     assert_eq!(slower.exit_code(), 3);
-    let throughput = &slower.metrics[0];
+    let throughput = &slower.levels[0].metrics[0];
     assert_eq!(throughput.metric, GateMetric::Throughput);
     assert!((throughput.ab.change + 0.12).abs() < 0.01, "{throughput:?}");
     assert!(throughput.ab.interval.1 < -0.03);
-    assert_eq!(slower.metrics[1].verdict, Verdict::Unchanged);
+    assert_eq!(slower.levels[0].metrics[1].verdict, Verdict::Unchanged);
 
     let faster = gate(1_000.0, 700.0);
     assert_eq!(faster.verdict, Verdict::Improvement);
@@ -71,12 +83,12 @@ fn a_noisy_self_check_makes_the_gate_inconclusive() {
         round.b = [run(1_000.0 * swing, 900.0), run(1_000.0 * swing, 900.0)];
     }
     let report = evaluate(
-        GateSubject::new("smoke", "a", "b"),
-        runs,
+        GateSubject::new("a", "b"),
+        vec![(c1(), runs)],
         &GateOptions::default(),
     )
     .expect("a complete gate");
-    assert_eq!(report.metrics[0].verdict, Verdict::Inconclusive);
+    assert_eq!(report.levels[0].metrics[0].verdict, Verdict::Inconclusive);
     assert_eq!(report.verdict, Verdict::Inconclusive);
     assert_eq!(report.exit_code(), 4);
     assert!(
@@ -97,7 +109,7 @@ fn gate_json_round_trips_and_gate_html_is_self_contained() {
     // JSON keeps every number to within a unit in the last place.
     assert_eq!(read.verdict, report.verdict);
     assert_eq!(read.settings, report.settings);
-    for (read, written) in read.metrics.iter().zip(&report.metrics) {
+    for (read, written) in read.levels[0].metrics.iter().zip(&report.levels[0].metrics) {
         assert_eq!(
             (read.metric, read.verdict),
             (written.metric, written.verdict)
@@ -105,13 +117,19 @@ fn gate_json_round_trips_and_gate_html_is_self_contained() {
         assert!((read.ab.change - written.ab.change).abs() < 1e-12);
         assert!((read.aa.interval.1 - written.aa.interval.1).abs() < 1e-12);
     }
-    assert_eq!(read.runs.ab.len(), 6);
+    assert_eq!(read.levels[0].runs.ab.len(), 6);
     let value: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(value["verdict"], "regression");
-    assert_eq!(value["metrics"][0]["metric"], "throughput");
+    let level = &value["levels"][0];
+    assert_eq!(level["level"]["load"]["model"], "closed");
+    assert_eq!(level["metrics"][0]["metric"], "throughput");
     assert_eq!(value["settings"]["tolerances"]["throughput"], 0.03);
-    assert_eq!(value["runs"]["ab"][0]["a"][0]["throughput"], 1_000.0);
-    assert_eq!(value["not_measured"][0], "overhead_p50");
+    assert_eq!(value["settings"]["tolerances"]["errors"], 0.001);
+    assert_eq!(
+        level["runs"]["ab"][0]["a"][0]["values"]["throughput"],
+        1_000.0
+    );
+    assert_eq!(level["not_measured"][0], "error_rate");
 
     let html = std::fs::read_to_string(dir.path().join("gate.html")).expect("gate.html");
     assert!(html.contains("default-src 'none'"));
@@ -120,8 +138,10 @@ fn gate_json_round_trips_and_gate_html_is_self_contained() {
     }
     assert!(html.contains("REGRESSION"));
     assert!(html.contains("main@1a2b3c") && html.contains("feature@4d5e6f"));
-    assert_eq!(html.matches("<svg").count(), report.metrics.len());
-    assert!(html.contains("Not measured by any run: overhead p50, ttft p50, ttft p99"));
+    assert_eq!(html.matches("<svg").count(), report.levels[0].metrics.len());
+    assert!(html.contains(
+        "c=1 plain: not measured by any run: errors, added p50, added p99, overhead p50, ttft p50, ttft p99"
+    ));
 }
 
 #[test]
@@ -141,14 +161,14 @@ fn gate_json_with_an_impossible_value_is_rejected() {
 fn the_console_table_names_every_metric_and_ends_with_the_verdict() {
     let text = gate(880.0, 900.0).to_string();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("gate smoke: base main@1a2b3c vs candidate feature@4d5e6f"));
-    assert!(lines[1].starts_with("metric") && lines[1].contains("A/A interval"));
-    assert!(lines[2].starts_with("throughput") && lines[2].ends_with("REGRESSION"));
-    assert!(lines[3].starts_with("overhead p99") && lines[3].ends_with("unchanged"));
+    assert!(lines[0].starts_with("gate: base main@1a2b3c vs candidate feature@4d5e6f"));
+    assert!(lines[1].starts_with("level") && lines[1].contains("A/A interval"));
+    assert!(lines[2].starts_with("c=1 plain  throughput") && lines[2].ends_with("REGRESSION"));
+    assert!(lines[3].contains("overhead p99") && lines[3].ends_with("unchanged"));
     assert!(
         lines
             .last()
-            .is_some_and(|l| l.starts_with("REGRESSION (exit 3): throughput: -12"))
+            .is_some_and(|l| l.starts_with("REGRESSION (exit 3): c=1 plain throughput: -12"))
     );
 }
 
@@ -160,13 +180,13 @@ fn the_same_runs_give_the_same_report() {
 #[test]
 fn bad_input_gets_an_error_naming_it() {
     let options = GateOptions::default();
-    let subject = || GateSubject::new("smoke", "a", "b");
+    let subject = || GateSubject::new("a", "b");
 
     let few = GateRuns {
         ab: rounds(1_000.0, 900.0)[..5].to_vec(),
         aa: rounds(1_000.0, 900.0),
     };
-    let error = evaluate(subject(), few, &options).expect_err("5 rounds");
+    let error = evaluate(subject(), vec![(c1(), few)], &options).expect_err("5 rounds");
     assert!(matches!(
         error,
         GateError::TooFewRounds {
@@ -188,10 +208,11 @@ fn bad_input_gets_an_error_naming_it() {
     partial.aa[2].b[1] = Measurements::new()
         .with(GateMetric::Throughput, 1_000.0)
         .expect("positive");
-    let error = evaluate(subject(), partial, &options).expect_err("a run without overhead");
+    let error =
+        evaluate(subject(), vec![(c1(), partial)], &options).expect_err("a run without overhead");
     assert_eq!(
         error.to_string(),
-        "A/A round 3, run 3 has no overhead p99, but other runs of the gate have it"
+        "c=1 plain: A/A round 3, run 3 has no overhead p99, but other runs of the gate have it"
     );
 
     let error = Measurements::new()
@@ -223,9 +244,17 @@ fn bad_input_gets_an_error_naming_it() {
         ],
     };
     assert!(matches!(
-        evaluate(subject(), empty, &options),
+        evaluate(subject(), vec![(c1(), empty)], &options),
         Err(GateError::NothingMeasured)
     ));
+    assert!(matches!(
+        evaluate(subject(), Vec::new(), &options),
+        Err(GateError::NoLevels)
+    ));
+    let error = Measurements::new()
+        .with(GateMetric::ErrorRate, 1.5)
+        .expect_err("a share above 1");
+    assert_eq!(error.to_string(), "errors: 1.5 is not a share from 0 to 1");
 }
 
 #[test]
@@ -250,18 +279,176 @@ fn more_confidence_needs_more_rounds() {
     assert!(reports::gate::Confidence::new(1.0).is_err());
 }
 
+/// A run at one level: throughput, error rate and added latency p50.
+fn with_errors(rps: f64, errors: f64, added_us: f64) -> Measurements {
+    Measurements::new()
+        .with(GateMetric::Throughput, rps)
+        .and_then(|m| m.with(GateMetric::ErrorRate, errors))
+        .and_then(|m| m.with(GateMetric::AddedP50, added_us))
+        .expect("valid values")
+}
+
+/// Six rounds whose base runs fail `base_errors` of requests and candidate runs
+/// `cand_errors`, with candidate latency `cand_added_us`.
+fn error_rounds(base_errors: f64, cand_errors: f64, cand_added_us: f64) -> Vec<Round> {
+    (0..6)
+        .map(|i| {
+            let wobble = f64::from(i % 3) * 0.0005;
+            Round::abba(
+                with_errors(1_000.0, base_errors, 200.0),
+                with_errors(1_000.0, cand_errors + wobble, cand_added_us),
+                with_errors(1_000.0, cand_errors, cand_added_us),
+                with_errors(1_000.0, base_errors + wobble, 200.0),
+            )
+        })
+        .collect()
+}
+
+fn error_gate(cand_errors: f64, cand_added_us: f64) -> GateReport {
+    evaluate(
+        GateSubject::new("a", "b"),
+        vec![(
+            c1(),
+            GateRuns {
+                ab: error_rounds(0.0, cand_errors, cand_added_us),
+                aa: error_rounds(0.0, 0.0, 200.0),
+            },
+        )],
+        &GateOptions::default(),
+    )
+    .expect("a complete gate")
+}
+
 #[test]
-fn a_run_result_gives_its_throughput_and_percentiles() {
-    let run = reports::synthetic::synthetic_run(30, 1);
-    let m = Measurements::from_run(&run);
-    assert_eq!(m.get(GateMetric::Throughput), run.throughput());
-    let ttft_p99 = run
-        .percentile(reports::model::Metric::Ttft, 0.99)
-        .expect("the synthetic run streams");
-    assert_eq!(m.get(GateMetric::TtftP99), Some(ttft_p99 as f64));
-    assert_eq!(
-        m.get(GateMetric::OverheadP50).is_some(),
-        run.percentile(reports::model::Metric::Overhead, 0.5)
-            .is_some()
+fn more_errors_are_a_regression_even_when_the_candidate_is_faster() {
+    // 5% of the candidate's requests fail at once, so its latency looks 40% better.
+    let report = error_gate(0.05, 120.0);
+    let metric = |m: GateMetric| {
+        report.levels[0]
+            .metrics
+            .iter()
+            .find(|g| g.metric == m)
+            .expect("judged")
+    };
+    let errors = metric(GateMetric::ErrorRate);
+    assert_eq!(errors.verdict, Verdict::Regression, "{errors:?}");
+    assert!((errors.ab.change - 0.05).abs() < 0.001, "{errors:?}");
+    assert!(
+        (errors.cand - 0.05).abs() < 0.001 && errors.base < 0.001,
+        "{errors:?}"
     );
+    assert_eq!(metric(GateMetric::AddedP50).verdict, Verdict::Improvement);
+    assert_eq!(report.verdict, Verdict::Regression);
+    assert_eq!(report.exit_code(), 3);
+    let text = report.to_string();
+    assert!(
+        text.contains("±0.1 pp") && text.contains("+5.0 pp"),
+        "{text}"
+    );
+    assert!(
+        report.summary().contains("c=1 plain errors: +5.0 pp"),
+        "{}",
+        report.summary()
+    );
+}
+
+#[test]
+fn errors_within_the_tolerance_or_the_noise_are_not_a_regression() {
+    // 0.05 points more: within the 0.1-point tolerance.
+    let small = error_gate(0.0005, 200.0);
+    assert_ne!(small.verdict, Verdict::Regression, "{small}");
+    // A base that fails 2% of requests in some A/A runs and not in others: a candidate 2
+    // points worse is within that noise.
+    let mut runs = GateRuns {
+        ab: error_rounds(0.0, 0.02, 200.0),
+        aa: error_rounds(0.0, 0.0, 200.0),
+    };
+    for (i, round) in runs.aa.iter_mut().enumerate() {
+        let errors = if i % 2 == 0 { 0.04 } else { 0.0 };
+        round.b = [
+            with_errors(1_000.0, errors, 200.0),
+            with_errors(1_000.0, errors, 200.0),
+        ];
+    }
+    let noisy = evaluate(
+        GateSubject::new("a", "b"),
+        vec![(c1(), runs)],
+        &GateOptions::default(),
+    )
+    .expect("a complete gate");
+    let errors = &noisy.levels[0].metrics[1];
+    assert_eq!(errors.metric, GateMetric::ErrorRate);
+    assert_eq!(errors.verdict, Verdict::Inconclusive, "{errors:?}");
+}
+
+#[test]
+fn saturated_runs_and_the_probe_are_recorded_and_shown() {
+    let mut runs = GateRuns {
+        ab: rounds(1_000.0, 900.0),
+        aa: rounds(1_000.0, 900.0),
+    };
+    runs.ab[1].b[0].lag_max_us = 45_000;
+    runs.aa[0].a[1].dropped = 3;
+    let open = GateLevel {
+        load: Load::Open { rate: 250.0 },
+        stream: true,
+    };
+    let mut subject = GateSubject::new("a", "b");
+    subject.probe = Some(CapacityProbe {
+        concurrency: 16,
+        secs: 2.0,
+        capacity: 500.0,
+        rate: 250.0,
+    });
+    let report = evaluate(
+        subject,
+        vec![(c1(), rounds_pair()), (open, runs)],
+        &GateOptions::default(),
+    )
+    .expect("a complete gate");
+    assert!(report.levels[0].saturated.is_empty());
+    let saturated: Vec<String> = report.levels[1]
+        .saturated
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(saturated, ["A/B round 2, run 2", "A/A round 1, run 4"]);
+    let text = report.to_string();
+    assert!(
+        text.contains(
+            "250/s streamed: load generator saturated in 2 of 48 runs (first: A/B round 2, run 2)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("open-model rate 250/s: 50.0% of the base's capacity of 500 req/s"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    report.write(dir.path()).expect("written");
+    let json = std::fs::read_to_string(dir.path().join("gate.json")).expect("gate.json");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(value["subject"]["probe"]["capacity"], 500.0);
+    assert_eq!(value["levels"][1]["saturated"][0]["round"], 2);
+    assert_eq!(
+        value["levels"][1]["runs"]["ab"][1]["b"][0]["lag_max_us"],
+        45_000
+    );
+    let read: GateReport = serde_json::from_str(&json).expect("reads back");
+    assert_eq!(read.levels[1].saturated.len(), 2);
+    let html = std::fs::read_to_string(dir.path().join("gate.html")).expect("gate.html");
+    // minijinja writes `/` as `&#x2f;`.
+    assert!(
+        html.contains("round 2, run 2; A&#x2f;A round 1, run 4"),
+        "saturated runs listed"
+    );
+    assert!(html.contains("open-model rate 250&#x2f;s"));
+}
+
+fn rounds_pair() -> GateRuns {
+    GateRuns {
+        ab: rounds(1_000.0, 900.0),
+        aa: rounds(1_000.0, 900.0),
+    }
 }

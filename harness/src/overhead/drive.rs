@@ -20,7 +20,7 @@ const MIN_OPEN_POOL: usize = 32;
 /// The requests every side gets, in the same order: the `k`-th request of a share sends
 /// `prompts[k % len]`.
 #[derive(Clone)]
-pub(super) struct Requests {
+pub(crate) struct Requests {
     pub prompts: Arc<[Prompt]>,
     pub model: Arc<str>,
     pub stream: bool,
@@ -37,7 +37,7 @@ impl Requests {
 }
 
 /// Sends `load` to `client` for `length` and tallies the answers.
-pub(super) async fn drive(
+pub(crate) async fn drive(
     client: &Client,
     requests: &Requests,
     load: Load,

@@ -9,11 +9,11 @@
 //! runtime with the load.
 
 mod bare;
-mod drive;
+pub(crate) mod drive;
 mod plan;
 mod rounds;
 mod sides;
-mod tally;
+pub(crate) mod tally;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -142,7 +142,7 @@ pub async fn measure(plan: &OverheadPlan) -> Result<Overhead, OverheadError> {
 }
 
 /// The same request bodies for every side and every run with this seed.
-fn prompts(seed: u64) -> Arc<[Prompt]> {
+pub(crate) fn prompts(seed: u64) -> Arc<[Prompt]> {
     let mut generator = PromptGenerator::new(&Prompts::Mix(PromptMix::conversational()), seed, 0);
     (0..PROMPTS).map(|_| generator.next_prompt()).collect()
 }

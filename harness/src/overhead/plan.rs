@@ -126,7 +126,7 @@ pub struct RequestFlags {
 
 impl RequestFlags {
     /// The client options, checked as `harness scenario` checks the same flags.
-    fn client(&self, timeout: Duration) -> Result<ClientOptions, OverheadError> {
+    pub(crate) fn client(&self, timeout: Duration) -> Result<ClientOptions, OverheadError> {
         let options = RunOptions {
             api: self.api,
             headers: self.headers.clone(),

@@ -8,7 +8,7 @@ use reports::overhead::{Quantiles, RoundFigures, SideRecord};
 use scenarios::client::Reply;
 
 /// The answers of one side in one round (or one sender's share of it).
-pub(super) struct Tally {
+pub(crate) struct Tally {
     e2e: Histogram<u64>,
     ttft: Histogram<u64>,
     /// `x-gateway-overhead-us` values, when the side sends the header.
@@ -81,6 +81,16 @@ impl Tally {
     pub fn finish(mut self, elapsed: Duration) -> Tally {
         self.elapsed = elapsed;
         self
+    }
+
+    /// Quantiles of the `x-gateway-overhead-us` values; `None` when the side sent none.
+    pub fn header(&self) -> Option<Quantiles> {
+        Quantiles::of(&self.header)
+    }
+
+    /// Open-model arrivals that could not be sent on time.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     pub fn figures(&self) -> RoundFigures {

@@ -5,10 +5,9 @@ use minijinja::Environment;
 use serde::Serialize;
 
 use super::metric::GateMetric;
-use super::report::{GateReport, interval, p_value};
+use super::report::{GateReport, LevelGate, interval, p_value};
 use super::rounds::Round;
 use super::verdict::Verdict;
-use crate::compare::percent;
 use crate::error::ReportError;
 use crate::html::svg::{Chart, Series, Style, XScale, YAxis};
 use crate::model::short;
@@ -24,14 +23,18 @@ struct GateView {
     summary: String,
     exit_code: u8,
     confidence: String,
+    /// How the open-model rate was chosen, when a probe ran.
+    probe: Option<String>,
     rows: Vec<RowView>,
-    not_measured: String,
+    /// Per level: what no run measured, and the runs whose generator could not keep up.
+    notes: Vec<String>,
     figures: Vec<FigureView>,
     method: String,
 }
 
 #[derive(Serialize)]
 struct RowView {
+    level: String,
     metric: &'static str,
     tolerance: String,
     base: String,
@@ -56,46 +59,72 @@ struct FigureView {
 /// Renders `gate.html`.
 pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
     let confidence = format!("{}%", short(report.settings.confidence.level() * 100.0));
-    let rows = report
-        .metrics
-        .iter()
-        .map(|m| RowView {
-            metric: m.metric.label(),
-            tolerance: format!("±{}", m.tolerance),
-            base: m.metric.format(m.base),
-            cand: m.metric.format(m.cand),
-            change: percent(m.ab.change),
-            interval: interval(m.ab.interval),
-            aa_interval: interval(m.aa.interval),
-            p_worse: p_value(m.ab.p_worse),
-            p_better: p_value(m.ab.p_better),
-            verdict: m.verdict.to_string(),
-            class: match m.verdict {
-                Verdict::Regression => "fail",
-                Verdict::Improvement => "pass",
-                Verdict::Unchanged | Verdict::Inconclusive => "",
-            },
-            reason: m.reason(),
+    let judged = || {
+        report
+            .levels
+            .iter()
+            .flat_map(|l| l.metrics.iter().map(move |m| (l, m)))
+    };
+    let rows = judged()
+        .map(|(l, m)| {
+            let scale = m.metric.scale();
+            RowView {
+                level: l.level.to_string(),
+                metric: m.metric.label(),
+                tolerance: scale.tolerance(m.tolerance),
+                base: m.metric.format(m.base),
+                cand: m.metric.format(m.cand),
+                change: scale.format(m.ab.change),
+                interval: interval(scale, m.ab.interval),
+                aa_interval: interval(scale, m.aa.interval),
+                p_worse: p_value(m.ab.p_worse),
+                p_better: p_value(m.ab.p_better),
+                verdict: m.verdict.to_string(),
+                class: match m.verdict {
+                    Verdict::Regression => "fail",
+                    Verdict::Improvement => "pass",
+                    Verdict::Unchanged | Verdict::Inconclusive => "",
+                },
+                reason: m.reason(),
+            }
         })
         .collect();
-    let figures = report
-        .metrics
-        .iter()
-        .map(|m| FigureView {
-            caption: format!("{} per round", m.metric.label()),
-            svg: rounds_chart(report, m.metric).render(),
+    let figures = judged()
+        .map(|(l, m)| FigureView {
+            caption: format!("{} {} per round", l.level, m.metric.label()),
+            svg: rounds_chart(l, m.metric).render(),
         })
         .collect();
+    let mut notes = Vec::new();
+    for level in &report.levels {
+        if !level.not_measured.is_empty() {
+            let names: Vec<&str> = level.not_measured.iter().map(|m| m.label()).collect();
+            notes.push(format!(
+                "{}: not measured by any run: {}.",
+                level.level,
+                names.join(", ")
+            ));
+        }
+        if let Some(line) = level.saturation_line() {
+            let runs: Vec<String> = level.saturated.iter().map(|r| r.to_string()).collect();
+            notes.push(format!("{}: {line}: {}.", level.level, runs.join("; ")));
+        }
+    }
     let subject = &report.subject;
+    let rounds = report
+        .levels
+        .first()
+        .map_or((0, 0), |l| (l.runs.ab.len(), l.runs.aa.len()));
+    let levels: Vec<String> = report.levels.iter().map(|l| l.level.to_string()).collect();
     let view = GateView {
         title: "gatebench: performance gate".to_owned(),
         subtitle: format!(
-            "scenario {} · base {} · candidate {} · {} A/B and {} A/A rounds",
-            subject.scenario,
+            "base {} · candidate {} · {} A/B and {} A/A rounds · levels {}",
             subject.base,
             subject.cand,
-            report.runs.ab.len(),
-            report.runs.aa.len()
+            rounds.0,
+            rounds.1,
+            levels.join(", ")
         ),
         verdict: report.verdict.to_string(),
         banner_class: match report.verdict {
@@ -105,24 +134,26 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
         },
         summary: report.summary(),
         exit_code: report.exit_code(),
+        probe: subject.probe.as_ref().map(ToString::to_string),
         rows,
-        not_measured: report
-            .not_measured
-            .iter()
-            .map(|m| m.label())
-            .collect::<Vec<_>>()
-            .join(", "),
+        notes,
         figures,
         method: format!(
             "Base (A) and candidate (B) ran in rounds of four runs, A B B A, so that a drift of \
-             the machine cancels out. Each round gives the log-ratio of the geometric means of its \
-             two sides. The interval is a {confidence} percentile bootstrap interval of the 20% \
-             trimmed mean of the log-ratios ({} resamples, seed {}), shown as a relative change; the p-values are exact \
-             one-sided Wilcoxon signed-rank tests that the log-ratios lie beyond the worse or the \
-             better edge of the tolerance band. A metric regressed only when its whole interval is \
-             worse than the tolerance and p worse is below {}; A/A rounds ran the base on both \
-             sides, and when their interval reaches beyond the tolerance the machine was too \
-             noisy, so the metric is inconclusive instead.",
+             the machine cancels out; every run measured each load level, straight to the \
+             upstream and through the gateway with the same requests, and each level is judged \
+             on its own. Added latency is the client's latency through the gateway minus \
+             straight to the upstream; overhead is what the gateway reports in its header. Each \
+             round gives the log-ratio of the geometric means of its two sides (for the error \
+             rate, the difference of their means in points). The interval is a {confidence} \
+             percentile bootstrap interval of the 20% trimmed mean of the rounds' changes ({} \
+             resamples, seed {}); the p-values are exact one-sided Wilcoxon signed-rank tests \
+             that the changes lie beyond the worse or the better edge of the tolerance band. A \
+             metric regressed only when its whole interval is worse than the tolerance and than \
+             the A/A interval and p worse is below {}; A/A rounds ran the base on both sides, \
+             and when their interval reaches beyond the tolerance the machine was too noisy, so \
+             the metric is inconclusive instead. More errors than the base beyond that noise \
+             is a regression whatever the speed.",
             report.settings.resamples,
             report.settings.seed,
             short((1.0 - report.settings.confidence.level()) / 2.0),
@@ -143,45 +174,41 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
         .map_err(|source| ReportError::Render { name: NAME, source })
 }
 
-/// Both sides of every A/B and A/A round of one metric, over the round number.
-fn rounds_chart(report: &GateReport, metric: GateMetric) -> Chart {
+/// Both sides of every A/B and A/A round of one metric at one level, over the round number.
+fn rounds_chart(level: &LevelGate, metric: GateMetric) -> Chart {
     let series = |rounds: &[Round], pick: fn((f64, f64)) -> f64| -> Vec<(f64, Option<f64>)> {
         rounds
             .iter()
             .enumerate()
             .map(|(i, round)| {
-                let value = round.geomeans(metric).map(|s| metric.to_display(pick(s)));
+                let value = round.sides(metric).map(|s| metric.to_display(pick(s)));
                 ((i + 1) as f64, value)
             })
             .collect()
     };
     Chart {
-        title: format!("{} per round", metric.label()),
+        title: format!("{} {} per round", level.level, metric.label()),
         x_label: "round".to_owned(),
         y_label: format!("{} ({})", metric.label(), metric.display_unit()),
         x_scale: XScale::Linear,
         x_bounds: None,
         y_axis: YAxis::Auto,
         series: vec![
-            Series::new(
-                "base",
-                Style::dashed(0, 0),
-                series(&report.runs.ab, |s| s.0),
-            ),
+            Series::new("base", Style::dashed(0, 0), series(&level.runs.ab, |s| s.0)),
             Series::new(
                 "candidate",
                 Style::dashed(1, 0),
-                series(&report.runs.ab, |s| s.1),
+                series(&level.runs.ab, |s| s.1),
             ),
             Series::new(
                 "A/A: runs 1, 4",
                 Style::dashed(0, 2),
-                series(&report.runs.aa, |s| s.0),
+                series(&level.runs.aa, |s| s.0),
             ),
             Series::new(
                 "A/A: runs 2, 3",
                 Style::dashed(2, 2),
-                series(&report.runs.aa, |s| s.1),
+                series(&level.runs.aa, |s| s.1),
             ),
         ],
     }

@@ -7,22 +7,80 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::GateError;
-use crate::model::{Metric, RunResult};
+use crate::model::Metric;
 
-/// A number taken from every run of a gate.
+/// A number taken from every run of a gate, at each of its load levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GateMetric {
-    /// Completed requests per second over the run.
+    /// Completed requests per second through the gateway.
     Throughput,
-    /// Median gateway overhead (`x-gateway-overhead-us`).
+    /// Share of the gateway's answers that failed (a status, a broken stream, a timeout).
+    /// Failures are left out of every latency, so a candidate that fails fast would otherwise
+    /// look faster: this metric makes more failures a regression whatever the speed.
+    ErrorRate,
+    /// Median latency the gateway adds, seen by the client: through the gateway minus straight
+    /// to the upstream with the same requests at the same load. Needs nothing from the gateway.
+    AddedP50,
+    /// 99th percentile of the same.
+    AddedP99,
+    /// Median gateway overhead as the gateway reports it (`x-gateway-overhead-us`).
     OverheadP50,
-    /// 99th percentile of gateway overhead.
+    /// 99th percentile of the same.
     OverheadP99,
-    /// Median time to first token.
+    /// Median time to first token through the gateway (streamed levels).
     TtftP50,
-    /// 99th percentile of time to first token.
+    /// 99th percentile of the same.
     TtftP99,
+}
+
+/// How a metric's runs are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scale {
+    /// Positive amounts compared by ratio: a round's change is `ln(geomean(B) / geomean(A))`,
+    /// the tolerance relative (3% = 0.03).
+    Ratio,
+    /// Shares from 0 to 1 compared by difference, since a share of 0 has no logarithm: a
+    /// round's change is `mean(B) - mean(A)`, the tolerance in points (0.001 = 0.1 points).
+    Points,
+}
+
+impl Scale {
+    /// A change on the comparison's own scale (a log-ratio or a difference) as shown: a
+    /// relative change (`exp(x) - 1`) or the difference itself.
+    pub fn shown(self, change: f64) -> f64 {
+        match self {
+            Scale::Ratio => change.exp_m1(),
+            Scale::Points => change,
+        }
+    }
+
+    /// `±3%`, or `±0.1 pp` for a tolerance in points.
+    pub fn tolerance(self, tolerance: Tolerance) -> String {
+        match self {
+            Scale::Ratio => format!("±{tolerance}"),
+            Scale::Points => format!("±{}", tolerance.to_string().replace('%', " pp")),
+        }
+    }
+
+    /// `+5.1%` for a relative change, `+5.1 pp` for a difference of shares.
+    pub fn format(self, shown: f64) -> String {
+        match self {
+            Scale::Ratio => crate::compare::percent(shown),
+            Scale::Points => crate::compare::percent(shown).replace('%', " pp"),
+        }
+    }
+
+    /// The edges of the tolerance band on the comparison's scale: `ln(1 - t), ln(1 + t)` for
+    /// ratios, `-t, t` for points.
+    pub(super) fn band(self, tolerance: Tolerance) -> (f64, f64) {
+        let t = tolerance.fraction();
+        match self {
+            Scale::Ratio => ((-t).ln_1p(), t.ln_1p()),
+            Scale::Points => (-t, t),
+        }
+    }
 }
 
 /// Which way a metric moves when the gateway gets better.
@@ -37,8 +95,11 @@ pub enum Direction {
 
 impl GateMetric {
     /// Every gated metric, in report order.
-    pub const ALL: [GateMetric; 5] = [
+    pub const ALL: [GateMetric; 8] = [
         GateMetric::Throughput,
+        GateMetric::ErrorRate,
+        GateMetric::AddedP50,
+        GateMetric::AddedP99,
         GateMetric::OverheadP50,
         GateMetric::OverheadP99,
         GateMetric::TtftP50,
@@ -49,6 +110,9 @@ impl GateMetric {
     pub fn label(self) -> &'static str {
         match self {
             GateMetric::Throughput => "throughput",
+            GateMetric::ErrorRate => "errors",
+            GateMetric::AddedP50 => "added p50",
+            GateMetric::AddedP99 => "added p99",
             GateMetric::OverheadP50 => "overhead p50",
             GateMetric::OverheadP99 => "overhead p99",
             GateMetric::TtftP50 => "ttft p50",
@@ -63,6 +127,30 @@ impl GateMetric {
         }
     }
 
+    pub fn scale(self) -> Scale {
+        match self {
+            GateMetric::ErrorRate => Scale::Points,
+            _ => Scale::Ratio,
+        }
+    }
+
+    /// What [`GateMetric::accepts`] accepts, for an error message.
+    pub fn expects(self) -> &'static str {
+        match self.scale() {
+            Scale::Ratio => "a positive finite number",
+            Scale::Points => "a share from 0 to 1",
+        }
+    }
+
+    /// Whether `value` can be a measurement of this metric: a positive finite amount, or a
+    /// share from 0 to 1.
+    pub(super) fn accepts(self, value: f64) -> bool {
+        match self.scale() {
+            Scale::Ratio => value.is_finite() && value > 0.0,
+            Scale::Points => (0.0..=1.0).contains(&value),
+        }
+    }
+
     /// Formats a value as stored in [`super::Measurements`] (requests per second, or
     /// microseconds) in the display unit, e.g. `1.25 ms`.
     pub fn format(self, value: f64) -> String {
@@ -73,40 +161,20 @@ impl GateMetric {
         )
     }
 
-    /// A stored value in the display unit: requests per second, or milliseconds.
+    /// A stored value in the display unit: requests per second, percent, or milliseconds.
     pub fn to_display(self, value: f64) -> f64 {
-        match self.percentile() {
-            None => value,
-            Some((metric, _)) => metric.unit().to_display(value),
+        match self {
+            GateMetric::Throughput => value,
+            GateMetric::ErrorRate => value * 100.0,
+            _ => Metric::Latency.unit().to_display(value),
         }
     }
 
     pub fn display_unit(self) -> &'static str {
-        match self.percentile() {
-            None => "req/s",
-            Some((metric, _)) => metric.unit().display_name(),
-        }
-    }
-
-    /// The histogram metric and quantile behind a percentile metric; `None` for throughput.
-    fn percentile(self) -> Option<(Metric, f64)> {
         match self {
-            GateMetric::Throughput => None,
-            GateMetric::OverheadP50 => Some((Metric::Overhead, 0.50)),
-            GateMetric::OverheadP99 => Some((Metric::Overhead, 0.99)),
-            GateMetric::TtftP50 => Some((Metric::Ttft, 0.50)),
-            GateMetric::TtftP99 => Some((Metric::Ttft, 0.99)),
-        }
-    }
-
-    /// The value in one run: requests per second, or microseconds.
-    ///
-    /// Percentiles are read at least as 1 µs, the resolution they are recorded with, so that a
-    /// sub-microsecond overhead still has a logarithm.
-    pub(super) fn value(self, run: &RunResult) -> Option<f64> {
-        match self.percentile() {
-            None => run.throughput().filter(|rate| *rate > 0.0),
-            Some((metric, q)) => run.percentile(metric, q).map(|v| v.max(1) as f64),
+            GateMetric::Throughput => "req/s",
+            GateMetric::ErrorRate => "%",
+            _ => Metric::Latency.unit().display_name(),
         }
     }
 }
@@ -136,16 +204,6 @@ impl Tolerance {
 
     pub fn fraction(self) -> f64 {
         self.0
-    }
-
-    /// Log-ratio of the upper edge of the band (`ln(1 + t)`).
-    pub(super) fn upper_log(self) -> f64 {
-        self.0.ln_1p()
-    }
-
-    /// Log-ratio of the lower edge of the band (`ln(1 - t)`).
-    pub(super) fn lower_log(self) -> f64 {
-        (-self.0).ln_1p()
     }
 }
 
@@ -191,9 +249,12 @@ impl fmt::Display for Tolerance {
 #[serde(deny_unknown_fields)]
 pub struct Tolerances {
     pub throughput: Tolerance,
-    /// For both p50 metrics (overhead and TTFT).
+    /// For the error rate, in points: more failures than this (beyond the A/A noise) are a
+    /// regression.
+    pub errors: Tolerance,
+    /// For every p50 metric (added latency, overhead and TTFT).
     pub p50: Tolerance,
-    /// For both p99 metrics; tails are noisier, so this is the widest.
+    /// For every p99 metric; tails are noisier, so this is the widest.
     pub p99: Tolerance,
 }
 
@@ -201,17 +262,19 @@ impl Tolerances {
     pub fn of(&self, metric: GateMetric) -> Tolerance {
         match metric {
             GateMetric::Throughput => self.throughput,
-            GateMetric::OverheadP50 | GateMetric::TtftP50 => self.p50,
-            GateMetric::OverheadP99 | GateMetric::TtftP99 => self.p99,
+            GateMetric::ErrorRate => self.errors,
+            GateMetric::AddedP50 | GateMetric::OverheadP50 | GateMetric::TtftP50 => self.p50,
+            GateMetric::AddedP99 | GateMetric::OverheadP99 | GateMetric::TtftP99 => self.p99,
         }
     }
 }
 
-/// 3% for throughput, 5% for medians, 10% for p99s.
+/// 3% for throughput, 0.1 points for the error rate, 5% for medians, 10% for p99s.
 impl Default for Tolerances {
     fn default() -> Tolerances {
         Tolerances {
             throughput: Tolerance(0.03),
+            errors: Tolerance(0.001),
             p50: Tolerance(0.05),
             p99: Tolerance(0.10),
         }

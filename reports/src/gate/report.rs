@@ -6,11 +6,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::metric::{Direction, GateMetric, Tolerance};
-use super::rounds::GateRuns;
+use super::level::GateLevel;
+use super::metric::{Direction, GateMetric, Scale, Tolerance};
+use super::rounds::{GateRuns, RunRef};
 use super::verdict::Verdict;
 use super::{GATE_HTML, GATE_JSON, GateOptions, GateSubject, stats};
-use crate::compare::percent;
 use crate::error::ReportError;
 
 /// Everything a gate measured and concluded.
@@ -19,12 +19,25 @@ pub struct GateReport {
     pub schema_version: u32,
     pub subject: GateSubject,
     pub settings: GateOptions,
-    /// The verdict of the gate: the most severe of its metrics'.
+    /// The verdict of the gate: the most severe of its levels'.
+    pub verdict: Verdict,
+    /// Each load level's gate, in the order they ran within a run.
+    pub levels: Vec<LevelGate>,
+}
+
+/// The gate of one load level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LevelGate {
+    pub level: GateLevel,
+    /// The most severe of its metrics'.
     pub verdict: Verdict,
     /// One entry per metric that every run measured, in [`GateMetric::ALL`] order.
     pub metrics: Vec<MetricGate>,
     /// Metrics no run measured (e.g. overhead against a gateway without the header).
     pub not_measured: Vec<GateMetric>,
+    /// Runs whose load generator could not keep up (late past the saturation bound, or open
+    /// arrivals dropped): their figures describe the client as much as the gateway.
+    pub saturated: Vec<RunRef>,
     /// The measurements the verdict rests on, so it can be checked or recomputed.
     pub runs: GateRuns,
 }
@@ -35,9 +48,9 @@ pub struct MetricGate {
     pub metric: GateMetric,
     pub direction: Direction,
     pub tolerance: Tolerance,
-    /// Geometric mean over the base runs of the A/B rounds.
+    /// Geometric mean (mean, for the error rate) over the base runs of the A/B rounds.
     pub base: f64,
-    /// Geometric mean over the candidate runs.
+    /// The same over the candidate runs.
     pub cand: f64,
     /// Candidate vs base.
     pub ab: Estimate,
@@ -49,10 +62,11 @@ pub struct MetricGate {
 /// The statistics of one set of rounds for one metric.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
-    /// `ln(geomean(B) / geomean(A))` of each round, in round order.
-    pub log_ratios: Vec<f64>,
-    /// Relative change of the 20% trimmed mean of the log-ratios, `exp(m) - 1` (-0.1 = 10%
-    /// lower).
+    /// Each round's change on the metric's [`Scale`], in round order:
+    /// `ln(geomean(B) / geomean(A))`, or `mean(B) - mean(A)` for the error rate.
+    pub changes: Vec<f64>,
+    /// The 20% trimmed mean of the changes as shown: a relative change, `exp(m) - 1` (-0.1 =
+    /// 10% lower), or a difference of shares (0.05 = 5 points more).
     pub change: f64,
     /// Bootstrap interval of `change` at the gate's confidence.
     pub interval: (f64, f64),
@@ -64,31 +78,33 @@ pub struct Estimate {
 
 impl Estimate {
     pub(super) fn of(
-        log_ratios: Vec<f64>,
-        direction: Direction,
+        changes: Vec<f64>,
+        metric: GateMetric,
         tolerance: Tolerance,
         options: &GateOptions,
         seed: u64,
     ) -> Estimate {
+        let scale = metric.scale();
         let (low, high) = stats::bootstrap_trimmed_mean(
-            &log_ratios,
+            &changes,
             options.confidence.level(),
             options.resamples,
             seed,
         );
+        let (lower, upper) = scale.band(tolerance);
         let shifted = |edge: f64, sign: f64| -> Vec<f64> {
-            log_ratios.iter().map(|x| sign * (x - edge)).collect()
+            changes.iter().map(|x| sign * (x - edge)).collect()
         };
-        let p_above = stats::signed_rank_above_zero(&shifted(tolerance.upper_log(), 1.0));
-        let p_below = stats::signed_rank_above_zero(&shifted(tolerance.lower_log(), -1.0));
-        let (p_worse, p_better) = match direction {
+        let p_above = stats::signed_rank_above_zero(&shifted(upper, 1.0));
+        let p_below = stats::signed_rank_above_zero(&shifted(lower, -1.0));
+        let (p_worse, p_better) = match metric.direction() {
             Direction::LowerIsBetter => (p_above, p_below),
             Direction::HigherIsBetter => (p_below, p_above),
         };
         Estimate {
-            change: stats::trimmed_mean(&mut log_ratios.clone()).exp_m1(),
-            interval: (low.exp_m1(), high.exp_m1()),
-            log_ratios,
+            change: scale.shown(stats::trimmed_mean(&mut changes.clone())),
+            interval: (scale.shown(low), scale.shown(high)),
+            changes,
             p_worse,
             p_better,
         }
@@ -98,12 +114,17 @@ impl Estimate {
 impl MetricGate {
     /// One sentence saying why the verdict is what it is.
     pub fn reason(&self) -> String {
-        let band = format!("the {} tolerance", self.tolerance);
-        let estimate = format!("{} {}", percent(self.ab.change), interval(self.ab.interval));
+        let scale = self.metric.scale();
+        let band = format!("the {} tolerance", scale.tolerance(self.tolerance));
+        let estimate = format!(
+            "{} {}",
+            scale.format(self.ab.change),
+            interval(scale, self.ab.interval)
+        );
         match self.verdict {
             Verdict::Inconclusive => format!(
                 "the A/A self-check moved {} with no change at all, beyond {band}: too noisy to decide",
-                interval(self.aa.interval)
+                interval(scale, self.aa.interval)
             ),
             Verdict::Regression => format!(
                 "{estimate}: the whole interval is worse than {band} (signed-rank p = {})",
@@ -129,10 +150,11 @@ impl GateReport {
         if self.verdict == Verdict::Unchanged {
             return "no metric moved wholly beyond its tolerance".to_owned();
         }
-        self.metrics
+        self.levels
             .iter()
-            .filter(|m| m.verdict == self.verdict)
-            .map(|m| format!("{}: {}", m.metric, m.reason()))
+            .flat_map(|l| l.metrics.iter().map(move |m| (l.level, m)))
+            .filter(|(_, m)| m.verdict == self.verdict)
+            .map(|(level, m)| format!("{level} {}: {}", m.metric, m.reason()))
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -154,9 +176,9 @@ impl GateReport {
     }
 }
 
-/// `[-11.2%, -8.9%]`
-pub(super) fn interval((low, high): (f64, f64)) -> String {
-    format!("[{}, {}]", percent(low), percent(high))
+/// `[-11.2%, -8.9%]`, or `[+4.1 pp, +6.0 pp]` for points.
+pub(super) fn interval(scale: Scale, (low, high): (f64, f64)) -> String {
+    format!("[{}, {}]", scale.format(low), scale.format(high))
 }
 
 /// A p-value with two significant digits, or `< 0.001`.
@@ -171,16 +193,20 @@ pub(super) fn p_value(p: f64) -> String {
 /// The console table the harness prints, then the summary line.
 impl fmt::Display for GateReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rounds = self
+            .levels
+            .first()
+            .map_or((0, 0), |l| (l.runs.ab.len(), l.runs.aa.len()));
         writeln!(
             f,
-            "gate {}: base {} vs candidate {}, {} A/B and {} A/A rounds",
-            self.subject.scenario,
-            self.subject.base,
-            self.subject.cand,
-            self.runs.ab.len(),
-            self.runs.aa.len()
+            "gate: base {} vs candidate {}, {} A/B and {} A/A rounds",
+            self.subject.base, self.subject.cand, rounds.0, rounds.1
         )?;
+        if let Some(probe) = &self.subject.probe {
+            writeln!(f, "{probe}")?;
+        }
         let header = [
+            "level",
             "metric",
             "tolerance",
             "base",
@@ -192,18 +218,21 @@ impl fmt::Display for GateReport {
             "verdict",
         ]
         .map(str::to_owned);
-        let rows: Vec<[String; 9]> = self
-            .metrics
+        let rows: Vec<[String; 10]> = self
+            .levels
             .iter()
-            .map(|m| {
+            .flat_map(|l| l.metrics.iter().map(move |m| (l.level, m)))
+            .map(|(level, m)| {
+                let scale = m.metric.scale();
                 [
+                    level.to_string(),
                     m.metric.label().to_owned(),
-                    format!("±{}", m.tolerance),
+                    scale.tolerance(m.tolerance),
                     m.metric.format(m.base),
                     m.metric.format(m.cand),
-                    percent(m.ab.change),
-                    interval(m.ab.interval),
-                    interval(m.aa.interval),
+                    scale.format(m.ab.change),
+                    interval(scale, m.ab.interval),
+                    interval(scale, m.aa.interval),
                     p_value(m.ab.p_worse),
                     m.verdict.to_string(),
                 ]
@@ -224,15 +253,25 @@ impl fmt::Display for GateReport {
                 .zip(&widths)
                 .enumerate()
                 .map(|(i, (cell, width))| match i {
-                    0 | 8 => format!("{cell:<width$}"),
+                    0 | 1 | 9 => format!("{cell:<width$}"),
                     _ => format!("{cell:>width$}"),
                 })
                 .collect();
             writeln!(f, "{}", cells.join("  ").trim_end())?;
         }
-        if !self.not_measured.is_empty() {
-            let names: Vec<&str> = self.not_measured.iter().map(|m| m.label()).collect();
-            writeln!(f, "not measured by any run: {}", names.join(", "))?;
+        for level in &self.levels {
+            if !level.not_measured.is_empty() {
+                let names: Vec<&str> = level.not_measured.iter().map(|m| m.label()).collect();
+                writeln!(
+                    f,
+                    "{}: not measured by any run: {}",
+                    level.level,
+                    names.join(", ")
+                )?;
+            }
+            if let Some(line) = level.saturation_line() {
+                writeln!(f, "{}: {line}", level.level)?;
+            }
         }
         writeln!(
             f,
@@ -241,5 +280,34 @@ impl fmt::Display for GateReport {
             self.exit_code(),
             self.summary()
         )
+    }
+}
+
+/// `open-model rate 250/s: 50.0% of the base's capacity of 500 req/s (c=16 for 2 s)`
+impl fmt::Display for super::CapacityProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::model::significant;
+        write!(
+            f,
+            "open-model rate {}/s: {} of the base's capacity of {} req/s (c={} for {} s)",
+            significant(self.rate),
+            crate::compare::percent(self.rate / self.capacity).trim_start_matches('+'),
+            significant(self.capacity),
+            self.concurrency,
+            significant(self.secs)
+        )
+    }
+}
+
+impl LevelGate {
+    /// One sentence naming the runs whose generator could not keep up, if any.
+    pub fn saturation_line(&self) -> Option<String> {
+        let first = self.saturated.first()?;
+        let total = 4 * (self.runs.ab.len() + self.runs.aa.len());
+        Some(format!(
+            "load generator saturated in {} of {total} runs (first: {first}): their figures \
+             describe the client as much as the gateway",
+            self.saturated.len()
+        ))
     }
 }

@@ -1,23 +1,42 @@
 //! The input of a gate: measurements of runs, grouped into A B B A rounds.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::GateError;
-use super::metric::GateMetric;
-use crate::model::RunResult;
+use super::level::GateLevel;
+use super::metric::{GateMetric, Scale};
+use crate::model::SATURATED_LAG;
 
-/// The gated numbers of one run: requests per second, percentiles in microseconds.
+/// The gated numbers of one run at one load level (requests per second, shares, percentiles in
+/// microseconds), and how the load generator fared while it measured them.
 ///
-/// Every value is finite and positive, so every ratio of two runs has a logarithm. A metric the
-/// run did not measure (no overhead header, no streamed responses) is absent.
+/// Every ratio metric's value is finite and positive, so every ratio of two runs has a
+/// logarithm; the error rate is a share from 0 to 1. A metric the run did not measure (no
+/// overhead header, no streamed responses) is absent.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(
-    try_from = "BTreeMap<GateMetric, f64>",
-    into = "BTreeMap<GateMetric, f64>"
-)]
-pub struct Measurements(BTreeMap<GateMetric, f64>);
+#[serde(try_from = "Stored", into = "Stored")]
+pub struct Measurements {
+    values: BTreeMap<GateMetric, f64>,
+    /// The load generator's worst lateness while it measured, in microseconds.
+    pub lag_max_us: u64,
+    /// Open-model arrivals the generator could not send on time.
+    pub dropped: u64,
+}
+
+/// The serde form of [`Measurements`], checked on the way in.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    values: BTreeMap<GateMetric, f64>,
+    #[serde(default)]
+    lag_max_us: u64,
+    #[serde(default)]
+    dropped: u64,
+}
 
 impl Measurements {
     /// No metric measured yet; add them with [`Measurements::with`].
@@ -25,45 +44,51 @@ impl Measurements {
         Measurements::default()
     }
 
-    /// Every gated metric the run measured.
-    pub fn from_run(run: &RunResult) -> Measurements {
-        Measurements(
-            GateMetric::ALL
-                .into_iter()
-                .filter_map(|metric| Some((metric, metric.value(run)?)))
-                .collect(),
-        )
-    }
-
-    /// Adds a value; it must be finite and positive.
+    /// Adds a value; a ratio metric's must be finite and positive, the error rate's from 0 to
+    /// 1.
     pub fn with(mut self, metric: GateMetric, value: f64) -> Result<Measurements, GateError> {
-        if !(value.is_finite() && value > 0.0) {
+        if !metric.accepts(value) {
             return Err(GateError::Value { metric, value });
         }
-        self.0.insert(metric, value);
+        self.values.insert(metric, value);
         Ok(self)
     }
 
     pub fn get(&self, metric: GateMetric) -> Option<f64> {
-        self.0.get(&metric).copied()
+        self.values.get(&metric).copied()
+    }
+
+    /// The generator could not keep up: it woke later than [`SATURATED_LAG`] or dropped
+    /// arrivals. The run's figures then describe the client as much as the gateway (a
+    /// `harness scenario` run would exit 4).
+    pub fn saturated(&self) -> bool {
+        self.dropped > 0 || Duration::from_micros(self.lag_max_us) > SATURATED_LAG
     }
 }
 
-impl TryFrom<BTreeMap<GateMetric, f64>> for Measurements {
+impl TryFrom<Stored> for Measurements {
     type Error = GateError;
 
-    fn try_from(values: BTreeMap<GateMetric, f64>) -> Result<Measurements, GateError> {
-        values
+    fn try_from(stored: Stored) -> Result<Measurements, GateError> {
+        let start = Measurements {
+            values: BTreeMap::new(),
+            lag_max_us: stored.lag_max_us,
+            dropped: stored.dropped,
+        };
+        stored
+            .values
             .into_iter()
-            .try_fold(Measurements::new(), |m, (metric, value)| {
-                m.with(metric, value)
-            })
+            .try_fold(start, |m, (metric, value)| m.with(metric, value))
     }
 }
 
-impl From<Measurements> for BTreeMap<GateMetric, f64> {
-    fn from(measurements: Measurements) -> BTreeMap<GateMetric, f64> {
-        measurements.0
+impl From<Measurements> for Stored {
+    fn from(measurements: Measurements) -> Stored {
+        Stored {
+            values: measurements.values,
+            lag_max_us: measurements.lag_max_us,
+            dropped: measurements.dropped,
+        }
     }
 }
 
@@ -89,20 +114,34 @@ impl Round {
         }
     }
 
-    /// `ln(geomean(B) / geomean(A))` of `metric`; `None` if a run did not measure it.
-    pub(super) fn log_ratio(&self, metric: GateMetric) -> Option<f64> {
-        let log_sum = |side: &[Measurements; 2]| -> Option<f64> {
-            Some(side[0].get(metric)?.ln() + side[1].get(metric)?.ln())
-        };
-        Some((log_sum(&self.b)? - log_sum(&self.a)?) / 2.0)
+    /// The round's change of `metric` on its scale: `ln(geomean(B) / geomean(A))` for a ratio,
+    /// `mean(B) - mean(A)` for points; `None` if a run did not measure it.
+    pub(super) fn change(&self, metric: GateMetric) -> Option<f64> {
+        let (a, b) = self.centres(metric, |v| match metric.scale() {
+            Scale::Ratio => v.ln(),
+            Scale::Points => v,
+        })?;
+        Some(b - a)
     }
 
-    /// Geometric mean of `metric` over side A and over side B.
-    pub(super) fn geomeans(&self, metric: GateMetric) -> Option<(f64, f64)> {
-        let geomean = |side: &[Measurements; 2]| -> Option<f64> {
-            Some((side[0].get(metric)? * side[1].get(metric)?).sqrt())
+    /// Each side's typical value of `metric`: the geometric mean of its two runs for a ratio,
+    /// the mean for points.
+    pub(super) fn sides(&self, metric: GateMetric) -> Option<(f64, f64)> {
+        match metric.scale() {
+            Scale::Ratio => {
+                let (a, b) = self.centres(metric, f64::ln)?;
+                Some((a.exp(), b.exp()))
+            }
+            Scale::Points => self.centres(metric, |v| v),
+        }
+    }
+
+    /// The mean of `map(value)` over side A's runs and over side B's.
+    fn centres(&self, metric: GateMetric, map: impl Fn(f64) -> f64) -> Option<(f64, f64)> {
+        let centre = |side: &[Measurements; 2]| -> Option<f64> {
+            Some((map(side[0].get(metric)?) + map(side[1].get(metric)?)) / 2.0)
         };
-        Some((geomean(&self.a)?, geomean(&self.b)?))
+        Some((centre(&self.a)?, centre(&self.b)?))
     }
 
     /// The runs in the order they ran.
@@ -149,33 +188,135 @@ impl GateRuns {
         }
     }
 
-    /// Whether every run measured `metric` (`Ok(true)`), none did (`Ok(false)`), or only some:
-    /// then a run is broken, and the error names the first one without it.
-    pub(super) fn measured_everywhere(&self, metric: GateMetric) -> Result<bool, GateError> {
-        let runs = || {
-            [RoundKind::Ab, RoundKind::Aa].into_iter().flat_map(|kind| {
+    /// Every run with where it ran: kind, round and run number (both from 1), in order.
+    fn each_run(&self) -> impl Iterator<Item = (RunRef, &Measurements)> {
+        [RoundKind::Ab, RoundKind::Aa]
+            .into_iter()
+            .flat_map(move |kind| {
                 self.rounds(kind)
                     .iter()
                     .enumerate()
                     .flat_map(move |(round, r)| {
-                        r.runs()
-                            .into_iter()
-                            .enumerate()
-                            .map(move |(run, m)| (kind, round + 1, run + 1, m))
+                        r.runs().into_iter().enumerate().map(move |(run, m)| {
+                            let at = RunRef {
+                                kind,
+                                round: round + 1,
+                                run: run + 1,
+                            };
+                            (at, m)
+                        })
                     })
             })
-        };
-        if runs().all(|(.., m)| m.get(metric).is_none()) {
+    }
+
+    /// Whether every run measured `metric` (`Ok(true)`), none did (`Ok(false)`), or only some:
+    /// then a run is broken, and the error names the first one without it.
+    pub(super) fn measured_everywhere(
+        &self,
+        level: GateLevel,
+        metric: GateMetric,
+    ) -> Result<bool, GateError> {
+        if self.each_run().all(|(_, m)| m.get(metric).is_none()) {
             return Ok(false);
         }
-        match runs().find(|(.., m)| m.get(metric).is_none()) {
+        match self.each_run().find(|(_, m)| m.get(metric).is_none()) {
             None => Ok(true),
-            Some((kind, round, run, _)) => Err(GateError::Missing {
-                metric,
-                kind,
-                round,
-                run,
-            }),
+            Some((at, _)) => Err(GateError::Missing { metric, level, at }),
         }
+    }
+
+    /// The runs whose load generator could not keep up ([`Measurements::saturated`]).
+    pub fn saturated(&self) -> Vec<RunRef> {
+        self.each_run()
+            .filter(|(_, m)| m.saturated())
+            .map(|(at, _)| at)
+            .collect()
+    }
+}
+
+/// Where a run sits in a gate: `A/B round 2, run 3`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRef {
+    pub kind: RoundKind,
+    /// From 1.
+    pub round: usize,
+    /// From 1, in the order A B B A.
+    pub run: usize,
+}
+
+impl fmt::Display for RunRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} round {}, run {}",
+            self.kind.label(),
+            self.round,
+            self.run
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::Tolerance;
+
+    fn run(rps: f64, errors: f64) -> Measurements {
+        Measurements::new()
+            .with(GateMetric::Throughput, rps)
+            .and_then(|m| m.with(GateMetric::ErrorRate, errors))
+            .expect("valid")
+    }
+
+    #[test]
+    fn ratios_compare_by_log_ratio_and_shares_by_difference() {
+        let round = Round::abba(
+            run(100.0, 0.0),
+            run(50.0, 0.04),
+            run(200.0, 0.06),
+            run(100.0, 0.0),
+        );
+        // geomean(50, 200) = 100: no change, whatever the arithmetic mean says.
+        assert!(
+            round
+                .change(GateMetric::Throughput)
+                .expect("measured")
+                .abs()
+                < 1e-12
+        );
+        let sides = round.sides(GateMetric::Throughput).expect("measured");
+        assert!((sides.0 - 100.0).abs() < 1e-9 && (sides.1 - 100.0).abs() < 1e-9);
+        // A share of 0 has no logarithm: the difference of means, 5 points.
+        let change = round.change(GateMetric::ErrorRate).expect("measured");
+        assert!((change - 0.05).abs() < 1e-12, "{change}");
+        assert_eq!(round.sides(GateMetric::ErrorRate), Some((0.0, 0.05)));
+        assert_eq!(round.change(GateMetric::AddedP50), None);
+    }
+
+    #[test]
+    fn scales_show_and_band_their_changes() {
+        let t = Tolerance::new(0.03).expect("valid");
+        let (low, high) = Scale::Ratio.band(t);
+        assert!((low.exp() - 0.97).abs() < 1e-12 && (high.exp() - 1.03).abs() < 1e-12);
+        assert_eq!(Scale::Points.band(t), (-0.03, 0.03));
+        assert!((Scale::Ratio.shown(0.1_f64.ln_1p()) - 0.1).abs() < 1e-12);
+        assert_eq!(Scale::Points.shown(0.05), 0.05);
+        assert_eq!(Scale::Points.format(0.051), "+5.1 pp");
+        assert_eq!(Scale::Ratio.format(-0.12), "-12.0%");
+        let errors = Tolerance::new(0.001).expect("valid");
+        assert_eq!(Scale::Points.tolerance(errors), "±0.1 pp");
+    }
+
+    #[test]
+    fn a_run_is_saturated_when_the_generator_was_late_or_dropped_arrivals() {
+        let mut m = run(100.0, 0.0);
+        assert!(!m.saturated());
+        m.lag_max_us = 19_000;
+        assert!(!m.saturated());
+        m.lag_max_us = 21_000;
+        assert!(m.saturated());
+        m.lag_max_us = 0;
+        m.dropped = 1;
+        assert!(m.saturated());
     }
 }

@@ -1,0 +1,145 @@
+//! One run of a gate: every load level, straight to the upstream and through the gateway with
+//! the same requests, measured with `harness overhead`'s load driver and tally.
+
+use std::time::Duration;
+
+use clap::ValueEnum;
+use reports::gate::{GateError, GateLevel, GateMetric, Measurements};
+use reports::overhead::{Load, Quantiles};
+use scenarios::client::Client;
+
+use crate::health::Health;
+use crate::overhead::drive::{Requests, drive};
+use crate::overhead::tally::Tally;
+
+/// Unrecorded load before each level's measurement, so connection pools hold the level's
+/// connections: a share of the level's length, at most this much.
+const WARM_UP: Duration = Duration::from_millis(250);
+
+/// The levels `--levels` can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LevelChoice {
+    /// One plain request at a time: the cost of a request on an idle gateway.
+    C1,
+    /// Plain requests arriving at the open-model rate.
+    Open,
+    /// Streamed requests arriving at the open-model rate.
+    OpenStream,
+}
+
+impl LevelChoice {
+    pub fn is_open(self) -> bool {
+        self != LevelChoice::C1
+    }
+
+    /// The level, with `rate` for the open ones.
+    pub fn level(self, rate: f64) -> GateLevel {
+        match self {
+            LevelChoice::C1 => GateLevel {
+                load: Load::Closed { concurrency: 1 },
+                stream: false,
+            },
+            LevelChoice::Open => GateLevel {
+                load: Load::Open { rate },
+                stream: false,
+            },
+            LevelChoice::OpenStream => GateLevel {
+                load: Load::Open { rate },
+                stream: true,
+            },
+        }
+    }
+}
+
+/// The two sides of one run: the upstream reached directly, and the gateway in front of it.
+pub(super) struct Pair<'a> {
+    pub direct: &'a Client,
+    pub gateway: &'a Client,
+}
+
+impl Pair<'_> {
+    /// Measures every level for `length` on each side. `direct_first` alternates from run to
+    /// run, so a drift within a run does not always favour the same side.
+    pub async fn measure(
+        &self,
+        levels: &[GateLevel],
+        requests: &Requests,
+        length: Duration,
+        direct_first: bool,
+    ) -> Result<Vec<Measurements>, GateError> {
+        let mut measured = Vec::with_capacity(levels.len());
+        for level in levels {
+            let requests = Requests {
+                stream: level.stream,
+                ..requests.clone()
+            };
+            let warm_up = (length / 4).min(WARM_UP);
+            drive(self.direct, &requests, level.load, warm_up).await;
+            drive(self.gateway, &requests, level.load, warm_up).await;
+            let mut health = Health::start();
+            let (direct, gateway) = if direct_first {
+                let direct = drive(self.direct, &requests, level.load, length).await;
+                (
+                    direct,
+                    drive(self.gateway, &requests, level.load, length).await,
+                )
+            } else {
+                let gateway = drive(self.gateway, &requests, level.load, length).await;
+                (
+                    drive(self.direct, &requests, level.load, length).await,
+                    gateway,
+                )
+            };
+            let lag_max_us = health
+                .sample_through(0)
+                .iter()
+                .map(|s| s.lag_max_us)
+                .max()
+                .unwrap_or(0);
+            measured.push(figures(&direct, &gateway, level.stream, lag_max_us)?);
+        }
+        Ok(measured)
+    }
+}
+
+/// The gated figures of one level: the gateway's throughput, error rate, header overhead and
+/// TTFT (streamed levels), and its latency minus the direct side's at p50 and p99.
+///
+/// Latencies are read at least as 1 µs, the resolution they are recorded with, so that a
+/// sub-microsecond figure still has a logarithm.
+fn figures(
+    direct: &Tally,
+    gateway: &Tally,
+    stream: bool,
+    lag_max_us: u64,
+) -> Result<Measurements, GateError> {
+    let through = gateway.figures();
+    let mut m = Measurements::new();
+    m.lag_max_us = lag_max_us;
+    m.dropped = direct.dropped() + gateway.dropped();
+    let answered = through.ok + through.failed;
+    if answered > 0 {
+        m = m.with(
+            GateMetric::ErrorRate,
+            through.failed as f64 / answered as f64,
+        )?;
+    }
+    if let Some(rate) = through.throughput().filter(|r| *r > 0.0) {
+        m = m.with(GateMetric::Throughput, rate)?;
+    }
+    let at_least_1 = |us: u64| us.max(1) as f64;
+    if let (Some(d), Some(g)) = (direct.figures().e2e, through.e2e) {
+        let added = |pick: fn(&Quantiles) -> u64| at_least_1(pick(&g).saturating_sub(pick(&d)));
+        m = m.with(GateMetric::AddedP50, added(|q| q.p50))?;
+        m = m.with(GateMetric::AddedP99, added(|q| q.p99))?;
+    }
+    if let Some(header) = gateway.header() {
+        m = m.with(GateMetric::OverheadP50, at_least_1(header.p50))?;
+        m = m.with(GateMetric::OverheadP99, at_least_1(header.p99))?;
+    }
+    if let Some(ttft) = through.ttft.filter(|_| stream) {
+        m = m.with(GateMetric::TtftP50, at_least_1(ttft.p50))?;
+        m = m.with(GateMetric::TtftP99, at_least_1(ttft.p99))?;
+    }
+    Ok(m)
+}
