@@ -59,6 +59,12 @@ pub struct InjectConfig {
     /// code path would add: it shows in `x-gateway-overhead-us` and costs throughput once the
     /// gateway is CPU-bound. 0 adds nothing.
     pub busy_us: u64,
+    /// Every Nth chat request panics inside the gateway once its upstream has answered, as a
+    /// bug would: the panic is caught for that request alone (a 500 in the front door's error
+    /// shape, `gateway_panics_total`), and whatever the request held (in-flight and stream
+    /// gauges, queue slot, a coalesced flight its followers wait on) is released as it
+    /// unwinds. 0 never panics.
+    pub panic_one_in: u64,
 }
 
 /// A client API key and its tier.

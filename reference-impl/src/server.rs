@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,8 @@ pub struct Shared {
     pub started: Instant,
     /// The live dashboard's samples, taken once a second off the request path.
     pub dashboard: Dashboard,
+    /// Chat requests counted for `[inject] panic_one_in`.
+    pub(crate) injected: AtomicU64,
 }
 
 impl Shared {
@@ -108,6 +111,7 @@ impl Shared {
             draining: CancellationToken::new(),
             started: Instant::now(),
             dashboard: Dashboard::default(),
+            injected: AtomicU64::new(0),
         })
     }
 }

@@ -163,6 +163,75 @@ async fn clients_abandoning_requests_at_any_point_leave_every_gauge_at_zero() {
     assert_eq!(response.status(), 200);
 }
 
+/// `[inject] panic_one_in`: every third request that reaches an upstream panics inside the
+/// gateway while it holds its in-flight gauge, a queue slot and, for repeated prompts, the
+/// coalesced flight others follow. Each panic is a 500 for that request alone, and afterwards
+/// every gauge is back at exactly 0 and the gateway still serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_panics_release_everything_they_held() {
+    let upstream = MockServer::start(MockConfig::new(Profile::fast()))
+        .await
+        .expect("mock starts");
+    let gw = start(vec![openai("up", upstream.url())], |c| {
+        c.cache.enabled = true;
+        c.queue = Some(QueueConfig {
+            max_concurrent: 4,
+            max_queued: 1_000,
+            ..QueueConfig::default()
+        });
+        c.inject.panic_one_in = 3;
+    })
+    .await;
+    let client = unpooled();
+    let url = format!("{}/v1/chat/completions", gw.url());
+    let sent = (0..30).map(|i| {
+        let mut body = json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": format!("panic {i}")}],
+            "stream": i % 2 == 0,
+        });
+        if i % 5 == 0 {
+            body["temperature"] = json!(0);
+            body["messages"][0]["content"] = json!("shared");
+        }
+        let (client, url) = (&client, &url);
+        async move {
+            let response = client
+                .post(url)
+                .header("x-mock-ttft-ms", "30")
+                .json(&body)
+                .send()
+                .await
+                .expect("every request is answered");
+            let status = response.status().as_u16();
+            let _ = response.bytes().await;
+            status
+        }
+    });
+    let statuses = join_all(sent).await;
+    drop(client);
+    let panics = metric(&gw, "gateway_panics_total").await;
+    let errors = statuses.iter().filter(|s| **s == 500).count();
+    assert!(panics >= 5.0, "{panics} panics: {statuses:?}");
+    assert!(
+        errors as f64 >= panics,
+        "{panics} panics, statuses {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 500 | 502)),
+        "{statuses:?}"
+    );
+    let off = gauges_settle(&gw, Duration::from_secs(10)).await;
+    assert!(off.is_empty(), "gauges off after {panics} panics: {off:?}");
+    let response = unpooled()
+        .post(&url)
+        .json(&common::chat("m", false))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert!(matches!(response.status().as_u16(), 200 | 500));
+}
+
 /// A loopback HTTP/1.1 upstream that reads each request and answers it with the same raw
 /// bytes, then closes the connection: any status line, header or body, however wrong.
 struct RawUpstream {

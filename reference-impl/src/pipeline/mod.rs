@@ -131,7 +131,10 @@ async fn serve(
         .unwrap_or(Priority::from(caller.tier));
     let called = call(gw, &inbound, &plan, &forward, priority, clock, stamp).await;
     let called = match called {
-        Ok(called) => called,
+        Ok(called) => {
+            panic_if_injected(gw);
+            called
+        }
         Err(error) => {
             if let Some(leader) = leader {
                 leader.fail(FlightError {
@@ -144,6 +147,21 @@ async fn serve(
     };
 
     Ok(record(gw, called, leader, caller, clock.started()))
+}
+
+/// `[inject] panic_one_in`: panics on every Nth chat request, with everything the request
+/// holds still held.
+fn panic_if_injected(gw: &Shared) {
+    let every = gw.config.inject.panic_one_in;
+    if every > 0
+        && gw
+            .injected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % every
+            == every - 1
+    {
+        panic!("[inject] panic_one_in = {every}");
+    }
 }
 
 /// `[inject] busy_us`: spins the CPU for that long on this worker thread, as a slower code
