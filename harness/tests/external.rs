@@ -144,6 +144,32 @@ fn https_with_the_ca_and_the_key_meets_the_slos_and_keeps_secrets_out() {
     assert!(printed.contains("x-team-token: ***"), "{printed}");
 }
 
+/// `--insecure` reaches a target whose certificate nobody vouches for, and says so in the
+/// summary and the report.
+#[test]
+fn insecure_runs_say_so_in_the_summary_and_the_report() {
+    let dir = scratch("external-insecure");
+    let mock = keyed_tls_mock(&dir);
+    let out = dir.join("runs");
+    let output = keyed_smoke(
+        &mock,
+        SECRET,
+        false,
+        &["--insecure", "--duration", "2s"],
+        &out,
+    );
+    let printed = text(&output);
+    assert_ran(&output, "insecure run");
+    assert!(
+        printed.contains("warning: TLS certificates were not verified"),
+        "{printed}"
+    );
+    let [run] = run_dirs(&out).try_into().expect("one run directory");
+    assert_eq!(summary(&run).totals.errors.total(), 0, "{printed}");
+    let report = std::fs::read_to_string(run.join("report.html")).expect("report.html");
+    assert!(report.contains("TLS certificates were not verified"));
+}
+
 #[test]
 fn https_without_the_ca_fails_fast_with_one_line() {
     let dir = scratch("external-untrusted");
