@@ -15,6 +15,7 @@ pub mod redact;
 pub mod run_dir;
 pub mod slo;
 pub mod synthetic;
+mod text_table;
 pub mod timeline;
 
 pub use compare::{Comparison, compare};

@@ -1,7 +1,6 @@
 //! `gate.html`: the gate's verdict, its table and one chart per metric, as one self-contained
 //! file in the style of `report.html` (same base template and policy: nothing is loaded).
 
-use minijinja::Environment;
 use serde::Serialize;
 
 use super::metric::GateMetric;
@@ -160,18 +159,7 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
         ),
         confidence,
     };
-    let mut env = Environment::new();
-    let templates = [
-        ("base.html", include_str!("../../templates/base.html")),
-        (NAME, include_str!("gate.html")),
-    ];
-    for (template, source) in templates {
-        env.add_template(template, source)
-            .map_err(|source| ReportError::Render { name: NAME, source })?;
-    }
-    env.get_template(NAME)
-        .and_then(|template| template.render(view))
-        .map_err(|source| ReportError::Render { name: NAME, source })
+    crate::html::render(NAME, view)
 }
 
 /// Both sides of every A/B and A/A round of one metric at one level, over the round number.

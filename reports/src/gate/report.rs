@@ -238,27 +238,7 @@ impl fmt::Display for GateReport {
                 ]
             })
             .collect();
-        let widths: Vec<usize> = (0..header.len())
-            .map(|i| {
-                rows.iter()
-                    .chain([&header])
-                    .map(|r| r[i].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        for row in [&header].into_iter().chain(&rows) {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(i, (cell, width))| match i {
-                    0 | 1 | 9 => format!("{cell:<width$}"),
-                    _ => format!("{cell:>width$}"),
-                })
-                .collect();
-            writeln!(f, "{}", cells.join("  ").trim_end())?;
-        }
+        crate::text_table::write(f, &header, &rows, |column| matches!(column, 0 | 1 | 9))?;
         for level in &self.levels {
             if !level.not_measured.is_empty() {
                 let names: Vec<&str> = level.not_measured.iter().map(|m| m.label()).collect();

@@ -2,7 +2,6 @@
 //! self-contained file in the style of `report.html` (same base template and policy: nothing is
 //! loaded, no script).
 
-use minijinja::Environment;
 use serde::Serialize;
 
 use super::estimate::Interval;
@@ -94,18 +93,7 @@ pub fn render_overhead(report: &OverheadReport) -> Result<String, ReportError> {
         ),
         confidence,
     };
-    let mut env = Environment::new();
-    let templates = [
-        ("base.html", include_str!("../../templates/base.html")),
-        (NAME, include_str!("../../templates/overhead.html")),
-    ];
-    for (template, source) in templates {
-        env.add_template(template, source)
-            .map_err(|source| ReportError::Render { name: NAME, source })?;
-    }
-    env.get_template(NAME)
-        .and_then(|template| template.render(view))
-        .map_err(|source| ReportError::Render { name: NAME, source })
+    crate::html::render(NAME, view)
 }
 
 /// Per model (closed, open) and stream mode: added p50 and p99 latency, added TTFT p50 when

@@ -139,27 +139,7 @@ impl fmt::Display for OverheadReport {
         )?;
         let header = HEADER.map(str::to_owned);
         let rows = self.rows();
-        let widths: Vec<usize> = (0..HEADER.len())
-            .map(|i| {
-                rows.iter()
-                    .chain([&header])
-                    .map(|r| r[i].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        for row in [&header].into_iter().chain(&rows) {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(i, (cell, width))| match i {
-                    0..=2 => format!("{cell:<width$}"),
-                    _ => format!("{cell:>width$}"),
-                })
-                .collect();
-            writeln!(f, "{}", cells.join("  ").trim_end())?;
-        }
+        crate::text_table::write(f, &header, &rows, |column| column <= 2)?;
         for line in self.bound_lines() {
             writeln!(f, "{line}")?;
         }
