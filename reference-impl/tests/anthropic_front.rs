@@ -500,24 +500,7 @@ async fn a_full_queue_is_529_overloaded_and_failing_upstreams_are_api_errors() {
     })
     .await;
     let slow = tokio::spawn(send_owned(gw.url().to_owned(), messages("m", false)));
-    let queue_url = format!("{}/admin/performance/request-queue", gw.url());
-    let mut holding = false;
-    for _ in 0..250 {
-        let q: Value = client()
-            .get(&queue_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if q["providers"][0]["queue"]["in_flight"] == 1 {
-            holding = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(holding, "the first request never took the slot");
+    common::wait_until_the_slot_is_taken(&gw).await;
     let refused = send(&gw, &messages("m", false)).await;
     assert!(!header(&refused, "retry-after").is_empty());
     let (status, kind, _) = anthropic_error(refused).await;

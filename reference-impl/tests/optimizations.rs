@@ -248,25 +248,7 @@ async fn a_full_queue_refuses_at_once_with_503() {
             .unwrap()
             .status()
     });
-    // Wait until the first request holds the only slot.
-    let queue_url = format!("{}/admin/performance/request-queue", gw.url());
-    let mut holding = false;
-    for _ in 0..250 {
-        let q: Value = client()
-            .get(&queue_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if q["providers"][0]["queue"]["in_flight"] == 1 {
-            holding = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(holding, "the first request never took the slot");
+    common::wait_until_the_slot_is_taken(&gw).await;
     let refused = post(&gw, &chat("m", false)).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(header(&refused, "retry-after"), "1");

@@ -182,3 +182,24 @@ pub async fn gauges_settle(gateway: &GatewayHandle, within: Duration) -> Vec<(St
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Waits (at most 5 s) until a request holds the first provider's only queue slot, as
+/// `/admin/performance/request-queue` reports it; panics if none ever does.
+pub async fn wait_until_the_slot_is_taken(gateway: &GatewayHandle) {
+    let queue_url = format!("{}/admin/performance/request-queue", gateway.url());
+    for _ in 0..250 {
+        let queue: Value = client()
+            .get(&queue_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if queue["providers"][0]["queue"]["in_flight"] == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the first request never took the slot");
+}
