@@ -102,11 +102,19 @@ impl Pair<'_> {
     }
 }
 
+/// The smallest added latency the gate tells apart, at p50 and at p99: below it the figure is a
+/// difference of two latencies that each move by about as much from round to round on
+/// loopback (a mock measured against itself added 1-2 us at p50 and 1-83 us at p99 between
+/// rounds), so a ratio of two such differences is noise. Read as the floor, they compare as
+/// unchanged; a gateway slower by more than the floor still shows.
+const ADDED_FLOOR_P50_US: u64 = 50;
+const ADDED_FLOOR_P99_US: u64 = 100;
+
 /// The gated figures of one level: the gateway's throughput, error rate, header overhead and
 /// TTFT (streamed levels), and its latency minus the direct side's at p50 and p99.
 ///
 /// Latencies are read at least as 1 µs, the resolution they are recorded with, so that a
-/// sub-microsecond figure still has a logarithm.
+/// sub-microsecond figure still has a logarithm; added latencies at least as their floors.
 fn figures(
     direct: &Tally,
     gateway: &Tally,
@@ -129,9 +137,11 @@ fn figures(
     }
     let at_least_1 = |us: u64| us.max(1) as f64;
     if let (Some(d), Some(g)) = (direct.figures().e2e, through.e2e) {
-        let added = |pick: fn(&Quantiles) -> u64| at_least_1(pick(&g).saturating_sub(pick(&d)));
-        m = m.with(GateMetric::AddedP50, added(|q| q.p50))?;
-        m = m.with(GateMetric::AddedP99, added(|q| q.p99))?;
+        let added = |pick: fn(&Quantiles) -> u64, floor: u64| {
+            pick(&g).saturating_sub(pick(&d)).max(floor) as f64
+        };
+        m = m.with(GateMetric::AddedP50, added(|q| q.p50, ADDED_FLOOR_P50_US))?;
+        m = m.with(GateMetric::AddedP99, added(|q| q.p99, ADDED_FLOOR_P99_US))?;
     }
     if let Some(header) = gateway.header() {
         m = m.with(GateMetric::OverheadP50, at_least_1(header.p50))?;
