@@ -13,8 +13,8 @@ use futures::future::join_all;
 use mock_providers::{MockConfig, MockServer, Profile};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use reference_impl::GatewayHandle;
 use reference_impl::queue::QueueConfig;
+use reference_impl::{GatewayConfig, GatewayHandle};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -99,8 +99,9 @@ async fn abandon(client: &reqwest::Client, url: &str, request: Abandoned) {
     let _ = tokio::time::timeout(request.after, work).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_abandoning_requests_at_any_point_leave_every_gauge_at_zero() {
+/// A native mock and a gateway in front of it with its cache on and 4 queue slots, so requests
+/// can be held in every stage; `tweak` adjusts the gateway's configuration further.
+async fn cached_and_queued(tweak: impl FnOnce(&mut GatewayConfig)) -> (MockServer, GatewayHandle) {
     let upstream = MockServer::start(MockConfig::new(Profile::fast()))
         .await
         .expect("mock starts");
@@ -111,8 +112,15 @@ async fn clients_abandoning_requests_at_any_point_leave_every_gauge_at_zero() {
             max_queued: 1_000,
             ..QueueConfig::default()
         });
+        tweak(c);
     })
     .await;
+    (upstream, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_abandoning_requests_at_any_point_leave_every_gauge_at_zero() {
+    let (upstream, gw) = cached_and_queued(|_| {}).await;
     let seed = 0x9e37_79b9_7f4a_7c15;
     let requests = abandoned_requests(&mut XorShift(seed));
     let client = unpooled();
@@ -169,19 +177,7 @@ async fn clients_abandoning_requests_at_any_point_leave_every_gauge_at_zero() {
 /// every gauge is back at exactly 0 and the gateway still serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_panics_release_everything_they_held() {
-    let upstream = MockServer::start(MockConfig::new(Profile::fast()))
-        .await
-        .expect("mock starts");
-    let gw = start(vec![openai("up", upstream.url())], |c| {
-        c.cache.enabled = true;
-        c.queue = Some(QueueConfig {
-            max_concurrent: 4,
-            max_queued: 1_000,
-            ..QueueConfig::default()
-        });
-        c.inject.panic_one_in = 3;
-    })
-    .await;
+    let (_upstream, gw) = cached_and_queued(|c| c.inject.panic_one_in = 3).await;
     let client = unpooled();
     let url = format!("{}/v1/chat/completions", gw.url());
     let sent = (0..30).map(|i| {
