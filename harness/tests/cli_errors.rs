@@ -1,26 +1,14 @@
 //! Usage errors: one clear line on stderr and exit code 1, never a panic; an impossible SLO
 //! makes a run exit 2.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Output};
 
-fn harness(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("harness runs")
-}
+use common::{run as harness, scratch};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A scratch directory unique to this test process.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gatebench-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
 }
 
 fn assert_one_line_error(output: &Output, needle: &str) {

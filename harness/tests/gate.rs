@@ -6,28 +6,15 @@
 //! speed. Command templates start any gateway as a process group and stop all of it. Bad input
 //! is refused before anything runs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{run as harness, scratch};
 
 use mock_providers::{MockConfig, MockServer, Profile};
 use reports::gate::{GATE_HTML, GATE_JSON, GateMetric, GateReport, Verdict};
-
-fn harness(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("harness runs")
-}
-
-/// A fresh scratch directory unique to this test process.
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("gate-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 fn utf8(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")

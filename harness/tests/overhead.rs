@@ -6,26 +6,13 @@
 //! attempt, while the direct path of both measurements agrees within its interval. Bad flags
 //! are one line and exit 1.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{run as harness, scratch};
 
 use reports::overhead::{Interval, OVERHEAD_HTML, OVERHEAD_JSON, OverheadReport};
-
-fn harness(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("harness runs")
-}
-
-/// A fresh scratch directory unique to this test process.
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("overhead-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// Added p50 at concurrency 1 (plain requests) and direct's own p50 interval, of one
 /// measurement of the reference gateway configured with `overlay`.
@@ -86,7 +73,7 @@ fn measure(out: &Path, overlay: Option<&Path>) -> (Interval, Interval) {
 
 /// Attempts before the test gives up: a burst of load from elsewhere on a shared machine can
 /// move one measurement, which is the machine's noise, not the measurement's error.
-const ATTEMPTS: usize = 3;
+const ATTEMPTS: usize = 5;
 
 #[test]
 fn a_200us_spin_in_the_gateway_adds_200us_at_p50() {
