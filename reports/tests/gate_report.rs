@@ -215,6 +215,31 @@ fn bad_input_gets_an_error_naming_it() {
         "c=1 plain: A/A round 3, run 3 has no overhead p99, but other runs of the gate have it"
     );
 
+    // A run whose every answer failed has no latencies, and is no broken run: its round is
+    // left out of the latency metrics, and the error rate judges it.
+    let mut failed = GateRuns {
+        ab: rounds(1_000.0, 900.0),
+        aa: rounds(1_000.0, 900.0),
+    };
+    for round in failed.ab.iter_mut().chain(failed.aa.iter_mut()) {
+        for run in round.a.iter_mut().chain(round.b.iter_mut()) {
+            *run = run
+                .clone()
+                .with(GateMetric::ErrorRate, 0.0)
+                .expect("a share");
+        }
+    }
+    failed.ab[1].b[0] = Measurements::new()
+        .with(GateMetric::Throughput, 0.001)
+        .and_then(|m| m.with(GateMetric::ErrorRate, 1.0))
+        .expect("valid");
+    let report = evaluate(subject(), vec![(c1(), failed)], &options).expect("judged");
+    let judged: Vec<GateMetric> = report.levels[0].metrics.iter().map(|m| m.metric).collect();
+    assert!(
+        judged.contains(&GateMetric::OverheadP99) && judged.contains(&GateMetric::ErrorRate),
+        "{judged:?}"
+    );
+
     let error = Measurements::new()
         .with(GateMetric::TtftP99, f64::NAN)
         .expect_err("NaN");

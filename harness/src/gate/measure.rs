@@ -108,6 +108,8 @@ impl Pair<'_> {
 /// rounds), so a ratio of two such differences is noise. Read as the floor, they compare as
 /// unchanged; a gateway slower by more than the floor still shows.
 const ADDED_FLOOR_P50_US: u64 = 50;
+/// Requests per second recorded for a run that answered but succeeded at nothing.
+const NO_THROUGHPUT: f64 = 0.001;
 const ADDED_FLOOR_P99_US: u64 = 100;
 
 /// The gated figures of one level: the gateway's throughput, error rate, header overhead and
@@ -132,7 +134,10 @@ fn figures(
             through.failed as f64 / answered as f64,
         )?;
     }
-    if let Some(rate) = through.throughput().filter(|r| *r > 0.0) {
+    if answered > 0 {
+        // A run whose every answer failed did no work: the least throughput there is, not a
+        // missing figure, so the gate judges it (a ratio needs a positive amount).
+        let rate = through.throughput().unwrap_or(0.0).max(NO_THROUGHPUT);
         m = m.with(GateMetric::Throughput, rate)?;
     }
     let at_least_1 = |us: u64| us.max(1) as f64;

@@ -58,6 +58,11 @@ impl Measurements {
         self.values.get(&metric).copied()
     }
 
+    /// Every answer of the run failed (its error rate is 1).
+    pub fn failed_entirely(&self) -> bool {
+        self.get(GateMetric::ErrorRate) == Some(1.0)
+    }
+
     /// The generator could not keep up: it woke later than [`SATURATED_LAG`] or dropped
     /// arrivals. The run's figures then describe the client as much as the gateway (a
     /// `harness scenario` run would exit 4).
@@ -209,8 +214,9 @@ impl GateRuns {
             })
     }
 
-    /// Whether every run measured `metric` (`Ok(true)`), none did (`Ok(false)`), or only some:
-    /// then a run is broken, and the error names the first one without it.
+    /// Whether every run measured `metric` (`Ok(true)`; runs that failed entirely may lack it),
+    /// none did (`Ok(false)`), or only some: then a run is broken, and the error names the first
+    /// one without it.
     pub(super) fn measured_everywhere(
         &self,
         level: GateLevel,
@@ -219,7 +225,10 @@ impl GateRuns {
         if self.each_run().all(|(_, m)| m.get(metric).is_none()) {
             return Ok(false);
         }
-        match self.each_run().find(|(_, m)| m.get(metric).is_none()) {
+        // A run whose every answer failed has no latency to give: it still counts in the
+        // throughput and the error rate, and its round is left out of the latency metrics.
+        let lacking = |m: &Measurements| m.get(metric).is_none() && !m.failed_entirely();
+        match self.each_run().find(|(_, m)| lacking(m)) {
             None => Ok(true),
             Some((at, _)) => Err(GateError::Missing { metric, level, at }),
         }
