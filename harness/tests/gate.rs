@@ -20,14 +20,14 @@ fn utf8(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
-/// Few rounds, each level measured briefly: 4 at 80% confidence, where a regression needs all
-/// four rounds to agree (3 at 60% let an A/A gate of some twenty verdicts raise a false alarm
-/// on a busy machine).
+/// The default confidence (95%) with the fewest rounds it allows (6), each level measured
+/// briefly: a regression needs all six rounds to agree. With fewer rounds at a lower
+/// confidence, an A/A gate of some twenty verdicts raised false alarms on a busy machine.
 const SHORT: [&str; 6] = [
     "--rounds",
-    "4",
+    "6",
     "--confidence",
-    "0.8",
+    "0.95",
     "--duration",
     "200ms",
 ];
@@ -71,7 +71,7 @@ fn identical_gateways_are_never_a_regression() {
         ]
     );
     for level in &report.levels {
-        assert_eq!((level.runs.ab.len(), level.runs.aa.len()), (4, 4));
+        assert_eq!((level.runs.ab.len(), level.runs.aa.len()), (6, 6));
         let judged: Vec<GateMetric> = level.metrics.iter().map(|m| m.metric).collect();
         // Measured from the client, and from the reference gateway's own header.
         for metric in [
@@ -91,11 +91,11 @@ fn identical_gateways_are_never_a_regression() {
         );
     }
     assert!(out.join(GATE_HTML).is_file());
-    // One log per gateway started: the probe and 4 rounds x 2 kinds x 4 runs.
+    // One log per gateway started: the probe and 6 rounds x 2 kinds x 4 runs.
     let logs = std::fs::read_dir(out.join("logs"))
         .expect("logs dir")
         .count();
-    assert_eq!(logs, 1 + 32 + 1, "gateways and the mock");
+    assert_eq!(logs, 1 + 48 + 1, "gateways and the mock");
     assert!(stdout.contains("added p50"), "verdict table: {stdout}");
 }
 
@@ -186,7 +186,7 @@ fn command_templates_start_any_gateway_and_stop_its_whole_process_group() {
         .lines()
         .map(|l| l.trim().parse().expect("a pid"))
         .collect();
-    assert_eq!(started.len(), 32, "one server per run");
+    assert_eq!(started.len(), 48, "one server per run");
     for pid in started {
         // SAFETY: signal 0 only asks whether the process exists.
         let alive = unsafe { libc::kill(pid, 0) } == 0;
