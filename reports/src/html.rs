@@ -73,6 +73,7 @@ pub(crate) fn render(name: &'static str, context: impl Serialize) -> Result<Stri
     let mut env = Environment::new();
     let templates = [
         ("base.html", include_str!("../templates/base.html")),
+        ("figures.html", include_str!("../templates/figures.html")),
         ("report.html", include_str!("../templates/report.html")),
         ("compare.html", include_str!("../templates/compare.html")),
         ("gate.html", include_str!("../templates/gate.html")),
