@@ -68,12 +68,16 @@ pub struct RunOptions {
     /// Open model: arrivals per second.
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
-    /// Open model: how arrivals are spaced.
+    /// Open model and rate sweep: how arrivals are spaced.
     #[arg(long, value_parser = parse_arrivals, value_name = "KIND")]
     pub arrivals: Option<Arrivals>,
-    /// Open model: the user pool; arrivals that find every user busy are dropped.
+    /// Open model: the user pool; arrivals that find every user busy are dropped. Rate sweep:
+    /// the probe's users and the pool of every rate.
     #[arg(long, value_name = "N")]
     pub max_users: Option<usize>,
+    /// Rate sweep (stress): how many open-model rates follow the throughput probe.
+    #[arg(long, value_name = "N")]
+    pub sweep_rates: Option<usize>,
     /// Run length (e.g. 30s, 5m); stretches or shrinks the scenario's stages to fit.
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<Span>,
@@ -182,6 +186,7 @@ impl RunOptions {
             rate: overrides.rate.or(self.rate),
             arrivals: overrides.arrivals.or(self.arrivals),
             max_users: overrides.max_users.or(self.max_users),
+            sweep_rates: overrides.sweep_rates.or(self.sweep_rates),
             duration: overrides.duration.or(self.duration),
             dataset: overrides.dataset.or(self.dataset),
             prompt_tokens: overrides.prompt_tokens.or(self.prompt_tokens),

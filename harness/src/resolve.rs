@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reports::model::GoodputLimits;
-use reports::slo::{Slo, load_slos, parse_slos};
+use reports::slo::{Op, Quantity, Slo, SloMetric, Stat, load_slos, parse_slos};
 use scenarios::attack::Plan;
 use scenarios::client::{Api, ClientOptions, Verify};
 use scenarios::load::{Load, Stages, Worker};
@@ -25,6 +25,8 @@ const DEFAULT_OUTPUT_TOKENS: u32 = 128;
 /// responses taking up to this many seconds before arrivals are dropped.
 const POOL_SECONDS: f64 = 5.0;
 const MAX_DEFAULT_POOL: usize = 10_000;
+/// Dropped arrivals a scenario's default SLOs allow when its load has an arrival schedule.
+const DROPPED_LIMIT: f64 = 0.01;
 
 /// A run, ready to start.
 #[derive(Debug)]
@@ -133,10 +135,24 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
             format!("scenario `{name}` changes the upstream mid-run, which needs the native mock"),
         ));
     }
+    if matches!(load, Load::Sweep(_)) && worker.count() > 1 {
+        return Err(invalid(
+            "worker",
+            "a rate sweep runs in one process (its rates follow from its own probe): give \
+             --rate or --stages to split the load",
+        ));
+    }
     let slos = match &options.slo {
         Some(path) => load_slos(path)?,
-        None => parse_slos(scenario.slo)?,
+        None => with_default_dropped(parse_slos(scenario.slo)?, &load),
     };
+    if !matches!(load, Load::Sweep(_)) && slos.iter().any(|s| s.metric == SloMetric::Capacity) {
+        return Err(invalid(
+            "slo",
+            "`capacity` is measured only by a rate sweep (stress without --rate, --users or \
+             --stages)",
+        ));
+    }
     let timeout = options.timeout.map_or(DEFAULT_TIMEOUT, |s| s.0);
     if timeout.is_zero() {
         return Err(invalid("timeout", "must be more than 0"));
@@ -223,6 +239,23 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         limits,
         client,
     })
+}
+
+/// The scenario's default SLOs, and for a load with an arrival schedule (open model, rate
+/// sweep) a limit on dropped arrivals: an arrival that found every user busy was never sent, so
+/// without it a target too slow for the rate would pass on the requests it did get.
+fn with_default_dropped(mut slos: Vec<Slo>, load: &Load) -> Vec<Slo> {
+    let scheduled = matches!(load, Load::Open { .. } | Load::Sweep(_));
+    if scheduled && !slos.iter().any(|s| s.metric == SloMetric::Dropped) {
+        slos.push(Slo {
+            metric: SloMetric::Dropped,
+            stat: Stat::Ratio,
+            op: Op::Lt,
+            value: Quantity::Ratio(DROPPED_LIMIT),
+            abort: false,
+        });
+    }
+    slos
 }
 
 /// Where the prompts come from: a dataset file, synthetic prompts of exact token lengths, or
@@ -331,11 +364,45 @@ pub fn default_out() -> PathBuf {
     PathBuf::from("target/gatebench/runs")
 }
 
-/// The load: open when a rate is given, otherwise closed from stages, users or the scenario.
+/// The load: open when a rate is given, closed from stages or users, otherwise the scenario's
+/// (a closed shape or a rate sweep), reshaped by the duration and the sweep's options.
 fn load(scenario: &Scenario, options: &RunOptions) -> Result<Load, ResolveError> {
     let duration = options.duration.map(|s| s.0);
     if duration.is_some_and(|d| d < Duration::from_secs(1)) {
         return Err(invalid("duration", "must be at least 1s"));
+    }
+    if options.max_users == Some(0) {
+        return Err(invalid("max_users", "must be at least 1"));
+    }
+    let closed_given = options.users.is_some() || options.stages.is_some();
+    let sweep = match &scenario.load {
+        Load::Sweep(sweep) if options.rate.is_none() && !closed_given => Some(sweep),
+        _ => None,
+    };
+    if options.sweep_rates.is_some() && sweep.is_none() {
+        return Err(invalid(
+            "sweep_rates",
+            "only applies to a rate sweep (stress without --rate, --users or --stages)",
+        ));
+    }
+    if let Some(sweep) = sweep {
+        let mut sweep = match duration {
+            Some(d) => sweep.stretched_to(d),
+            None => sweep.clone(),
+        };
+        match options.sweep_rates {
+            Some(0) => return Err(invalid("sweep_rates", "must be at least 1")),
+            Some(rates) => {
+                // The same length, shared by more or fewer rates.
+                let length = sweep.duration();
+                sweep.rates = rates;
+                sweep = sweep.stretched_to(length);
+            }
+            None => {}
+        }
+        sweep.users = options.max_users.unwrap_or(sweep.users);
+        sweep.arrivals = options.arrivals.unwrap_or(sweep.arrivals);
+        return Ok(Load::Sweep(sweep));
     }
     if let Some(rate) = options.rate {
         if !(rate.is_finite() && rate > 0.0) {
@@ -344,17 +411,15 @@ fn load(scenario: &Scenario, options: &RunOptions) -> Result<Load, ResolveError>
                 "must be a positive number of arrivals per second",
             ));
         }
-        if options.users.is_some() || options.stages.is_some() {
+        if closed_given {
             return Err(invalid(
                 "rate",
                 "the open model (--rate) takes no --users or --stages",
             ));
         }
-        let max_users = match options.max_users {
-            Some(0) => return Err(invalid("max_users", "must be at least 1")),
-            Some(n) => n,
-            None => ((rate * POOL_SECONDS).ceil() as usize).clamp(10, MAX_DEFAULT_POOL),
-        };
+        let max_users = options
+            .max_users
+            .unwrap_or_else(|| ((rate * POOL_SECONDS).ceil() as usize).clamp(10, MAX_DEFAULT_POOL));
         return Ok(Load::Open {
             rate,
             arrivals: options.arrivals.unwrap_or_default(),
@@ -363,14 +428,20 @@ fn load(scenario: &Scenario, options: &RunOptions) -> Result<Load, ResolveError>
         });
     }
     if options.arrivals.is_some() {
-        return Err(invalid("arrivals", "only applies with --rate"));
+        return Err(invalid(
+            "arrivals",
+            "only applies with --rate or a rate sweep",
+        ));
     }
     if options.max_users.is_some() {
-        return Err(invalid("max_users", "only applies with --rate"));
+        return Err(invalid(
+            "max_users",
+            "only applies with --rate or a rate sweep",
+        ));
     }
     let think_time = match &scenario.load {
         Load::Closed { think_time, .. } => *think_time,
-        Load::Open { .. } => None,
+        Load::Open { .. } | Load::Sweep(_) => None,
     };
     let stages = match (&options.stages, options.users) {
         (Some(_), Some(_)) => return Err(invalid("users", "give --users or --stages, not both")),
@@ -385,7 +456,7 @@ fn load(scenario: &Scenario, options: &RunOptions) -> Result<Load, ResolveError>
         (None, None) => match (&scenario.load, duration) {
             (Load::Closed { stages, .. }, Some(d)) => stages.stretched_to(d),
             (Load::Closed { stages, .. }, None) => stages.clone(),
-            (Load::Open { .. }, _) => {
+            (Load::Open { .. } | Load::Sweep(_), _) => {
                 return Err(invalid(
                     "rate",
                     format!("scenario `{}` is open-model: give --rate", scenario.name),
@@ -416,6 +487,13 @@ fn load_options(load: &Load) -> RunOptions {
             arrivals: Some(*arrivals),
             max_users: Some(*max_users),
             duration: Some(Span(*duration)),
+            ..RunOptions::default()
+        },
+        Load::Sweep(sweep) => RunOptions {
+            sweep_rates: Some(sweep.rates),
+            arrivals: Some(sweep.arrivals),
+            max_users: Some(sweep.users),
+            duration: Some(Span(sweep.duration())),
             ..RunOptions::default()
         },
     }
@@ -464,7 +542,31 @@ mod tests {
     #[test]
     fn duration_and_users_reshape_the_load() {
         let run = resolve("stress", options("duration = \"17s\"")).expect("resolves");
-        assert_eq!(run.plan.load.duration(), Duration::from_secs(17));
+        let Load::Sweep(sweep) = &run.plan.load else {
+            panic!("stress is a rate sweep: {:?}", run.plan.load);
+        };
+        assert!((sweep.duration().as_secs_f64() - 17.0).abs() < 1e-6);
+        assert_eq!(sweep.rates, 8);
+        let run = resolve(
+            "stress",
+            options("sweep_rates = 4\nmax_users = 50\narrivals = \"poisson\""),
+        )
+        .expect("resolves");
+        let Load::Sweep(sweep) = &run.plan.load else {
+            panic!("still a sweep");
+        };
+        assert_eq!((sweep.rates, sweep.users), (4, 50));
+        assert_eq!(sweep.arrivals, Arrivals::Poisson);
+        assert!((sweep.duration().as_secs_f64() - 126.0).abs() < 1e-6);
+        assert!(
+            run.slos.iter().any(|s| s.metric == SloMetric::Dropped),
+            "a scheduled load's default SLOs limit dropped arrivals"
+        );
+        let run = resolve("stress", options("users = 5\nduration = \"5s\"")).expect("resolves");
+        assert!(
+            matches!(run.plan.load, Load::Closed { .. }),
+            "--users gives closed steps"
+        );
         let run = resolve("chat", options("users = 3\nduration = \"5s\"")).expect("resolves");
         assert_eq!(run.plan.load.peak_users(), 3);
         assert_eq!(run.plan.load.duration(), Duration::from_secs(5));
@@ -499,10 +601,35 @@ mod tests {
             ("duration = \"10ms\"", "duration:"),
             ("worker = \"3/3\"\nusers = 2", "worker:"),
             ("target = \"http://a:1,b:2\"", "target:"),
+            ("sweep_rates = 3", "sweep_rates:"),
         ] {
             let error = resolve("chat", options(text)).expect_err(text).to_string();
             assert!(error.starts_with(field), "{text}: {error}");
         }
+        for (text, field) in [
+            ("sweep_rates = 0", "sweep_rates:"),
+            ("sweep_rates = 3\nrate = 5.0", "sweep_rates:"),
+            ("worker = \"1/2\"", "worker:"),
+        ] {
+            let error = resolve("stress", options(text))
+                .expect_err(text)
+                .to_string();
+            assert!(error.starts_with(field), "{text}: {error}");
+        }
+        let slo = std::env::temp_dir().join(format!("capacity-slo-{}.toml", std::process::id()));
+        std::fs::write(
+            &slo,
+            "[[slo]]\nmetric = \"capacity\"\nstat = \"rate\"\nop = \">=\"\nvalue = 5\n",
+        )
+        .expect("writes");
+        let with_slo =
+            |load: &str| options(&format!("slo = {:?}\n{load}", slo.display().to_string()));
+        let error = resolve("stress", with_slo("users = 4"))
+            .expect_err("capacity needs a sweep")
+            .to_string();
+        assert!(error.starts_with("slo:"), "{error}");
+        assert!(resolve("stress", with_slo("")).is_ok());
+        std::fs::remove_file(&slo).expect("removes");
         assert!(resolve("nope", RunOptions::default()).is_err());
         let wiremock = options("mock_backend = \"wiremock\"");
         assert!(

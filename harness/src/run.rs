@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use reports::RunResult;
 use reports::model::Environment;
-use reports::slo::{evaluate, evaluate_partial};
+use reports::slo::{Slo, SloMetric, evaluate, evaluate_partial};
 use scenarios::attack::{self, AttackError};
 use scenarios::capacity::{self, StageVerdict};
 use scenarios::changes::{ChangeEffect, effects};
 use scenarios::client::{Client, ClientError, Verify};
-use scenarios::load::{Load, Worker};
+use scenarios::load::{Load, Ran, Worker};
 use scenarios::recorder::{CacheLatency, Recorder};
 use scenarios::scenario::TimedChange;
 use tokio::time::MissedTickBehavior;
@@ -81,9 +81,21 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
     print_banner(&resolved, &stack);
     let measured = drive(&resolved, &stack, client, started_at).await;
     stack.shutdown().await;
-    let (mut result, cache_latency) = measured?;
+    let (mut result, cache_latency, ran) = measured?;
 
-    result.slo_results = evaluate(&resolved.slos, &result);
+    if let Load::Sweep(sweep) = &resolved.plan.load {
+        // Every SLO but capacity judges each level; capacity judges the sweep.
+        result.sweep = Some(capacity::sweep(&result, &resolved.slos, sweep, &ran));
+        let capacity: Vec<Slo> = resolved
+            .slos
+            .iter()
+            .filter(|slo| slo.metric == SloMetric::Capacity)
+            .cloned()
+            .collect();
+        result.slo_results = evaluate(&capacity, &result);
+    } else {
+        result.slo_results = evaluate(&resolved.slos, &result);
+    }
     let seconds = u32::try_from(result.wall_time.as_secs()).unwrap_or(u32::MAX);
     if let Some(warning) = saturation_warning(&result.saturated_seconds(), seconds) {
         result.warnings.push(warning);
@@ -172,7 +184,7 @@ async fn drive(
     stack: &Stack,
     client: Client,
     started_at: DateTime<Utc>,
-) -> Result<(RunResult, CacheLatency), RunError> {
+) -> Result<(RunResult, CacheLatency, Vec<Ran>), RunError> {
     let config = toml::Table::try_from(&resolved.options).unwrap_or_default();
     let mut result = RunResult::new(
         resolved.scenario.name,
@@ -230,8 +242,9 @@ async fn drive(
     };
     drop(guard);
     live.progress.finish();
-    finished.map_err(|e| RunError::Join(e.to_string()))??;
-    Ok(live.finish().await)
+    let ran = finished.map_err(|e| RunError::Join(e.to_string()))??;
+    let (result, cache_latency) = live.finish().await;
+    Ok((result, cache_latency, ran))
 }
 
 /// The state of a run in progress.
@@ -296,7 +309,9 @@ impl Live<'_> {
                 tracing::warn!("cannot apply {:?}: {e}", change.change);
             }
         }
-        if self.result.stopped_early.is_none() {
+        // A sweep's levels are judged apart: a lost SLO there ends a level, not the run.
+        let judged_whole = !matches!(self.resolved.plan.load, Load::Sweep(_));
+        if judged_whole && self.result.stopped_early.is_none() {
             let lost = evaluate_partial(&self.resolved.slos, &self.result);
             if !lost.is_empty() {
                 let names: Vec<String> = lost.iter().map(|r| r.slo.to_string()).collect();

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use reports::RunResult;
-use reports::model::{ErrorClass, Metric, Summary, Unit, significant};
+use reports::model::{ErrorClass, Limit, Metric, Offered, Summary, Sweep, Unit, significant};
 use reports::slo::SloStatus;
 use scenarios::capacity::{StageVerdict, capacity};
 use scenarios::changes::ChangeEffect;
@@ -151,8 +151,8 @@ pub fn render(run: &RunResult, extras: &Extras<'_>) -> String {
             );
         }
     }
-    // Only the open model has arrivals to drop or send late.
-    if run.config.contains_key("rate") {
+    // Only the open model and the rate sweep have arrivals to drop or send late.
+    if run.config.contains_key("rate") || run.sweep.is_some() {
         let lag = totals.send_lag;
         let _ = writeln!(
             out,
@@ -183,6 +183,9 @@ pub fn render(run: &RunResult, extras: &Extras<'_>) -> String {
             None => "no stage met every SLO".to_owned(),
         };
         let _ = writeln!(out, "    capacity: {verdict}");
+    }
+    if let Some(sweep) = &run.sweep {
+        write_sweep(&mut out, sweep);
     }
     if !changes.is_empty() {
         let _ = writeln!(out, "\n  upstream changes");
@@ -232,14 +235,84 @@ pub fn render(run: &RunResult, extras: &Extras<'_>) -> String {
     out
 }
 
+/// The sweep's levels, one line each, and what bounded it.
+fn write_sweep(out: &mut String, sweep: &Sweep) {
+    let _ = writeln!(
+        out,
+        "\n  rate sweep (each level judged alone; streams = rate x mean latency)"
+    );
+    for level in &sweep.levels {
+        let mark = if level.passed { "✓" } else { "✗" };
+        let offered = match level.offered {
+            Offered::Synchronous => "synchronous".to_owned(),
+            Offered::Throughput { users } => format!("probe, {users} users"),
+            Offered::Rate { rps } => format!("{} req/s", significant(rps)),
+        };
+        let window = format!("{}s-{}s", level.start, level.end);
+        let ttft = level
+            .ttft_p95_ms
+            .map_or_else(|| "-".to_owned(), |ms| format!("{} ms", significant(ms)));
+        let saturated = if level.saturated {
+            "  generator saturated"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "    {mark} {offered:<18} {window:<10} {:>6} req  {:>7} req/s  goodput {:>7}  \
+             streams {:>6}  TTFT p95 {ttft}{saturated}",
+            level.requests,
+            significant(level.achieved_rps),
+            significant(level.goodput_rps),
+            significant(level.streams),
+        );
+    }
+    let capacity = sweep.capacity().map(|level| {
+        format!(
+            "{} req/s ({} streams)",
+            significant(level.offered.rate().unwrap_or(level.achieved_rps)),
+            significant(level.streams)
+        )
+    });
+    let verdict = match (sweep.limit(), capacity) {
+        (Limit::Generator, capacity) => format!(
+            "inconclusive: the load generator saturated before the target failed an SLO, so \
+             the top rates describe the client{}",
+            capacity.map_or_else(String::new, |c| format!(" (met every SLO up to {c})"))
+        ),
+        (Limit::Target, Some(capacity)) => format!("{capacity} met every SLO"),
+        (Limit::None, Some(capacity)) => format!(
+            "{capacity} met every SLO, the highest rate offered: the target was not pushed to \
+             a limit"
+        ),
+        (Limit::Target | Limit::None, None) => "no rate met every SLO".to_owned(),
+    };
+    let _ = writeln!(out, "    capacity: {verdict}");
+}
+
 /// The one-line verdict printed even with `--quiet`.
 pub fn verdict(run: &RunResult, dir: &std::path::Path) -> String {
     let failed = run.slo_results.iter().filter(|r| !r.passed()).count();
-    let state = if failed == 0 {
+    let mut state = if failed == 0 {
         "all SLOs met".to_owned()
     } else {
         format!("{failed} of {} SLOs failed", run.slo_results.len())
     };
+    if let Some(sweep) = &run.sweep {
+        let capacity = match (sweep.limit(), sweep.capacity()) {
+            (Limit::Generator, _) => "capacity inconclusive (load generator saturated)".to_owned(),
+            (_, Some(level)) => format!(
+                "capacity {} req/s",
+                significant(level.offered.rate().unwrap_or(level.achieved_rps))
+            ),
+            (_, None) => "no rate met every SLO".to_owned(),
+        };
+        state = if run.slo_results.is_empty() {
+            capacity
+        } else {
+            format!("{capacity}, {state}")
+        };
+    }
     format!(
         "{}: {} requests, {} req/s, {state}; results in {}",
         run.scenario,

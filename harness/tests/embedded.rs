@@ -1,12 +1,13 @@
 //! Scenarios against the embedded mocks and gateway: mid-run upstream changes come at their
-//! share of the run and are reported, and repeated prompts are answered from the gateway's
-//! cache.
+//! share of the run and are reported, repeated prompts are answered from the gateway's cache,
+//! a starved load generator is flagged, and the stress sweep judges each rate.
 
 mod common;
 
 use std::path::Path;
 
 use common::{arg, assert_ran, run, run_dirs, scratch, summary};
+use reports::model::{Limit, Offered};
 
 /// Runs `scenario` for 6 s with 8 users into `out`; its stdout, once it ran to the end.
 fn run_short(scenario: &str, out: &Path) -> String {
@@ -153,6 +154,65 @@ fn a_starved_generator_is_flagged_and_exits_4() {
     assert!(
         report.contains("class=\"saturated\""),
         "saturated seconds are shaded"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}
+
+/// The stress scenario's rate sweep: a synchronous level, a throughput probe with the pool's
+/// users, then the requested number of rising open-model rates, each judged alone; the report
+/// draws the knee, and the exit code follows the sweep's verdict (4 when the generator
+/// saturated first, else 2 for a capacity SLO no gateway here can meet).
+#[test]
+fn stress_sweeps_rates_and_judges_each() {
+    let out = scratch("embedded-sweep");
+    let slo = out.join("sweep.toml");
+    std::fs::write(
+        &slo,
+        "[[slo]]\nmetric = \"ttft\"\nstat = \"p95\"\nop = \"<\"\nvalue = \"2s\"\n\n\
+         [[slo]]\nmetric = \"capacity\"\nstat = \"rate\"\nop = \">=\"\nvalue = 100000\n",
+    )
+    .expect("write");
+    let args = [
+        "scenario",
+        "stress",
+        "--duration",
+        "16s",
+        "--max-users",
+        "16",
+        "--sweep-rates",
+        "3",
+        "--quiet",
+    ];
+    let output = run(&[&args[..], &["--slo", arg(&slo), "--out", arg(&out)]].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let dir = run_dirs(&out).into_iter().next().expect("one run");
+    let run = summary(&dir);
+    let sweep = run.sweep.as_ref().expect("a sweep was recorded");
+    let offered: Vec<Offered> = sweep.levels.iter().map(|l| l.offered).collect();
+    assert_eq!(offered.len(), 5, "{offered:?}");
+    assert_eq!(offered[0], Offered::Synchronous);
+    assert_eq!(offered[1], Offered::Throughput { users: 16 });
+    let rates: Vec<f64> = offered.iter().filter_map(|o| o.rate()).collect();
+    assert!(rates.windows(2).all(|w| w[0] < w[1]), "{rates:?}");
+    assert!(sweep.levels.iter().all(|l| l.requests > 0), "{sweep:?}");
+    assert!(
+        sweep.levels.windows(2).all(|w| w[0].end == w[1].start),
+        "levels tile the run: {sweep:?}"
+    );
+    // Only the capacity SLO judges the run; the TTFT one judged each level.
+    assert_eq!(run.slo_results.len(), 1);
+    assert!(!run.slo_results[0].passed());
+    let expected = if sweep.limit() == Limit::Generator {
+        4
+    } else {
+        2
+    };
+    assert_eq!(output.status.code(), Some(expected), "{stderr}");
+    let report = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(report.contains("Goodput by offered rate"), "the knee chart");
+    assert!(
+        report.contains("throughput probe (16 users)"),
+        "the level table"
     );
     let _ = std::fs::remove_dir_all(out);
 }

@@ -12,6 +12,7 @@ mod gateway;
 mod generator;
 mod histograms;
 mod metric;
+mod sweep;
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub use histograms::{
     percentile,
 };
 pub use metric::{Metric, Unit, short, significant};
+pub use sweep::{Limit, Offered, Sweep, SweepLevel};
 
 use crate::slo::SloResult;
 
@@ -70,8 +72,12 @@ pub struct RunResult {
     /// The load generator's own health, one sample per second, ordered by `second`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub generator: Vec<GeneratorSample>,
-    /// SLO outcomes, empty until evaluated.
+    /// SLO outcomes, empty until evaluated. In a rate sweep, only the `capacity` SLOs: the
+    /// others are judged level by level ([`Sweep`]).
     pub slo_results: Vec<SloResult>,
+    /// The levels of a rate sweep (stress), each judged on its own; `None` for other loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
     /// Why the run ended before its planned end (e.g. an aborting SLO was lost); `None` when it
     /// ran its course.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,6 +162,7 @@ impl RunResult {
             gateway: Vec::new(),
             generator: Vec::new(),
             slo_results: Vec::new(),
+            sweep: None,
             stopped_early: None,
             warnings: Vec::new(),
         }

@@ -43,6 +43,9 @@ pub enum SloMetric {
     /// Growth of a gateway series after warm-up (`rss_growth`, `task_growth`,
     /// `connection_growth`): total (`ratio`) or per hour (`slope`).
     Growth(GatewaySeries),
+    /// The highest rate of a rate sweep that met every other SLO (`rate`, requests per
+    /// second); only a sweep (stress) measures it.
+    Capacity,
 }
 
 /// Which statistic of the metric is compared.
@@ -116,10 +119,11 @@ impl SloResult {
 
 impl SloMetric {
     /// Every metric an SLO can name, for error messages.
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 17] = [
         "latency",
         "e2e",
         "ttft",
+        "ttft_from_send",
         "itl",
         "tpot",
         "output_tokens_per_s",
@@ -132,6 +136,7 @@ impl SloMetric {
         "rss_growth",
         "task_growth",
         "connection_growth",
+        "capacity",
     ];
 
     /// The name used in SLO files.
@@ -146,6 +151,7 @@ impl SloMetric {
             SloMetric::Growth(GatewaySeries::Rss) => "rss_growth",
             SloMetric::Growth(GatewaySeries::Tasks) => "task_growth",
             SloMetric::Growth(GatewaySeries::Connections) => "connection_growth",
+            SloMetric::Capacity => "capacity",
         }
     }
 
@@ -160,6 +166,7 @@ impl SloMetric {
             "rss_growth" => SloMetric::Growth(GatewaySeries::Rss),
             "task_growth" => SloMetric::Growth(GatewaySeries::Tasks),
             "connection_growth" => SloMetric::Growth(GatewaySeries::Connections),
+            "capacity" => SloMetric::Capacity,
             other => SloMetric::Histogram(Metric::from_name(other)?),
         })
     }
@@ -170,7 +177,7 @@ impl SloMetric {
         match self {
             SloMetric::Histogram(_) => &[P50, P90, P95, P99, P999, Max, Mean],
             SloMetric::ErrorRate | SloMetric::Goodput | SloMetric::Dropped => &[Ratio, Rate],
-            SloMetric::Throughput => &[Rate],
+            SloMetric::Throughput | SloMetric::Capacity => &[Rate],
             SloMetric::CacheHitRatio => &[Ratio],
             SloMetric::Growth(_) => &[Ratio, Slope],
         }

@@ -6,6 +6,7 @@
 //! they arrive. Goose's own metrics, reports, telnet and websocket controllers are all off.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -16,9 +17,10 @@ use goose::goose::{GooseUser, Scenario, Transaction, TransactionFunction};
 use goose::{GooseAttack, GooseError};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use reports::model::Offered;
 
 use crate::client::{Call, Client, Scratch};
-use crate::load::{ArrivalSchedule, Load, Take, Worker};
+use crate::load::{ArrivalSchedule, Load, Ran, Stages, Sweep, Take, Worker};
 use crate::recorder::{Recorder, Sample};
 use crate::workload::{Mix, PromptGenerator, Prompts, RequestKind};
 
@@ -43,6 +45,9 @@ pub struct Plan {
 pub enum AttackError {
     #[error("load generator: {0}")]
     Goose(String),
+    /// A sweep's phases are closed and open loads; a sweep is not one of them.
+    #[error("load generator: a rate sweep cannot run as a single phase")]
+    NotAPhase,
 }
 
 impl From<GooseError> for AttackError {
@@ -59,6 +64,8 @@ struct Context {
     schedule: Option<ArrivalSchedule>,
     deadline: Instant,
     worker: Worker,
+    /// Requests that succeeded, read by a sweep to measure its baseline and probe rates.
+    completed: Arc<AtomicU64>,
 }
 
 /// One user's own state: its prompt generator, its random choices, reusable read buffers.
@@ -70,38 +77,173 @@ struct UserState {
 }
 
 /// Runs `plan` against `client`'s targets until the load is over (or [`stop`] is called),
-/// recording into `recorder`. Returns once every user has finished its last request.
-pub async fn run(plan: Plan, client: Client, recorder: Arc<Recorder>) -> Result<(), AttackError> {
+/// recording into `recorder`. Returns once every user has finished its last request, with the
+/// phases of a rate sweep as they ran (none for other loads).
+pub async fn run(
+    plan: Plan,
+    client: Client,
+    recorder: Arc<Recorder>,
+) -> Result<Vec<Ran>, AttackError> {
     run_share(plan, Worker::SOLE, client, recorder).await
 }
 
 /// Runs `worker`'s share of `plan` (see [`Worker`]): its part of the users of every stage, or
 /// its slots of the arrival schedule from its part of the user pool. `plan` is the whole run's.
+/// A rate sweep is not shared: its later phases follow from what its probe measured here.
 pub async fn run_share(
     plan: Plan,
     worker: Worker,
     client: Client,
     recorder: Arc<Recorder>,
+) -> Result<Vec<Ran>, AttackError> {
+    let completed = Arc::new(AtomicU64::new(0));
+    match &plan.load {
+        Load::Sweep(sweep) => run_sweep(sweep, &plan, client, recorder, completed).await,
+        Load::Closed { .. } | Load::Open { .. } => {
+            run_phase(plan, worker, client, recorder, completed).await?;
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// The phases of `sweep` one after the other (see [`Sweep`]), each a load of its own on a fresh
+/// seed, so a gateway's cache does not answer one phase with another's prompts. A stopped phase
+/// (an aborting SLO, Ctrl-C) ends the sweep.
+async fn run_sweep(
+    sweep: &Sweep,
+    plan: &Plan,
+    client: Client,
+    recorder: Arc<Recorder>,
+    completed: Arc<AtomicU64>,
+) -> Result<Vec<Ran>, AttackError> {
+    let sweep_phase = SweepPhase {
+        plan,
+        client,
+        recorder,
+        completed: Arc::clone(&completed),
+    };
+    let count = || completed.load(Ordering::Relaxed);
+    let mut ran = Vec::new();
+
+    let before = count();
+    ran.push(
+        sweep_phase
+            .run(0, Offered::Synchronous, closed(1, sweep.baseline))
+            .await?,
+    );
+    let synchronous = (count() - before) as f64 / sweep.baseline.as_secs_f64();
+    if goose::is_killswitch_triggered() {
+        return Ok(ran);
+    }
+
+    // Long streams complete only after the pool's first seconds: the probe's rate is read over
+    // its second half.
+    let half = sweep.probe / 2;
+    let users = u64::try_from(sweep.users).unwrap_or(u64::MAX);
+    let (probe, max) = tokio::join!(
+        sweep_phase.run(
+            1,
+            Offered::Throughput { users },
+            closed(sweep.users, sweep.probe)
+        ),
+        async {
+            tokio::time::sleep(half).await;
+            let from = count();
+            tokio::time::sleep(sweep.probe - half).await;
+            (count() - from) as f64 / (sweep.probe - half).as_secs_f64().max(1e-3)
+        }
+    );
+    ran.push(probe?);
+
+    for rate in sweep.rates_between(synchronous, max) {
+        if goose::is_killswitch_triggered() {
+            break;
+        }
+        let load = Load::Open {
+            rate,
+            arrivals: sweep.arrivals,
+            max_users: sweep.users,
+            duration: sweep.per_rate,
+        };
+        ran.push(
+            sweep_phase
+                .run(ran.len(), Offered::Rate { rps: rate }, load)
+                .await?,
+        );
+    }
+    Ok(ran)
+}
+
+/// What every phase of a sweep shares.
+struct SweepPhase<'a> {
+    plan: &'a Plan,
+    client: Client,
+    recorder: Arc<Recorder>,
+    completed: Arc<AtomicU64>,
+}
+
+impl SweepPhase<'_> {
+    /// Runs phase `index` of the sweep, offering `load`, and says when it ran.
+    async fn run(&self, index: usize, offered: Offered, load: Load) -> Result<Ran, AttackError> {
+        let plan = Plan {
+            load,
+            seed: self.plan.seed.wrapping_add(index as u64),
+            ..self.plan.clone()
+        };
+        let start = self.recorder.origin().elapsed();
+        run_phase(
+            plan,
+            Worker::SOLE,
+            self.client.clone(),
+            Arc::clone(&self.recorder),
+            Arc::clone(&self.completed),
+        )
+        .await?;
+        Ok(Ran {
+            offered,
+            start,
+            end: self.recorder.origin().elapsed(),
+        })
+    }
+}
+
+/// `users` sending back to back for `duration`.
+fn closed(users: usize, duration: Duration) -> Load {
+    Load::Closed {
+        stages: Stages::constant(users, duration),
+        think_time: None,
+    }
+}
+
+/// One closed or open load on Goose; `completed` counts the requests that succeeded.
+async fn run_phase(
+    plan: Plan,
+    worker: Worker,
+    client: Client,
+    recorder: Arc<Recorder>,
+    completed: Arc<AtomicU64>,
 ) -> Result<(), AttackError> {
     let deadline = Instant::now() + plan.load.duration() + DRAIN;
-    let (test_plan, think_time) = match &plan.load {
-        Load::Closed { stages, think_time } => (stages.share(worker).goose_plan(), *think_time),
-        Load::Open { duration, .. } => {
-            let users = plan.load.worker_peak_users(worker);
-            (
-                format!("{users},0;{users},{};0,0", duration.as_secs().max(1)),
-                None,
-            )
+    let (test_plan, think_time, schedule) = match &plan.load {
+        Load::Closed { stages, think_time } => {
+            (stages.share(worker).goose_plan(), *think_time, None)
         }
-    };
-    let schedule = match &plan.load {
         Load::Open {
             rate,
             arrivals,
             duration,
             ..
-        } => Some(ArrivalSchedule::new(*rate, *arrivals, *duration, plan.seed).sliced(worker)),
-        Load::Closed { .. } => None,
+        } => {
+            let users = plan.load.worker_peak_users(worker);
+            let schedule =
+                ArrivalSchedule::new(*rate, *arrivals, *duration, plan.seed).sliced(worker);
+            (
+                format!("{users},0;{users},{};0,0", duration.as_secs().max(1)),
+                None,
+                Some(schedule),
+            )
+        }
+        Load::Sweep(_) => return Err(AttackError::NotAPhase),
     };
     let host = client.base().to_owned();
     let context = Arc::new(Context {
@@ -111,6 +253,7 @@ pub async fn run_share(
         schedule,
         deadline,
         worker,
+        completed,
     });
 
     let mut scenario = Scenario::new("load")
@@ -181,7 +324,7 @@ fn step<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a, ()> 
             return;
         };
         let Some(schedule) = &context.schedule else {
-            exchange(context, state, index, Instant::now()).await;
+            exchange(context, state, index, None).await;
             return;
         };
         let now = Instant::now();
@@ -193,7 +336,7 @@ fn step<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a, ()> 
                 context
                     .recorder
                     .record_send_lag(index, sent, sent.saturating_duration_since(due));
-                exchange(context, state, index, due).await;
+                exchange(context, state, index, Some(due)).await;
             }
             Take::Done { dropped } => {
                 context.recorder.record_dropped(index, now, dropped);
@@ -205,8 +348,14 @@ fn step<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a, ()> 
     .boxed()
 }
 
-/// Sends one request of the mix and records it, with latency measured from `origin`.
-async fn exchange(context: &Context, state: &mut UserState, index: usize, origin: Instant) {
+/// Sends one request of the mix and records it, with latency measured from `intended` (the
+/// open model's slot) when there is one, else from the send.
+async fn exchange(
+    context: &Context,
+    state: &mut UserState,
+    index: usize,
+    intended: Option<Instant>,
+) {
     let plan = &context.plan;
     let kind = plan.mix.pick(&mut state.rng);
     let prompt;
@@ -232,10 +381,13 @@ async fn exchange(context: &Context, state: &mut UserState, index: usize, origin
         .client
         .send(call, context.deadline, &mut state.scratch)
         .await;
+    if reply.result.is_ok() {
+        context.completed.fetch_add(1, Ordering::Relaxed);
+    }
     context.recorder.record(
         index,
         &Sample {
-            origin: origin.min(reply.sent),
+            intended,
             sent: reply.sent,
             first_content: reply.first_content,
             finished: reply.finished,

@@ -1,16 +1,19 @@
-//! Per-stage SLO verdicts: which load steps of a run still met every SLO.
+//! Capacity: which load levels of a run still met every SLO.
 //!
-//! Each held stage (one that keeps its user count) is judged on its own intervals as if it
-//! were a run of its own; ramps are skipped because they mix two loads. The capacity is the
-//! highest user count whose stage passed, and only counts while every lower stage passed too:
-//! a pass above a failure is noise, not capacity.
+//! A level is judged on its own intervals as if it were a run of its own. For closed stages
+//! ([`by_stage`]) each held stage is a level (ramps are skipped because they mix two loads); for
+//! a rate sweep ([`sweep`]) each phase is, from its start to the next phase's start, so the
+//! requests it left in flight count where they were sent. The capacity is the highest level that
+//! passed, and only counts while every lower level passed too: a pass above a failure is noise,
+//! not capacity.
 
 use std::time::Duration;
 
 use reports::RunResult;
-use reports::slo::{Slo, SloResult, evaluate};
+use reports::model::{Metric, Offered, SweepLevel};
+use reports::slo::{Slo, SloMetric, SloResult, evaluate};
 
-use crate::load::Stages;
+use crate::load::{Ran, Stages, Sweep};
 
 /// The verdict on one held stage.
 #[derive(Clone, Debug)]
@@ -61,6 +64,60 @@ pub fn capacity(verdicts: &[StageVerdict]) -> Option<usize> {
         .take_while(|v| v.passed())
         .map(|v| v.users)
         .last()
+}
+
+/// Judges each phase of a sweep that ran as `ran` on its own seconds against every SLO but
+/// `capacity` (which is about the sweep as a whole).
+pub fn sweep(run: &RunResult, slos: &[Slo], plan: &Sweep, ran: &[Ran]) -> reports::model::Sweep {
+    let slos: Vec<Slo> = slos
+        .iter()
+        .filter(|slo| slo.metric != SloMetric::Capacity)
+        .cloned()
+        .collect();
+    let saturated = run.saturated_seconds();
+    let run_end = whole_secs(run.wall_time) + 1;
+    let levels = ran
+        .iter()
+        .enumerate()
+        .map(|(i, phase)| {
+            let first = whole_secs(phase.start);
+            let last = ran
+                .get(i + 1)
+                .map_or(run_end, |next| whole_secs(next.start))
+                .max(first + 1);
+            let window = window(run, first, last);
+            // Rates are per second of offered load: the drain after it adds answers, not time.
+            let offered_secs = match phase.offered {
+                Offered::Synchronous => plan.baseline,
+                Offered::Throughput { .. } => plan.probe,
+                Offered::Rate { .. } => plan.per_rate,
+            }
+            .as_secs_f64()
+            .max(1e-3);
+            let totals = &window.totals;
+            let achieved_rps = totals.requests as f64 / offered_secs;
+            let mean_latency_s = window
+                .metrics
+                .get(Metric::Latency)
+                .map_or(0.0, |h| h.mean() / 1e6);
+            SweepLevel {
+                offered: phase.offered,
+                start: first,
+                end: last,
+                requests: totals.requests,
+                achieved_rps,
+                goodput_rps: totals.good as f64 / offered_secs,
+                streams: achieved_rps * mean_latency_s,
+                ttft_p95_ms: window
+                    .metrics
+                    .get(Metric::Ttft)
+                    .map(|h| h.value_at_quantile(0.95) as f64 / 1e3),
+                passed: evaluate(&slos, &window).iter().all(SloResult::passed),
+                saturated: saturated.iter().any(|s| (first..last).contains(s)),
+            }
+        })
+        .collect();
+    reports::model::Sweep { levels }
 }
 
 /// The intervals `[first, last)` of `run` as a run of their own, renumbered from zero.
@@ -121,14 +178,52 @@ mod tests {
         run
     }
 
+    fn ttft_p95() -> Vec<Slo> {
+        parse_slos("[[slo]]\nmetric = \"ttft\"\nstat = \"p95\"\nop = \"<\"\nvalue = \"500ms\"\n")
+            .expect("valid")
+    }
+
+    #[test]
+    fn sweep_phases_are_judged_from_their_start_to_the_next() {
+        let plan = Sweep {
+            baseline: Duration::from_secs(5),
+            probe: Duration::from_secs(5),
+            rates: 2,
+            per_rate: Duration::from_secs(10),
+            arrivals: crate::load::Arrivals::Constant,
+            users: 20,
+        };
+        let at = |secs: f64, offered| Ran {
+            offered,
+            start: Duration::from_secs_f64(secs),
+            end: Duration::from_secs_f64(secs + 4.0),
+        };
+        let ran = [
+            at(0.0, Offered::Synchronous),
+            at(5.2, Offered::Throughput { users: 20 }),
+            at(10.5, Offered::Rate { rps: 25.0 }),
+            at(20.4, Offered::Rate { rps: 50.0 }),
+        ];
+        let mut run = run();
+        run.finish(run.started_at, Duration::from_secs_f64(39.5));
+        let sweep = sweep(&run, &ttft_p95(), &plan, &ran);
+        let spans: Vec<(u32, u32)> = sweep.levels.iter().map(|l| (l.start, l.end)).collect();
+        assert_eq!(spans, [(0, 5), (5, 10), (10, 20), (20, 40)]);
+        let passed: Vec<bool> = sweep.levels.iter().map(|l| l.passed).collect();
+        // TTFT is 100 ms up to second 20, 900 ms after.
+        assert_eq!(passed, [true, true, true, false]);
+        let first_rate = &sweep.levels[2];
+        assert_eq!(first_rate.requests, 500);
+        assert!((first_rate.achieved_rps - 50.0).abs() < 1e-9);
+        assert_eq!(first_rate.ttft_p95_ms.map(f64::round), Some(100.0));
+        assert_eq!(sweep.capacity().and_then(|l| l.offered.rate()), Some(25.0));
+        assert!(sweep.levels.iter().all(|l| !l.saturated));
+    }
+
     #[test]
     fn held_stages_are_judged_alone() {
         let stages: Stages = "0s:10,20s:10,0s:20,20s:20".parse().expect("valid");
-        let slos = parse_slos(
-            "[[slo]]\nmetric = \"ttft\"\nstat = \"p95\"\nop = \"<\"\nvalue = \"500ms\"\n",
-        )
-        .expect("valid");
-        let verdicts = by_stage(&run(), &slos, &stages);
+        let verdicts = by_stage(&run(), &ttft_p95(), &stages);
         assert_eq!(verdicts.len(), 2);
         assert_eq!(
             (verdicts[0].users, verdicts[0].start, verdicts[0].end),

@@ -3,7 +3,7 @@
 use hdrhistogram::Histogram;
 
 use super::svg::{Chart, Series, Style, XScale, YAxis};
-use crate::model::{ErrorClass, GatewaySample, Metric};
+use crate::model::{ErrorClass, GatewaySample, Metric, Sweep, SweepLevel};
 use crate::timeline::{Percentiles, Second};
 
 const TIME: &str = "time since start (s)";
@@ -273,4 +273,62 @@ fn gateway_line<'a>(
     value: impl Fn(&GatewaySample) -> Option<f64> + 'a,
 ) -> Line<'a> {
     gauge(name, style, move |s| s.gateway.as_ref().and_then(&value))
+}
+
+const OFFERED: &str = "offered rate (req/s)";
+
+/// One point per rate of a sweep: `value` against the offered rate.
+fn by_rate(sweep: &Sweep, value: impl Fn(&SweepLevel) -> Option<f64>) -> Vec<(f64, Option<f64>)> {
+    sweep
+        .rates()
+        .filter_map(|level| Some((level.offered.rate()?, value(level))))
+        .collect()
+}
+
+/// TTFT p95 against the offered rate: flat while the target keeps up, bending upward at the
+/// knee.
+pub fn knee_ttft(sweep: &Sweep) -> Chart {
+    Chart {
+        title: "TTFT p95 by offered rate".to_owned(),
+        x_label: OFFERED.to_owned(),
+        y_label: "TTFT p95 (ms)".to_owned(),
+        x_scale: XScale::Linear,
+        x_bounds: None,
+        y_axis: YAxis::Auto,
+        series: vec![Series::new(
+            "TTFT p95",
+            Style::nth(0),
+            by_rate(sweep, |l| l.ttft_p95_ms),
+        )],
+    }
+}
+
+/// Achieved rate and goodput against the offered rate, beside the offered rate itself: they
+/// follow it until the knee, then fall behind.
+pub fn knee_goodput(sweep: &Sweep) -> Chart {
+    Chart {
+        title: "Goodput by offered rate".to_owned(),
+        x_label: OFFERED.to_owned(),
+        y_label: "requests per second (1/s)".to_owned(),
+        x_scale: XScale::Linear,
+        x_bounds: None,
+        y_axis: YAxis::Auto,
+        series: vec![
+            Series::new(
+                "offered",
+                Style::dashed(2, 2),
+                by_rate(sweep, |l| l.offered.rate()),
+            ),
+            Series::new(
+                "achieved",
+                Style::nth(0),
+                by_rate(sweep, |l| Some(l.achieved_rps)),
+            ),
+            Series::new(
+                "goodput",
+                Style::nth(1),
+                by_rate(sweep, |l| Some(l.goodput_rps)),
+            ),
+        ],
+    }
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{Fact, Figure, charts, fact, render};
 use crate::cost::estimate;
 use crate::error::ReportError;
-use crate::model::{Metric, RunResult, significant};
+use crate::model::{Limit, Metric, Offered, RunResult, Sweep, significant};
 use crate::redact::redacted;
 use crate::slo::{SloMetric, SloResult, SloStatus, Stat};
 use crate::timeline::timeline;
@@ -20,6 +20,7 @@ struct ReportView {
     slos: Vec<SloRow>,
     key_numbers: Vec<Fact>,
     percentiles: Vec<PercentileRow>,
+    sweep: Option<SweepView>,
     load: Vec<Figure>,
     latency: Vec<Figure>,
     distributions: Vec<Figure>,
@@ -48,6 +49,28 @@ struct SloRow {
     status: String,
     class: &'static str,
     abort: bool,
+}
+
+/// A rate sweep: what bounded it, a row per level, and the knee charts.
+#[derive(Serialize)]
+struct SweepView {
+    sentence: String,
+    rows: Vec<SweepRow>,
+    figures: Vec<Figure>,
+}
+
+#[derive(Serialize)]
+struct SweepRow {
+    offered: String,
+    seconds: String,
+    requests: u64,
+    achieved: String,
+    goodput: String,
+    streams: String,
+    ttft_p95: String,
+    status: &'static str,
+    class: &'static str,
+    saturated: bool,
 }
 
 #[derive(Serialize)]
@@ -82,12 +105,16 @@ pub fn render_report(run: &RunResult) -> Result<String, ReportError> {
             run.ended_at.format("%H:%M:%S"),
             significant(run.wall_time.as_secs_f64())
         ),
-        verdict: verdict(&run.slo_results),
+        verdict: match &run.sweep {
+            Some(sweep) => sweep_verdict(sweep, &run.slo_results),
+            None => verdict(&run.slo_results),
+        },
         stopped_early: run.stopped_early.clone(),
         warnings: run.warnings.clone(),
         slos: run.slo_results.iter().map(slo_row).collect(),
         key_numbers: key_numbers(run),
         percentiles: percentile_rows(run),
+        sweep: run.sweep.as_ref().map(sweep_view),
         load: vec![
             Figure::shaded(charts::throughput(&seconds), &saturated),
             Figure::shaded(charts::users(&seconds), &saturated),
@@ -134,6 +161,82 @@ fn saturated_spans(run: &RunResult) -> Vec<(f64, f64)> {
         }
     }
     spans
+}
+
+/// A sweep passes when it found a capacity that meets every `capacity` SLO, and is
+/// inconclusive when the generator saturated before the target failed.
+fn sweep_verdict(sweep: &Sweep, capacity_slos: &[SloResult]) -> Verdict {
+    let slos_met = capacity_slos.iter().all(SloResult::passed);
+    match (sweep.limit(), sweep.capacity()) {
+        (Limit::Generator, _) => Verdict {
+            class: "none",
+            word: "INCONCLUSIVE",
+            sentence: "The load generator saturated before the target failed an SLO: the top \
+                       rates describe the client, not the target."
+                .to_owned(),
+        },
+        (_, Some(level)) if slos_met => Verdict {
+            class: "pass",
+            word: "PASS",
+            sentence: format!(
+                "Capacity {} req/s ({} streams in flight): the highest rate at which every SLO \
+                 was met.",
+                significant(level.offered.rate().unwrap_or(level.achieved_rps)),
+                significant(level.streams)
+            ),
+        },
+        (_, Some(_)) => verdict(capacity_slos),
+        (_, None) => Verdict {
+            class: "fail",
+            word: "FAIL",
+            sentence: "No rate of the sweep met every SLO.".to_owned(),
+        },
+    }
+}
+
+fn sweep_view(sweep: &Sweep) -> SweepView {
+    let rows = sweep
+        .levels
+        .iter()
+        .map(|level| SweepRow {
+            offered: match level.offered {
+                Offered::Synchronous => "synchronous (1 user)".to_owned(),
+                Offered::Throughput { users } => format!("throughput probe ({users} users)"),
+                Offered::Rate { rps } => format!("{} req/s", significant(rps)),
+            },
+            seconds: format!("{}-{}", level.start, level.end),
+            requests: level.requests,
+            achieved: significant(level.achieved_rps),
+            goodput: significant(level.goodput_rps),
+            streams: significant(level.streams),
+            ttft_p95: level
+                .ttft_p95_ms
+                .map_or_else(|| "-".to_owned(), significant),
+            status: if level.passed { "met" } else { "failed" },
+            class: if level.passed { "pass" } else { "fail" },
+            saturated: level.saturated,
+        })
+        .collect();
+    let sentence = match sweep.limit() {
+        Limit::Generator => {
+            "Bounded by the load generator: it saturated at or below the first \
+                             rate that failed an SLO."
+        }
+        Limit::Target => {
+            "Bounded by the target: a rate failed its SLOs while the generator kept \
+                          up."
+        }
+        Limit::None => "Every rate met its SLOs: the probe found no higher rate to offer.",
+    }
+    .to_owned();
+    SweepView {
+        sentence,
+        rows,
+        figures: vec![
+            Figure::of(charts::knee_ttft(sweep)),
+            Figure::of(charts::knee_goodput(sweep)),
+        ],
+    }
 }
 
 fn verdict(results: &[SloResult]) -> Verdict {

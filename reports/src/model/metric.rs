@@ -12,8 +12,12 @@ use serde::{Deserialize, Serialize};
 pub enum Metric {
     /// Intended start (open model) or send (closed model) to the last byte of the body.
     Latency,
-    /// Send to the first SSE event carrying content.
+    /// Intended start (open model) or send (closed model) to the first SSE event carrying
+    /// content: like latency, it includes any wait for a free user in the open model.
     Ttft,
+    /// Send to the first SSE event carrying content, recorded in the open model only: the
+    /// target's time to first token without the generator's wait.
+    TtftFromSend,
     /// Gap between consecutive content events of one stream; every gap is recorded.
     Itl,
     /// `(e2e - ttft) / (output_tokens - 1)`, one value per request with at least two tokens.
@@ -22,6 +26,9 @@ pub enum Metric {
     OutputTokensPerS,
     /// Time the gateway spent outside upstream I/O (`x-gateway-overhead-us`).
     Overhead,
+    /// Start of the TCP connect to the WebSocket upgrade's `101`, one value per connection
+    /// opened (the websocket scenario).
+    Connect,
 }
 
 /// The unit a [`Metric`] is recorded in.
@@ -36,13 +43,15 @@ pub enum Unit {
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 8] = [
         Metric::Latency,
         Metric::Ttft,
+        Metric::TtftFromSend,
         Metric::Itl,
         Metric::Tpot,
         Metric::OutputTokensPerS,
         Metric::Overhead,
+        Metric::Connect,
     ];
 
     /// The glossary name, as used in SLO files, CSV columns and JSON keys.
@@ -50,10 +59,12 @@ impl Metric {
         match self {
             Metric::Latency => "latency",
             Metric::Ttft => "ttft",
+            Metric::TtftFromSend => "ttft_from_send",
             Metric::Itl => "itl",
             Metric::Tpot => "tpot",
             Metric::OutputTokensPerS => "output_tokens_per_s",
             Metric::Overhead => "overhead",
+            Metric::Connect => "connect",
         }
     }
 
@@ -70,10 +81,12 @@ impl Metric {
         match self {
             Metric::Latency => "e2e latency",
             Metric::Ttft => "TTFT",
+            Metric::TtftFromSend => "TTFT from send",
             Metric::Itl => "ITL",
             Metric::Tpot => "TPOT",
             Metric::OutputTokensPerS => "output tokens/s",
             Metric::Overhead => "gateway overhead",
+            Metric::Connect => "connect time",
         }
     }
 

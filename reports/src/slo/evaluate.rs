@@ -70,6 +70,12 @@ pub fn measure(slo: &Slo, run: &RunResult) -> Option<Quantity> {
             slope_per_hour(&run.gateway, series).map(Quantity::Ratio)
         }
         (SloMetric::Growth(series), _) => growth(&run.gateway, series).map(Quantity::Ratio),
+        (SloMetric::Capacity, _) => run
+            .sweep
+            .as_ref()?
+            .capacity()
+            .and_then(|level| level.offered.rate())
+            .map(Quantity::Number),
     }
 }
 

@@ -1,7 +1,9 @@
-//! Load models: closed (a number of users following stages) and open (a fixed arrival rate).
+//! Load models: closed (a number of users following stages), open (a fixed arrival rate), and
+//! the rate sweep that runs both to find a capacity.
 
 mod schedule;
 mod stages;
+mod sweep;
 mod worker;
 
 use std::time::Duration;
@@ -10,6 +12,7 @@ use reports::slo::Quantity;
 
 pub use schedule::{ArrivalSchedule, Arrivals, DROP_AFTER, Take};
 pub use stages::{BadStages, Stage, Stages};
+pub use sweep::{Ran, Sweep};
 pub use worker::{BadWorker, Worker};
 
 /// How load is offered.
@@ -27,6 +30,8 @@ pub enum Load {
         max_users: usize,
         duration: Duration,
     },
+    /// A synchronous baseline, a throughput probe, then open-model rates between the two.
+    Sweep(Sweep),
 }
 
 impl Load {
@@ -35,6 +40,7 @@ impl Load {
         match self {
             Load::Closed { stages, .. } => stages.total(),
             Load::Open { duration, .. } => *duration,
+            Load::Sweep(sweep) => sweep.duration(),
         }
     }
 
@@ -43,6 +49,7 @@ impl Load {
         match self {
             Load::Closed { stages, .. } => stages.peak(),
             Load::Open { max_users, .. } => *max_users,
+            Load::Sweep(sweep) => sweep.users,
         }
     }
 
@@ -52,6 +59,7 @@ impl Load {
         match self {
             Load::Closed { stages, .. } => stages.share(worker).peak(),
             Load::Open { max_users, .. } => worker.share(*max_users),
+            Load::Sweep(sweep) => worker.share(sweep.users),
         }
     }
 
@@ -67,6 +75,8 @@ impl Load {
                 rate / f64::from(worker.count()),
                 self.worker_peak_users(worker)
             ),
+            // The harness refuses to split a sweep: its rates follow from one process's probe.
+            Load::Sweep(sweep) => format!("worker {worker}: the whole {sweep}"),
         }
     }
 
@@ -86,6 +96,7 @@ impl Load {
                 "open model, {rate} req/s {arrivals:?} arrivals for {}s, up to {max_users} users",
                 duration.as_secs()
             ),
+            Load::Sweep(sweep) => sweep.to_string(),
         }
     }
 }

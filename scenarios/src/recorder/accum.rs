@@ -30,7 +30,7 @@ impl Accum {
         &mut self.histograms[metric as usize]
     }
 
-    fn record_value(&mut self, metric: Metric, value: u64) {
+    pub(super) fn record_value(&mut self, metric: Metric, value: u64) {
         record(self.histogram(metric), value);
     }
 
@@ -64,6 +64,9 @@ impl Accum {
         self.record_value(Metric::Latency, micros(sample.latency()));
         if let Some(ttft) = sample.ttft() {
             self.record_value(Metric::Ttft, micros(ttft));
+        }
+        if let Some(ttft) = sample.ttft_from_send() {
+            self.record_value(Metric::TtftFromSend, micros(ttft));
         }
         if let Some(tpot) = sample.tpot() {
             self.record_value(Metric::Tpot, micros(tpot));

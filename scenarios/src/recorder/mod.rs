@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use reports::model::{GoodputLimits, INTERVAL, Interval, new_histogram};
+use reports::model::{GoodputLimits, INTERVAL, Interval, Metric, new_histogram};
 
 use accum::{Accum, micros};
 pub use sample::{CacheOutcome, Sample};
@@ -123,6 +123,13 @@ impl Recorder {
             let _ = total.miss.add(&shard.cache_latency.miss);
         }
         total
+    }
+
+    /// Records how long opening a connection took (`connect`), finished at `at`.
+    pub fn record_connect(&self, user: usize, at: Instant, took: Duration) {
+        self.with_second(user, at, |accum| {
+            accum.record_value(Metric::Connect, micros(took));
+        });
     }
 
     /// Counts `count` open-model arrivals that found no free user, noticed at `at`.
@@ -236,7 +243,7 @@ mod tests {
         let origin = recorder.origin();
         let finished = origin + Duration::from_millis(finished_ms);
         Sample {
-            origin: finished - Duration::from_millis(20),
+            intended: None,
             sent: finished - Duration::from_millis(20),
             first_content: Some(finished - Duration::from_millis(15)),
             finished,

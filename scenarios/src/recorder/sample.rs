@@ -27,12 +27,15 @@ impl CacheOutcome {
 
 /// One finished request.
 ///
-/// All instants come from the same monotonic clock. `origin` is where end-to-end latency is
-/// measured from: the intended start in the open model, the send in the closed model, so a
-/// generator that falls behind its schedule shows up in latency instead of hiding it.
+/// All instants come from the same monotonic clock. End-to-end latency and TTFT are measured
+/// from [`Sample::origin`]: the intended start in the open model, the send in the closed model,
+/// so a generator that falls behind its schedule shows up in latency instead of hiding it
+/// (coordinated omission).
 #[derive(Clone, Debug)]
 pub struct Sample<'a> {
-    pub origin: Instant,
+    /// When the open model's schedule meant the request to start; `None` in the closed model,
+    /// where a request is meant to start when it is sent.
+    pub intended: Option<Instant>,
     pub sent: Instant,
     /// The first SSE event that carried content; `None` for non-streaming requests.
     pub first_content: Option<Instant>,
@@ -54,13 +57,26 @@ pub struct Sample<'a> {
 }
 
 impl Sample<'_> {
-    /// End-to-end latency: origin to the last byte.
-    pub fn latency(&self) -> Duration {
-        self.finished.saturating_duration_since(self.origin)
+    /// Where latency and TTFT are measured from: the intended start, else the send.
+    pub fn origin(&self) -> Instant {
+        self.intended
+            .map_or(self.sent, |intended| intended.min(self.sent))
     }
 
-    /// Send to the first content event.
+    /// End-to-end latency: origin to the last byte.
+    pub fn latency(&self) -> Duration {
+        self.finished.saturating_duration_since(self.origin())
+    }
+
+    /// Origin to the first content event.
     pub fn ttft(&self) -> Option<Duration> {
+        Some(self.first_content?.saturating_duration_since(self.origin()))
+    }
+
+    /// Send to the first content event, for open-model requests only: the target's own time to
+    /// first token, without the wait for a free user that [`Sample::ttft`] includes.
+    pub fn ttft_from_send(&self) -> Option<Duration> {
+        self.intended?;
         Some(self.first_content?.saturating_duration_since(self.sent))
     }
 
@@ -102,8 +118,8 @@ mod tests {
     fn stream(tokens: u64) -> Sample<'static> {
         let origin = Instant::now();
         Sample {
-            origin,
-            sent: origin + Duration::from_millis(5),
+            intended: None,
+            sent: origin,
             first_content: Some(origin + Duration::from_millis(55)),
             finished: origin + Duration::from_millis(155),
             result: Ok(()),
@@ -122,17 +138,33 @@ mod tests {
     fn derived_times_follow_the_glossary() {
         let s = stream(11);
         assert_eq!(s.latency(), Duration::from_millis(155));
-        assert_eq!(s.ttft(), Some(Duration::from_millis(50)));
+        assert_eq!(s.ttft(), Some(Duration::from_millis(55)));
+        assert_eq!(s.ttft_from_send(), None, "closed model: one TTFT");
         assert_eq!(s.tpot(), Some(Duration::from_millis(10)));
         assert_eq!(s.milli_tokens_per_s(), Some(70_968));
         assert_eq!(stream(1).tpot(), None);
     }
 
     #[test]
+    fn open_model_times_start_at_the_intended_start() {
+        let closed = stream(11);
+        let late = Sample {
+            intended: Some(closed.sent),
+            sent: closed.sent + Duration::from_millis(30),
+            ..stream(11)
+        };
+        assert_eq!(late.latency(), Duration::from_millis(155));
+        assert_eq!(late.ttft(), Some(Duration::from_millis(55)));
+        assert_eq!(late.ttft_from_send(), Some(Duration::from_millis(25)));
+        // TPOT runs from the first token: the wait before the send is not in it.
+        assert_eq!(late.tpot(), Some(Duration::from_millis(10)));
+    }
+
+    #[test]
     fn goodput_limits_apply_only_where_measured() {
         let s = stream(11);
         let tight = GoodputLimits {
-            ttft: Some(Duration::from_millis(40)),
+            ttft: Some(Duration::from_millis(50)),
             ..GoodputLimits::default()
         };
         assert!(!s.is_good(&tight));

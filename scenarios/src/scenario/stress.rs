@@ -1,8 +1,11 @@
-//! stress: users ramp and hold in doubling steps until an SLO breaks; the report names the
-//! highest step that still met every SLO.
+//! stress: a rate sweep (a synchronous baseline, a throughput probe, then open-model rates up to
+//! the probe's); the capacity is the highest rate that met every SLO. `--stages` gives the
+//! closed-model steps instead, judged step by step.
+
+use std::time::Duration;
 
 use super::Scenario;
-use crate::load::Load;
+use crate::load::{Arrivals, Load, Sweep};
 use crate::workload::{Mix, RequestKind};
 
 pub fn scenario() -> Scenario {
@@ -10,13 +13,16 @@ pub fn scenario() -> Scenario {
         capacity_by_stage: true,
         ..Scenario::new(
             "stress",
-            "users double in held steps, 50 -> 1600 (130 s): the highest step within the SLOs",
-            Load::Closed {
-                stages: "5s:50,15s:50,5s:100,15s:100,5s:200,15s:200,5s:400,15s:400,5s:800,15s:800,5s:1600,15s:1600,10s:0"
-                    .parse()
-                    .expect("the stress stages are valid"),
-                think_time: None,
-            },
+            "rate sweep: baseline, throughput probe (400 users), 8 rates up to it (126 s): the \
+             highest rate within the SLOs",
+            Load::Sweep(Sweep {
+                baseline: Duration::from_secs(10),
+                probe: Duration::from_secs(20),
+                rates: 8,
+                per_rate: Duration::from_secs(12),
+                arrivals: Arrivals::Constant,
+                users: 400,
+            }),
             Mix::weighted(&[(RequestKind::Stream, 3), (RequestKind::Chat, 1)]),
             include_str!("../../slo/stress.toml"),
         )

@@ -1,0 +1,172 @@
+//! A rate sweep's load levels, each judged on its own SLOs, and the capacity they give.
+//!
+//! The stress scenario offers load in phases: a synchronous baseline (one user, back to back),
+//! a throughput probe (the whole user pool, back to back), then open-model rates from the
+//! baseline's rate up to the probe's. Each phase's seconds are judged as a run of their own;
+//! the capacity is the highest rate that met every SLO with every lower rate meeting them too
+//! (a pass above a failure is noise, not capacity).
+
+use serde::{Deserialize, Serialize};
+
+/// How one level of a sweep offered its load.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Offered {
+    /// One user sending back to back: the rate without contention.
+    Synchronous,
+    /// Every user of the pool sending back to back: the most the target completes.
+    Throughput { users: u64 },
+    /// Open-model arrivals at a fixed rate, whatever the target's speed.
+    Rate { rps: f64 },
+}
+
+impl Offered {
+    /// The open-model rate, for the levels that have one.
+    pub fn rate(self) -> Option<f64> {
+        match self {
+            Offered::Rate { rps } => Some(rps),
+            Offered::Synchronous | Offered::Throughput { .. } => None,
+        }
+    }
+}
+
+/// One level of a sweep as measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepLevel {
+    pub offered: Offered,
+    /// Seconds of the run the level covers, `[start, end)`, drain included.
+    pub start: u32,
+    pub end: u32,
+    pub requests: u64,
+    /// Completed requests per second.
+    pub achieved_rps: f64,
+    /// Good requests per second (successes within the goodput limits).
+    pub goodput_rps: f64,
+    /// Streams in flight on average: achieved rate times mean latency (Little's law).
+    pub streams: f64,
+    /// TTFT p95 in milliseconds (from the intended start at open-model levels).
+    pub ttft_p95_ms: Option<f64>,
+    /// Every SLO of the run (other than capacity) met on this level's seconds alone.
+    pub passed: bool,
+    /// The load generator was saturated in at least one of this level's seconds.
+    pub saturated: bool,
+}
+
+/// Every level of a sweep, in the order they ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    pub levels: Vec<SweepLevel>,
+}
+
+/// What bounded the sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// A rate failed an SLO while the generator kept up: the capacity is the target's.
+    Target,
+    /// The generator saturated at or below the first rate that failed (or no rate failed): what
+    /// the top rates measured is the client's limit, not the target's.
+    Generator,
+    /// Every rate met its SLOs with the generator keeping up: the target was not pushed to its
+    /// limit (the probe found no more throughput to offer).
+    None,
+}
+
+impl Sweep {
+    /// The open-model levels, lowest rate first as they ran.
+    pub fn rates(&self) -> impl Iterator<Item = &SweepLevel> {
+        self.levels.iter().filter(|l| l.offered.rate().is_some())
+    }
+
+    /// The highest rate level that met every SLO, every lower rate meeting them too.
+    pub fn capacity(&self) -> Option<&SweepLevel> {
+        self.rates().take_while(|l| l.passed).last()
+    }
+
+    /// Whether the target or the generator set the capacity.
+    pub fn limit(&self) -> Limit {
+        let first_failed = self.rates().position(|l| !l.passed);
+        let first_saturated = self.rates().position(|l| l.saturated);
+        match (first_failed, first_saturated) {
+            (_, Some(saturated)) if first_failed.is_none_or(|failed| saturated <= failed) => {
+                Limit::Generator
+            }
+            (Some(_), _) => Limit::Target,
+            (None, _) => Limit::None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(rps: f64, passed: bool, saturated: bool) -> SweepLevel {
+        SweepLevel {
+            offered: Offered::Rate { rps },
+            start: 0,
+            end: 10,
+            requests: 100,
+            achieved_rps: rps,
+            goodput_rps: rps,
+            streams: rps * 0.5,
+            ttft_p95_ms: Some(60.0),
+            passed,
+            saturated,
+        }
+    }
+
+    fn sweep(levels: &[(f64, bool, bool)]) -> Sweep {
+        let mut all = vec![SweepLevel {
+            offered: Offered::Synchronous,
+            ..level(1.0, true, false)
+        }];
+        all.extend(levels.iter().map(|&(r, p, s)| level(r, p, s)));
+        Sweep { levels: all }
+    }
+
+    #[test]
+    fn capacity_is_the_highest_rate_below_the_first_failure() {
+        let s = sweep(&[
+            (10.0, true, false),
+            (20.0, true, false),
+            (30.0, false, false),
+        ]);
+        assert_eq!(s.capacity().and_then(|l| l.offered.rate()), Some(20.0));
+        assert_eq!(s.limit(), Limit::Target);
+        // A pass above a failure is noise.
+        let s = sweep(&[
+            (10.0, true, false),
+            (20.0, false, false),
+            (30.0, true, false),
+        ]);
+        assert_eq!(s.capacity().and_then(|l| l.offered.rate()), Some(10.0));
+        let s = sweep(&[(10.0, false, false)]);
+        assert!(s.capacity().is_none());
+    }
+
+    #[test]
+    fn a_generator_that_saturates_first_sets_the_limit() {
+        let s = sweep(&[(10.0, true, false), (20.0, true, true), (30.0, false, true)]);
+        assert_eq!(s.limit(), Limit::Generator);
+        let s = sweep(&[
+            (10.0, true, false),
+            (20.0, false, false),
+            (30.0, false, true),
+        ]);
+        assert_eq!(s.limit(), Limit::Target);
+        let s = sweep(&[(10.0, true, false), (20.0, true, true)]);
+        assert_eq!(s.limit(), Limit::Generator);
+        let s = sweep(&[(10.0, true, false), (20.0, true, false)]);
+        assert_eq!(s.limit(), Limit::None);
+    }
+
+    #[test]
+    fn levels_read_back_as_written() {
+        let s = sweep(&[(12.5, true, false)]);
+        let json = serde_json::to_string(&s).expect("serializes");
+        assert!(json.contains(r#""kind":"rate","rps":12.5"#), "{json}");
+        assert_eq!(serde_json::from_str::<Sweep>(&json).expect("reads"), s);
+    }
+}
