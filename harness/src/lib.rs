@@ -91,7 +91,11 @@ pub mod exit {
                 goodput_rps: rps,
                 streams: rps,
                 ttft_p95_ms: None,
-                passed,
+                failed: if passed {
+                    Vec::new()
+                } else {
+                    vec!["error_rate ratio < 2%".to_owned()]
+                },
                 saturated,
             }
         }

@@ -171,7 +171,13 @@ fn conclude(
     }
     eprintln!("{}", summary::verdict(result, dir));
     let code = exit::of_run(result);
-    if code == exit::INCONCLUSIVE {
+    if code == exit::INCONCLUSIVE && result.sweep.is_some() {
+        eprintln!(
+            "inconclusive: the load generator saturated at or below the first rate that failed \
+             (exit 4), so the top rates describe the client; sweep with fewer --max-users, or \
+             with the target on another machine"
+        );
+    } else if code == exit::INCONCLUSIVE {
         eprintln!(
             "inconclusive: the SLOs failed only from the second the load generator saturated \
              (exit 4); run with less load, or with the target on another machine"

@@ -242,7 +242,7 @@ fn write_sweep(out: &mut String, sweep: &Sweep) {
         "\n  rate sweep (each level judged alone; streams = rate x mean latency)"
     );
     for level in &sweep.levels {
-        let mark = if level.passed { "✓" } else { "✗" };
+        let mark = if level.passed() { "✓" } else { "✗" };
         let offered = match level.offered {
             Offered::Synchronous => "synchronous".to_owned(),
             Offered::Throughput { users } => format!("probe, {users} users"),
@@ -252,15 +252,22 @@ fn write_sweep(out: &mut String, sweep: &Sweep) {
         let ttft = level
             .ttft_p95_ms
             .map_or_else(|| "-".to_owned(), |ms| format!("{} ms", significant(ms)));
-        let saturated = if level.saturated {
-            "  generator saturated"
+        let mut notes = Vec::new();
+        if !level.failed.is_empty() {
+            notes.push(format!("failed {}", level.failed.join("; ")));
+        }
+        if level.saturated {
+            notes.push("generator saturated".to_owned());
+        }
+        let notes = if notes.is_empty() {
+            String::new()
         } else {
-            ""
+            format!("  ({})", notes.join(", "))
         };
         let _ = writeln!(
             out,
             "    {mark} {offered:<18} {window:<10} {:>6} req  {:>7} req/s  goodput {:>7}  \
-             streams {:>6}  TTFT p95 {ttft}{saturated}",
+             streams {:>6}  TTFT p95 {ttft}{notes}",
             level.requests,
             significant(level.achieved_rps),
             significant(level.goodput_rps),

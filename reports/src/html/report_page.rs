@@ -68,7 +68,7 @@ struct SweepRow {
     goodput: String,
     streams: String,
     ttft_p95: String,
-    status: &'static str,
+    status: String,
     class: &'static str,
     saturated: bool,
 }
@@ -212,8 +212,12 @@ fn sweep_view(sweep: &Sweep) -> SweepView {
             ttft_p95: level
                 .ttft_p95_ms
                 .map_or_else(|| "-".to_owned(), significant),
-            status: if level.passed { "met" } else { "failed" },
-            class: if level.passed { "pass" } else { "fail" },
+            status: if level.passed() {
+                "met".to_owned()
+            } else {
+                format!("failed {}", level.failed.join("; "))
+            },
+            class: if level.passed() { "pass" } else { "fail" },
             saturated: level.saturated,
         })
         .collect();

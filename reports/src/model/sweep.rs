@@ -47,10 +47,19 @@ pub struct SweepLevel {
     pub streams: f64,
     /// TTFT p95 in milliseconds (from the intended start at open-model levels).
     pub ttft_p95_ms: Option<f64>,
-    /// Every SLO of the run (other than capacity) met on this level's seconds alone.
-    pub passed: bool,
+    /// The SLOs (other than capacity) this level's seconds alone failed, as written in SLO
+    /// files (`ttft p95 < 500ms`); empty when it met them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
     /// The load generator was saturated in at least one of this level's seconds.
     pub saturated: bool,
+}
+
+impl SweepLevel {
+    /// Whether this level met every SLO other than capacity.
+    pub fn passed(&self) -> bool {
+        self.failed.is_empty()
+    }
 }
 
 /// Every level of a sweep, in the order they ran.
@@ -81,12 +90,12 @@ impl Sweep {
 
     /// The highest rate level that met every SLO, every lower rate meeting them too.
     pub fn capacity(&self) -> Option<&SweepLevel> {
-        self.rates().take_while(|l| l.passed).last()
+        self.rates().take_while(|l| l.passed()).last()
     }
 
     /// Whether the target or the generator set the capacity.
     pub fn limit(&self) -> Limit {
-        let first_failed = self.rates().position(|l| !l.passed);
+        let first_failed = self.rates().position(|l| !l.passed());
         let first_saturated = self.rates().position(|l| l.saturated);
         match (first_failed, first_saturated) {
             (_, Some(saturated)) if first_failed.is_none_or(|failed| saturated <= failed) => {
@@ -112,7 +121,11 @@ mod tests {
             goodput_rps: rps,
             streams: rps * 0.5,
             ttft_p95_ms: Some(60.0),
-            passed,
+            failed: if passed {
+                Vec::new()
+            } else {
+                vec!["ttft p95 < 500ms".to_owned()]
+            },
             saturated,
         }
     }

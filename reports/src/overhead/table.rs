@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::estimate::Interval;
 use super::report::{ComparedSide, LevelResult, OverheadReport};
-use crate::model::{Summary, short};
+use crate::model::{Summary, short, significant};
 
 /// `+121 [112, 130]`: an added time in microseconds with its interval.
 pub(super) fn added_us(interval: &Interval) -> String {
@@ -14,11 +14,14 @@ pub(super) fn added_us(interval: &Interval) -> String {
     )
 }
 
-/// `0.62 [0.60, 0.64]`
+/// `0.620 [0.600, 0.640]`, three significant digits each, so a gateway at a small fraction of
+/// direct (`0.00412`) does not print as zero.
 pub(super) fn ratio(interval: &Interval) -> String {
     format!(
-        "{:.2} [{:.2}, {:.2}]",
-        interval.estimate, interval.low, interval.high
+        "{} [{}, {}]",
+        significant(interval.estimate),
+        significant(interval.low),
+        significant(interval.high)
     )
 }
 
@@ -144,5 +147,25 @@ impl fmt::Display for OverheadReport {
             writeln!(f, "{line}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_keep_three_significant_digits() {
+        let interval = |estimate, low, high| Interval {
+            estimate,
+            low,
+            high,
+        };
+        assert_eq!(ratio(&interval(0.62, 0.6, 0.64)), "0.620 [0.600, 0.640]");
+        // A gateway at a small fraction of direct is not printed as zero.
+        assert_eq!(
+            ratio(&interval(0.00412, 0.004, 0.0045)),
+            "0.00412 [0.00400, 0.00450]"
+        );
     }
 }

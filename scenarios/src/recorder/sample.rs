@@ -151,7 +151,7 @@ mod tests {
         let late = Sample {
             intended: Some(closed.sent),
             sent: closed.sent + Duration::from_millis(30),
-            ..stream(11)
+            ..closed.clone()
         };
         assert_eq!(late.latency(), Duration::from_millis(155));
         assert_eq!(late.ttft(), Some(Duration::from_millis(55)));
