@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use reference_impl::proxy::anthropic::{StreamTranslator, response};
+use reference_impl::proxy::translate::to_anthropic::{StreamTranslator, response};
 
 const EVENTS: [&str; 8] = [
     "message_start",

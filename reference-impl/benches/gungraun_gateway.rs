@@ -197,7 +197,7 @@ fn gateway_and_request() -> (tokio::runtime::Runtime, Arc<Shared>, Request) {
             .expect("config"),
     );
     let body = request_body(0, 0, false);
-    if let Some(cache) = &shared.cache
+    if let Some(cache) = shared.cache()
         && let Lookup::Lead(leader) = block_on(cache.lookup(&classify(cache, &body)))
     {
         leader.complete(Bytes::from_static(COMPLETION));

@@ -179,6 +179,18 @@ struct Window {
     failures: u32,
 }
 
+/// How a call admitted with a [`Deferred`] ended, for [`CircuitBreaker::settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The provider served the call (a stream that ran to its end).
+    Success,
+    /// The provider failed it (a stream that broke).
+    Failure,
+    /// It ended without saying anything about the provider (the client went away): frees a
+    /// probe slot, counts as neither.
+    Abandoned,
+}
+
 /// An admission whose outcome comes later ([`Permit::defer`]); owns no borrow, so it can travel
 /// with a stream. Settle it with [`CircuitBreaker::settle`]: a probe left unsettled would keep
 /// its half-open slot.
@@ -307,12 +319,12 @@ impl CircuitBreaker {
         }
     }
 
-    /// Settles a deferred admission: `Some(success)` with its outcome, `None` when the call
-    /// ended without one (the client went away), which only frees a probe slot.
-    pub fn settle(&self, deferred: Deferred, outcome: Option<bool>) {
+    /// Settles a deferred admission with how its call ended.
+    pub fn settle(&self, deferred: Deferred, outcome: Outcome) {
         match outcome {
-            Some(success) => self.settle_kind(deferred.0, success),
-            None => self.abandon(deferred.0),
+            Outcome::Success => self.settle_kind(deferred.0, true),
+            Outcome::Failure => self.settle_kind(deferred.0, false),
+            Outcome::Abandoned => self.abandon(deferred.0),
         }
     }
 

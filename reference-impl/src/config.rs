@@ -13,10 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerConfig;
 use crate::cache::CacheConfig;
-use crate::dashboard::DashboardConfig;
 use crate::limiter::{LimiterConfig, Tier};
 use crate::limits;
 use crate::queue::QueueConfig;
+
+/// `[dashboard]`: its types live with the dashboard, which is private to the crate.
+pub use crate::dashboard::DashboardConfig;
+pub use crate::dashboard::alerts::AlertThresholds;
 
 /// Environment variable that overrides `admin.token`.
 pub const ADMIN_TOKEN_ENV: &str = "GATEWAY_ADMIN_TOKEN";

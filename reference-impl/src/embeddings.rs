@@ -23,6 +23,7 @@ use crate::pipeline::{OVERHEAD_HEADER, PROVIDER_HEADER, forwarded, read_json};
 use crate::pool;
 use crate::provider::Provider;
 use crate::proxy::{self, AttemptError};
+use crate::router::Attempt;
 use crate::server::Shared;
 
 /// The fields the gateway needs; the rest of the body goes upstream untouched.
@@ -102,7 +103,8 @@ async fn serve(
         {
             Ok(answer) => {
                 breaker.success();
-                gw.router.record(provider, Ok(began.elapsed()));
+                gw.router
+                    .record(provider, Attempt::Answered(began.elapsed()));
                 let response = (
                     StatusCode::OK,
                     [(

@@ -67,11 +67,6 @@ impl Histogram {
         self.count.load(Relaxed)
     }
 
-    /// Nearest-rank quantile (`q` in 0..=1), reported as the upper bound of its bucket; 0 when empty.
-    pub fn quantile(&self, q: f64) -> u64 {
-        quantile_of(&self.counts(), q)
-    }
-
     /// p50, p90, p95, p99 and p99.9.
     pub fn summary(&self) -> Percentiles {
         Percentiles::of(&self.counts())
@@ -379,12 +374,13 @@ mod tests {
         for v in 1..=1000 {
             h.record(v);
         }
-        let p50 = h.quantile(0.5);
+        let counts = h.counts();
+        let p50 = quantile_of(&counts, 0.5);
         assert!((500..=563).contains(&p50), "p50 {p50}");
-        let p99 = h.quantile(0.99);
+        let p99 = quantile_of(&counts, 0.99);
         assert!((990..=1024).contains(&p99), "p99 {p99}");
-        assert_eq!(h.quantile(1.0), 1024);
-        assert_eq!(Histogram::default().quantile(0.5), 0);
+        assert_eq!(quantile_of(&counts, 1.0), 1024);
+        assert_eq!(quantile_of(&Histogram::default().counts(), 0.5), 0);
     }
 
     #[test]

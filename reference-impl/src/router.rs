@@ -30,6 +30,16 @@ impl Target {
     }
 }
 
+/// How one attempt on a provider went, as its moving averages see it.
+#[derive(Debug, Clone, Copy)]
+pub enum Attempt {
+    /// The provider answered (response headers, or a stream's first event) after this long.
+    Answered(Duration),
+    /// The provider failed the attempt; with `retry_after` when it asked not to be called
+    /// again before that.
+    Failed { retry_after: Option<Duration> },
+}
+
 /// Routing table plus the scoring policy.
 #[derive(Debug)]
 pub struct Router {
@@ -90,11 +100,6 @@ impl Router {
         &self.providers
     }
 
-    /// Model names with a route of their own (for `GET /v1/models`).
-    pub fn models(&self) -> impl Iterator<Item = &str> {
-        self.routes.keys().map(String::as_str)
-    }
-
     /// A route serves `model`.
     pub fn serves(&self, model: &str) -> bool {
         self.any.is_some() || self.routes.contains_key(model)
@@ -139,10 +144,12 @@ impl Router {
     }
 
     /// Records the outcome of one attempt in the provider's moving averages.
-    pub fn record(&self, provider: &Provider, outcome: Result<Duration, Option<Duration>>) {
-        match outcome {
-            Ok(latency) => provider.health.success(latency, self.smoothing()),
-            Err(retry_after) => provider.health.failure(retry_after, self.smoothing()),
+    pub fn record(&self, provider: &Provider, attempt: Attempt) {
+        match attempt {
+            Attempt::Answered(latency) => provider.health.success(latency, self.smoothing()),
+            Attempt::Failed { retry_after } => {
+                provider.health.failure(retry_after, self.smoothing())
+            }
         }
     }
 
@@ -150,7 +157,8 @@ impl Router {
     /// itself was at fault) and, for an outage, against its circuit breaker through `admission`.
     pub fn record_failure(&self, provider: &Provider, admission: Permit<'_>, error: &AttemptError) {
         if error.is_provider_failure() {
-            self.record(provider, Err(error.retry_after()));
+            let retry_after = error.retry_after();
+            self.record(provider, Attempt::Failed { retry_after });
         }
         if error.opens_circuit() {
             admission.failure();
@@ -162,6 +170,8 @@ impl Router {
 mod tests {
     use super::*;
     use crate::config::{GatewayConfig, ProviderConfig, ProviderKind};
+
+    const FAILED: Attempt = Attempt::Failed { retry_after: None };
 
     fn router(costs: &[f64]) -> Router {
         let configs: Vec<ProviderConfig> = costs
@@ -194,13 +204,13 @@ mod tests {
     fn unreliable_provider_is_skipped_while_another_is_healthy() {
         let r = router(&[1.0, 1.0]);
         let p0 = r.providers()[0].clone();
-        r.record(&p0, Err(None));
-        r.record(&p0, Err(None));
+        r.record(&p0, FAILED);
+        r.record(&p0, FAILED);
         assert_eq!(names(&r.plan("m").unwrap()), ["p1"]);
         let p1 = r.providers()[1].clone();
-        r.record(&p1, Err(None));
-        r.record(&p1, Err(None));
-        r.record(&p1, Err(None));
+        r.record(&p1, FAILED);
+        r.record(&p1, FAILED);
+        r.record(&p1, FAILED);
         // Nobody healthy: everyone is ranked, least bad first.
         assert_eq!(names(&r.plan("m").unwrap()), ["p0", "p1"]);
     }
@@ -222,8 +232,14 @@ mod tests {
     #[test]
     fn faster_provider_wins_at_equal_cost() {
         let r = router(&[1.0, 1.0]);
-        r.record(&r.providers()[0].clone(), Ok(Duration::from_millis(100)));
-        r.record(&r.providers()[1].clone(), Ok(Duration::from_millis(10)));
+        r.record(
+            &r.providers()[0].clone(),
+            Attempt::Answered(Duration::from_millis(100)),
+        );
+        r.record(
+            &r.providers()[1].clone(),
+            Attempt::Answered(Duration::from_millis(10)),
+        );
         assert_eq!(names(&r.plan("m").unwrap()), ["p1", "p0"]);
     }
 }

@@ -33,24 +33,26 @@ use crate::provider::Provider;
 use crate::router::Router;
 use crate::{admin, embeddings, pipeline, prometheus};
 
-/// State shared by every request.
+/// State shared by every request: what the handlers of [`pipeline`] are given.
+/// [`Gateway::start`] builds one; [`Shared::new`] builds one without a listener, to drive a
+/// handler in-process (the instruction-count benches do). Its parts are the crate's own.
 pub struct Shared {
-    pub config: GatewayConfig,
-    pub router: Router,
-    pub metrics: GatewayMetrics,
+    pub(crate) config: GatewayConfig,
+    pub(crate) router: Router,
+    pub(crate) metrics: GatewayMetrics,
     /// Response cache with coalescing, when enabled.
-    pub cache: Option<ResponseCache>,
+    pub(crate) cache: Option<ResponseCache>,
     /// Rate limiter, when enabled.
-    pub limiter: Option<Arc<RateLimiter>>,
+    pub(crate) limiter: Option<Arc<RateLimiter>>,
     /// Tier of each configured API key, by key hash.
-    pub tiers: HashMap<KeyId, Tier>,
+    pub(crate) tiers: HashMap<KeyId, Tier>,
     /// Cancelled when the shutdown grace period is over: open streams end with an error event.
-    pub streams_stop: CancellationToken,
+    pub(crate) streams_stop: CancellationToken,
     /// Cancelled when shutdown begins: `/ready` turns 503.
-    pub draining: CancellationToken,
-    pub started: Instant,
+    pub(crate) draining: CancellationToken,
+    pub(crate) started: Instant,
     /// The live dashboard's samples, taken once a second off the request path.
-    pub dashboard: Dashboard,
+    pub(crate) dashboard: Dashboard,
     /// Chat requests counted for `[inject] panic_one_in`.
     pub(crate) injected: AtomicU64,
 }
@@ -113,6 +115,12 @@ impl Shared {
             dashboard: Dashboard::default(),
             injected: AtomicU64::new(0),
         })
+    }
+
+    /// The response cache, when `cache.enabled`: a bench fills it so that a request is
+    /// answered without going upstream.
+    pub fn cache(&self) -> Option<&ResponseCache> {
+        self.cache.as_ref()
     }
 }
 

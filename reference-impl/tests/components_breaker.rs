@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use reference_impl::breaker::{BreakerConfig, BreakerConfigError, BreakerState, CircuitBreaker};
+use reference_impl::breaker::{
+    BreakerConfig, BreakerConfigError, BreakerState, CircuitBreaker, Outcome,
+};
 
 fn fail(breaker: &CircuitBreaker, times: usize) {
     for _ in 0..times {
@@ -176,7 +178,7 @@ async fn deferred_outcomes_count_when_settled() {
         .collect();
     assert_eq!(breaker.state(), BreakerState::Closed, "nothing settled yet");
     for stream in streams {
-        breaker.settle(stream, Some(false));
+        breaker.settle(stream, Outcome::Failure);
     }
     assert_eq!(breaker.state(), BreakerState::Open);
 
@@ -184,10 +186,10 @@ async fn deferred_outcomes_count_when_settled() {
     tokio::time::advance(Duration::from_secs(60)).await;
     let probe = breaker.allow().expect("probe");
     assert!(probe.is_probe());
-    breaker.settle(probe.defer(), None);
+    breaker.settle(probe.defer(), Outcome::Abandoned);
     assert_eq!(breaker.state(), BreakerState::HalfOpen);
     // A probe stream that breaks reopens it.
     let probe = breaker.allow().expect("the slot is free again").defer();
-    breaker.settle(probe, Some(false));
+    breaker.settle(probe, Outcome::Failure);
     assert_eq!(breaker.state(), BreakerState::Open);
 }

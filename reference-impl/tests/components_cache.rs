@@ -10,11 +10,8 @@ use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use reference_impl::cache::{
     BypassReason, CacheConfig, CacheError, CacheKey, CacheRequest, Cacheability, EmbedError,
-    FlightError, FollowError, LeaderFailure, Lookup, OpenAiEmbedder, ResponseCache, SemanticConfig,
-    TtlConfig,
+    FlightError, FollowError, LeaderFailure, Lookup, ResponseCache, SemanticConfig, TtlConfig,
 };
-use reference_impl::config::PoolConfig;
-use reference_impl::pool::Upstream;
 use serde_json::{Value, json};
 
 const COMPLETION: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
@@ -494,47 +491,6 @@ async fn a_failing_embedder_only_skips_the_semantic_tier() {
         "exact tier still works"
     );
     assert_eq!(cache.stats().semantic_errors, 1);
-}
-
-#[tokio::test]
-async fn openai_embedder_calls_v1_embeddings() {
-    use wiremock::matchers::{body_partial_json, header, method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/embeddings"))
-        .and(header("authorization", "Bearer sk-test"))
-        .and(body_partial_json(
-            json!({"model": "text-embedding-3-small"}),
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "object": "list",
-            "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
-        })))
-        .expect(2)
-        .mount(&server)
-        .await;
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", "application/json".parse().unwrap());
-    headers.insert("authorization", "Bearer sk-test".parse().unwrap());
-    let client = Upstream::new(&PoolConfig::default(), Arc::default());
-    let url = format!("{}/v1/embeddings", server.uri()).parse().unwrap();
-    let embedder = OpenAiEmbedder::new(client, url, headers, "text-embedding-3-small");
-    let cache = ResponseCache::with_embedder(semantic_config(), Arc::new(embedder)).expect("valid");
-    let first = cacheable(&cache, &body("one wording", Some(0.0)), &HeaderMap::new());
-    let Lookup::Lead(leader) = cache.lookup(&first).await else {
-        panic!("leads");
-    };
-    leader.complete(Bytes::from_static(COMPLETION.as_bytes()));
-    // The mock embeds everything to the same vector: any other prompt is "similar".
-    let second = cacheable(
-        &cache,
-        &body("another wording", Some(0.0)),
-        &HeaderMap::new(),
-    );
-    assert!(matches!(cache.lookup(&second).await, Lookup::Hit(_)));
-    assert_eq!(cache.stats().semantic_hits, 1);
 }
 
 /// Any JSON value, with non-integral floats only (so that `Value` equality matches key equality).

@@ -85,7 +85,7 @@ impl CacheKey {
     }
 
     /// The key of the same body received at `api`'s front door.
-    pub fn for_api(mut self, api: Api) -> Self {
+    pub(crate) fn for_api(mut self, api: Api) -> Self {
         if api == Api::Anthropic {
             self.hash =
                 xxhash_rust::xxh3::xxh3_128_with_seed(&self.hash.to_le_bytes(), MESSAGES_NAMESPACE);
@@ -140,7 +140,7 @@ pub enum Cacheability {
 pub struct CacheRequest {
     pub key: CacheKey,
     /// The front door it came through: the shape of the answer stored under its key.
-    pub api: Api,
+    pub(crate) api: Api,
     pub read: bool,
     /// The messages' text, for the semantic tier (only when it is enabled).
     pub prompt: Option<String>,

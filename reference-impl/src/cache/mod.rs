@@ -2,10 +2,11 @@
 //! adaptive TTLs, an optional Redis tier, and coalescing of identical requests in flight.
 //!
 //! Contract:
-//! - [`ResponseCache::classify`] (a chat completion) and [`ResponseCache::classify_for`] (a
-//!   request of either front door) decide from the body and headers whether a request may use
-//!   the cache and compute its [`CacheKey`], namespaced by front door (see `key`): requests with a temperature above `max_temperature`
-//!   (absent counts as 1.0) bypass it unless `force` or `x-cache-force: true`;
+//! - [`ResponseCache::classify`] (a chat completion; the gateway's `classify_for` takes a
+//!   request of either front door) decides from the body and headers whether a request may use
+//!   the cache and computes its [`CacheKey`], namespaced by front door (see `key`): requests
+//!   with a temperature above `max_temperature` (absent counts as 1.0) bypass it unless
+//!   `force` or `x-cache-force: true`;
 //!   `cache-control: no-store` bypasses it, `no-cache` skips the lookup but stores the answer.
 //! - [`ResponseCache::lookup`] answers [`Lookup::Hit`] from memory, else from Redis (bounded by
 //!   its timeout; a Redis failure is counted and treated as a miss), else makes the request the
@@ -66,8 +67,9 @@ use memory::{Encoded, MemoryTier};
 pub use memory::{TtlClass, TtlConfig};
 pub use redis::RedisCacheConfig;
 use redis::RedisTier;
+pub(crate) use semantic::OpenAiEmbedder;
 use semantic::SemanticIndex;
-pub use semantic::{EmbedError, EmbedFuture, Embedder, OpenAiEmbedder, SemanticConfig};
+pub use semantic::{EmbedError, EmbedFuture, Embedder, SemanticConfig};
 
 use crate::front::Api;
 
@@ -174,10 +176,10 @@ pub struct CacheStats {
 /// An answer served from the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedResponse {
-    /// The `chat.completion` (or, for [`Api::Anthropic`], `message`) JSON body.
+    /// The `chat.completion` (or, for a request to `/v1/messages`, `message`) JSON body.
     pub body: Bytes,
     /// The front door whose shape `body` has.
-    pub api: Api,
+    pub(crate) api: Api,
 }
 
 impl CachedResponse {
@@ -316,7 +318,7 @@ impl ResponseCache {
 
     /// Applies the cacheability rules to one request body of `api`, as received, and its
     /// headers.
-    pub fn classify_for(&self, api: Api, body: &[u8], headers: &HeaderMap) -> Cacheability {
+    pub(crate) fn classify_for(&self, api: Api, body: &[u8], headers: &HeaderMap) -> Cacheability {
         let inner = &self.inner;
         let mut decision = key::classify(&inner.config, &inner.memo, api, body, headers);
         match &mut decision {

@@ -8,8 +8,9 @@
 //! is a dot product; each model keeps its most recent `max_entries_per_model` prompts and a
 //! lookup scans them, which is fast enough for the few thousand entries this tier is for.
 //!
-//! Embeddings come from an [`Embedder`]: any async function from `(model, text)` to a vector, or
-//! [`OpenAiEmbedder`], which calls an OpenAI-compatible `/v1/embeddings`. An embedding that
+//! Embeddings come from an [`Embedder`]: any async function from `(model, text)` to a vector;
+//! the gateway's own is [`OpenAiEmbedder`], which calls an OpenAI-compatible `/v1/embeddings`
+//! over a provider's pooled client. An embedding that
 //! fails or takes longer than `timeout_ms` makes the lookup fall through to the upstream call.
 
 use std::collections::{HashMap, VecDeque};
@@ -81,7 +82,7 @@ where
 
 /// Embeddings from an OpenAI-compatible `POST /v1/embeddings`.
 #[derive(Debug, Clone)]
-pub struct OpenAiEmbedder {
+pub(crate) struct OpenAiEmbedder {
     client: Upstream,
     url: Uri,
     headers: HeaderMap,
@@ -261,6 +262,8 @@ pub(crate) fn prompt_text(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::{CacheConfig, Cacheability, Lookup, ResponseCache};
+    use crate::config::PoolConfig;
 
     #[test]
     fn cosine_of_unit_vectors() {
@@ -282,5 +285,60 @@ mod tests {
             Some("system: Be brief.\nuser: Hello there\n")
         );
         assert_eq!(prompt_text(b"{}"), None);
+    }
+
+    /// Through the cache: each lookup embeds its prompt with the provider's `/v1/embeddings`,
+    /// and the second, differently worded prompt is answered by the semantic tier.
+    #[tokio::test]
+    async fn openai_embedder_calls_v1_embeddings() {
+        use serde_json::json;
+        use wiremock::matchers::{body_partial_json, header, method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/embeddings"))
+            .and(header("authorization", "Bearer sk-test"))
+            .and(body_partial_json(
+                json!({"model": "text-embedding-3-small"}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "object": "list",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+            })))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "application/json".parse().unwrap());
+        headers.insert("authorization", "Bearer sk-test".parse().unwrap());
+        let client = Upstream::new(&PoolConfig::default(), Arc::default());
+        let url = format!("{}/v1/embeddings", server.uri()).parse().unwrap();
+        let embedder = OpenAiEmbedder::new(client, url, headers, "text-embedding-3-small");
+        let config = CacheConfig {
+            semantic: SemanticConfig {
+                enabled: true,
+                ..SemanticConfig::default()
+            },
+            ..CacheConfig::default()
+        };
+        let cache = ResponseCache::with_embedder(config, Arc::new(embedder)).expect("valid");
+        let classify = |content: &str| {
+            let body = json!({"model": "m", "temperature": 0.0, "messages": [{"role": "user", "content": content}]});
+            match cache.classify(&serde_json::to_vec(&body).unwrap(), &HeaderMap::new()) {
+                Cacheability::Cacheable(request) => request,
+                Cacheability::Bypass(reason) => panic!("unexpected bypass: {reason:?}"),
+            }
+        };
+        let Lookup::Lead(leader) = cache.lookup(&classify("one wording")).await else {
+            panic!("leads");
+        };
+        leader.complete(bytes::Bytes::from_static(
+            br#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+        ));
+        // The mock embeds everything to the same vector: any other prompt is "similar".
+        let second = classify("another wording");
+        assert!(matches!(cache.lookup(&second).await, Lookup::Hit(_)));
+        assert_eq!(cache.stats().semantic_hits, 1);
     }
 }

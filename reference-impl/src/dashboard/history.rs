@@ -42,10 +42,6 @@ impl<T> Ring<T> {
         self.items.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     pub fn capacity(&self) -> usize {
         self.capacity
     }

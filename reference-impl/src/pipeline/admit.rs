@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, header};
 
-use super::Stamp;
+use super::Context;
 use crate::error::ApiError;
 use crate::limiter::{Decision, KeyId, Scope, Tier};
 use crate::server::Shared;
@@ -43,17 +43,13 @@ impl Caller {
 }
 
 /// Admit: the caller's tier and the model must be within their rate limits.
-pub(super) async fn admit(
-    gw: &Shared,
-    caller: &Caller,
-    model: &str,
-    stamp: &mut Stamp,
-) -> Result<(), ApiError> {
+pub(super) async fn admit(gw: &Shared, cx: &mut Context<'_>) -> Result<(), ApiError> {
+    let caller = cx.caller;
     let (Some(limiter), Some(key)) = (&gw.limiter, &caller.key) else {
         return Ok(());
     };
-    let decision = limiter.check(key, caller.tier, model).await;
-    stamp.rate_limit = Some(decision);
+    let decision = limiter.check(key, caller.tier, cx.inbound.model()).await;
+    cx.stamp.rate_limit = Some(decision);
     match decision {
         Decision::Allowed { .. } => Ok(()),
         Decision::Denied {

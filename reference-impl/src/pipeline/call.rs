@@ -4,17 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use http::HeaderMap;
-
-use super::Stamp;
-use crate::breaker::Deferred;
-use crate::clock::Clock;
+use super::{Context, forwarded};
+use crate::breaker::{Deferred, Outcome};
 use crate::error::ApiError;
-use crate::front::Inbound;
 use crate::provider::Provider;
 use crate::proxy::{self, AttemptError, Reply};
-use crate::queue::{Priority, QueueError, QueuePermit};
-use crate::router::Target;
+use crate::queue::{QueueError, QueuePermit};
+use crate::router::{Attempt, Target};
 use crate::server::Shared;
 
 /// A successful upstream call: the reply, the queue slot it holds and, for a stream, the
@@ -34,8 +30,8 @@ pub(super) struct StreamAdmission {
 }
 
 impl StreamAdmission {
-    /// `Some(success)` with the stream's outcome, `None` when its client went away.
-    pub fn settle(mut self, outcome: Option<bool>) {
+    /// Tells the provider's breaker how the stream ended.
+    pub fn settle(mut self, outcome: Outcome) {
         if let Some(deferred) = self.deferred.take() {
             self.provider.breaker.settle(deferred, outcome);
         }
@@ -45,7 +41,7 @@ impl StreamAdmission {
 impl Drop for StreamAdmission {
     fn drop(&mut self) {
         if let Some(deferred) = self.deferred.take() {
-            self.provider.breaker.settle(deferred, None);
+            self.provider.breaker.settle(deferred, Outcome::Abandoned);
         }
     }
 }
@@ -64,15 +60,13 @@ enum Skip {
 /// breaker, queue and `retry-after`.
 pub(super) async fn call(
     gw: &Shared,
-    request: &Inbound,
+    cx: &mut Context<'_>,
     plan: &[Target],
-    forward: &HeaderMap,
-    priority: Priority,
-    clock: &mut Clock,
-    stamp: &mut Stamp,
 ) -> Result<Called, ApiError> {
     let routing = gw.router.config();
-    let deadline = clock.started() + routing.deadline();
+    let deadline = cx.clock.started() + routing.deadline();
+    let forward = forwarded(&cx.headers, &gw.config.server.forward_header_prefixes);
+    let priority = cx.priority();
     let mut skipped: Vec<Option<Skip>> = vec![None; plan.len()];
     let mut last: Option<(AttemptError, &Arc<Provider>)> = None;
     let (mut attempts, mut turn) = (0, 0);
@@ -97,11 +91,11 @@ pub(super) async fn call(
             break;
         }
         if !pause.is_zero() {
-            clock.upstream(tokio::time::sleep(pause)).await;
+            cx.clock.upstream(tokio::time::sleep(pause)).await;
         }
         let permit = match &provider.queue {
             Some(queue) => Some(
-                clock
+                cx.clock
                     .queued(queue.acquire(priority))
                     .await
                     .map_err(queue_error)?,
@@ -112,19 +106,20 @@ pub(super) async fn call(
             gw.metrics.retries.fetch_add(1, Relaxed);
         }
         attempts += 1;
-        stamp.provider = Some(provider.header_value.clone());
+        cx.stamp.provider = Some(provider.header_value.clone());
         let budget = routing
             .attempt_timeout()
             .min(deadline.saturating_duration_since(Instant::now()));
         let began = Instant::now();
-        let model = target.model(request.model());
-        let attempt = proxy::attempt(provider, model, request, forward, clock);
+        let model = target.model(cx.inbound.model());
+        let attempt = proxy::attempt(provider, model, &cx.inbound, &forward, cx.clock);
         match tokio::time::timeout(budget, attempt)
             .await
             .unwrap_or(Err(AttemptError::Timeout))
         {
             Ok(reply) => {
-                gw.router.record(provider, Ok(began.elapsed()));
+                gw.router
+                    .record(provider, Attempt::Answered(began.elapsed()));
                 // A stream has only begun: whether it succeeds is known when it ends.
                 let pending = match &reply {
                     Reply::Complete { .. } => {

@@ -3,13 +3,11 @@
 use axum::body::Body;
 use axum::response::Response;
 use futures::StreamExt;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 
-use super::{Stamp, json_response, sse_response};
+use super::{Context, json_response, sse_response};
 use crate::cache::{Cacheability, FollowError, Leader, Lookup};
-use crate::clock::Clock;
 use crate::error::ApiError;
-use crate::front::Inbound;
 use crate::server::Shared;
 
 /// What the cache made of a request.
@@ -21,16 +19,17 @@ pub(super) enum Cached {
 }
 
 /// Lookup: a cached answer, or a seat on an identical request already under way.
-pub(super) async fn lookup(
-    gw: &Shared,
-    headers: &HeaderMap,
-    inbound: &Inbound,
-    clock: &mut Clock,
-    stamp: &mut Stamp,
-) -> Result<Cached, ApiError> {
+pub(super) async fn lookup(gw: &Shared, cx: &mut Context<'_>) -> Result<Cached, ApiError> {
     let Some(cache) = &gw.cache else {
         return Ok(Cached::Miss(None));
     };
+    let Context {
+        headers,
+        inbound,
+        clock,
+        stamp,
+        ..
+    } = cx;
     let request = match cache.classify_for(inbound.api(), inbound.raw(), headers) {
         Cacheability::Cacheable(request) => request,
         Cacheability::Bypass(_) => {

@@ -4,10 +4,10 @@
 //! read -> admit (limiter) -> lookup (cache, coalescing) -> route (router) ->
 //! enqueue + call (queue, breaker, pool, fallback) -> record.
 //!
-//! Each stage is one call in [`serve`], implemented in the submodule of the same name; a
-//! stage whose component is not configured is a no-op. The front door's [`Api`] decides how
-//! the body is read, how the upstream is spoken to (`proxy`), and the shape of the answer and
-//! of errors; every stage in between is the same.
+//! Each stage is one call in [`serve`], implemented in the submodule of the same name, and
+//! is handed the request's [`Context`]; a stage whose component is not configured is a no-op.
+//! The front door's [`Api`] decides how the body is read, how the upstream is spoken to
+//! (`proxy`), and the shape of the answer and of errors; every stage in between is the same.
 
 mod admit;
 mod call;
@@ -24,7 +24,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use self::admit::{Caller, admit};
 use self::call::call;
@@ -34,18 +34,18 @@ use self::record::record;
 use crate::cache::FlightError;
 use crate::clock::Clock;
 use crate::error::ApiError;
-use crate::front::Api;
+use crate::front::{Api, Inbound};
 use crate::limiter::Decision;
 use crate::queue::Priority;
 use crate::server::Shared;
 
 /// Response header: microseconds the gateway spent outside upstream I/O and queue waits.
-pub const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-gateway-overhead-us");
+pub(crate) const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-gateway-overhead-us");
 /// Response header: the provider that produced the response (`cache` for cached and
 /// coalesced answers, `none` if no provider was involved).
-pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-gateway-provider");
+pub(crate) const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-gateway-provider");
 /// Response header: `hit`, `miss`, `coalesced` or `bypass` when the cache is enabled.
-pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-cache");
+pub(crate) const CACHE_HEADER: HeaderName = HeaderName::from_static("x-cache");
 
 /// Headers decided along the way and put on the response, whatever it turns out to be.
 #[derive(Default)]
@@ -53,6 +53,29 @@ struct Stamp {
     provider: Option<HeaderValue>,
     cache: Option<&'static str>,
     rate_limit: Option<Decision>,
+}
+
+/// One request on its way through the stages after `read`: what they read of it, and what
+/// they leave for the response. The clock and the stamp are borrowed from the handler, so an
+/// error answer is measured and stamped as a success is.
+struct Context<'a> {
+    headers: HeaderMap,
+    inbound: Inbound,
+    caller: Caller,
+    /// The overhead clock, started when the request arrived.
+    clock: &'a mut Clock,
+    stamp: &'a mut Stamp,
+}
+
+impl Context<'_> {
+    /// The request's priority in a provider's queue: `x-priority`, else its caller's tier's.
+    fn priority(&self) -> Priority {
+        self.headers
+            .get("x-priority")
+            .and_then(|v| v.to_str().ok())
+            .and_then(Priority::from_header)
+            .unwrap_or(Priority::from(self.caller.tier))
+    }
 }
 
 /// `POST /v1/chat/completions`, the OpenAI front door.
@@ -110,27 +133,28 @@ async fn serve(
         return Err(ApiError::model_not_found(model));
     }
     let caller = Caller::identify(gw, &headers);
+    let mut cx = Context {
+        headers,
+        inbound,
+        caller,
+        clock,
+        stamp,
+    };
 
-    admit(gw, &caller, model, stamp).await?;
+    admit(gw, &mut cx).await?;
 
-    let leader = match lookup(gw, &headers, &inbound, clock, stamp).await? {
+    let leader = match lookup(gw, &mut cx).await? {
         Cached::Answered(response) => return Ok(response),
         Cached::Miss(leader) => leader,
     };
 
+    let model = cx.inbound.model();
     let plan = gw
         .router
         .plan(model)
         .ok_or_else(|| ApiError::model_not_found(model))?;
 
-    let forward = forwarded(&headers, &gw.config.server.forward_header_prefixes);
-    let priority = headers
-        .get("x-priority")
-        .and_then(|v| v.to_str().ok())
-        .and_then(Priority::from_header)
-        .unwrap_or(Priority::from(caller.tier));
-    let called = call(gw, &inbound, &plan, &forward, priority, clock, stamp).await;
-    let called = match called {
+    let called = match call(gw, &mut cx, &plan).await {
         Ok(called) => {
             panic_if_injected(gw);
             called
@@ -146,7 +170,7 @@ async fn serve(
         }
     };
 
-    Ok(record(gw, called, leader, caller, clock.started()))
+    Ok(record(gw, &cx, called, leader))
 }
 
 /// `[inject] panic_one_in`: panics on every Nth chat request, with everything the request

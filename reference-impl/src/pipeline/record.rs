@@ -12,23 +12,25 @@ use bytes::Bytes;
 
 use super::admit::Caller;
 use super::call::{Called, StreamAdmission};
-use super::{json_response, sse_response};
+use super::{Context, json_response, sse_response};
+use crate::breaker::Outcome;
 use crate::cache::{Assembler, FlightError, Leader};
 use crate::limiter::Tier;
 use crate::metrics::GaugeGuard;
 use crate::proxy::{self, Reply, StreamEnd, StreamObserver, Usage};
 use crate::queue::QueuePermit;
+use crate::router::Attempt;
 use crate::server::Shared;
 
 /// Record: fill the cache, charge tokens and take the response's measurements. Streams do
 /// this when they end, through [`StreamRecord`].
 pub(super) fn record(
     gw: &Arc<Shared>,
+    cx: &Context<'_>,
     called: Called,
     leader: Option<Leader>,
-    caller: Caller,
-    started: Instant,
 ) -> Response {
+    let caller = cx.caller;
     let Called {
         reply,
         permit,
@@ -48,7 +50,7 @@ pub(super) fn record(
                 _open: gw.metrics.open_streams.hold(),
                 gw: gw.clone(),
                 pending,
-                started,
+                started: cx.clock.started(),
                 caller,
                 fill: leader.map(|leader| {
                     let assembler = leader.assembler();
@@ -126,12 +128,13 @@ impl StreamObserver for StreamRecord {
         if let Some(admission) = self.pending {
             if end == StreamEnd::Broken {
                 // Counted a success at the first event; it was not one.
-                self.gw.router.record(&admission.provider, Err(None));
+                let broke = Attempt::Failed { retry_after: None };
+                self.gw.router.record(&admission.provider, broke);
             }
             admission.settle(match end {
-                StreamEnd::Complete => Some(true),
-                StreamEnd::Broken => Some(false),
-                StreamEnd::ClientGone => None,
+                StreamEnd::Complete => Outcome::Success,
+                StreamEnd::Broken => Outcome::Failure,
+                StreamEnd::ClientGone => Outcome::Abandoned,
             });
         }
         if let Some((leader, assembler)) = self.fill {

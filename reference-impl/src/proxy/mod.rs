@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use self::stream::Mode;
-pub use self::stream::{ChatStream, StreamEnd, StreamObserver};
-pub use self::translate::Usage;
+pub(crate) use self::stream::{ChatStream, StreamEnd, StreamObserver};
+pub(crate) use self::translate::Usage;
 use self::translate::{AnthropicUsage, to_anthropic, to_openai};
 use crate::clock::Clock;
 use crate::config::ProviderKind;
@@ -28,7 +28,7 @@ use crate::pool::{self, BodyError, BodyStream};
 use crate::provider::Provider;
 
 /// A successful upstream answer, already in the client's API.
-pub enum Reply {
+pub(crate) enum Reply {
     /// A whole `chat.completion` or `message` JSON body.
     Complete { body: Bytes, usage: Option<Usage> },
     /// A stream whose first event has arrived and been checked.
@@ -37,7 +37,7 @@ pub enum Reply {
 
 /// Why an attempt failed, classified for the fallback decision.
 #[derive(Debug)]
-pub enum AttemptError {
+pub(crate) enum AttemptError {
     /// No connection, or it broke before a response arrived.
     Connect(String),
     /// The attempt ran out of time (set by the caller).
@@ -143,7 +143,7 @@ impl AttemptError {
 }
 
 /// Sends `request` to `provider` as model `model`. Network waits go through `clock`.
-pub async fn attempt(
+pub(crate) async fn attempt(
     provider: &Provider,
     model: &str,
     request: &Inbound,

@@ -3,8 +3,6 @@
 //!
 //! Needs `redis-server` on the PATH (Debian package `redis-server`; `.ci/run` installs it).
 
-#![allow(dead_code)] // each includer uses a different subset
-
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,7 +56,7 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://127.0.0.1:{}", self.port())
     }
 }
 

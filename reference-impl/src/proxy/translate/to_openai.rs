@@ -68,7 +68,7 @@ struct TextPart<'a> {
 /// this candidate ([`crate::proxy::AttemptError::Unsupported`]), and an Anthropic candidate may
 /// serve it. Fields with no OpenAI counterpart that do not change the answer's shape (`top_k`,
 /// `metadata`) are not sent.
-pub fn request(body: &MessagesBody, model: &str) -> Result<Bytes, ApiError> {
+pub(crate) fn request(body: &MessagesBody, model: &str) -> Result<Bytes, ApiError> {
     if !body.tools.is_empty() {
         return Err(unsupported(
             "tools".into(),
