@@ -20,6 +20,8 @@ use crate::queue::QueueConfig;
 /// `[dashboard]`: its types live with the dashboard, which is private to the crate.
 pub use crate::dashboard::DashboardConfig;
 pub use crate::dashboard::alerts::AlertThresholds;
+/// `[websocket]`: its type lives with the WebSocket route.
+pub use crate::realtime::WebSocketConfig;
 
 /// Environment variable that overrides `admin.token`.
 pub const ADMIN_TOKEN_ENV: &str = "GATEWAY_ADMIN_TOKEN";
@@ -51,6 +53,8 @@ pub struct GatewayConfig {
     pub inject: InjectConfig,
     /// Alert thresholds of the live dashboard (`/admin/dashboard`).
     pub dashboard: DashboardConfig,
+    /// Keep-alive and bounds of `GET /v1/realtime/chat`.
+    pub websocket: WebSocketConfig,
 }
 
 /// `[inject]`: makes this gateway a known amount slower, so a load gate can be shown to flag
@@ -125,6 +129,7 @@ impl GatewayConfig {
             default_tier: Tier::Free,
             inject: InjectConfig::default(),
             dashboard: DashboardConfig::default(),
+            websocket: WebSocketConfig::default(),
         }
     }
 
@@ -188,6 +193,7 @@ impl GatewayConfig {
         component("limiter", self.limiter.validate())?;
         component("breaker", self.breaker.validate())?;
         self.dashboard.validate()?;
+        self.websocket.validate()?;
         if let Some(queue) = &self.queue {
             component("queue", queue.validate())?;
         }

@@ -122,7 +122,11 @@ where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
 {
-    let conn = settings.http1.serve_connection(TokioIo::new(tcp), service);
+    // With upgrades: a WebSocket takes the connection over once its 101 is sent.
+    let conn = settings
+        .http1
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => result,

@@ -45,6 +45,7 @@ mod prometheus;
 mod provider;
 pub mod proxy;
 pub mod queue;
+mod realtime;
 pub mod request;
 mod router;
 pub mod server;

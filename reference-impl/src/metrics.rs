@@ -218,6 +218,8 @@ pub struct GatewayMetrics {
     pub open_streams: Gauge,
     /// Client connections accepted and not yet closed.
     pub open_connections: Gauge,
+    /// WebSocket connections of `GET /v1/realtime/chat` open (also in `open_connections`).
+    pub active_websockets: Gauge,
 }
 
 impl GatewayMetrics {
@@ -303,6 +305,12 @@ impl GatewayMetrics {
             "gateway_open_connections",
             "Client connections open.",
             self.open_connections.get(),
+        );
+        gauge(
+            out,
+            "gateway_active_websockets",
+            "WebSocket connections open.",
+            self.active_websockets.get(),
         );
         // A leak of tasks (a stream or connection that never ends) shows here first.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -28,10 +28,10 @@ use crate::dashboard::{self, Dashboard};
 use crate::error::{ApiError, GatewayError};
 use crate::front::Api;
 use crate::limiter::{KeyId, RateLimiter, Tier};
-use crate::metrics::GatewayMetrics;
+use crate::metrics::{GatewayMetrics, GaugeGuard};
 use crate::provider::Provider;
 use crate::router::Router;
-use crate::{admin, embeddings, pipeline, prometheus};
+use crate::{admin, embeddings, pipeline, prometheus, realtime};
 
 /// State shared by every request: what the handlers of [`pipeline`] are given.
 /// [`Gateway::start`] builds one; [`Shared::new`] builds one without a listener, to drive a
@@ -207,6 +207,15 @@ struct Slot {
     _permit: OwnedSemaphorePermit,
 }
 
+/// What an accepted connection holds until it closes: its unit of `gateway_open_connections`,
+/// its [`Slot`] of the cap, and its place among the connections shutdown waits for. Each of its
+/// requests carries a clone, so a connection upgraded to a WebSocket, which outlives the HTTP
+/// connection's task, keeps holding them ([`realtime`]).
+#[derive(Clone)]
+pub(crate) struct ConnectionHold {
+    _held: Arc<(GaugeGuard, Slot, watch::Receiver<()>)>,
+}
+
 /// Paths a reserved connection serves; anything else gets a 503 there. Not the dashboard's
 /// event stream: it never ends, and would keep a reserved slot from the probes.
 fn is_probe_path(path: &str) -> bool {
@@ -296,9 +305,13 @@ async fn serve(
             tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
         let probes_only = slot.probes_only;
-        let (app, handler_gw) = (app.clone(), gw.clone());
+        let hold = ConnectionHold {
+            _held: Arc::new((gw.metrics.open_connections.hold(), slot, open.clone())),
+        };
+        let (app, handler_gw, held) = (app.clone(), gw.clone(), hold.clone());
         let service = service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(held.clone());
             let (mut app, gw) = (app.clone(), handler_gw.clone());
             async move {
                 if probes_only && !is_probe_path(request.uri().path()) {
@@ -313,14 +326,13 @@ async fn serve(
             }
         });
         let settings = Arc::clone(if probes_only { &reserved_http } else { &http });
-        let (gw, open) = (gw.clone(), open.clone());
-        let connection = gw.metrics.open_connections.hold();
+        let gw = gw.clone();
         tokio::spawn(async move {
             let result = connection::serve(tcp, &settings, service, &gw.draining).await;
             if let Err(e) = result {
                 tracing::debug!(%peer, "connection closed: {e}");
             }
-            drop((connection, slot, open));
+            drop(hold);
         });
     }
     drop(listener);
@@ -391,6 +403,7 @@ fn routes(shared: Arc<Shared>) -> axum::Router {
         .route("/v1/chat/completions", post(pipeline::chat_completions))
         .route("/v1/messages", post(pipeline::messages))
         .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/realtime/chat", get(realtime::upgrade))
         .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/ready", get(ready))
