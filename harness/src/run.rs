@@ -15,7 +15,8 @@ use scenarios::changes::{ChangeEffect, effects};
 use scenarios::client::{Client, ClientError, Verify};
 use scenarios::load::{Load, Ran, Worker};
 use scenarios::recorder::{CacheLatency, Recorder};
-use scenarios::scenario::TimedChange;
+use scenarios::scenario::{TimedChange, Transport};
+use scenarios::websocket::{self, WebSocketError};
 use tokio::time::MissedTickBehavior;
 
 use crate::health::{Health, saturation_warning};
@@ -48,6 +49,8 @@ pub enum RunError {
     #[error(transparent)]
     Attack(#[from] AttackError),
     #[error(transparent)]
+    WebSocket(#[from] WebSocketError),
+    #[error(transparent)]
     Output(#[from] reports::ReportError),
     #[error("the load task failed: {0}")]
     Join(String),
@@ -66,6 +69,9 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
     let ready = async {
         let client = Client::new(stack.urls(), resolved.client.clone())?;
         client.preflight().await?;
+        if let Transport::WebSocket { path } = resolved.scenario.transport {
+            websocket::preflight(&client, path).await?;
+        }
         Ok::<_, ClientError>(client)
     };
     let client = match ready.await {
@@ -167,14 +173,11 @@ fn describe_requests(resolved: &Resolved, stack: &Stack) -> String {
             Verify::Insecure => "TLS NOT verified (--insecure)".to_owned(),
         });
     }
-    parts.push(
-        if client.http1_only {
-            "HTTP/1.1 only"
-        } else {
-            "HTTP/2 where offered"
-        }
-        .to_owned(),
-    );
+    parts.push(match resolved.scenario.transport {
+        Transport::WebSocket { path } => format!("WebSocket at {path}"),
+        Transport::Http if client.http1_only => "HTTP/1.1 only".to_owned(),
+        Transport::Http => "HTTP/2 where offered".to_owned(),
+    });
     parts.join(", ")
 }
 
@@ -223,12 +226,24 @@ async fn drive(
     };
 
     let guard = StdoutGuard::silence();
-    let mut load = tokio::spawn(attack::run_share(
+    let (plan, worker, transport) = (
         resolved.plan.clone(),
         resolved.worker,
-        client,
-        recorder,
-    ));
+        resolved.scenario.transport,
+    );
+    let mut load = tokio::spawn(async move {
+        match transport {
+            Transport::Http => attack::run_share(plan, worker, client, recorder)
+                .await
+                .map_err(RunError::from),
+            Transport::WebSocket { path } => {
+                websocket::run_share(plan, worker, client, recorder, path)
+                    .await
+                    .map(|()| Vec::new())
+                    .map_err(RunError::from)
+            }
+        }
+    });
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::from_std(live.recorder.origin()) + Duration::from_secs(1),
         Duration::from_secs(1),

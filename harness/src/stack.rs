@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mock_providers::{FaultRates, Profile};
+use mock_providers::{Distribution, FaultRates, Profile};
 use reference_impl::queue::QueueConfig;
 use reference_impl::{GatewayConfig, ProviderConfig, ProviderKind};
 use scenarios::scenario::{Upstream, UpstreamChange};
@@ -311,6 +311,18 @@ fn profile(upstream: Upstream) -> Profile {
     match upstream {
         Upstream::Realistic => Profile::realistic(),
         Upstream::RealisticReliable => Profile {
+            faults: FaultRates::default(),
+            ..Profile::realistic()
+        },
+        Upstream::LongStreams => Profile {
+            itl_ms: Distribution::Normal {
+                mean: 50.0,
+                std_dev: 5.0,
+            },
+            output_tokens: Distribution::Uniform {
+                min: 100.0,
+                max: 200.0,
+            },
             faults: FaultRates::default(),
             ..Profile::realistic()
         },

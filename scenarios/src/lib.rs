@@ -12,6 +12,8 @@
 //! - [`tokens`]: token counts by a tokenizer shipped in the binary (`o200k_base`).
 //! - [`scenario`]: the named scenarios, each data in a file of its own with a default SLO file.
 //! - [`attack::run`]: drives a [`attack::Plan`] on Goose.
+//! - [`websocket`]: the websocket scenario's load, connections held and requests streamed over
+//!   them, into the same recorder.
 //! - [`capacity`]: per-stage SLO verdicts (the stress scenario's answer).
 //! - [`changes`]: what mid-run upstream changes did (failures, time to settle: failover).
 
@@ -23,4 +25,5 @@ pub mod load;
 pub mod recorder;
 pub mod scenario;
 pub mod tokens;
+pub mod websocket;
 pub mod workload;

@@ -6,7 +6,7 @@
 mod anthropic;
 mod options;
 pub mod stream;
-mod tls;
+pub(crate) mod tls;
 mod wire;
 
 use std::sync::Arc;
@@ -332,7 +332,8 @@ impl Client {
         request
     }
 
-    fn chat_body(&self, model: &str, prompt: &Prompt, stream: bool) -> Bytes {
+    /// The body of a chat request in the client's API.
+    pub(crate) fn chat_body(&self, model: &str, prompt: &Prompt, stream: bool) -> Bytes {
         match self.options.api {
             Api::OpenAi => json(&ChatBody {
                 model,

@@ -335,4 +335,24 @@ mod tests {
         let split = recorder.cache_latency();
         assert_eq!((split.hit.len(), split.miss.len()), (1, 0));
     }
+
+    #[test]
+    fn connect_times_go_to_the_second_they_ended_in() {
+        let recorder = Recorder::new(GoodputLimits::default());
+        let at = recorder.origin() + Duration::from_millis(1_200);
+        recorder.record_connect(0, at, Duration::from_micros(850));
+        recorder.record_connect(5, at, Duration::from_micros(1_150));
+        let closed = recorder.close_all();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].second, 1);
+        assert_eq!(closed[0].counters.requests, 0, "a connect is not a request");
+        let connect = closed[0]
+            .histograms
+            .summary(Metric::Connect)
+            .expect("connect");
+        assert_eq!(
+            (connect.count, connect.min / 10, connect.max / 10),
+            (2, 85, 115)
+        );
+    }
 }

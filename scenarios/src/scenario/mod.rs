@@ -10,6 +10,7 @@ mod smoke;
 mod spike;
 mod streaming;
 mod stress;
+mod websocket;
 
 use std::time::Duration;
 
@@ -23,6 +24,18 @@ pub enum Upstream {
     Realistic,
     /// The same timing without injected faults, so an SLO on errors judges the gateway alone.
     RealisticReliable,
+    /// TTFT around 50 ms, then 100 to 200 tokens 50 ms apart (answers of 5 to 10 s), no faults:
+    /// long streams, many at once.
+    LongStreams,
+}
+
+/// How the load reaches the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP requests from Goose users ([`crate::attack`]).
+    Http,
+    /// Chat requests over WebSocket connections held at this path ([`crate::websocket`]).
+    WebSocket { path: &'static str },
 }
 
 /// A change to the primary upstream at a point of the run.
@@ -51,6 +64,7 @@ pub struct Scenario {
     pub mix: Mix,
     pub prompts: PromptMix,
     pub upstream: Upstream,
+    pub transport: Transport,
     pub changes: Vec<TimedChange>,
     /// How often the sampler reads the gateway.
     pub sample_every: Duration,
@@ -75,6 +89,7 @@ impl Scenario {
             mix,
             prompts: PromptMix::conversational(),
             upstream: Upstream::Realistic,
+            transport: Transport::Http,
             changes: Vec::new(),
             sample_every: Duration::from_secs(1),
             slo,
@@ -84,7 +99,7 @@ impl Scenario {
 }
 
 /// Every scenario, in `harness list` order.
-pub const ALL: [fn() -> Scenario; 9] = [
+pub const ALL: [fn() -> Scenario; 10] = [
     smoke::scenario,
     chat::scenario,
     streaming::scenario,
@@ -94,6 +109,7 @@ pub const ALL: [fn() -> Scenario; 9] = [
     spike::scenario,
     stress::scenario,
     endurance::scenario,
+    websocket::scenario,
 ];
 
 /// Every scenario.
@@ -124,7 +140,8 @@ mod tests {
                 "failover",
                 "spike",
                 "stress",
-                "endurance"
+                "endurance",
+                "websocket"
             ]
         );
         for scenario in all() {
