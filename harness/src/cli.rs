@@ -129,13 +129,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Compare two runs: a table of changes, and compare.html in the candidate directory.
-    #[command(after_help = "Example:\n  harness compare runs/base runs/candidate")]
+    /// Compare a candidate's runs with a baseline's: a table of changes with intervals and
+    /// verdicts, and compare.html in the (first) candidate directory.
+    #[command(after_help = "Examples:\n  \
+        harness compare runs/base runs/candidate\n  \
+        harness compare --base runs/base-1 runs/base-2 runs/base-3 --cand runs/cand-1 runs/cand-2 runs/cand-3\n  \
+        harness compare --base runs/base-all --cand runs/cand-all   (every run directory inside)\n\n\
+        Each side's runs are averaged; with two or more runs a side a bootstrap interval of the\n\
+        change is judged against each measure's margin. One run a side cannot tell a change from\n\
+        the noise between runs, so every measure is then inconclusive.\n\n\
+        Exit codes: 0 unchanged or improved, 1 usage or runtime error, 3 regression, 4 inconclusive.")]
     Compare {
-        /// The baseline run directory.
-        base: PathBuf,
-        /// The candidate run directory.
-        candidate: PathBuf,
+        #[command(flatten)]
+        sides: CompareSides,
     },
     /// Load gate: base and candidate gateways in interleaved A B B A rounds, plus A/A rounds
     /// as a self-check; writes gate.json and gate.html.
@@ -181,4 +187,37 @@ pub enum Command {
         #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
         bind: IpAddr,
     },
+}
+
+/// The two sides of `harness compare`: one directory each as positionals, or several each
+/// with `--base` and `--cand`.
+#[derive(Debug, clap::Args)]
+pub struct CompareSides {
+    /// The baseline: a run directory, or a directory of run directories.
+    #[arg(
+        value_name = "BASE_DIR",
+        required_unless_present = "base",
+        requires = "cand_dir",
+        conflicts_with_all = ["base", "cand"]
+    )]
+    base_dir: Option<PathBuf>,
+    /// The candidate, likewise.
+    #[arg(value_name = "CANDIDATE_DIR")]
+    cand_dir: Option<PathBuf>,
+    /// Baseline run directories (or directories of them), instead of BASE_DIR.
+    #[arg(long, value_name = "DIR", num_args = 1.., requires = "cand")]
+    base: Vec<PathBuf>,
+    /// Candidate run directories (or directories of them), instead of CANDIDATE_DIR.
+    #[arg(long, value_name = "DIR", num_args = 1.., requires = "base")]
+    cand: Vec<PathBuf>,
+}
+
+impl CompareSides {
+    /// The base's directories and the candidate's, whichever way they were given.
+    pub fn into_dirs(self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        match (self.base_dir, self.cand_dir) {
+            (Some(base), Some(cand)) => (vec![base], vec![cand]),
+            _ => (self.base, self.cand),
+        }
+    }
 }

@@ -136,14 +136,11 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
                 &summary::Extras::default(),
             )
         }
-        Command::Compare { base, candidate } => {
-            let (table, regressed) = commands::compare(&base, &candidate)?;
+        Command::Compare { sides } => {
+            let (base, candidate) = sides.into_dirs();
+            let (table, code) = commands::compare(&base, &candidate)?;
             print!("{table}");
-            Ok(if regressed {
-                exit::REGRESSION
-            } else {
-                exit::OK
-            })
+            Ok(i32::from(code))
         }
     }
 }

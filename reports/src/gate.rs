@@ -17,12 +17,15 @@
 //! - the same two on A/A rounds, where both sides are the base build: a self-check of how much
 //!   this machine moves with no change at all.
 //!
-//! A metric regressed only when the whole interval is worse than its tolerance and than the
-//! largest move of the A/A interval, *and* the test agrees at half the interval's left-out level
-//! (2.5% for a 95% interval); an improvement likewise. Otherwise, if the A/A interval reaches
-//! beyond the tolerance, the machine cannot resolve a change of that size and the metric is
-//! inconclusive; else it is unchanged. A noisy machine raises the bar a change must clear, so
-//! it never raises a false alarm, yet a change far larger than the noise is still caught.
+//! The interval is judged by the equivalence rule all comparisons share
+//! ([`crate::stats::Verdict::judge`]), with the metric's tolerance as the margin: unchanged when
+//! it lies within the tolerance, inconclusive when it straddles an edge of it. A change wholly
+//! beyond the tolerance is a regression (or an improvement) only when it is also wholly beyond
+//! the A/A interval and the signed-rank test agrees at half the interval's left-out level (2.5%
+//! for a 95% interval); otherwise the machine moved as much with no change at all, and the
+//! metric is inconclusive. A noisy machine raises the bar a change must clear, so it never
+//! raises a false alarm, yet a change far larger than the noise is still caught; the
+//! tolerances are set from the A/A noise, so that two identical builds come out unchanged.
 //!
 //! ```
 //! use reports::gate::{GateLevel, GateMetric, GateOptions, GateRuns, GateSubject, Measurements, Round, evaluate};
@@ -33,12 +36,12 @@
 //!     Ok(Round::abba(run(1000.0)?, run(b)?, run(b * 1.004)?, run(1002.0)?))
 //! };
 //! let runs = GateRuns {
-//!     ab: (0..6).map(|_| round(880.0)).collect::<Result<_, _>>()?,
+//!     ab: (0..6).map(|_| round(700.0)).collect::<Result<_, _>>()?,
 //!     aa: (0..6).map(|i| round(1000.0 + f64::from(i))).collect::<Result<_, _>>()?,
 //! };
 //! let level = GateLevel { load: Load::Closed { concurrency: 1 }, stream: false };
 //! let report = evaluate(GateSubject::new("main", "feature"), vec![(level, runs)], &GateOptions::default())?;
-//! assert_eq!(report.exit_code(), 3); // throughput fell by 12%: a regression
+//! assert_eq!(report.exit_code(), 3); // throughput fell by 30%, beyond its 10% tolerance
 //! # Ok::<(), reports::gate::GateError>(())
 //! ```
 
@@ -47,26 +50,25 @@ mod level;
 mod metric;
 mod report;
 mod rounds;
-pub(crate) mod stats;
-mod verdict;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::stats::{Direction, Scale, Verdict};
 pub use html::render_gate;
 pub use level::GateLevel;
-pub use metric::{Direction, GateMetric, Scale, Tolerance, Tolerances};
+pub use metric::{GateMetric, Tolerance, Tolerances};
 pub use report::{Estimate, GateReport, LevelGate, MetricGate};
 pub use rounds::{GateRuns, Measurements, Round, RoundKind, RunRef};
-pub use verdict::Verdict;
 
-use verdict::Evidence;
+use crate::stats::{Resampling, clears};
 
 /// File name of the serialized [`GateReport`] in the output directory.
 pub const GATE_JSON: &str = "gate.json";
 /// File name of the rendered report.
 pub const GATE_HTML: &str = "gate.html";
-/// Version of the `gate.json` schema.
-pub const GATE_SCHEMA_VERSION: u32 = 2;
+/// Version of the `gate.json` schema: 3 has a tolerance per metric, and verdicts by the
+/// equivalence rule.
+pub const GATE_SCHEMA_VERSION: u32 = 3;
 
 /// Why a gate could not be judged. Each renders as one line naming what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -277,13 +279,12 @@ fn judge(metric: GateMetric, index: u64, runs: &GateRuns, options: &GateOptions)
             .iter()
             .filter_map(|round| round.change(metric))
             .collect();
-        Estimate::of(
-            changes,
-            metric,
-            tolerance,
-            options,
-            options.seed.wrapping_add(2 * index + stream),
-        )
+        let resampling = Resampling {
+            confidence: options.confidence.level(),
+            resamples: options.resamples,
+            seed: options.seed.wrapping_add(2 * index + stream),
+        };
+        Estimate::of(changes, metric, tolerance, resampling)
     };
     let (ab, aa) = (estimate(RoundKind::Ab, 0), estimate(RoundKind::Aa, 1));
     let sides: Vec<(f64, f64)> = runs
@@ -299,16 +300,8 @@ fn judge(metric: GateMetric, index: u64, runs: &GateRuns, options: &GateOptions)
             Scale::Points => sides.iter().map(pick).sum::<f64>() / n,
         }
     };
-    let verdict = Evidence {
-        direction: metric.direction(),
-        tolerance,
-        interval: ab.interval,
-        aa_interval: aa.interval,
-        p_worse: ab.p_worse,
-        p_better: ab.p_better,
-        alpha: options.confidence.alpha(),
-    }
-    .verdict();
+    let (claimed, p) = ab.claim(tolerance, metric.direction());
+    let verdict = claimed.unless_unbacked(beyond_noise(&ab, &aa) && p < options.confidence.alpha());
     MetricGate {
         metric,
         direction: metric.direction(),
@@ -319,4 +312,11 @@ fn judge(metric: GateMetric, index: u64, runs: &GateRuns, options: &GateOptions)
         aa,
         verdict,
     }
+}
+
+/// Whether the A/B interval lies wholly beyond the largest move of the A/A interval: what this
+/// machine did with no change at all.
+fn beyond_noise(ab: &Estimate, aa: &Estimate) -> bool {
+    let (aa_low, aa_high) = aa.interval;
+    clears(ab.interval, (-aa_low).max(aa_high).max(0.0))
 }

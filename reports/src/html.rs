@@ -17,6 +17,7 @@ pub use compare_page::render_compare;
 pub use report_page::render_report;
 
 use crate::error::ReportError;
+use crate::stats::Verdict;
 
 /// A chart ready for the template, or the reason there is none.
 #[derive(Serialize)]
@@ -51,6 +52,24 @@ impl Figure {
                 note: Some("Nothing was recorded for this chart in this run.".to_owned()),
             }
         }
+    }
+}
+
+/// The style of a verdict in a table cell: a claim is marked, the rest is plain.
+pub(crate) fn cell_class(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Regression => "fail",
+        Verdict::Improvement => "pass",
+        Verdict::Unchanged | Verdict::Inconclusive => "",
+    }
+}
+
+/// The style of the banner that gives a page's verdict.
+pub(crate) fn banner_class(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Regression => "fail",
+        Verdict::Improvement | Verdict::Unchanged => "pass",
+        Verdict::Inconclusive => "none",
     }
 }
 

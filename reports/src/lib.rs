@@ -1,7 +1,8 @@
 //! Result model, SLO evaluation, run comparison and the HTML, CSV and JSON writers.
 //!
 //! The harness records a [`model::RunResult`]; this crate judges it ([`slo`]), writes the run
-//! directory ([`run_dir`]), renders the HTML pages ([`html`]) and compares runs ([`mod@compare`]).
+//! directory ([`run_dir`]), renders the HTML pages ([`html`]) and compares runs ([`mod@compare`],
+//! [`gate`]) with one set of statistics ([`stats`]).
 
 pub mod compare;
 pub mod cost;
@@ -14,6 +15,7 @@ pub mod overhead;
 pub mod redact;
 pub mod run_dir;
 pub mod slo;
+pub mod stats;
 pub mod synthetic;
 mod text_table;
 pub mod timeline;

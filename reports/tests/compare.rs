@@ -1,6 +1,7 @@
-//! Comparing runs: verdicts, intervals, the one-run caveat, the printed table and the page.
+//! Comparing runs: verdicts by the shared equivalence rule, intervals, one run a side, the
+//! printed table and the page.
 
-use reports::compare::{CompareOptions, Measure, Verdict, compare, compare_with};
+use reports::compare::{Measure, Resampling, Verdict, compare, compare_with};
 use reports::html::render_compare;
 use reports::model::{Metric, RunResult};
 use reports::synthetic::synthetic_run;
@@ -41,63 +42,84 @@ fn row(comparison: &reports::Comparison, measure: Measure) -> &reports::compare:
         .expect("measure in table")
 }
 
+fn judged(comparison: &reports::Comparison, measure: Measure) -> &reports::compare::Judged {
+    row(comparison, measure)
+        .judged
+        .as_ref()
+        .expect("both sides have the measure")
+}
+
 const TTFT_P50: Measure = Measure::Percentile(Metric::Ttft, 500);
 
 #[test]
-fn one_run_per_side_claims_no_significance() {
+fn one_run_a_side_shows_the_change_and_claims_nothing() {
     let base = synthetic_run(20, 1);
     let cand = slowed(&base, 1.5);
     let comparison = compare(std::slice::from_ref(&base), std::slice::from_ref(&cand));
     assert!(!comparison.significance_possible());
-    let ttft = row(&comparison, TTFT_P50);
-    let change = ttft.change.expect("both sides have TTFT");
-    assert!((change - 0.5).abs() < 0.01, "{change}");
-    assert_eq!(ttft.verdict, Verdict::NotSignificant);
+    let ttft = judged(&comparison, TTFT_P50);
+    assert!((ttft.change - 0.5).abs() < 0.01, "{ttft:?}");
+    assert_eq!(ttft.verdict, Verdict::Inconclusive);
     assert!(ttft.interval.is_none());
-    assert!(!comparison.regressed());
+    // Even a row that did not move: one run shows nothing of the noise between runs.
+    assert_eq!(
+        judged(&comparison, Measure::Throughput).verdict,
+        Verdict::Inconclusive
+    );
+    assert_eq!(comparison.verdict, Verdict::Inconclusive);
+    assert_eq!(comparison.exit_code(), 4);
     let table = comparison.to_string();
     assert!(
-        table.contains("One run per side: no significance can be claimed"),
+        table.contains("one run on a side shows nothing of how much a build moves"),
         "{table}"
     );
 
-    // One run on either side is enough to rule significance out.
+    // One run on either side is enough to rule intervals out.
     let uneven = compare(std::slice::from_ref(&base), &[cand.clone(), cand]);
-    assert_eq!(row(&uneven, TTFT_P50).verdict, Verdict::NotSignificant);
-    assert!(uneven.note().contains("no significance can be claimed"));
+    assert_eq!(judged(&uneven, TTFT_P50).verdict, Verdict::Inconclusive);
+    assert!(judged(&uneven, TTFT_P50).interval.is_none());
 }
 
 #[test]
-fn several_runs_per_side_detect_a_regression_with_an_interval() {
+fn several_runs_a_side_detect_a_regression_with_an_interval() {
     let base: Vec<RunResult> = (0..3).map(|seed| synthetic_run(20, seed)).collect();
     let cand: Vec<RunResult> = (10..13)
         .map(|seed| slowed(&synthetic_run(20, seed), 1.3))
         .collect();
     let comparison = compare(&base, &cand);
     assert!(comparison.significance_possible());
-    let ttft = row(&comparison, TTFT_P50);
-    let (low, high) = ttft.interval.expect("interval with three runs per side");
+    let ttft = judged(&comparison, TTFT_P50);
+    let (low, high) = ttft.interval.expect("interval with three runs a side");
     assert!(low > 0.05 && high < 0.6 && low <= high, "[{low}, {high}]");
-    assert_eq!(ttft.verdict, Verdict::Worse);
-    assert!(comparison.regressed());
-    // Throughput did not change (same request counts), so it must not be called worse.
+    assert_eq!(ttft.verdict, Verdict::Regression);
+    assert_eq!(comparison.verdict, Verdict::Regression);
+    assert_eq!(comparison.exit_code(), 3);
+    // Throughput did not change (same request counts), so it must not be called a regression.
     assert_ne!(
-        row(&comparison, Measure::Throughput).verdict,
-        Verdict::Worse
+        judged(&comparison, Measure::Throughput).verdict,
+        Verdict::Regression
     );
+    // The other way round it is an improvement.
+    let reverse = compare(&cand, &base);
+    assert_eq!(judged(&reverse, TTFT_P50).verdict, Verdict::Improvement);
 }
 
 #[test]
 fn identical_sides_are_unchanged_and_the_result_is_reproducible() {
     let runs: Vec<RunResult> = (0..3).map(|seed| synthetic_run(20, seed)).collect();
-    let options = CompareOptions::default();
-    let first = compare_with(&runs, &runs, &options);
-    let again = compare_with(&runs, &runs, &options);
+    let resampling = Resampling::default();
+    let first = compare_with(&runs, &runs, &resampling);
+    let again = compare_with(&runs, &runs, &resampling);
     assert_eq!(first, again, "seeded bootstrap");
-    let ttft = row(&first, TTFT_P50);
-    assert_eq!(ttft.change, Some(0.0));
+    let ttft = judged(&first, TTFT_P50);
+    assert_eq!(ttft.change, 0.0);
     assert_eq!(ttft.verdict, Verdict::Unchanged);
-    assert!(!first.regressed());
+    assert_eq!(
+        judged(&first, Measure::ErrorRate).verdict,
+        Verdict::Unchanged
+    );
+    assert_eq!(first.verdict, Verdict::Unchanged);
+    assert_eq!(first.exit_code(), 0);
 }
 
 #[test]
@@ -108,7 +130,8 @@ fn noisy_sides_are_inconclusive_not_a_false_alarm() {
         slowed(&synthetic_run(20, 4), 1.5),
     ];
     let comparison = compare(&base, &cand);
-    assert_eq!(row(&comparison, TTFT_P50).verdict, Verdict::Inconclusive);
+    assert_eq!(judged(&comparison, TTFT_P50).verdict, Verdict::Inconclusive);
+    assert_eq!(comparison.exit_code(), 4);
 }
 
 #[test]
@@ -117,18 +140,35 @@ fn printed_table_has_a_row_per_measure_and_aligned_columns() {
     let comparison = compare(std::slice::from_ref(&base), std::slice::from_ref(&base));
     let table = comparison.to_string();
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[0].starts_with("metric"), "{table}");
-    for column in ["base", "candidate", "change", "interval", "verdict"] {
-        assert!(lines[0].contains(column), "{column}: {table}");
-    }
-    assert_eq!(lines.len(), 1 + Measure::TABLE.len() + 1, "{table}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header[0], "metric", "{table}");
+    assert_eq!(
+        header[1..],
+        [
+            "margin",
+            "base",
+            "candidate",
+            "change",
+            "interval",
+            "verdict"
+        ]
+    );
+    // Header, one row per measure, the note and the verdict line.
+    assert_eq!(lines.len(), 1 + Measure::TABLE.len() + 2, "{table}");
     assert!(lines.iter().any(|l| l.starts_with("ttft p95")), "{table}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("error rate") && l.contains("±0.5 pp")),
+        "{table}"
+    );
     let change_column = lines[0].find("change").expect("column");
     assert!(
         lines[1..=Measure::TABLE.len()]
             .iter()
             .all(|l| l.len() >= change_column)
     );
+    assert_eq!(lines.last(), Some(&"INCONCLUSIVE (exit 4)"), "{table}");
 }
 
 #[test]
@@ -137,7 +177,8 @@ fn compare_page_overlays_both_sides() {
     let cand = slowed(&base, 1.2);
     let comparison = compare(std::slice::from_ref(&base), std::slice::from_ref(&cand));
     let html = render_compare(&comparison, &[base], &[cand]).expect("renders");
-    assert!(html.contains("One run per side: no significance can be claimed"));
+    assert!(html.contains("one run on a side shows nothing"));
+    assert!(html.contains("INCONCLUSIVE") && html.contains("exit 4"));
     assert!(html.contains("TTFT distribution"));
     // Each overlaid distribution has a base and a candidate line.
     let distributions = html

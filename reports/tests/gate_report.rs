@@ -7,6 +7,10 @@ use reports::gate::{
 };
 use reports::overhead::Load;
 
+mod common;
+
+use common::quiet_gate_options;
+
 /// One request at a time, plain.
 fn c1() -> GateLevel {
     GateLevel {
@@ -48,7 +52,7 @@ fn gate(cand_rps: f64, cand_p99: f64) -> GateReport {
                 aa: rounds(1_000.0, 900.0),
             },
         )],
-        &GateOptions::default(),
+        &quiet_gate_options(),
     )
     .expect("a complete gate")
 }
@@ -71,23 +75,28 @@ fn verdicts_map_to_the_design_exit_codes() {
     assert_eq!(gate(1_000.0, 900.0).exit_code(), 0);
 }
 
-#[test]
-fn a_noisy_self_check_makes_the_gate_inconclusive() {
+/// A gate whose A/A rounds swing by ±15% between sides, with the candidate's throughput at
+/// `cand_rps` (the base's is 1,000).
+fn against_a_swinging_self_check(cand_rps: f64) -> GateReport {
     let mut runs = GateRuns {
-        ab: rounds(880.0, 900.0),
+        ab: rounds(cand_rps, 900.0),
         aa: rounds(1_000.0, 900.0),
     };
-    // The A/A rounds swing by ±15% between sides.
     for (i, round) in runs.aa.iter_mut().enumerate() {
         let swing = if i % 2 == 0 { 1.15 } else { 0.85 };
         round.b = [run(1_000.0 * swing, 900.0), run(1_000.0 * swing, 900.0)];
     }
-    let report = evaluate(
+    evaluate(
         GateSubject::new("a", "b"),
         vec![(c1(), runs)],
-        &GateOptions::default(),
+        &quiet_gate_options(),
     )
-    .expect("a complete gate");
+    .expect("a complete gate")
+}
+
+#[test]
+fn a_change_within_the_self_checks_noise_is_inconclusive() {
+    let report = against_a_swinging_self_check(880.0);
     assert_eq!(report.levels[0].metrics[0].verdict, Verdict::Inconclusive);
     assert_eq!(report.verdict, Verdict::Inconclusive);
     assert_eq!(report.exit_code(), 4);
@@ -96,6 +105,103 @@ fn a_noisy_self_check_makes_the_gate_inconclusive() {
         "{}",
         report.summary()
     );
+}
+
+#[test]
+fn a_steady_candidate_is_unchanged_however_noisy_the_self_check() {
+    // The A/B interval lies within the tolerance: whatever the A/A rounds did, the candidate
+    // moved less than what matters.
+    let report = against_a_swinging_self_check(1_000.0);
+    assert_eq!(report.verdict, Verdict::Unchanged, "{report}");
+    assert_eq!(report.exit_code(), 0);
+}
+
+#[test]
+fn an_interval_across_the_tolerance_is_inconclusive() {
+    // Rounds 1% to 6% slower: about the tolerance's size, and it cannot tell which side.
+    let ab = (0..6)
+        .map(|i| {
+            let cand = 1_000.0 * (0.99 - 0.01 * f64::from(i));
+            Round::abba(
+                run(1_000.0, 900.0),
+                run(cand, 900.0),
+                run(cand, 900.0),
+                run(1_000.0, 900.0),
+            )
+        })
+        .collect();
+    let runs = GateRuns {
+        ab,
+        aa: rounds(1_000.0, 900.0),
+    };
+    let report = evaluate(
+        GateSubject::new("a", "b"),
+        vec![(c1(), runs)],
+        &quiet_gate_options(),
+    )
+    .expect("a complete gate");
+    let throughput = &report.levels[0].metrics[0];
+    let (low, high) = throughput.ab.interval;
+    assert!(low < -0.03 && high > -0.03, "{throughput:?}");
+    assert_eq!(throughput.verdict, Verdict::Inconclusive);
+    assert!(
+        throughput.reason().contains("straddles"),
+        "{}",
+        throughput.reason()
+    );
+    assert_eq!(report.exit_code(), 4);
+}
+
+#[test]
+fn the_default_tolerances_catch_the_ci_check_and_pass_the_noise_it_saw() {
+    // What the CI check's gate measured (docs/performance-gates.md): the candidate's overhead
+    // p50 about 45% above the base's, A/A rounds within ±9%; throughput and overhead p99 of
+    // both builds moving by up to 20% and 45% from round to round.
+    let with = |rps: f64, p50: f64, p99: f64| {
+        Measurements::new()
+            .with(GateMetric::Throughput, rps)
+            .and_then(|m| m.with(GateMetric::OverheadP50, p50))
+            .and_then(|m| m.with(GateMetric::OverheadP99, p99))
+            .expect("positive values")
+    };
+    let swing = |i: usize, by: f64| {
+        if i.is_multiple_of(2) {
+            1.0 + by
+        } else {
+            1.0 / (1.0 + by)
+        }
+    };
+    let rounds = |cand_p50: f64| -> Vec<Round> {
+        (0..6)
+            .map(|i| {
+                let (rps, p99) = (500.0 * swing(i, 0.04), 500.0 * swing(i + 1, 0.2));
+                Round::abba(
+                    with(500.0, 150.0, 500.0),
+                    with(rps, cand_p50 * swing(i, 0.03), p99),
+                    with(rps, cand_p50, p99),
+                    with(500.0, 150.0 * swing(i, 0.03), 500.0),
+                )
+            })
+            .collect()
+    };
+    let judge = |cand_p50: f64| {
+        let runs = GateRuns {
+            ab: rounds(cand_p50),
+            aa: rounds(150.0),
+        };
+        evaluate(
+            GateSubject::new("a", "b"),
+            vec![(c1(), runs)],
+            &GateOptions::default(),
+        )
+        .expect("a complete gate")
+    };
+    let slower = judge(150.0 * 1.45);
+    assert_eq!(slower.verdict, Verdict::Regression, "{slower}");
+    assert_eq!(slower.levels[0].metrics[1].metric, GateMetric::OverheadP50);
+    assert_eq!(slower.levels[0].metrics[1].verdict, Verdict::Regression);
+    let same = judge(150.0);
+    assert_eq!(same.verdict, Verdict::Unchanged, "{same}");
 }
 
 #[test]
@@ -179,7 +285,7 @@ fn the_same_runs_give_the_same_report() {
 
 #[test]
 fn bad_input_gets_an_error_naming_it() {
-    let options = GateOptions::default();
+    let options = quiet_gate_options();
     let subject = || GateSubject::new("a", "b");
 
     let few = GateRuns {
@@ -339,7 +445,7 @@ fn error_gate(cand_errors: f64, cand_added_us: f64) -> GateReport {
                 aa: error_rounds(0.0, 0.0, 200.0),
             },
         )],
-        &GateOptions::default(),
+        &quiet_gate_options(),
     )
     .expect("a complete gate")
 }
@@ -398,7 +504,7 @@ fn errors_within_the_tolerance_or_the_noise_are_not_a_regression() {
     let noisy = evaluate(
         GateSubject::new("a", "b"),
         vec![(c1(), runs)],
-        &GateOptions::default(),
+        &quiet_gate_options(),
     )
     .expect("a complete gate");
     let errors = &noisy.levels[0].metrics[1];
@@ -428,7 +534,7 @@ fn saturated_runs_and_the_probe_are_recorded_and_shown() {
     let report = evaluate(
         subject,
         vec![(c1(), rounds_pair()), (open, runs)],
-        &GateOptions::default(),
+        &quiet_gate_options(),
     )
     .expect("a complete gate");
     assert!(report.levels[0].saturated.is_empty());

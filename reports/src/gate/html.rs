@@ -6,9 +6,9 @@ use serde::Serialize;
 use super::metric::GateMetric;
 use super::report::{GateReport, LevelGate, interval, p_value};
 use super::rounds::Round;
-use super::verdict::Verdict;
 use crate::error::ReportError;
 use crate::html::svg::{Chart, Series, Style, XScale, YAxis};
+use crate::html::{banner_class, cell_class};
 use crate::model::short;
 
 const NAME: &str = "gate.html";
@@ -70,7 +70,7 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
             RowView {
                 level: l.level.to_string(),
                 metric: m.metric.label(),
-                tolerance: scale.tolerance(m.tolerance),
+                tolerance: scale.margin(m.tolerance.fraction()),
                 base: m.metric.format(m.base),
                 cand: m.metric.format(m.cand),
                 change: scale.format(m.ab.change),
@@ -79,11 +79,7 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
                 p_worse: p_value(m.ab.p_worse),
                 p_better: p_value(m.ab.p_better),
                 verdict: m.verdict.to_string(),
-                class: match m.verdict {
-                    Verdict::Regression => "fail",
-                    Verdict::Improvement => "pass",
-                    Verdict::Unchanged | Verdict::Inconclusive => "",
-                },
+                class: cell_class(m.verdict),
                 reason: m.reason(),
             }
         })
@@ -126,11 +122,7 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
             levels.join(", ")
         ),
         verdict: report.verdict.to_string(),
-        banner_class: match report.verdict {
-            Verdict::Regression => "fail",
-            Verdict::Improvement | Verdict::Unchanged => "pass",
-            Verdict::Inconclusive => "none",
-        },
+        banner_class: banner_class(report.verdict),
         summary: report.summary(),
         exit_code: report.exit_code(),
         probe: subject.probe.as_ref().map(ToString::to_string),
@@ -148,11 +140,12 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
              percentile bootstrap interval of the 20% trimmed mean of the rounds' changes ({} \
              resamples, seed {}); the p-values are exact one-sided Wilcoxon signed-rank tests \
              that the changes lie beyond the worse or the better edge of the tolerance band. A \
-             metric regressed only when its whole interval is worse than the tolerance and than \
-             the A/A interval and p worse is below {}; A/A rounds ran the base on both sides, \
-             and when their interval reaches beyond the tolerance the machine was too noisy, so \
-             the metric is inconclusive instead. More errors than the base beyond that noise \
-             is a regression whatever the speed.",
+             metric is unchanged when its whole interval lies within its tolerance, and \
+             inconclusive when the interval straddles an edge of it. It regressed only when its \
+             whole interval is worse than the tolerance and than the A/A interval and p worse \
+             is below {}; A/A rounds ran the base on both sides, so a change no larger than \
+             what they moved is inconclusive instead. More errors than the base beyond that \
+             noise is a regression whatever the speed.",
             report.settings.resamples,
             report.settings.seed,
             short((1.0 - report.settings.confidence.level()) / 2.0),

@@ -1,5 +1,5 @@
 //! What the load gate judges: the metrics, which way is better for each, and how much change
-//! is tolerated before it matters.
+//! is tolerated before it matters (the margin of [`crate::stats::Verdict::judge`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::GateError;
 use crate::model::Metric;
+use crate::stats::{Direction, Scale};
 
 /// A number taken from every run of a gate, at each of its load levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -32,65 +33,6 @@ pub enum GateMetric {
     TtftP50,
     /// 99th percentile of the same.
     TtftP99,
-}
-
-/// How a metric's runs are compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scale {
-    /// Positive amounts compared by ratio: a round's change is `ln(geomean(B) / geomean(A))`,
-    /// the tolerance relative (3% = 0.03).
-    Ratio,
-    /// Shares from 0 to 1 compared by difference, since a share of 0 has no logarithm: a
-    /// round's change is `mean(B) - mean(A)`, the tolerance in points (0.001 = 0.1 points).
-    Points,
-}
-
-impl Scale {
-    /// A change on the comparison's own scale (a log-ratio or a difference) as shown: a
-    /// relative change (`exp(x) - 1`) or the difference itself.
-    pub fn shown(self, change: f64) -> f64 {
-        match self {
-            Scale::Ratio => change.exp_m1(),
-            Scale::Points => change,
-        }
-    }
-
-    /// `±3%`, or `±0.1 pp` for a tolerance in points.
-    pub fn tolerance(self, tolerance: Tolerance) -> String {
-        match self {
-            Scale::Ratio => format!("±{tolerance}"),
-            Scale::Points => format!("±{}", tolerance.to_string().replace('%', " pp")),
-        }
-    }
-
-    /// `+5.1%` for a relative change, `+5.1 pp` for a difference of shares.
-    pub fn format(self, shown: f64) -> String {
-        match self {
-            Scale::Ratio => crate::compare::percent(shown),
-            Scale::Points => crate::compare::percent(shown).replace('%', " pp"),
-        }
-    }
-
-    /// The edges of the tolerance band on the comparison's scale: `ln(1 - t), ln(1 + t)` for
-    /// ratios, `-t, t` for points.
-    pub(super) fn band(self, tolerance: Tolerance) -> (f64, f64) {
-        let t = tolerance.fraction();
-        match self {
-            Scale::Ratio => ((-t).ln_1p(), t.ln_1p()),
-            Scale::Points => (-t, t),
-        }
-    }
-}
-
-/// Which way a metric moves when the gateway gets better.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Rates of work done: a drop is a regression.
-    HigherIsBetter,
-    /// Latencies: a rise is a regression.
-    LowerIsBetter,
 }
 
 impl GateMetric {
@@ -244,18 +186,26 @@ impl fmt::Display for Tolerance {
     }
 }
 
-/// The tolerance of each metric.
+/// The tolerance of each metric: the margin within which its change is unchanged.
+///
+/// Each is the noise of that metric in A/A gates (docs/performance-gates.md): a change the
+/// machine makes with no change at all cannot be told from one the candidate makes, and a gate
+/// whose margins were narrower than that noise could only ever say "inconclusive". The gateway's
+/// own overhead header moves least, so its margins are the narrowest; latencies measured from
+/// the client (added latency, TTFT) include the client's and the mock's jitter, and tails move
+/// most.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tolerances {
     pub throughput: Tolerance,
-    /// For the error rate, in points: more failures than this (beyond the A/A noise) are a
-    /// regression.
+    /// For the error rate, in points: more failures than this are a regression.
     pub errors: Tolerance,
-    /// For every p50 metric (added latency, overhead and TTFT).
-    pub p50: Tolerance,
-    /// For every p99 metric; tails are noisier, so this is the widest.
-    pub p99: Tolerance,
+    pub added_p50: Tolerance,
+    pub added_p99: Tolerance,
+    pub overhead_p50: Tolerance,
+    pub overhead_p99: Tolerance,
+    pub ttft_p50: Tolerance,
+    pub ttft_p99: Tolerance,
 }
 
 impl Tolerances {
@@ -263,20 +213,29 @@ impl Tolerances {
         match metric {
             GateMetric::Throughput => self.throughput,
             GateMetric::ErrorRate => self.errors,
-            GateMetric::AddedP50 | GateMetric::OverheadP50 | GateMetric::TtftP50 => self.p50,
-            GateMetric::AddedP99 | GateMetric::OverheadP99 | GateMetric::TtftP99 => self.p99,
+            GateMetric::AddedP50 => self.added_p50,
+            GateMetric::AddedP99 => self.added_p99,
+            GateMetric::OverheadP50 => self.overhead_p50,
+            GateMetric::OverheadP99 => self.overhead_p99,
+            GateMetric::TtftP50 => self.ttft_p50,
+            GateMetric::TtftP99 => self.ttft_p99,
         }
     }
 }
 
-/// 3% for throughput, 0.1 points for the error rate, 5% for medians, 10% for p99s.
+/// The A/A noise of each metric on a busy 2-core machine with debug builds, one request at a
+/// time (docs/performance-gates.md, "Tolerances").
 impl Default for Tolerances {
     fn default() -> Tolerances {
         Tolerances {
-            throughput: Tolerance(0.03),
+            throughput: Tolerance(0.10),
             errors: Tolerance(0.001),
-            p50: Tolerance(0.05),
-            p99: Tolerance(0.10),
+            added_p50: Tolerance(0.25),
+            added_p99: Tolerance(0.50),
+            overhead_p50: Tolerance(0.15),
+            overhead_p99: Tolerance(0.50),
+            ttft_p50: Tolerance(0.25),
+            ttft_p99: Tolerance(0.50),
         }
     }
 }

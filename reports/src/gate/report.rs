@@ -7,11 +7,13 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::level::GateLevel;
-use super::metric::{Direction, GateMetric, Scale, Tolerance};
+use super::metric::{GateMetric, Tolerance};
 use super::rounds::{GateRuns, RunRef};
-use super::verdict::Verdict;
-use super::{GATE_HTML, GATE_JSON, GateOptions, GateSubject, stats};
+use super::{GATE_HTML, GATE_JSON, GateOptions, GateSubject, beyond_noise};
 use crate::error::ReportError;
+use crate::stats::{
+    Direction, Resampling, Scale, Verdict, bootstrap, percent, signed_rank_above_zero, trimmed_mean,
+};
 
 /// Everything a gate measured and concluded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,33 +83,41 @@ impl Estimate {
         changes: Vec<f64>,
         metric: GateMetric,
         tolerance: Tolerance,
-        options: &GateOptions,
-        seed: u64,
+        resampling: Resampling,
     ) -> Estimate {
         let scale = metric.scale();
-        let (low, high) = stats::bootstrap_trimmed_mean(
-            &changes,
-            options.confidence.level(),
-            options.resamples,
-            seed,
-        );
-        let (lower, upper) = scale.band(tolerance);
+        // A metric is judged only where runs measured it, so there are changes to resample;
+        // were there none, the interval would be NaN, which no verdict but inconclusive reads.
+        let (low, high) = bootstrap([&changes], resampling, |[c]| Some(trimmed_mean(c)))
+            .unwrap_or((f64::NAN, f64::NAN));
+        let (lower, upper) = scale.band(tolerance.fraction());
         let shifted = |edge: f64, sign: f64| -> Vec<f64> {
             changes.iter().map(|x| sign * (x - edge)).collect()
         };
-        let p_above = stats::signed_rank_above_zero(&shifted(upper, 1.0));
-        let p_below = stats::signed_rank_above_zero(&shifted(lower, -1.0));
+        let p_above = signed_rank_above_zero(&shifted(upper, 1.0));
+        let p_below = signed_rank_above_zero(&shifted(lower, -1.0));
         let (p_worse, p_better) = match metric.direction() {
             Direction::LowerIsBetter => (p_above, p_below),
             Direction::HigherIsBetter => (p_below, p_above),
         };
         Estimate {
-            change: scale.shown(stats::trimmed_mean(&mut changes.clone())),
+            change: scale.shown(trimmed_mean(&mut changes.clone())),
             interval: (scale.shown(low), scale.shown(high)),
             changes,
             p_worse,
             p_better,
         }
+    }
+
+    /// What the interval alone says against `tolerance`, and the signed-rank p-value on that
+    /// side (of a worse change, unless it is an improvement).
+    pub(super) fn claim(&self, tolerance: Tolerance, direction: Direction) -> (Verdict, f64) {
+        let claimed = Verdict::judge(self.interval, tolerance.fraction(), direction);
+        let p = match claimed {
+            Verdict::Improvement => self.p_better,
+            _ => self.p_worse,
+        };
+        (claimed, p)
     }
 }
 
@@ -115,26 +125,35 @@ impl MetricGate {
     /// One sentence saying why the verdict is what it is.
     pub fn reason(&self) -> String {
         let scale = self.metric.scale();
-        let band = format!("the {} tolerance", scale.tolerance(self.tolerance));
+        let band = format!("the {} tolerance", scale.margin(self.tolerance.fraction()));
         let estimate = format!(
             "{} {}",
             scale.format(self.ab.change),
             interval(scale, self.ab.interval)
         );
-        match self.verdict {
-            Verdict::Inconclusive => format!(
-                "the A/A self-check moved {} with no change at all, beyond {band}: too noisy to decide",
+        let (claimed, p) = self.ab.claim(self.tolerance, self.direction);
+        match (self.verdict, claimed) {
+            (Verdict::Regression | Verdict::Improvement, _) => format!(
+                "{estimate}: the whole interval is {} than {band} and the A/A noise (signed-rank p = {})",
+                if self.verdict == Verdict::Regression {
+                    "worse"
+                } else {
+                    "better"
+                },
+                p_value(p)
+            ),
+            (Verdict::Unchanged, _) => format!("{estimate}: the whole interval is within {band}"),
+            (Verdict::Inconclusive, Verdict::Inconclusive) => format!(
+                "{estimate}: the interval straddles an edge of {band}: more rounds or a quieter machine would decide"
+            ),
+            (Verdict::Inconclusive, _) if !beyond_noise(&self.ab, &self.aa) => format!(
+                "{estimate}: beyond {band}, but the A/A self-check moved {} with no change at all: too noisy to decide",
                 interval(scale, self.aa.interval)
             ),
-            Verdict::Regression => format!(
-                "{estimate}: the whole interval is worse than {band} (signed-rank p = {})",
-                p_value(self.ab.p_worse)
+            (Verdict::Inconclusive, _) => format!(
+                "{estimate}: beyond {band}, but not in enough rounds to be sure (signed-rank p = {})",
+                p_value(p)
             ),
-            Verdict::Improvement => format!(
-                "{estimate}: the whole interval is better than {band} (signed-rank p = {})",
-                p_value(self.ab.p_better)
-            ),
-            Verdict::Unchanged => format!("{estimate}: not wholly beyond {band}"),
         }
     }
 }
@@ -148,7 +167,7 @@ impl GateReport {
     /// Why the gate decided as it did: the reason of every metric that made the verdict.
     pub fn summary(&self) -> String {
         if self.verdict == Verdict::Unchanged {
-            return "no metric moved wholly beyond its tolerance".to_owned();
+            return "every metric's interval lies within its tolerance".to_owned();
         }
         self.levels
             .iter()
@@ -227,7 +246,7 @@ impl fmt::Display for GateReport {
                 [
                     level.to_string(),
                     m.metric.label().to_owned(),
-                    scale.tolerance(m.tolerance),
+                    scale.margin(m.tolerance.fraction()),
                     m.metric.format(m.base),
                     m.metric.format(m.cand),
                     scale.format(m.ab.change),
@@ -271,7 +290,7 @@ impl fmt::Display for super::CapacityProbe {
             f,
             "open-model rate {}/s: {} of the base's capacity of {} req/s (c={} for {} s)",
             significant(self.rate),
-            crate::compare::percent(self.rate / self.capacity).trim_start_matches('+'),
+            percent(self.rate / self.capacity).trim_start_matches('+'),
             significant(self.capacity),
             self.concurrency,
             significant(self.secs)

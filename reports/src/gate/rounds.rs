@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::GateError;
 use super::level::GateLevel;
-use super::metric::{GateMetric, Scale};
+use super::metric::GateMetric;
 use crate::model::SATURATED_LAG;
+use crate::stats::Scale;
 
 /// The gated numbers of one run at one load level (requests per second, shares, percentiles in
 /// microseconds), and how the load generator fared while it measured them.
@@ -268,7 +269,6 @@ impl fmt::Display for RunRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::Tolerance;
 
     fn run(rps: f64, errors: f64) -> Measurements {
         Measurements::new()
@@ -300,20 +300,6 @@ mod tests {
         assert!((change - 0.05).abs() < 1e-12, "{change}");
         assert_eq!(round.sides(GateMetric::ErrorRate), Some((0.0, 0.05)));
         assert_eq!(round.change(GateMetric::AddedP50), None);
-    }
-
-    #[test]
-    fn scales_show_and_band_their_changes() {
-        let t = Tolerance::new(0.03).expect("valid");
-        let (low, high) = Scale::Ratio.band(t);
-        assert!((low.exp() - 0.97).abs() < 1e-12 && (high.exp() - 1.03).abs() < 1e-12);
-        assert_eq!(Scale::Points.band(t), (-0.03, 0.03));
-        assert!((Scale::Ratio.shown(0.1_f64.ln_1p()) - 0.1).abs() < 1e-12);
-        assert_eq!(Scale::Points.shown(0.05), 0.05);
-        assert_eq!(Scale::Points.format(0.051), "+5.1 pp");
-        assert_eq!(Scale::Ratio.format(-0.12), "-12.0%");
-        let errors = Tolerance::new(0.001).expect("valid");
-        assert_eq!(Scale::Points.tolerance(errors), "±0.1 pp");
     }
 
     #[test]

@@ -4,17 +4,19 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::svg::{Chart, Series, Style, XScale, YAxis};
-use super::{Figure, charts, render};
-use crate::compare::{Comparison, Verdict, percent};
+use super::{Figure, banner_class, cell_class, charts, render};
+use crate::compare::Comparison;
 use crate::error::ReportError;
-use crate::model::{Histograms, Metric, RunResult, significant};
+use crate::model::{Histograms, Metric, RunResult};
 use crate::timeline::{Second, timeline};
 
 #[derive(Serialize)]
 struct CompareView {
     title: String,
+    verdict: String,
+    banner_class: &'static str,
+    exit_code: u8,
     note: String,
-    significance: bool,
     rows: Vec<RowView>,
     distributions: Vec<Figure>,
     base_label: String,
@@ -26,6 +28,7 @@ struct CompareView {
 #[derive(Serialize)]
 struct RowView {
     metric: String,
+    margin: String,
     base: String,
     cand: String,
     change: String,
@@ -79,32 +82,25 @@ pub fn render_compare(
         .rows
         .iter()
         .map(|row| {
-            let value = |v: Option<f64>| {
-                v.map_or("n/a".to_owned(), |v| {
-                    format!("{} {}", significant(v), row.measure.unit())
-                })
-            };
+            let [metric, margin, base, cand, change, interval, verdict] = row.cells();
             RowView {
-                metric: row.measure.label(),
-                base: value(row.base),
-                cand: value(row.cand),
-                change: row.change.map_or("n/a".to_owned(), percent),
-                interval: row.interval.map_or("-".to_owned(), |(lo, hi)| {
-                    format!("[{}, {}]", percent(lo), percent(hi))
-                }),
-                verdict: row.verdict.to_string(),
-                class: match row.verdict {
-                    Verdict::Worse => "fail",
-                    Verdict::Better => "pass",
-                    _ => "",
-                },
+                metric,
+                margin,
+                base,
+                cand,
+                change,
+                interval,
+                verdict,
+                class: row.judged.as_ref().map_or("", |j| cell_class(j.verdict)),
             }
         })
         .collect();
     let view = CompareView {
         title: "gatebench: comparison".to_owned(),
+        verdict: comparison.verdict.to_string(),
+        banner_class: banner_class(comparison.verdict),
+        exit_code: comparison.exit_code(),
         note: comparison.note(),
-        significance: comparison.significance_possible(),
         rows,
         distributions,
         base_series,

@@ -1,13 +1,13 @@
 //! From per-round figures to an estimate with an interval.
 //!
 //! The centre is the 20% trimmed mean over rounds and the interval a seeded percentile
-//! bootstrap of it (`crate::gate`'s statistics), so one round hit by a neighbour on the machine
+//! bootstrap of it (`crate::stats`, as the gate's), so one round hit by a neighbour on the machine
 //! moves neither much, and the same rounds always give the same report.
 
 use serde::{Deserialize, Serialize};
 
 use super::record::{Quantiles, RoundFigures};
-use crate::gate::stats::{bootstrap_trimmed_mean, trimmed_mean};
+use crate::stats::{Resampling, bootstrap, trimmed_mean};
 
 /// Confidence of every interval.
 pub const CONFIDENCE: f64 = 0.95;
@@ -32,7 +32,12 @@ impl Interval {
         if values.len() < 2 {
             return None;
         }
-        let (low, high) = bootstrap_trimmed_mean(&values, CONFIDENCE, RESAMPLES, SEED);
+        let resampling = Resampling {
+            confidence: CONFIDENCE,
+            resamples: RESAMPLES,
+            seed: SEED,
+        };
+        let (low, high) = bootstrap([&values], resampling, |[v]| Some(trimmed_mean(v)))?;
         Some(Interval {
             estimate: trimmed_mean(&mut values),
             low,

@@ -1,4 +1,5 @@
-//! A small run with hand-picked values, so tests can state exact expectations.
+//! A small run with hand-picked values, so tests can state exact expectations; the gate's
+//! options for a quiet machine.
 
 #![allow(dead_code)] // each test file uses a different part
 
@@ -88,4 +89,24 @@ pub fn small_run() -> RunResult {
 /// The value HdrHistogram reports for a recorded value: the top of its bucket.
 pub fn reported(value: u64) -> u64 {
     new_histogram().highest_equivalent(value)
+}
+
+/// Gate options with the tolerances of a quiet machine, whose A/A rounds move by a percent or
+/// two: 3% for throughput, 0.1 points for errors, 5% for medians, 10% for p99s.
+pub fn quiet_gate_options() -> reports::gate::GateOptions {
+    use reports::gate::{GateOptions, Tolerance, Tolerances};
+    let t = |text: &str| text.parse::<Tolerance>().expect("a tolerance");
+    GateOptions {
+        tolerances: Tolerances {
+            throughput: t("3%"),
+            errors: t("0.1%"),
+            added_p50: t("5%"),
+            added_p99: t("10%"),
+            overhead_p50: t("5%"),
+            overhead_p99: t("10%"),
+            ttft_p50: t("5%"),
+            ttft_p99: t("10%"),
+        },
+        ..GateOptions::default()
+    }
 }
