@@ -149,6 +149,7 @@ pub enum Command {
         harness gate --base base/gateway --cand target/release/gateway\n  \
         harness gate --base origin/main --cand HEAD --rounds 6\n  \
         harness gate --base embedded --cand embedded --cand-config slower.toml\n  \
+        harness gate --base old/gateway --cand new/gateway --tolerance throughput=3% --tolerance overhead_p50=5%\n  \
         harness gate --base-cmd 'uvicorn app:main --port {port}' --cand-cmd './gw --listen 127.0.0.1:{port} --upstream {upstream}'\n\n\
         Each run starts each gateway as its own process group in front of a mock that answers at\n\
         once (`BIN --config FILE --port 0`, `harness gateway` for `embedded`, or the command run\n\

@@ -21,8 +21,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use reference_impl::{GatewayConfig, ProviderConfig, ProviderKind};
 use reports::gate::{
-    CapacityProbe, Confidence, GateLevel, GateOptions, GateRuns, GateSubject, Measurements, Round,
-    RoundKind, evaluate,
+    CapacityProbe, Confidence, GateLevel, GateMetric, GateOptions, GateRuns, GateSubject,
+    Measurements, Round, RoundKind, Tolerance, evaluate,
 };
 use reports::model::short;
 use reports::overhead::Load;
@@ -77,6 +77,20 @@ fn parse_confidence(text: &str) -> Result<Confidence, String> {
     Confidence::new(level).map_err(|e| e.to_string())
 }
 
+/// `--tolerance METRIC=FRACTION`, e.g. `throughput=3%`.
+fn parse_tolerance(text: &str) -> Result<(GateMetric, Tolerance), String> {
+    let (metric, tolerance) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not METRIC=TOLERANCE (e.g. throughput=3%)"))?;
+    let metric = metric
+        .parse()
+        .map_err(|e: reports::gate::GateError| e.to_string())?;
+    let tolerance = tolerance
+        .parse()
+        .map_err(|e: reports::gate::GateError| e.to_string())?;
+    Ok((metric, tolerance))
+}
+
 /// What `harness gate` was asked to compare: the command's flags.
 #[derive(Clone, Debug, clap::Args)]
 pub struct GatePlan {
@@ -125,6 +139,11 @@ pub struct GatePlan {
     /// Confidence of the intervals; fewer rounds need a lower one.
     #[arg(long, default_value = "0.95", value_parser = parse_confidence)]
     pub confidence: Confidence,
+    /// A metric's tolerance, the change within which it is unchanged, instead of the default
+    /// set from a busy machine's A/A noise (docs/performance-gates.md); repeat for more
+    /// metrics. A quieter machine resolves smaller changes, e.g. `throughput=3%`.
+    #[arg(long = "tolerance", value_name = "METRIC=FRACTION", value_parser = parse_tolerance)]
+    pub tolerances: Vec<(GateMetric, Tolerance)>,
     #[command(flatten)]
     pub request: RequestFlags,
     /// Directory for gate.json, gate.html, the gateway configurations and logs.
@@ -210,10 +229,13 @@ pub async fn gate(plan: GatePlan) -> anyhow::Result<GateOutcome> {
     .await;
     stop(mock).await;
     let (subject, levels) = result?;
-    let options = GateOptions {
+    let mut options = GateOptions {
         confidence: plan.confidence,
         ..GateOptions::default()
     };
+    for &(metric, tolerance) in &plan.tolerances {
+        options.tolerances.set(metric, tolerance);
+    }
     let report = evaluate(subject, levels, &options)?;
     report.write(&plan.out)?;
     Ok(GateOutcome {

@@ -268,6 +268,26 @@ fn bad_flags_are_refused_before_running() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--rate: 0 is not a rate"), "{stderr}");
+
+    for (flag, says) in [
+        ("added_p99=2", "tolerance `2` is not a fraction"),
+        ("latency=5%", "unknown metric `latency`"),
+        ("throughput", "is not METRIC=TOLERANCE"),
+    ] {
+        let output = harness(&[
+            "gate",
+            "--base",
+            "embedded",
+            "--cand",
+            "embedded",
+            "--tolerance",
+            flag,
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(says), "{flag}: {stderr}");
+    }
 }
 
 #[test]

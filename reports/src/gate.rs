@@ -102,6 +102,10 @@ pub enum GateError {
     NothingMeasured,
     #[error("no load level to judge")]
     NoLevels,
+    #[error(
+        "unknown metric `{0}` (expected one of: throughput, errors, added_p50, added_p99, overhead_p50, overhead_p99, ttft_p50, ttft_p99)"
+    )]
+    UnknownMetric(String),
 }
 
 /// Confidence level of the intervals, strictly between 0.5 and 1.

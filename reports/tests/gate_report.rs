@@ -400,6 +400,25 @@ fn tolerances_parse_like_command_line_flags() {
             "{error}"
         );
     }
+    // Metrics by label, `_` for the space; setting one leaves the others.
+    let metric = "added_p99".parse::<GateMetric>().expect("a metric");
+    assert_eq!(metric, GateMetric::AddedP99);
+    assert_eq!(
+        "errors".parse::<GateMetric>().ok(),
+        Some(GateMetric::ErrorRate)
+    );
+    let error = "latency".parse::<GateMetric>().expect_err("no such metric");
+    assert!(
+        error.to_string().starts_with("unknown metric `latency`"),
+        "{error}"
+    );
+    let mut tolerances = GateOptions::default().tolerances;
+    tolerances.set(metric, "20%".parse().expect("20%"));
+    assert_eq!(tolerances.of(GateMetric::AddedP99).fraction(), 0.2);
+    assert_eq!(
+        tolerances.of(GateMetric::AddedP50),
+        GateOptions::default().tolerances.of(GateMetric::AddedP50)
+    );
 }
 
 #[test]

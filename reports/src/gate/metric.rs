@@ -127,6 +127,20 @@ impl fmt::Display for GateMetric {
     }
 }
 
+/// Parses a metric's label with `_` for the space, as a command-line flag gives it:
+/// `throughput`, `errors`, `added_p99`.
+impl FromStr for GateMetric {
+    type Err = GateError;
+
+    fn from_str(text: &str) -> Result<GateMetric, GateError> {
+        let label = text.trim().replace('_', " ");
+        GateMetric::ALL
+            .into_iter()
+            .find(|m| m.label() == label)
+            .ok_or_else(|| GateError::UnknownMetric(text.to_owned()))
+    }
+}
+
 /// A relative change that does not matter, strictly between 0 and 1 (0.03 = 3%).
 ///
 /// A candidate is worse only when it is worse than the base by more than this, e.g. throughput
@@ -210,15 +224,25 @@ pub struct Tolerances {
 
 impl Tolerances {
     pub fn of(&self, metric: GateMetric) -> Tolerance {
+        let mut copy = *self;
+        *copy.slot(metric)
+    }
+
+    /// Sets the tolerance of `metric` (`harness gate --tolerance`).
+    pub fn set(&mut self, metric: GateMetric, tolerance: Tolerance) {
+        *self.slot(metric) = tolerance;
+    }
+
+    fn slot(&mut self, metric: GateMetric) -> &mut Tolerance {
         match metric {
-            GateMetric::Throughput => self.throughput,
-            GateMetric::ErrorRate => self.errors,
-            GateMetric::AddedP50 => self.added_p50,
-            GateMetric::AddedP99 => self.added_p99,
-            GateMetric::OverheadP50 => self.overhead_p50,
-            GateMetric::OverheadP99 => self.overhead_p99,
-            GateMetric::TtftP50 => self.ttft_p50,
-            GateMetric::TtftP99 => self.ttft_p99,
+            GateMetric::Throughput => &mut self.throughput,
+            GateMetric::ErrorRate => &mut self.errors,
+            GateMetric::AddedP50 => &mut self.added_p50,
+            GateMetric::AddedP99 => &mut self.added_p99,
+            GateMetric::OverheadP50 => &mut self.overhead_p50,
+            GateMetric::OverheadP99 => &mut self.overhead_p99,
+            GateMetric::TtftP50 => &mut self.ttft_p50,
+            GateMetric::TtftP99 => &mut self.ttft_p99,
         }
     }
 }
