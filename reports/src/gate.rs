@@ -36,12 +36,12 @@
 //!     Ok(Round::abba(run(1000.0)?, run(b)?, run(b * 1.004)?, run(1002.0)?))
 //! };
 //! let runs = GateRuns {
-//!     ab: (0..6).map(|_| round(700.0)).collect::<Result<_, _>>()?,
+//!     ab: (0..6).map(|_| round(600.0)).collect::<Result<_, _>>()?,
 //!     aa: (0..6).map(|i| round(1000.0 + f64::from(i))).collect::<Result<_, _>>()?,
 //! };
 //! let level = GateLevel { load: Load::Closed { concurrency: 1 }, stream: false };
 //! let report = evaluate(GateSubject::new("main", "feature"), vec![(level, runs)], &GateOptions::default())?;
-//! assert_eq!(report.exit_code(), 3); // throughput fell by 30%, beyond its 10% tolerance
+//! assert_eq!(report.exit_code(), 3); // throughput fell by 40%, beyond its 25% tolerance
 //! # Ok::<(), reports::gate::GateError>(())
 //! ```
 

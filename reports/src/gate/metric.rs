@@ -248,18 +248,19 @@ impl Tolerances {
 }
 
 /// The A/A noise of each metric on a busy 2-core machine with debug builds, one request at a
-/// time (docs/performance-gates.md, "Tolerances").
+/// time (docs/performance-gates.md, "Tolerances"): 25% for throughput, 0.1 points for errors,
+/// 15% for the overhead header's median, 30% for the other medians, 60% for every p99.
 impl Default for Tolerances {
     fn default() -> Tolerances {
         Tolerances {
-            throughput: Tolerance(0.10),
+            throughput: Tolerance(0.25),
             errors: Tolerance(0.001),
-            added_p50: Tolerance(0.25),
-            added_p99: Tolerance(0.50),
+            added_p50: Tolerance(0.30),
+            added_p99: Tolerance(0.60),
             overhead_p50: Tolerance(0.15),
-            overhead_p99: Tolerance(0.50),
-            ttft_p50: Tolerance(0.25),
-            ttft_p99: Tolerance(0.50),
+            overhead_p99: Tolerance(0.60),
+            ttft_p50: Tolerance(0.30),
+            ttft_p99: Tolerance(0.60),
         }
     }
 }
