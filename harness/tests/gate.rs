@@ -231,42 +231,33 @@ fn a_command_that_never_listens_is_one_line_naming_it() {
     assert!(!out.join(GATE_JSON).exists());
 }
 
+/// The stderr of a gate refused before anything ran: exit 1 and one line.
+fn refused(args: &[&str]) -> String {
+    let output = harness(args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    stderr
+}
+
 #[test]
 fn bad_flags_are_refused_before_running() {
     let out = scratch("few");
-    let output = harness(&[
-        "gate",
-        "--base",
-        "embedded",
-        "--cand",
-        "embedded",
-        "--rounds",
-        "2",
-        "--out",
-        utf8(&out),
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let both = ["gate", "--base", "embedded", "--cand", "embedded"];
+    let stderr = refused(&[&both[..], &["--rounds", "2", "--out", utf8(&out)]].concat());
     assert!(stderr.contains("--rounds 2 is too few"), "{stderr}");
     assert!(!out.join("logs").exists(), "nothing may run");
 
-    let output = harness(&[
+    let stderr = refused(&[
         "gate",
         "--base",
         "embedded",
         "--cand-cmd",
         "gateway --port 8080",
     ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("has no {port}"), "{stderr}");
 
-    let output = harness(&[
-        "gate", "--base", "embedded", "--rate", "0", "--cand", "embedded",
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let stderr = refused(&[&both[..], &["--rate", "0"]].concat());
     assert!(stderr.contains("--rate: 0 is not a rate"), "{stderr}");
 
     for (flag, says) in [
@@ -274,33 +265,19 @@ fn bad_flags_are_refused_before_running() {
         ("latency=5%", "unknown metric `latency`"),
         ("throughput", "is not METRIC=TOLERANCE"),
     ] {
-        let output = harness(&[
-            "gate",
-            "--base",
-            "embedded",
-            "--cand",
-            "embedded",
-            "--tolerance",
-            flag,
-        ]);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        let stderr = refused(&[&both[..], &["--tolerance", flag]].concat());
         assert!(stderr.contains(says), "{flag}: {stderr}");
     }
 }
 
 #[test]
 fn a_missing_gateway_binary_is_one_line() {
-    let output = harness(&[
+    let stderr = refused(&[
         "gate",
         "--base",
         "/nonexistent/gateway",
         "--cand",
         "embedded",
     ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("/nonexistent/gateway"), "{stderr}");
 }
