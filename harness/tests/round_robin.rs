@@ -11,7 +11,7 @@ use std::process::Output;
 use common::{Server, arg, assert_ran, mock_profile, run, run_dirs, scratch, summary};
 use redis::RedisServer;
 
-#[path = "../../reference-impl/tests/common/redis.rs"]
+#[path = "../../reference-impl/tests/it/common/redis.rs"]
 mod redis;
 
 /// Three seconds of the chat scenario at 20 requests/s against `targets`, reports in `out`.

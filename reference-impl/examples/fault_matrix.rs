@@ -30,7 +30,7 @@ use reference_impl::limiter::{LimiterConfig, RedisLimiterConfig, TierLimit};
 use reference_impl::{Gateway, GatewayConfig, GatewayHandle, ProviderConfig, ProviderKind};
 use serde_json::{Value, json};
 
-#[path = "../tests/common/redis.rs"]
+#[path = "../tests/it/common/redis.rs"]
 mod redis;
 use redis::RedisServer;
 

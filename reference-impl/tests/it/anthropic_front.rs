@@ -2,11 +2,8 @@
 //! limiter, queue, routing, fallback), Anthropic upstreams passed through, OpenAI upstreams
 //! translated both ways, and Anthropic error shapes.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{anthropic, client, header, openai, sse_data, start};
 use mock_providers::wiremock::Reply;
 use mock_providers::{MockConfig, MockServer as NativeMock, Profile};
 use reference_impl::GatewayHandle;
@@ -15,6 +12,8 @@ use reference_impl::queue::QueueConfig;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::common::{self, anthropic, client, header, openai, sse_data, start};
 
 fn messages(model: &str, stream: bool) -> Value {
     json!({

@@ -5,8 +5,6 @@
 //! anywhere else. Skips (with a message) only when Chromium is not installed and `CI` is not
 //! set; under CI a missing browser fails the test.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -17,9 +15,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{chat, openai, start};
 use mock_providers::{MockConfig, MockServer, Profile};
 use serde_json::{Value, json};
+
+use crate::common::{self, chat, openai, start};
 
 const TOKEN: &str = "chromium-s3cret";
 /// Longest wait for any one answer or change on the page.

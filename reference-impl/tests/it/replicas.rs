@@ -1,17 +1,15 @@
 //! Two gateway instances sharing one real `redis-server`: one rate limit across both, a
 //! response cached by one is a hit on the other, and killing Redis mid-run fails no request.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
-use common::{client, header, metric, openai, start};
 use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
 use reference_impl::GatewayHandle;
 use reference_impl::cache::RedisCacheConfig;
 use reference_impl::limiter::{RedisLimiterConfig, TierLimit};
 use serde_json::{Value, json};
+
+use crate::common::{self, client, header, metric, openai, redis::RedisServer, start};
 
 /// A gateway over `upstream` with its limiter (free tier: `requests` per hour) and cache both
 /// on Redis at `redis`.

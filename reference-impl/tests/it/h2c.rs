@@ -1,12 +1,9 @@
 //! HTTP/2 with prior knowledge (h2c) from clients: served beside HTTP/1.1 on the same port,
 //! with the same header deadline, body limit and connection cap.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{chat, openai, start};
 use http::{Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
@@ -19,6 +16,8 @@ use reference_impl::GatewayHandle;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::common::{self, chat, openai, start};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 

@@ -1,12 +1,11 @@
 //! OpenAI <-> Anthropic translation through the gateway, byte for byte.
 
-mod common;
-
-use common::{anthropic, chat, header, openai, post, sse_data, start, stream_text};
 use mock_providers::wiremock::Reply;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header as has_header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::common::{anthropic, chat, header, openai, post, sse_data, start, stream_text};
 
 /// `created` is the gateway's clock; pin it so bodies compare byte for byte.
 fn pin_created(body: &str) -> String {

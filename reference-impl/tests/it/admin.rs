@@ -1,11 +1,10 @@
 //! Admin API: bearer token checks and the shape of each endpoint.
 
-mod common;
-
-use common::{chat, client, openai, post, start};
 use mock_providers::wiremock::Reply;
 use serde_json::Value;
 use wiremock::MockServer;
+
+use crate::common::{chat, client, openai, post, start};
 
 const ENDPOINTS: [&str; 5] = [
     "stats",

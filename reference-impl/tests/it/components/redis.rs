@@ -2,12 +2,9 @@
 //!
 //! Needs `redis-server` on the PATH (Debian package `redis-server`; `.ci/run` installs it).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::redis::RedisServer;
 use http::HeaderMap;
 use reference_impl::cache::{
     CacheConfig, CacheRequest, Cacheability, Lookup, RedisCacheConfig, ResponseCache,
@@ -15,6 +12,8 @@ use reference_impl::cache::{
 use reference_impl::limiter::{
     KeyId, LimiterConfig, RateLimiter, RedisLimiterConfig, Tier, TierLimit,
 };
+
+use crate::common::{self, redis::RedisServer};
 
 fn shared_limiter(url: &str, requests: u64) -> RateLimiter {
     let mut config = LimiterConfig::default();

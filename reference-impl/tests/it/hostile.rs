@@ -3,12 +3,9 @@
 //! request it still can in the OpenAI error shape, never panic, and leave every gauge of things
 //! alive at exactly its idle value.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{gauges_settle, metric, openai, start};
 use futures::future::join_all;
 use mock_providers::{MockConfig, MockServer, Profile};
 use proptest::prelude::*;
@@ -19,6 +16,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::common::{self, gauges_settle, metric, openai, start};
 
 /// A client with no idle connections, so none stays open after the test drops its responses.
 fn unpooled() -> reqwest::Client {

@@ -127,10 +127,11 @@ pub async fn metric(gateway: &GatewayHandle, name: &str) -> f64 {
 /// Gauges that count things alive (requests, streams, connections, upstream calls, queue
 /// places and slots, breaker probes, coalescing flights): each must fall back to 0 when the
 /// gateway is idle, except the connection serving the scrape itself.
-pub const ALIVE_GAUGES: [&str; 8] = [
+pub const ALIVE_GAUGES: [&str; 9] = [
     "gateway_requests_in_flight",
     "gateway_open_streams",
     "gateway_open_connections",
+    "gateway_active_websockets",
     "gateway_upstream_in_flight",
     "gateway_breaker_probes_in_flight",
     "gateway_queue_depth",

@@ -1,15 +1,14 @@
 //! `POST /v1/embeddings` through the gateway: passed to an OpenAI-compatible provider, with
 //! fallback past a failing one, and clean errors for bad bodies and Anthropic-only models.
 
-mod common;
-
-use common::{anthropic, client, header, openai, post, start};
 use mock_providers::wiremock::Reply;
 use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
 use reference_impl::GatewayHandle;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
+
+use crate::common::{anthropic, client, header, openai, post, start};
 
 async fn embed(gateway: &GatewayHandle, body: &Value) -> reqwest::Response {
     client()

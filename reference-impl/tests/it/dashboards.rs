@@ -7,19 +7,18 @@
 //! label values it selects, so a renamed or removed metric fails here instead of showing as an
 //! empty panel or an alert that can never fire.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{anthropic, chat, client, header, metrics_text, openai, start};
 use mock_providers::{MockConfig, MockServer, Profile};
 use reference_impl::GatewayHandle;
 use reference_impl::cache::CacheConfig;
 use reference_impl::limiter::LimiterConfig;
 use reference_impl::queue::QueueConfig;
 use serde_json::{Value, json};
+
+use crate::common::{anthropic, chat, client, header, metrics_text, openai, start};
 
 /// Labels Prometheus attaches when it scrapes; the gateway never writes them.
 const TARGET_LABELS: [&str; 2] = ["job", "instance"];

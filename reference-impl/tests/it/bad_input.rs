@@ -1,13 +1,12 @@
 //! Malformed requests get a 4xx OpenAI error body and never reach an upstream.
 
-mod common;
-
-use common::{client, header, openai, start};
 use mock_providers::wiremock::Reply;
 use reference_impl::config::Candidate;
 use reference_impl::{GatewayHandle, ModelRoute};
 use serde_json::Value;
 use wiremock::MockServer;
+
+use crate::common::{self, client, header, openai, start};
 
 async fn gateway(upstream: &MockServer) -> GatewayHandle {
     start(vec![openai("a", &upstream.uri())], |c| {

@@ -2,16 +2,15 @@
 //! `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` and the IETF httpapi draft's
 //! structured `RateLimit` / `RateLimit-Policy` fields, read with a small structured-field parser.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{client, header, openai, start};
 use mock_providers::wiremock::Reply;
 use reference_impl::GatewayHandle;
 use reference_impl::limiter::{LimiterConfig, TierLimit, TierLimits};
 use serde_json::{Value, json};
 use wiremock::MockServer;
+
+use crate::common::{client, header, openai, start};
 
 /// A bare item of a structured field (RFC 9651), as far as these fields use them.
 #[derive(Debug, Clone, PartialEq)]
@@ -307,7 +306,7 @@ async fn without_a_token_budget_no_token_headers_are_sent() {
 /// and on a refusal by the token budget the key's request quota with this request given back.
 #[tokio::test]
 async fn redis_buckets_report_the_same_quotas() {
-    use common::redis::RedisServer;
+    use crate::common::redis::RedisServer;
     use reference_impl::limiter::{Decision, KeyId, RateLimiter, RedisLimiterConfig, Tier};
 
     let redis = RedisServer::start();

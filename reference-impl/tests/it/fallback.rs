@@ -1,13 +1,12 @@
 //! Fallback and retries before the first byte reaches the client, against wiremock upstreams
 //! with exact call counts.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{chat, header, openai, post, start};
 use mock_providers::wiremock::Reply;
 use wiremock::MockServer;
+
+use crate::common::{chat, header, openai, post, start};
 
 async fn upstream() -> MockServer {
     MockServer::start().await

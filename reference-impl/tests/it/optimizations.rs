@@ -1,11 +1,8 @@
 //! Cache, coalescing, circuit breaker, rate limiter and queue, wired into the gateway and
 //! checked through it against wiremock call counts.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{chat, client, header, metrics_text, openai, post, sse_data, start};
 use mock_providers::wiremock::Reply;
 use reference_impl::GatewayConfig;
 use reference_impl::cache::CacheConfig;
@@ -14,6 +11,8 @@ use reference_impl::limiter::{LimiterConfig, Tier, TierLimit, TierLimits};
 use reference_impl::queue::QueueConfig;
 use serde_json::{Value, json};
 use wiremock::MockServer;
+
+use crate::common::{self, chat, client, header, metrics_text, openai, post, sse_data, start};
 
 fn cached(config: &mut GatewayConfig) {
     config.cache = CacheConfig::default();

@@ -1,15 +1,14 @@
 //! The live dashboard's JSON endpoints and event feed against a real gateway and the native
 //! mock: their shape, figures that follow the traffic, alerts, and the admin token.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{chat, client, openai, start};
 use futures::StreamExt;
 use mock_providers::{MockConfig, MockServer, Profile};
 use reference_impl::GatewayHandle;
 use serde_json::Value;
+
+use crate::common::{self, chat, client, openai, start};
 
 const TOKEN: &str = "dash-s3cret";
 

@@ -1,13 +1,12 @@
 //! Liveness, readiness, models, metrics and the headers every response carries.
 
-mod common;
-
-use common::{chat, client, header, openai, post, start};
 use mock_providers::wiremock::Reply;
 use reference_impl::config::Candidate;
 use reference_impl::{Gateway, GatewayConfig, GatewayError, ModelRoute};
 use serde_json::Value;
 use wiremock::MockServer;
+
+use crate::common::{chat, client, header, openai, post, start};
 
 #[tokio::test]
 async fn health_ready_models_and_metrics() {

@@ -4,14 +4,11 @@
 //! baseline, resident memory stays bounded, upstream streams are cancelled, and the gateway keeps
 //! answering well-behaved clients throughout.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{chat, metric, openai, start};
 use futures::future::join_all;
 use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
 use reference_impl::GatewayHandle;
@@ -19,8 +16,13 @@ use reference_impl::server::RESERVED_CONNECTIONS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::common::{chat, metric, openai, start};
+
 /// Client connections held open at once by `ten_thousand_connections_...`.
 const CONNECTIONS: usize = 10_000;
+
+/// The holder's test, by its name in this test binary.
+const HOLDER_TEST: &str = "resilience::hold_connections";
 
 /// Set on the child process that holds the client side of the connections: `ADDR COUNT`.
 /// (Both sides in one process would need twice the descriptors, more than a common hard limit
@@ -168,7 +170,7 @@ impl Holder {
     /// Starts the holder and waits until it has connected and been answered `count` times.
     async fn start(gw: &GatewayHandle, count: usize) -> Self {
         let mut holder = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["hold_connections", "--exact", "--ignored", "--nocapture"])
+            .args([HOLDER_TEST, "--exact", "--ignored", "--nocapture"])
             .env(HOLDER_ENV, format!("{} {count}", gw.addr()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

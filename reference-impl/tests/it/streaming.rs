@@ -1,13 +1,12 @@
 //! Streaming against the native mock: mid-stream failures, client disconnects, shutdown.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{anthropic, chat, client, header, metric, openai, sse_data, start};
 use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
 use reference_impl::GatewayHandle;
 use serde_json::{Value, json};
+
+use crate::common::{anthropic, chat, client, header, metric, openai, sse_data, start};
 
 /// Tokens 50 ms apart, so the first event reaches the client well before a fault strikes.
 /// (Unpaced, a fault may arrive together with the first event; nothing has reached the client
