@@ -1,12 +1,11 @@
 //! Every fault kind, observed by a real HTTP client; the control API; bad input.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{anthropic_request, openai_request, read_events, start};
 use mock_providers::{FaultRates, MockServer, Outcome, Profile, Route, StatsSnapshot};
 use serde_json::Value;
+
+use crate::common::{anthropic_request, openai_request, read_events, start};
 
 /// POSTs `body` to `path` on the mock with `x-mock-fault: fault`.
 async fn send(mock: &MockServer, path: &str, body: &Value, fault: &str) -> reqwest::Response {

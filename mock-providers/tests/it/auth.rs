@@ -1,11 +1,10 @@
 //! A keyed mock: the right key is served, a missing or wrong one gets the provider's own 401, and
 //! the refusals are counted as their own outcome.
 
-mod common;
-
-use common::{anthropic_request, openai_request};
 use mock_providers::{MockConfig, MockError, MockServer, Outcome, Profile, Route};
 use serde_json::Value;
+
+use crate::common::{self, anthropic_request, openai_request};
 
 const KEY: &str = "sk-mock-0123456789";
 const OPENAI_WRONG: &str = r#"{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;

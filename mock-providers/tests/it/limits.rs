@@ -2,13 +2,12 @@
 //! panic, never a huge allocation), profiles with out-of-range fields are refused naming the field,
 //! and the checked helpers hold for arbitrary input.
 
-mod common;
-
-use common::{anthropic_request, openai_request, start};
 use mock_providers::limits::{self, MAX_DURATION_MS, MAX_TOKENS};
 use mock_providers::{Distribution, MockServer, Outcome, Profile, Route};
 use proptest::prelude::*;
 use serde_json::Value;
+
+use crate::common::{self, anthropic_request, openai_request, start};
 
 async fn post_with(
     mock: &MockServer,

@@ -1,12 +1,11 @@
 //! The bytes on the wire, exactly, for both providers; and that the native server and the wiremock
 //! builders agree byte for byte.
 
-mod common;
-
-use common::{CREATED, anthropic_request, openai_request, post, read_events, start};
 use mock_providers::wiremock::Reply;
 use mock_providers::{ChatRequest, Completion, Profile, Provider, StreamEnd};
 use serde_json::Value;
+
+use crate::common::{CREATED, anthropic_request, openai_request, post, read_events, start};
 
 fn three_tokens() -> Profile {
     Profile {

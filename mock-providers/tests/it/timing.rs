@@ -2,15 +2,14 @@
 //!
 //! The always-on test is loose (the machine running it may be busy); the ignored one checks the
 //! real targets at 200 concurrent streams and prints the figures:
-//! `cargo test --release -p mock-providers --test timing -- --ignored --nocapture`.
-
-mod common;
+//! `cargo test --release -p mock-providers --test it timing:: -- --ignored --nocapture`.
 
 use std::time::Instant;
 
-use common::{openai_request, percentile, read_events, start};
 use futures::future::join_all;
 use mock_providers::{Distribution, Profile};
+
+use crate::common::{openai_request, percentile, read_events, start};
 
 struct Timing {
     ttft_ms: Vec<f64>,

@@ -1,14 +1,13 @@
 //! HTTPS: a client trusting the written certificate is served over HTTP/1.1 and HTTP/2 (ALPN);
 //! one that does not trust it fails its handshake without disturbing anyone else.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{anthropic_request, exchange, https_client, json_post, openai_request};
 use http::Version;
 use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{anthropic_request, exchange, https_client, json_post, openai_request};
 
 async fn start_tls(dir: &tempfile::TempDir, profile: Profile) -> MockServer {
     MockServer::start(MockConfig {

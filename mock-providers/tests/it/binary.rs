@@ -1,17 +1,14 @@
 //! The `mock-providers` binary: prints where it listens (and its certificate), serves, and exits 0
 //! soon after SIGTERM, as a container's PID 1 must.
 
-#![cfg(unix)]
-
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{exchange, https_client, json_post, openai_request};
 use http::Version;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+use crate::common::{self, exchange, https_client, json_post, openai_request};
 
 /// Starts the binary with `args` and returns it with the first line it printed.
 async fn spawn(args: &[&str]) -> (Child, String) {
