@@ -4,9 +4,9 @@
 //! read -> admit (limiter) -> lookup (cache, coalescing) -> route (router) ->
 //! enqueue + call (queue, breaker, pool, fallback) -> record.
 //!
-//! Each stage is one call in [`serve`], implemented in the submodule of the same name, and
-//! is handed the request's [`Context`]; a stage whose component is not configured is a no-op.
-//! The front door's [`Api`] decides how the body is read, how the upstream is spoken to
+//! Each stage is one call in `serve`, implemented in the submodule of the same name, and is
+//! handed the request's `Context`; a stage whose component is not configured is a no-op. The
+//! front door's `Api` decides how the body is read, how the upstream is spoken to
 //! (`proxy`), and the shape of the answer and of errors; every stage in between is the same.
 
 mod admit;

@@ -1,5 +1,5 @@
 //! One upstream attempt: build the provider's request, send it, and turn the answer into a
-//! [`Reply`] in the client's API or a classified [`AttemptError`] the router can act on.
+//! `Reply` in the client's API or a classified `AttemptError` the router can act on.
 //!
 //! An upstream that speaks the client's API gets the client's body bytes unchanged and its
 //! answer passes back unchanged; across APIs both ways are translated ([`translate`]).

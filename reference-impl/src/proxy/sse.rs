@@ -17,14 +17,14 @@ pub struct SseFramer {
     partial: BytesMut,
 }
 
-/// An upstream sent more than [`MAX_SSE_EVENT_BYTES`] without ending an event.
+/// An upstream sent more than `MAX_SSE_EVENT_BYTES` (4 MiB) without ending an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("an event exceeds {MAX_SSE_EVENT_BYTES} bytes")]
 pub struct EventTooLarge;
 
 impl SseFramer {
     /// Adds an upstream chunk; returns the whole events it completes (ending in `\n\n`), if
-    /// any. The unfinished tail is kept for the next chunk, up to [`MAX_SSE_EVENT_BYTES`]: an
+    /// any. The unfinished tail is kept for the next chunk, up to `MAX_SSE_EVENT_BYTES`: an
     /// upstream that never ends an event cannot make the gateway buffer without bound.
     pub fn push(&mut self, chunk: Bytes) -> Result<Option<Bytes>, EventTooLarge> {
         let events = if self.partial.is_empty() {

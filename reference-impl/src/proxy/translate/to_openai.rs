@@ -2,7 +2,7 @@
 //! a chat completion request, and the completion, its chunks and its errors come back as an
 //! Anthropic message, its event stream and Anthropic errors.
 //!
-//! The event writers here ([`message_start`], [`block_start`], [`text_delta`], ...) are also
+//! The event writers here (`message_start`, `block_start`, `text_delta`, ...) are also
 //! how the cache replays a stored message to a streaming Anthropic client, so both streams have
 //! one shape.
 
