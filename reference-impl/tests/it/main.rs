@@ -31,3 +31,4 @@ mod replicas;
 mod resilience;
 mod server;
 mod streaming;
+mod websocket;
