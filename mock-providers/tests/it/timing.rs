@@ -1,8 +1,9 @@
 //! Pacing accuracy as a client on loopback sees it.
 //!
-//! The always-on test is loose (the machine running it may be busy); the ignored one checks the
-//! real targets at 200 concurrent streams and prints the figures:
-//! `cargo test --release -p mock-providers --test it timing:: -- --ignored --nocapture`.
+//! The test is loose (the machine running it may be busy). Accuracy at 100 to 1,000
+//! concurrent streams, as the harness and a minimal reference client see it straight from the
+//! mock and through the gateway, is the `accuracy` example of the `harness` package
+//! (docs/measurements.md).
 
 use std::time::Instant;
 
@@ -87,26 +88,4 @@ async fn pacing_follows_the_profile_at_low_concurrency() {
     let itl = percentile(&mut t.itl_ms, 0.5);
     assert!((ttft - 50.0).abs() < 10.0, "TTFT p50 {ttft:.2} ms");
     assert!((itl - 10.0).abs() < 3.0, "ITL p50 {itl:.2} ms");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "load test: run with --release --ignored --nocapture"]
-async fn pacing_is_accurate_at_200_concurrent_streams() {
-    let mut t = measure(200, 50).await;
-    let (ttft50, ttft99) = (
-        percentile(&mut t.ttft_ms, 0.5),
-        percentile(&mut t.ttft_ms, 0.99),
-    );
-    let (itl50, itl99) = (
-        percentile(&mut t.itl_ms, 0.5),
-        percentile(&mut t.itl_ms, 0.99),
-    );
-    println!("200 streams x 50 tokens, TTFT 50 ms / ITL 10 ms:");
-    println!(
-        "  TTFT p50 {ttft50:.2} ms  p99 {ttft99:.2} ms   ITL p50 {itl50:.2} ms  p99 {itl99:.2} ms  ({} gaps)",
-        t.itl_ms.len()
-    );
-    assert!((ttft50 - 50.0).abs() <= 2.0, "TTFT p50 {ttft50:.2} ms");
-    assert!((ttft99 - 50.0).abs() <= 5.0, "TTFT p99 {ttft99:.2} ms");
-    assert!((itl50 - 10.0).abs() <= 1.0, "ITL p50 {itl50:.2} ms");
 }
