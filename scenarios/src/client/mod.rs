@@ -5,6 +5,7 @@
 
 mod anthropic;
 mod options;
+mod sse;
 pub mod stream;
 pub(crate) mod tls;
 mod wire;
@@ -30,6 +31,7 @@ use crate::workload::Prompt;
 pub use options::{
     ANTHROPIC_VERSION, Api, CacheHeader, ClientOptions, HeaderError, Verify, header, parse_header,
 };
+use sse::Sse;
 use stream::read_stream;
 use wire::{Body, ChatBody, EmbeddingsBody, StreamOptions};
 
@@ -76,6 +78,8 @@ pub struct Scratch {
     /// The generated text of the last response, counted by the tokenizer when the target sends
     /// no usage.
     text: String,
+    /// The SSE splitter's buffers.
+    sse: Sse,
 }
 
 impl Scratch {
@@ -83,6 +87,7 @@ impl Scratch {
         Scratch {
             itl_us: Vec::with_capacity(1024),
             text: String::with_capacity(4096),
+            sse: Sse::default(),
         }
     }
 

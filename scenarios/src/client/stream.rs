@@ -1,9 +1,7 @@
 //! Reading an SSE body as it arrives: when content came, how many tokens, whether it ended well.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use reports::model::ErrorClass;
 
@@ -37,9 +35,13 @@ enum Step {
 }
 
 /// Reads a chat stream of `api`'s format to its end, pushing the gap before every content event
-/// after the first into `scratch.itl_us` (arrival times are those of the reads that brought the
-/// events' bytes, taken before any parsing) and the generated text into `scratch.text` (for the
+/// after the first into `scratch.itl_us` and the generated text into `scratch.text` (for the
 /// tokenizer, when the target reports no usage).
+///
+/// An event's arrival is the moment the read that brought its last bytes returned, taken before
+/// those bytes are parsed: every event split out of that read arrived then, however long
+/// parsing the ones before it took. Splitting events reuses `scratch`'s buffers, so a stream
+/// costs no allocation per event.
 ///
 /// A stream is complete only with its terminating event (`data: [DONE]`, `message_stop`);
 /// ending without it, an error event or a transport error mid-body is
@@ -54,61 +56,52 @@ where
     B: AsRef<[u8]>,
     E: IsTimeout,
 {
+    let Scratch { itl_us, text, sse } = scratch;
+    sse.reset();
+    let mut body = std::pin::pin!(body);
     let mut read = StreamRead::default();
     let mut last_content: Option<Instant> = None;
-    // When the bytes of the latest read arrived (nanoseconds after `base`): every event parsed
-    // out of that read arrived then, however long parsing the ones before it took. An atomic
-    // rather than a `Cell`, so the future stays `Send`.
-    let base = Instant::now();
-    let arrived = AtomicU64::new(0);
-    let body = body.map(|chunk| {
-        let since = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        arrived.store(since, Ordering::Relaxed);
-        chunk
-    });
-    let mut events = std::pin::pin!(body.eventsource());
-    while let Some(event) = events.next().await {
-        let event = match event {
-            Ok(event) => event,
-            Err(EventStreamError::Transport(e)) if e.is_timeout() => {
-                return Err((ErrorClass::Timeout, read));
+    loop {
+        let now = match body.next().await {
+            Some(Ok(bytes)) => {
+                let now = Instant::now();
+                sse.push(bytes.as_ref());
+                now
             }
-            Err(EventStreamError::Utf8(_) | EventStreamError::Parser(_)) => {
-                return Err((ErrorClass::BadPayload, read));
-            }
-            Err(EventStreamError::Transport(_)) => return Err((ErrorClass::StreamBroken, read)),
+            Some(Err(e)) if e.is_timeout() => return Err((ErrorClass::Timeout, read)),
+            Some(Err(_)) | None => return Err((ErrorClass::StreamBroken, read)),
         };
-        let now = base + Duration::from_nanos(arrived.load(Ordering::Relaxed));
-        let step = match api {
-            Api::OpenAi => openai_event(&event.data, &mut read, &mut scratch.text),
-            Api::Anthropic => anthropic_event(&event.data, &mut read, &mut scratch.text),
-        };
-        match step {
-            Ok(Step::Done) => return Ok(read),
-            Ok(Step::Other) => {}
-            Ok(Step::Content) => {
-                match last_content {
-                    None => read.first_content = Some(now),
-                    Some(previous) => {
-                        let gap = now.duration_since(previous).as_micros();
-                        read.burst_gaps += u64::from(gap == 0);
-                        scratch.itl_us.push(u32::try_from(gap).unwrap_or(u32::MAX));
+        while let Some(data) = sse.next_event() {
+            let step = match api {
+                Api::OpenAi => openai_event(data, &mut read, text),
+                Api::Anthropic => anthropic_event(data, &mut read, text),
+            };
+            match step {
+                Ok(Step::Done) => return Ok(read),
+                Ok(Step::Other) => {}
+                Ok(Step::Content) => {
+                    match last_content {
+                        None => read.first_content = Some(now),
+                        Some(previous) => {
+                            let gap = now.duration_since(previous).as_micros();
+                            read.burst_gaps += u64::from(gap == 0);
+                            itl_us.push(u32::try_from(gap).unwrap_or(u32::MAX));
+                        }
                     }
+                    last_content = Some(now);
+                    read.content_events += 1;
                 }
-                last_content = Some(now);
-                read.content_events += 1;
+                Err(class) => return Err((class, read)),
             }
-            Err(class) => return Err((class, read)),
         }
     }
-    Err((ErrorClass::StreamBroken, read))
 }
 
-fn openai_event(data: &str, read: &mut StreamRead, text: &mut String) -> Result<Step, ErrorClass> {
-    if data == "[DONE]" {
+fn openai_event(data: &[u8], read: &mut StreamRead, text: &mut String) -> Result<Step, ErrorClass> {
+    if data == b"[DONE]" {
         return Ok(Step::Done);
     }
-    let chunk: Chunk = serde_json::from_str(data).map_err(|_| ErrorClass::BadPayload)?;
+    let chunk: Chunk = serde_json::from_slice(data).map_err(|_| ErrorClass::BadPayload)?;
     if chunk.error.is_some() {
         return Err(ErrorClass::StreamBroken);
     }
@@ -126,11 +119,12 @@ fn openai_event(data: &str, read: &mut StreamRead, text: &mut String) -> Result<
 }
 
 fn anthropic_event(
-    data: &str,
+    data: &[u8],
     read: &mut StreamRead,
     text: &mut String,
 ) -> Result<Step, ErrorClass> {
-    let event: anthropic::Event = serde_json::from_str(data).map_err(|_| ErrorClass::BadPayload)?;
+    let event: anthropic::Event =
+        serde_json::from_slice(data).map_err(|_| ErrorClass::BadPayload)?;
     match &*event.kind {
         "message_start" => {
             let usage = event.message.and_then(|m| m.usage).unwrap_or_default();
