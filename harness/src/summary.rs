@@ -274,11 +274,11 @@ fn write_sweep(out: &mut String, sweep: &Sweep) {
             significant(level.streams),
         );
     }
-    let capacity = sweep.capacity().map(|level| {
+    let capacity = sweep.capacity().map(|capacity| {
         format!(
             "{} req/s ({} streams)",
-            significant(level.offered.rate().unwrap_or(level.achieved_rps)),
-            significant(level.streams)
+            significant(capacity.rps),
+            significant(capacity.streams)
         )
     });
     let verdict = match (sweep.limit(), capacity) {
@@ -308,10 +308,7 @@ pub fn verdict(run: &RunResult, dir: &std::path::Path) -> String {
     if let Some(sweep) = &run.sweep {
         let capacity = match (sweep.limit(), sweep.capacity()) {
             (Limit::Generator, _) => "capacity inconclusive (load generator saturated)".to_owned(),
-            (_, Some(level)) => format!(
-                "capacity {} req/s",
-                significant(level.offered.rate().unwrap_or(level.achieved_rps))
-            ),
+            (_, Some(capacity)) => format!("capacity {} req/s", significant(capacity.rps)),
             (_, None) => "no rate met every SLO".to_owned(),
         };
         state = if run.slo_results.is_empty() {

@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(first_rate.requests, 500);
         assert!((first_rate.achieved_rps - 50.0).abs() < 1e-9);
         assert_eq!(first_rate.ttft_p95_ms.map(f64::round), Some(100.0));
-        assert_eq!(sweep.capacity().and_then(|l| l.offered.rate()), Some(25.0));
+        assert_eq!(sweep.capacity().map(|c| c.rps), Some(25.0));
         assert!(sweep.levels.iter().all(|l| !l.saturated));
     }
 

@@ -175,14 +175,14 @@ fn sweep_verdict(sweep: &Sweep, capacity_slos: &[SloResult]) -> Verdict {
                        rates describe the client, not the target."
                 .to_owned(),
         },
-        (_, Some(level)) if slos_met => Verdict {
+        (_, Some(capacity)) if slos_met => Verdict {
             class: "pass",
             word: "PASS",
             sentence: format!(
                 "Capacity {} req/s ({} streams in flight): the highest rate at which every SLO \
                  was met.",
-                significant(level.offered.rate().unwrap_or(level.achieved_rps)),
-                significant(level.streams)
+                significant(capacity.rps),
+                significant(capacity.streams)
             ),
         },
         (_, Some(_)) => verdict(capacity_slos),

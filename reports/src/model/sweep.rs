@@ -69,6 +69,15 @@ pub struct Sweep {
     pub levels: Vec<SweepLevel>,
 }
 
+/// The highest rate of a sweep that met every SLO, every lower rate meeting them too.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Capacity {
+    /// The offered rate, requests per second.
+    pub rps: f64,
+    /// Streams in flight at that rate (achieved rate times mean latency).
+    pub streams: f64,
+}
+
 /// What bounded the sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {
@@ -89,8 +98,16 @@ impl Sweep {
     }
 
     /// The highest rate level that met every SLO, every lower rate meeting them too.
-    pub fn capacity(&self) -> Option<&SweepLevel> {
-        self.rates().take_while(|l| l.passed()).last()
+    pub fn capacity(&self) -> Option<Capacity> {
+        self.rates()
+            .take_while(|l| l.passed())
+            .last()
+            .and_then(|level| {
+                Some(Capacity {
+                    rps: level.offered.rate()?,
+                    streams: level.streams,
+                })
+            })
     }
 
     /// Whether the target or the generator set the capacity.
@@ -146,7 +163,7 @@ mod tests {
             (20.0, true, false),
             (30.0, false, false),
         ]);
-        assert_eq!(s.capacity().and_then(|l| l.offered.rate()), Some(20.0));
+        assert_eq!(s.capacity().map(|c| c.rps), Some(20.0));
         assert_eq!(s.limit(), Limit::Target);
         // A pass above a failure is noise.
         let s = sweep(&[
@@ -154,7 +171,7 @@ mod tests {
             (20.0, false, false),
             (30.0, true, false),
         ]);
-        assert_eq!(s.capacity().and_then(|l| l.offered.rate()), Some(10.0));
+        assert_eq!(s.capacity().map(|c| c.rps), Some(10.0));
         let s = sweep(&[(10.0, false, false)]);
         assert!(s.capacity().is_none());
     }

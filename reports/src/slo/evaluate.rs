@@ -74,8 +74,7 @@ pub fn measure(slo: &Slo, run: &RunResult) -> Option<Quantity> {
             .sweep
             .as_ref()?
             .capacity()
-            .and_then(|level| level.offered.rate())
-            .map(Quantity::Number),
+            .map(|capacity| Quantity::Number(capacity.rps)),
     }
 }
 
