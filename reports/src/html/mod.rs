@@ -91,12 +91,12 @@ fn fact(label: impl Into<String>, value: impl Into<String>) -> Fact {
 pub(crate) fn render(name: &'static str, context: impl Serialize) -> Result<String, ReportError> {
     let mut env = Environment::new();
     let templates = [
-        ("base.html", include_str!("../templates/base.html")),
-        ("figures.html", include_str!("../templates/figures.html")),
-        ("report.html", include_str!("../templates/report.html")),
-        ("compare.html", include_str!("../templates/compare.html")),
-        ("gate.html", include_str!("../templates/gate.html")),
-        ("overhead.html", include_str!("../templates/overhead.html")),
+        ("base.html", include_str!("../../templates/base.html")),
+        ("figures.html", include_str!("../../templates/figures.html")),
+        ("report.html", include_str!("../../templates/report.html")),
+        ("compare.html", include_str!("../../templates/compare.html")),
+        ("gate.html", include_str!("../../templates/gate.html")),
+        ("overhead.html", include_str!("../../templates/overhead.html")),
     ];
     for (template, source) in templates {
         env.add_template(template, source)
