@@ -1,15 +1,14 @@
 //! SLO files: parsing, errors that name the line and field, evaluation.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{histogram, reported, small_run};
 use reports::model::{GatewaySample, Interval, Metric};
 use reports::slo::{
     ABORT_MIN_REQUESTS, Op, Quantity, SloMetric, SloStatus, Stat, evaluate, evaluate_partial,
     parse_slos,
 };
+
+use crate::common::{histogram, reported, small_run, tempdir};
 
 fn error_of(text: &str) -> String {
     parse_slos(text).expect_err("must be rejected").to_string()
@@ -173,7 +172,7 @@ fn missing_and_unknown_fields_are_named() {
 
 #[test]
 fn load_slos_prefixes_the_path() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempdir();
     let path = dir.path().join("bad.toml");
     std::fs::write(
         &path,

@@ -19,9 +19,7 @@ use reports::gate::{
 };
 use reports::overhead::Load;
 
-mod common;
-
-use common::quiet_gate_options;
+use crate::common::quiet_gate_options;
 
 const GATES: u64 = 200;
 const ROUNDS: usize = 10;

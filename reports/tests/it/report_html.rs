@@ -1,11 +1,10 @@
 //! `report.html` content without a browser: sections, SLO table, units, escaping, size.
 
-mod common;
-
-use common::{histogram, small_run};
 use reports::html::render_report;
 use reports::model::{Interval, Metric};
 use reports::slo::{evaluate, parse_slos};
+
+use crate::common::{histogram, small_run};
 
 #[test]
 fn report_shows_the_verdict_and_every_section() {

@@ -7,9 +7,7 @@ use reports::gate::{
 };
 use reports::overhead::Load;
 
-mod common;
-
-use common::quiet_gate_options;
+use crate::common::{quiet_gate_options, tempdir};
 
 /// One request at a time, plain.
 fn c1() -> GateLevel {
@@ -207,7 +205,7 @@ fn the_default_tolerances_catch_the_ci_check_and_pass_the_noise_it_saw() {
 #[test]
 fn gate_json_round_trips_and_gate_html_is_self_contained() {
     let report = gate(880.0, 900.0);
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempdir();
     report.write(dir.path()).expect("written");
 
     let json = std::fs::read_to_string(dir.path().join("gate.json")).expect("gate.json");
@@ -575,7 +573,7 @@ fn saturated_runs_and_the_probe_are_recorded_and_shown() {
         "{text}"
     );
 
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempdir();
     report.write(dir.path()).expect("written");
     let json = std::fs::read_to_string(dir.path().join("gate.json")).expect("gate.json");
     let value: serde_json::Value = serde_json::from_str(&json).expect("json");

@@ -6,6 +6,8 @@ use reports::html::render_compare;
 use reports::model::{Metric, RunResult};
 use reports::synthetic::synthetic_run;
 
+use crate::common::tempdir;
+
 /// A copy of `run` whose every recorded time is scaled by `factor`.
 fn slowed(run: &RunResult, factor: f64) -> RunResult {
     let mut slow = RunResult::new(
@@ -189,7 +191,7 @@ fn compare_page_overlays_both_sides() {
     assert!(distributions.matches(r#"class="series""#).count() >= 10);
     assert!(!html.contains("<script"));
 
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempdir();
     let path = reports::run_dir::write_compare(dir.path(), &comparison, &[], &[]).expect("writes");
     assert!(path.ends_with("compare.html") && path.is_file());
 }

@@ -1,7 +1,5 @@
 //! A small run with hand-picked values, so tests can state exact expectations; the gate's
-//! options for a quiet machine.
-
-#![allow(dead_code)] // each test file uses a different part
+//! options for a quiet machine; a scratch directory.
 
 use std::time::Duration;
 
@@ -109,4 +107,9 @@ pub fn quiet_gate_options() -> reports::gate::GateOptions {
         },
         ..GateOptions::default()
     }
+}
+
+/// A scratch directory, removed when the value drops.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
 }

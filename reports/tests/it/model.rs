@@ -1,9 +1,8 @@
 //! The result model: merging, percentiles, encoding, redaction.
 
-mod common;
-
-use common::{histogram, reported, small_run};
 use reports::model::{EncodedHistogram, Histograms, Interval, Metric, percentile};
+
+use crate::common::{histogram, reported, small_run};
 
 #[test]
 fn percentiles_are_nearest_rank() {

@@ -12,6 +12,8 @@ use reports::html::render_report;
 use reports::slo::{evaluate, parse_slos};
 use reports::synthetic::synthetic_run;
 
+use crate::common::tempdir;
+
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn find_chromium() -> Option<PathBuf> {
@@ -179,7 +181,7 @@ fn report_opens_in_headless_chromium_without_network_and_draws_every_chart() {
     assert_eq!(external_references(&html), Vec::<String>::new());
     assert!(html.contains("Content-Security-Policy"));
 
-    let work = tempfile::tempdir().expect("temp dir");
+    let work = tempdir();
     let page = work.path().join("report.html");
     std::fs::write(&page, &html).expect("write report");
 
@@ -245,7 +247,7 @@ fn the_content_security_policy_blocks_and_reports_external_loads() {
     let html = render_report(&synthetic_run(20, 1)).expect("renders");
     let tampered = html.replacen("<main>", &format!(r#"<main><img src="{probe}" alt="">"#), 1);
     assert_eq!(external_references(&tampered), vec![format!("src={probe}")]);
-    let work = tempfile::tempdir().expect("temp dir");
+    let work = tempdir();
     let page = work.path().join("tampered.html");
     std::fs::write(&page, tampered).expect("write");
 

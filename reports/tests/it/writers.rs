@@ -1,8 +1,5 @@
 //! Every file of the run directory: columns, values and round trips.
 
-mod common;
-
-use common::{histogram, reported, small_run};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use reports::model::{Metric, RunResult};
@@ -11,6 +8,8 @@ use reports::run_dir::{
     write_percentiles, write_run_dir, write_summary, write_timeseries,
 };
 use reports::synthetic::synthetic_run;
+
+use crate::common::{histogram, reported, small_run, tempdir};
 
 fn text(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
     let mut out = Vec::new();
@@ -294,8 +293,4 @@ fn read_runs_takes_one_run_directory_or_a_directory_of_them() {
         error.contains("not-a-run") && error.contains("no summary.json"),
         "{error}"
     );
-}
-
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("temp dir")
 }
