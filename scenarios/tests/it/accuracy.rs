@@ -2,17 +2,14 @@
 //! match the pacing: TTFT within 2 ms beyond the round trip of the same path with TTFT 0
 //! (measured in the same test, so build mode and machine load cancel out), ITL within 1 ms.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use mock_providers::{Distribution, MockConfig, MockServer, Profile};
 use reports::RunResult;
-use reports::model::{Environment, GoodputLimits, Metric};
-use scenarios::attack::{self, Plan};
-use scenarios::client::Client;
+use reports::model::Metric;
 use scenarios::load::{Load, Stages};
-use scenarios::recorder::Recorder;
-use scenarios::workload::{Mix, PromptMix, Prompts, RequestKind};
+
+use crate::common::{attack, stream_plan};
 
 const TOKENS: u64 = 20;
 
@@ -26,32 +23,11 @@ async fn run_against(ttft_ms: f64) -> RunResult {
     let mock = MockServer::start(MockConfig::new(profile))
         .await
         .expect("mock starts");
-    let recorder = Arc::new(Recorder::new(GoodputLimits::default()));
-    let plan = Plan {
-        load: Load::Closed {
-            stages: Stages::constant(4, Duration::from_secs(3)),
-            think_time: None,
-        },
-        mix: Mix::only(RequestKind::Stream),
-        prompts: Prompts::Mix(PromptMix::conversational()),
-        model: "gpt-4o-mini".to_owned(),
-        embedding_model: "text-embedding-3-small".to_owned(),
-        seed: 1,
+    let load = Load::Closed {
+        stages: Stages::constant(4, Duration::from_secs(3)),
+        think_time: None,
     };
-    let client = Client::plain(mock.url(), Duration::from_secs(10)).expect("client");
-    attack::run(plan, client, Arc::clone(&recorder))
-        .await
-        .expect("attack runs");
-    let mut run = RunResult::new(
-        "accuracy",
-        toml::Table::new(),
-        Environment::default(),
-        chrono::Utc::now(),
-    );
-    for interval in recorder.close_all() {
-        run.push_interval(interval);
-    }
-    run
+    attack("accuracy", mock.url(), stream_plan(load, 1)).await
 }
 
 /// Attempts before the test gives up: a burst of load from elsewhere on the machine can delay

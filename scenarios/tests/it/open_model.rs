@@ -6,13 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mock_providers::{Distribution, MockConfig, MockServer, Profile};
-use reports::RunResult;
-use reports::model::{Environment, GoodputLimits, Metric};
-use scenarios::attack::{self, Plan};
-use scenarios::client::Client;
+use reports::model::Metric;
 use scenarios::load::{Arrivals, Load};
-use scenarios::recorder::Recorder;
-use scenarios::workload::{Mix, PromptMix, Prompts, RequestKind};
+
+use crate::common::{attack, stream_plan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
@@ -31,21 +28,12 @@ async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
             .await
             .expect("mock starts"),
     );
-    let recorder = Arc::new(Recorder::new(GoodputLimits::default()));
-    let plan = Plan {
-        load: Load::Open {
-            rate: 100.0,
-            arrivals: Arrivals::Constant,
-            max_users: 40,
-            duration: Duration::from_secs(6),
-        },
-        mix: Mix::only(RequestKind::Stream),
-        prompts: Prompts::Mix(PromptMix::conversational()),
-        model: "gpt-4o-mini".to_owned(),
-        embedding_model: "text-embedding-3-small".to_owned(),
-        seed: 3,
+    let load = Load::Open {
+        rate: 100.0,
+        arrivals: Arrivals::Constant,
+        max_users: 40,
+        duration: Duration::from_secs(6),
     };
-    let client = Client::plain(mock.url(), Duration::from_secs(10)).expect("client");
     let stall = {
         let mock = Arc::clone(&mock);
         tokio::spawn(async move {
@@ -55,20 +43,9 @@ async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
             mock.set_profile(quick).expect("valid profile");
         })
     };
-    attack::run(plan, client, Arc::clone(&recorder))
-        .await
-        .expect("attack runs");
+    let run = attack("open", mock.url(), stream_plan(load, 3)).await;
     stall.await.expect("stall task");
 
-    let mut run = RunResult::new(
-        "open",
-        toml::Table::new(),
-        Environment::default(),
-        chrono::Utc::now(),
-    );
-    for interval in recorder.close_all() {
-        run.push_interval(interval);
-    }
     let totals = run.totals;
     let arrivals = totals.requests + totals.dropped_arrivals;
     assert!(

@@ -1,0 +1,44 @@
+//! Running a plan against a mock and reading back what the recorder saw, as one run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reports::RunResult;
+use reports::model::{Environment, GoodputLimits};
+use scenarios::attack::{self, Plan};
+use scenarios::client::Client;
+use scenarios::load::Load;
+use scenarios::recorder::Recorder;
+use scenarios::workload::{Mix, PromptMix, Prompts, RequestKind};
+
+/// Streamed chat requests of the conversational mix under `load`, seeded by `seed`.
+pub fn stream_plan(load: Load, seed: u64) -> Plan {
+    Plan {
+        load,
+        mix: Mix::only(RequestKind::Stream),
+        prompts: Prompts::Mix(PromptMix::conversational()),
+        model: "gpt-4o-mini".to_owned(),
+        embedding_model: "text-embedding-3-small".to_owned(),
+        seed,
+    }
+}
+
+/// Runs `plan` against the server at `url` and returns every second the recorder closed, as
+/// the run `name`.
+pub async fn attack(name: &str, url: &str, plan: Plan) -> RunResult {
+    let recorder = Arc::new(Recorder::new(GoodputLimits::default()));
+    let client = Client::plain(url, Duration::from_secs(10)).expect("client");
+    attack::run(plan, client, Arc::clone(&recorder))
+        .await
+        .expect("attack runs");
+    let mut run = RunResult::new(
+        name,
+        toml::Table::new(),
+        Environment::default(),
+        chrono::Utc::now(),
+    );
+    for interval in recorder.close_all() {
+        run.push_interval(interval);
+    }
+    run
+}
