@@ -111,7 +111,7 @@ async fn harness_rps(
     let client = Client::plain(url, Duration::from_secs(10))?;
     let started = Instant::now();
     {
-        let _quiet = harness::stdout_guard::StdoutGuard::silence();
+        let _quiet = harness::scenario::stdout_guard::StdoutGuard::silence();
         attack::run(plan, client, Arc::clone(&recorder)).await?;
     }
     let wall = started.elapsed().as_secs_f64();

@@ -1,4 +1,4 @@
-//! The command line: subcommands and flags (clap derive).
+//! The command line: subcommands and flags (clap derive), and which module runs each.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::gate::GatePlan;
-use crate::options::RunOptions;
 use crate::overhead::OverheadPlan;
+use crate::scenario::options::RunOptions;
+use crate::{compare, exit, gate, gateway, list, merge, mock, overhead, report, scenario};
 
 /// Load-tests and benchmarks LLM gateways.
 #[derive(Debug, Parser)]
@@ -219,6 +220,94 @@ impl CompareSides {
         match (self.base_dir, self.cand_dir) {
             (Some(base), Some(cand)) => (vec![base], vec![cand]),
             _ => (self.base, self.cand),
+        }
+    }
+}
+
+impl Command {
+    /// Runs the command and returns its exit code ([`exit`]); an error is a usage or runtime
+    /// error (exit 1), printed by the caller.
+    pub async fn run(self) -> anyhow::Result<i32> {
+        match self {
+            Command::Scenario {
+                name,
+                options,
+                config,
+            } => scenario::command(&name, *options, config.as_deref()).await,
+            Command::List => {
+                print!("{}", list::render());
+                Ok(exit::OK)
+            }
+            Command::Mock {
+                port,
+                bind,
+                profile,
+                tls,
+                cert_out,
+                require_key,
+            } => {
+                let access = mock::MockAccess {
+                    tls,
+                    cert_out,
+                    require_key,
+                };
+                mock::serve(bind, port, &profile, access).await?;
+                Ok(exit::OK)
+            }
+            Command::Gateway {
+                config,
+                upstream,
+                port,
+                bind,
+            } => {
+                gateway::serve(config.as_deref(), &upstream, bind, port).await?;
+                Ok(exit::OK)
+            }
+            Command::Report { dir } => {
+                print!("{}", report::rerender(&dir)?);
+                Ok(exit::OK)
+            }
+            Command::Gate { plan } => {
+                let outcome = gate::gate(*plan).await?;
+                print!("{}", outcome.table);
+                Ok(i32::from(outcome.exit_code))
+            }
+            Command::Overhead { plan } => {
+                let measured = overhead::measure(&plan).await?;
+                print!("{}", measured.report);
+                eprintln!("overhead.json, overhead.html: {}", measured.dir.display());
+                Ok(exit::OK)
+            }
+            Command::BareProxy {
+                upstream,
+                port,
+                bind,
+            } => {
+                overhead::serve_bare_proxy(&upstream, bind, port).await?;
+                Ok(exit::OK)
+            }
+            Command::Merge {
+                dirs,
+                out,
+                slo,
+                quiet,
+                json,
+            } => {
+                let merged = merge::merge(&merge::MergePlan { dirs, out, slo })?;
+                eprintln!("merged all {} workers of the load", merged.workers);
+                scenario::conclude(
+                    &merged.result,
+                    &merged.dir,
+                    scenario::Print { json, quiet },
+                    &scenario::summary::Extras::default(),
+                )
+            }
+            Command::Compare { sides } => {
+                let (base, candidate) = sides.into_dirs();
+                let (table, code) = compare::compare(&base, &candidate)?;
+                print!("{table}");
+                Ok(i32::from(code))
+            }
         }
     }
 }

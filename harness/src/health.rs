@@ -15,7 +15,7 @@ use reports::model::GeneratorSample;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::sampler::{Process, ProcessClock};
+use crate::process::{Process, ProcessClock};
 
 /// How often the probe wakes: short enough to see a busy second, long enough to cost nothing.
 const PROBE: Duration = Duration::from_millis(10);

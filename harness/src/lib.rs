@@ -1,144 +1,43 @@
-//! The gatebench command line as a library: options, orchestration of a run, console output.
+//! The gatebench command line as a library: one module per command, and what they share.
 //!
-//! The binary (`src/main.rs`) only parses arguments, picks a command and maps the outcome to an
-//! exit code; everything else lives here so it can be tested in-process.
+//! The binary (`src/main.rs`) only parses arguments, starts the runtime and prints the error
+//! of a failed command; [`cli::Command::run`] does the rest, so every command can be tested
+//! in-process.
+//!
+//! # Layout
+//!
+//! One module per command (like mini-redis's `cmd/`):
+//!
+//! | command | module | what it does |
+//! |---|---|---|
+//! | `scenario` | [`scenario`] | options and plan, the embedded stack, the run, the summary |
+//! | `gate` | `gate/` | base against candidate in interleaved rounds: `measure`, `server` |
+//! | `overhead` | `overhead/` | what a gateway adds, paired against the direct path |
+//! | `merge` | `merge.rs` | the run directories of a load's workers as one run |
+//! | `compare` | `compare.rs` | a candidate's runs against a baseline's |
+//! | `report` | `report.rs` | a run directory's reports made again |
+//! | `list` | `list.rs` | the scenarios |
+//! | `mock`, `gateway` | `mock.rs`, `gateway.rs` | the mock and the reference gateway as servers |
+//!
+//! Shared by several commands: [`cli`] (the flags), [`exit`] (exit codes), `child` (this
+//! binary's servers as child processes), `health` (the load generator's own lateness and
+//! CPU), `process` (a process's RSS and CPU from `/proc`), `signal` (SIGINT and SIGTERM) and
+//! `toml_overlay` (one TOML table over another).
+
+pub mod cli;
+pub mod exit;
+pub mod overhead;
+pub mod scenario;
 
 mod child;
-pub mod cli;
-pub mod commands;
-pub mod gate;
-pub mod health;
-pub mod merge;
-pub mod options;
-pub mod output;
-pub mod overhead;
-pub mod progress;
-pub mod resolve;
-pub mod run;
-pub mod sampler;
-pub mod stack;
-pub mod stdout_guard;
-pub mod summary;
-pub mod worker;
-
-/// Exit codes (docs/design.md).
-pub mod exit {
-    use reports::RunResult;
-    use reports::model::Limit;
-    use reports::slo::{Slo, SloResult, evaluate};
-
-    /// Every SLO met.
-    pub const OK: i32 = 0;
-    /// Usage or runtime error.
-    pub const ERROR: i32 = 1;
-    /// An SLO failed.
-    pub const SLO_FAILED: i32 = 2;
-    /// A comparison found a measure worse beyond its tolerance.
-    pub const REGRESSION: i32 = 3;
-    /// Inconclusive: the failed SLOs rest on seconds in which the load generator was saturated
-    /// (or a gate was too noisy to decide).
-    pub const INCONCLUSIVE: i32 = 4;
-
-    /// The exit code of a judged run: 0 every SLO met, 2 one failed, 4 when SLOs failed but
-    /// the part of the run before the load generator first saturated met them, or there is no
-    /// such part: the failure may be the client's, not the target's. A run that met its SLOs
-    /// exits 0 even when the generator saturated (the summary warns about it).
-    ///
-    /// A rate sweep exits 4 when the generator saturated at or below the first rate that failed
-    /// (its capacity would be the client's), else 0 when it found a capacity that meets every
-    /// `capacity` SLO, else 2.
-    pub fn of_run(result: &RunResult) -> i32 {
-        if let Some(sweep) = &result.sweep {
-            return match sweep.limit() {
-                Limit::Generator => INCONCLUSIVE,
-                Limit::Target | Limit::None
-                    if sweep.capacity().is_some() && result.slos_passed() =>
-                {
-                    OK
-                }
-                Limit::Target | Limit::None => SLO_FAILED,
-            };
-        }
-        if result.slos_passed() {
-            return OK;
-        }
-        if result.saturated_seconds().is_empty() {
-            return SLO_FAILED;
-        }
-        let slos: Vec<Slo> = result.slo_results.iter().map(|r| r.slo.clone()).collect();
-        let before = result.before_saturation();
-        if before.intervals.is_empty() || evaluate(&slos, &before).iter().all(SloResult::passed) {
-            INCONCLUSIVE
-        } else {
-            SLO_FAILED
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use reports::model::{Environment, Offered, Sweep, SweepLevel};
-        use reports::slo::{evaluate, parse_slos};
-
-        use super::*;
-
-        fn level(rps: f64, passed: bool, saturated: bool) -> SweepLevel {
-            SweepLevel {
-                offered: Offered::Rate { rps },
-                start: 0,
-                end: 1,
-                requests: 10,
-                achieved_rps: rps,
-                goodput_rps: rps,
-                streams: rps,
-                ttft_p95_ms: None,
-                failed: if passed {
-                    Vec::new()
-                } else {
-                    vec!["error_rate ratio < 2%".to_owned()]
-                },
-                saturated,
-            }
-        }
-
-        /// A swept run with `levels` (rate, passed, saturated) judged against `capacity_slo`.
-        fn swept(levels: &[(f64, bool, bool)], capacity_slo: &str) -> RunResult {
-            let mut run = RunResult::new(
-                "stress",
-                toml::Table::new(),
-                Environment::default(),
-                chrono::Utc::now(),
-            );
-            run.sweep = Some(Sweep {
-                levels: levels.iter().map(|&(r, p, s)| level(r, p, s)).collect(),
-            });
-            let slos = parse_slos(capacity_slo).expect("valid");
-            run.slo_results = evaluate(&slos, &run);
-            run
-        }
-
-        #[test]
-        fn a_sweep_exits_on_its_capacity_and_on_who_limited_it() {
-            let at_least_20 =
-                "[[slo]]\nmetric = \"capacity\"\nstat = \"rate\"\nop = \">=\"\nvalue = 20\n";
-            let target_bound = [
-                (10.0, true, false),
-                (20.0, true, false),
-                (30.0, false, false),
-            ];
-            assert_eq!(of_run(&swept(&target_bound, "")), OK);
-            assert_eq!(of_run(&swept(&target_bound, at_least_20)), OK);
-            let lower = [(10.0, true, false), (20.0, false, false)];
-            assert_eq!(of_run(&swept(&lower, at_least_20)), SLO_FAILED);
-            assert_eq!(of_run(&swept(&[(10.0, false, false)], "")), SLO_FAILED);
-            // Saturated at or below the first failure: the client's limit, whatever the SLOs.
-            let client_bound = [(10.0, true, false), (20.0, false, true)];
-            assert_eq!(of_run(&swept(&client_bound, at_least_20)), INCONCLUSIVE);
-            let saturated_later = [
-                (10.0, true, false),
-                (20.0, false, false),
-                (30.0, false, true),
-            ];
-            assert_eq!(of_run(&swept(&saturated_later, "")), OK);
-        }
-    }
-}
+mod compare;
+mod gate;
+mod gateway;
+mod health;
+mod list;
+mod merge;
+mod mock;
+mod process;
+mod report;
+mod signal;
+mod toml_overlay;

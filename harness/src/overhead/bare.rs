@@ -7,7 +7,7 @@ use anyhow::Context;
 use reference_impl::bare::BareProxy;
 use tokio::net::TcpListener;
 
-use crate::commands::stop_signal;
+use crate::signal::stop_signal;
 
 /// Serves the bare proxy on `bind:port` in front of `upstream` until Ctrl-C or SIGTERM; prints
 /// its address on stderr as the mock and the gateway do.

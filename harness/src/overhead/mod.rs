@@ -25,7 +25,7 @@ use scenarios::client::{Client, ClientError};
 use scenarios::workload::{Prompt, PromptGenerator, PromptMix, Prompts};
 
 pub use bare::serve_bare_proxy;
-pub use plan::{OverheadPlan, RequestFlags, StreamChoice};
+pub use plan::{OverheadPlan, RequestFlags};
 
 use drive::Requests;
 use rounds::Level;
@@ -150,7 +150,7 @@ pub(crate) fn prompts(seed: u64) -> Arc<[Prompt]> {
 /// A fresh `overhead-<UTC time>` run directory under `out`.
 fn run_dir(out: &Path, started_at: chrono::DateTime<Utc>) -> Result<PathBuf, OverheadError> {
     let name = format!("overhead-{}", started_at.format("%Y%m%dT%H%M%SZ"));
-    let dir = crate::output::unused_dir(out, &name);
+    let dir = crate::scenario::unused_dir(out, &name);
     std::fs::create_dir_all(&dir).map_err(|source| OverheadError::Dir {
         path: dir.clone(),
         source,

@@ -8,8 +8,8 @@ use reports::overhead::Load;
 use scenarios::client::{Api, ClientOptions};
 
 use super::OverheadError;
-use crate::options::{HeaderEntry, RunOptions, Span};
-use crate::resolve::{DEFAULT_MODEL, ResolveError, client_options, default_out};
+use crate::scenario::options::{HeaderEntry, RunOptions, Span};
+use crate::scenario::{DEFAULT_MODEL, DEFAULT_OUT, PlanError, client_options};
 
 /// Most requests in flight a closed level may hold: beyond it the load generator, not the
 /// proxy, is what a 2-core machine would measure.
@@ -137,9 +137,7 @@ impl RequestFlags {
             ..RunOptions::default()
         };
         client_options(&options, timeout).map_err(|e| match e {
-            ResolveError::Invalid { field, why } => {
-                OverheadError::flag(&field.replace('_', "-"), why)
-            }
+            PlanError::Invalid { field, why } => OverheadError::flag(&field.replace('_', "-"), why),
             other => OverheadError::flag("request options", other.to_string()),
         })
     }
@@ -275,7 +273,10 @@ impl OverheadPlan {
             rounds: self.rounds,
             round,
             client: self.request.client(self.timeout.0)?,
-            out: self.out.clone().unwrap_or_else(default_out),
+            out: self
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT)),
         })
     }
 }

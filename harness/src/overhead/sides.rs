@@ -9,7 +9,7 @@ use tokio::process::Child;
 use super::OverheadError;
 use super::plan::Subject;
 use crate::child::{start_child, this_binary};
-use crate::gate::{mock_gateway_config, write_gateway_config};
+use crate::gateway::{config_for, write_config};
 
 /// Where each side is, and the children that serve them (killed when this is dropped).
 pub(super) struct Sides {
@@ -41,13 +41,8 @@ impl Sides {
                 let mock = sides
                     .spawn("mock", &["mock", "--profile", profile, "--port", "0"])
                     .await?;
-                let config = write_gateway_config(
-                    dir,
-                    "reference",
-                    mock_gateway_config(&mock),
-                    overlay.as_deref(),
-                )
-                .map_err(|e| OverheadError::Start(format!("{e:#}")))?;
+                let config = write_config(dir, "reference", config_for(&mock), overlay.as_deref())
+                    .map_err(|e| OverheadError::Start(format!("{e:#}")))?;
                 let config = config.to_string_lossy();
                 let gateway = sides
                     .spawn("gateway", &["gateway", "--config", &config, "--port", "0"])

@@ -96,7 +96,10 @@ pub(crate) fn render(name: &'static str, context: impl Serialize) -> Result<Stri
         ("report.html", include_str!("../../templates/report.html")),
         ("compare.html", include_str!("../../templates/compare.html")),
         ("gate.html", include_str!("../../templates/gate.html")),
-        ("overhead.html", include_str!("../../templates/overhead.html")),
+        (
+            "overhead.html",
+            include_str!("../../templates/overhead.html"),
+        ),
     ];
     for (template, source) in templates {
         env.add_template(template, source)

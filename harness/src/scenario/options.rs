@@ -1,7 +1,7 @@
 //! Run options: the flags of `harness scenario`, also readable from a `--config` TOML file.
 //!
 //! One struct serves both, every field optional: a field given on the command line wins over
-//! the file, and what neither gives comes from the scenario's defaults (see [`crate::resolve`]).
+//! the file, and what neither gives comes from the scenario's defaults (see [`super::plan`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,8 @@ use scenarios::load::{Arrivals, Stages, parse_duration};
 use scenarios::workload::TokenCount;
 use serde::{Deserialize, Serialize};
 
-use crate::worker::WorkerSpec;
+use super::worker::WorkerSpec;
+use crate::toml_overlay::overlay;
 
 /// Options of one run. Unknown keys in a file are an error that names them.
 #[derive(Clone, Debug, Default, PartialEq, Args, Serialize, Deserialize)]
@@ -153,6 +154,8 @@ pub enum OptionsError {
     },
     #[error("config file {}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    #[error("the config file and the flags do not merge: {0}")]
+    Merge(String),
 }
 
 impl RunOptions {
@@ -168,52 +171,21 @@ impl RunOptions {
         })
     }
 
-    /// These options with `overrides`' fields replacing the ones it sets.
-    pub fn overridden_by(self, overrides: RunOptions) -> RunOptions {
-        RunOptions {
-            target: overrides.target.or(self.target),
-            api: overrides.api.or(self.api),
-            headers: merge_headers(self.headers, overrides.headers),
-            api_key_env: overrides.api_key_env.or(self.api_key_env),
-            ca_cert: overrides.ca_cert.or(self.ca_cert),
-            insecure: overrides.insecure.or(self.insecure),
-            http1: overrides.http1.or(self.http1),
-            cache_header: overrides.cache_header.or(self.cache_header),
-            gateway_pid: overrides.gateway_pid.or(self.gateway_pid),
-            mock_backend: overrides.mock_backend.or(self.mock_backend),
-            users: overrides.users.or(self.users),
-            stages: overrides.stages.or(self.stages),
-            rate: overrides.rate.or(self.rate),
-            arrivals: overrides.arrivals.or(self.arrivals),
-            max_users: overrides.max_users.or(self.max_users),
-            sweep_rates: overrides.sweep_rates.or(self.sweep_rates),
-            duration: overrides.duration.or(self.duration),
-            dataset: overrides.dataset.or(self.dataset),
-            prompt_tokens: overrides.prompt_tokens.or(self.prompt_tokens),
-            output_tokens: overrides.output_tokens.or(self.output_tokens),
-            prefix_tokens: overrides.prefix_tokens.or(self.prefix_tokens),
-            prefix_count: overrides.prefix_count.or(self.prefix_count),
-            model: overrides.model.or(self.model),
-            seed: overrides.seed.or(self.seed),
-            worker: overrides.worker.or(self.worker),
-            slo: overrides.slo.or(self.slo),
-            out: overrides.out.or(self.out),
-            goodput: overrides.goodput.or(self.goodput),
-            timeout: overrides.timeout.or(self.timeout),
-            quiet: overrides.quiet.or(self.quiet),
-            json: overrides.json.or(self.json),
-            prices: overrides.prices.or(self.prices),
-        }
+    /// These options with every field `flags` sets replacing this one's: whole values, except
+    /// that `headers` are merged by name (names are kept in lower case, so `Authorization` on
+    /// the command line replaces `authorization` in the file).
+    ///
+    /// Both sides go through their TOML form, so a field added to [`RunOptions`] is merged
+    /// without a line here.
+    pub fn overridden_by(self, flags: RunOptions) -> Result<RunOptions, OptionsError> {
+        let merge = |e: &dyn fmt::Display| OptionsError::Merge(e.to_string());
+        let mut table = toml::Table::try_from(&self).map_err(|e| merge(&e))?;
+        overlay(
+            &mut table,
+            toml::Table::try_from(&flags).map_err(|e| merge(&e))?,
+        );
+        table.try_into().map_err(|e| merge(&e))
     }
-}
-
-/// The file's headers with the flags' replacing those of the same name (case-insensitive).
-fn merge_headers(mut file: Vec<HeaderEntry>, flags: Vec<HeaderEntry>) -> Vec<HeaderEntry> {
-    for header in flags {
-        file.retain(|h| !h.name.eq_ignore_ascii_case(&header.name));
-        file.push(header);
-    }
-    file
 }
 
 /// One `--header NAME:VALUE`, checked to be sendable when parsed.
@@ -442,16 +414,39 @@ mod tests {
 
     #[test]
     fn flags_override_the_file_field_by_field() {
-        let file: RunOptions =
-            toml::from_str("users = 5\nmodel = \"m\"\nquiet = true\n").expect("valid");
+        let file: RunOptions = toml::from_str(
+            "users = 5\nmodel = \"m\"\nquiet = true\nrate = 2.5\n\
+             [headers]\nx-team = \"a\"\nauthorization = \"Bearer file\"\n",
+        )
+        .expect("valid");
         let flags = RunOptions {
             users: Some(9),
+            goodput: Some("ttft:200ms".parse().expect("valid")),
+            headers: vec!["Authorization:Bearer flag".parse().expect("valid")],
             ..RunOptions::default()
         };
-        let merged = file.overridden_by(flags);
+        let merged = file.overridden_by(flags).expect("merges");
         assert_eq!(merged.users, Some(9));
         assert_eq!(merged.model.as_deref(), Some("m"));
         assert_eq!(merged.quiet, Some(true));
+        assert_eq!(merged.rate, Some(2.5));
+        assert_eq!(
+            merged.goodput.map(|g| g.to_string()).as_deref(),
+            Some("ttft:200ms")
+        );
+        let mut headers: Vec<(String, String)> = merged
+            .headers
+            .into_iter()
+            .map(|h| (h.name, h.value))
+            .collect();
+        headers.sort();
+        assert_eq!(
+            headers,
+            [
+                ("authorization".to_owned(), "Bearer flag".to_owned()),
+                ("x-team".to_owned(), "a".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -13,10 +13,10 @@ use reference_impl::{GatewayConfig, ProviderConfig, ProviderKind};
 use scenarios::scenario::{Upstream, UpstreamChange};
 use tokio::process::Child;
 
+use super::options::MockBackend;
+use super::plan::Target;
 use crate::child::{start_child, stop, this_binary};
-use crate::gate::write_gateway_config;
-use crate::options::MockBackend;
-use crate::resolve::Target;
+use crate::gateway::write_config;
 
 /// What the load is sent to, and what can be changed or sampled while it runs.
 pub struct Stack {
@@ -271,7 +271,7 @@ impl Stack {
         fallback: &str,
         dir: &Path,
     ) -> Result<String, StackError> {
-        let file = write_gateway_config(dir, "reference", gateway_config(primary, fallback), None)
+        let file = write_config(dir, "reference", gateway_config(primary, fallback), None)
             .map_err(|e| StackError::Gateway(format!("{e:#}")))?;
         let file = file.to_string_lossy();
         let url = self

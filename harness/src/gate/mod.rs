@@ -13,13 +13,13 @@
 mod measure;
 mod server;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use reference_impl::{GatewayConfig, ProviderConfig, ProviderKind};
+use reference_impl::GatewayConfig;
 use reports::gate::{
     CapacityProbe, Confidence, GateLevel, GateMetric, GateOptions, GateRuns, GateSubject,
     Measurements, Round, RoundKind, Tolerance, evaluate,
@@ -30,9 +30,9 @@ use scenarios::client::Client;
 use tokio::process::Command;
 
 use crate::child::{start_child, stop, this_binary};
-use crate::options::Span;
 use crate::overhead::RequestFlags;
 use crate::overhead::drive::{Requests, drive};
+use crate::scenario::options::Span;
 
 pub use measure::LevelChoice;
 pub use server::{Build, CommandTemplate};
@@ -202,7 +202,7 @@ pub async fn gate(plan: GatePlan) -> anyhow::Result<GateOutcome> {
             options,
             requests: Requests {
                 prompts: crate::overhead::prompts(SEED),
-                model: Arc::from(crate::resolve::DEFAULT_MODEL),
+                model: Arc::from(crate::scenario::DEFAULT_MODEL),
                 stream: false,
             },
             plan: &plan,
@@ -264,8 +264,11 @@ async fn side(plan: &GatePlan, upstream: &str, role: Role) -> anyhow::Result<Sid
         }),
         (Some(build), None) => Ok(Side {
             launch: Launch::Project {
-                build: build.prepare(&plan.out.join("builds")).await?,
-                config: write_gateway_config(
+                build: build
+                    .prepare(&plan.out.join("builds"))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--{name}: {e:#}"))?,
+                config: crate::gateway::write_config(
                     &plan.out,
                     name,
                     gate_config(upstream),
@@ -285,58 +288,9 @@ async fn side(plan: &GatePlan, upstream: &str, role: Role) -> anyhow::Result<Sid
 /// The gate's gateway configuration: the mock as the only provider, the cache on as in the
 /// embedded stack.
 fn gate_config(mock_url: &str) -> GatewayConfig {
-    let mut config = mock_gateway_config(mock_url);
+    let mut config = crate::gateway::config_for(mock_url);
     config.cache.enabled = true;
     config
-}
-
-/// The reference gateway's defaults with `mock_url` as its only provider, on a free loopback
-/// port.
-pub(crate) fn mock_gateway_config(mock_url: &str) -> GatewayConfig {
-    let mut config = GatewayConfig::with_providers(vec![ProviderConfig::new(
-        "mock",
-        ProviderKind::OpenAi,
-        mock_url,
-    )]);
-    config.server.listen = ([127, 0, 0, 1], 0).into();
-    config
-}
-
-/// Writes `gateway-{name}.toml`: `config`, then the tables of `overlay` (a TOML file) merged
-/// over it, key by key.
-pub(crate) fn write_gateway_config(
-    dir: &Path,
-    name: &str,
-    config: GatewayConfig,
-    overlay: Option<&Path>,
-) -> anyhow::Result<PathBuf> {
-    let mut table = toml::Table::try_from(&config).context("encoding the gateway configuration")?;
-    if let Some(overlay) = overlay {
-        let text = std::fs::read_to_string(overlay)
-            .with_context(|| format!("reading {}", overlay.display()))?;
-        let extra: toml::Table = toml::from_str(&text)
-            .with_context(|| format!("{} is not valid TOML", overlay.display()))?;
-        merge(&mut table, extra);
-        // Checked here, so a typo fails the gate at once rather than every gateway start.
-        GatewayConfig::from_toml(&toml::to_string(&table)?)
-            .with_context(|| format!("{} over the gate's configuration", overlay.display()))?;
-    }
-    let path = dir.join(format!("gateway-{name}.toml"));
-    let text = toml::to_string(&table).context("serializing the gateway configuration")?;
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
-}
-
-/// Sets every key of `extra` in `into`, descending into tables present in both.
-fn merge(into: &mut toml::Table, extra: toml::Table) {
-    for (key, value) in extra {
-        match (into.get_mut(&key), value) {
-            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => merge(inner, value),
-            (_, value) => {
-                into.insert(key, value);
-            }
-        }
-    }
 }
 
 /// One side of the comparison: what starts it, and how it is named.

@@ -1,23 +1,26 @@
-//! From a scenario's defaults and the run options to everything a run needs, checked.
+//! From a scenario's defaults and the run options to everything a run needs, checked: the
+//! plan of one `harness scenario` run.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reports::model::GoodputLimits;
 use reports::slo::{Op, Quantity, Slo, SloMetric, Stat, load_slos, parse_slos};
-use scenarios::attack::Plan;
+use scenarios::attack;
 use scenarios::client::{Api, ClientOptions, Verify};
 use scenarios::load::{Load, Stages, Worker};
 use scenarios::scenario::{self, Scenario};
 use scenarios::workload::{Dataset, Prompts, SharedPrefix, Synthetic, TokenCount};
 
-use crate::options::{Goodput, HeaderEntry, MockBackend, RunOptions, Span};
-use crate::worker::{INDEX_VARIABLE, WorkerSpec};
+use super::options::{Goodput, HeaderEntry, MockBackend, RunOptions, Span};
+use super::worker::{INDEX_VARIABLE, WorkerSpec};
 
 /// Chat model sent when neither the options nor a file name one.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 const EMBEDDING_MODEL: &str = "text-embedding-3-small";
 const DEFAULT_SEED: u64 = 42;
+/// Where run directories go when `--out` is not given.
+pub(crate) const DEFAULT_OUT: &str = "target/gatebench/runs";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// `max_tokens` of synthetic prompts when `--output-tokens` is not given.
 const DEFAULT_OUTPUT_TOKENS: u32 = 128;
@@ -29,25 +32,52 @@ const MAX_DEFAULT_POOL: usize = 10_000;
 const DROPPED_LIMIT: f64 = 0.01;
 
 /// A run, ready to start.
+///
+/// The typed parts are what the run uses; everything else (where it is written, how it
+/// prints, whose process is sampled) is read from `options`, the one record of the settings,
+/// which is also written as `config.toml` so the run can be repeated with `--config`.
 #[derive(Debug)]
-pub struct Resolved {
+pub struct Plan {
     pub scenario: Scenario,
-    /// The whole run's plan; this process sends `worker`'s share of it.
-    pub plan: Plan,
+    /// The whole run's load and requests; this process sends `worker`'s share of it.
+    pub attack: attack::Plan,
     pub worker: Worker,
     pub slos: Vec<Slo>,
     pub target: Target,
-    /// The external gateway's process, sampled for RSS and CPU.
-    pub gateway_pid: Option<u32>,
-    pub limits: GoodputLimits,
     /// How requests are shaped and sent: API, headers and key, TLS, timeout.
     pub client: ClientOptions,
-    pub out: PathBuf,
-    pub quiet: bool,
-    pub json: bool,
-    /// The options with every default filled in: written as `config.toml` so the run can be
-    /// repeated with `--config`.
+    /// The options with every default filled in and credentials redacted.
     pub options: RunOptions,
+}
+
+impl Plan {
+    /// Where the run directory is created.
+    pub fn out(&self) -> &Path {
+        self.options
+            .out
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_OUT))
+    }
+
+    /// No live progress line and no summary table.
+    pub fn quiet(&self) -> bool {
+        self.options.quiet.unwrap_or(false)
+    }
+
+    /// The summary as JSON on stdout.
+    pub fn json(&self) -> bool {
+        self.options.json.unwrap_or(false)
+    }
+
+    /// The external gateway's process, sampled for RSS and CPU.
+    pub fn gateway_pid(&self) -> Option<u32> {
+        self.options.gateway_pid
+    }
+
+    /// Per-request limits for goodput.
+    pub fn limits(&self) -> GoodputLimits {
+        self.options.goodput.unwrap_or_default().0
+    }
 }
 
 /// Where the load goes.
@@ -62,7 +92,7 @@ pub enum Target {
 
 /// Options that do not make a run; renders as one line that names the field.
 #[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
+pub enum PlanError {
     #[error("unknown scenario `{0}` (see `harness list`)")]
     UnknownScenario(String),
     #[error("{field}: {why}")]
@@ -71,17 +101,17 @@ pub enum ResolveError {
     Slo(#[from] reports::slo::SloError),
 }
 
-fn invalid(field: &'static str, why: impl Into<String>) -> ResolveError {
-    ResolveError::Invalid {
+fn invalid(field: &'static str, why: impl Into<String>) -> PlanError {
+    PlanError::Invalid {
         field,
         why: why.into(),
     }
 }
 
 /// Resolves `options` for the scenario `name`.
-pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError> {
+pub fn resolve(name: &str, options: RunOptions) -> Result<Plan, PlanError> {
     let scenario =
-        scenario::find(name).ok_or_else(|| ResolveError::UnknownScenario(name.to_owned()))?;
+        scenario::find(name).ok_or_else(|| PlanError::UnknownScenario(name.to_owned()))?;
     let load = load(&scenario, &options)?;
     let worker = match options.worker {
         Some(spec) => spec
@@ -178,7 +208,7 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         }
     }
     let limits = options.goodput.unwrap_or_default().0;
-    let plan = Plan {
+    let attack = attack::Plan {
         load: load.clone(),
         mix: scenario.mix.clone(),
         prompts: prompts(&scenario, &options)?,
@@ -189,7 +219,7 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         embedding_model: EMBEDDING_MODEL.to_owned(),
         seed: options.seed.unwrap_or(DEFAULT_SEED),
     };
-    if plan.model.trim().is_empty() {
+    if attack.model.trim().is_empty() {
         return Err(invalid("model", "must not be empty"));
     }
     let filled = RunOptions {
@@ -199,9 +229,9 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
             Target::Embedded(backend) => Some(backend),
             Target::External(_) => None,
         },
-        model: Some(plan.model.clone()),
+        model: Some(attack.model.clone()),
         prices: options.prices.clone(),
-        seed: Some(plan.seed),
+        seed: Some(attack.seed),
         worker: options.worker.map(|_| WorkerSpec::Fixed(worker)),
         goodput: Some(Goodput(limits)),
         timeout: Some(Span(timeout)),
@@ -217,26 +247,26 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Resolved, ResolveError
         insecure: options.insecure.filter(|insecure| *insecure),
         http1: options.http1.filter(|http1| *http1),
         cache_header: options.cache_header.clone(),
-        out: Some(options.out.clone().unwrap_or_else(default_out)),
+        out: Some(
+            options
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT)),
+        ),
         ..load_options(&load)
     };
-    Ok(Resolved {
-        out: filled.out.clone().unwrap_or_else(default_out),
+    Ok(Plan {
         options: RunOptions {
             slo: options.slo.clone(),
             quiet: options.quiet,
             json: options.json,
             ..filled
         },
-        quiet: options.quiet.unwrap_or(false),
-        json: options.json.unwrap_or(false),
         scenario,
-        plan,
+        attack,
         worker,
         slos,
         target,
-        gateway_pid,
-        limits,
         client,
     })
 }
@@ -260,7 +290,7 @@ fn with_default_dropped(mut slos: Vec<Slo>, load: &Load) -> Vec<Slo> {
 
 /// Where the prompts come from: a dataset file, synthetic prompts of exact token lengths, or
 /// the scenario's corpus mix. A bad dataset fails here, with its file and line, before any load.
-fn prompts(scenario: &Scenario, options: &RunOptions) -> Result<Prompts, ResolveError> {
+fn prompts(scenario: &Scenario, options: &RunOptions) -> Result<Prompts, PlanError> {
     let synthetic_only = [
         ("output_tokens", options.output_tokens.is_some()),
         ("prefix_tokens", options.prefix_tokens.is_some()),
@@ -310,7 +340,7 @@ fn prompts(scenario: &Scenario, options: &RunOptions) -> Result<Prompts, Resolve
 pub(crate) fn client_options(
     options: &RunOptions,
     timeout: Duration,
-) -> Result<ClientOptions, ResolveError> {
+) -> Result<ClientOptions, PlanError> {
     let mut client = ClientOptions::new(timeout);
     client.api = options.api.unwrap_or_default();
     for entry in &options.headers {
@@ -359,14 +389,9 @@ pub(crate) fn client_options(
     Ok(client)
 }
 
-/// Where run directories go by default.
-pub fn default_out() -> PathBuf {
-    PathBuf::from("target/gatebench/runs")
-}
-
 /// The load: open when a rate is given, closed from stages or users, otherwise the scenario's
 /// (a closed shape or a rate sweep), reshaped by the duration and the sweep's options.
-fn load(scenario: &Scenario, options: &RunOptions) -> Result<Load, ResolveError> {
+fn load(scenario: &Scenario, options: &RunOptions) -> Result<Load, PlanError> {
     let duration = options.duration.map(|s| s.0);
     if duration.is_some_and(|d| d < Duration::from_secs(1)) {
         return Err(invalid("duration", "must be at least 1s"));
@@ -499,7 +524,7 @@ fn load_options(load: &Load) -> RunOptions {
     }
 }
 
-fn check_url(url: &str) -> Result<String, ResolveError> {
+fn check_url(url: &str) -> Result<String, PlanError> {
     let trimmed = url.trim().trim_end_matches('/');
     let rest = trimmed
         .strip_prefix("http://")
@@ -529,8 +554,8 @@ mod tests {
     #[test]
     fn scenario_defaults_apply_without_options() {
         let run = resolve("smoke", RunOptions::default()).expect("resolves");
-        assert_eq!(run.plan.load.duration(), Duration::from_secs(10));
-        assert_eq!(run.plan.load.peak_users(), 2);
+        assert_eq!(run.attack.load.duration(), Duration::from_secs(10));
+        assert_eq!(run.attack.load.peak_users(), 2);
         assert_eq!(run.target, Target::Embedded(MockBackend::Native));
         assert!(!run.slos.is_empty());
         assert_eq!(
@@ -542,8 +567,8 @@ mod tests {
     #[test]
     fn duration_and_users_reshape_the_load() {
         let run = resolve("stress", options("duration = \"17s\"")).expect("resolves");
-        let Load::Sweep(sweep) = &run.plan.load else {
-            panic!("stress is a rate sweep: {:?}", run.plan.load);
+        let Load::Sweep(sweep) = &run.attack.load else {
+            panic!("stress is a rate sweep: {:?}", run.attack.load);
         };
         assert!((sweep.duration().as_secs_f64() - 17.0).abs() < 1e-6);
         assert_eq!(sweep.rates, 8);
@@ -552,7 +577,7 @@ mod tests {
             options("sweep_rates = 4\nmax_users = 50\narrivals = \"poisson\""),
         )
         .expect("resolves");
-        let Load::Sweep(sweep) = &run.plan.load else {
+        let Load::Sweep(sweep) = &run.attack.load else {
             panic!("still a sweep");
         };
         assert_eq!((sweep.rates, sweep.users), (4, 50));
@@ -564,19 +589,19 @@ mod tests {
         );
         let run = resolve("stress", options("users = 5\nduration = \"5s\"")).expect("resolves");
         assert!(
-            matches!(run.plan.load, Load::Closed { .. }),
+            matches!(run.attack.load, Load::Closed { .. }),
             "--users gives closed steps"
         );
         let run = resolve("chat", options("users = 3\nduration = \"5s\"")).expect("resolves");
-        assert_eq!(run.plan.load.peak_users(), 3);
-        assert_eq!(run.plan.load.duration(), Duration::from_secs(5));
+        assert_eq!(run.attack.load.peak_users(), 3);
+        assert_eq!(run.attack.load.duration(), Duration::from_secs(5));
     }
 
     #[test]
     fn open_model_defaults_its_pool_from_the_rate() {
         let run =
             resolve("streaming", options("rate = 40.0\nduration = \"5s\"")).expect("resolves");
-        match run.plan.load {
+        match run.attack.load {
             Load::Open {
                 rate,
                 max_users,
@@ -644,8 +669,8 @@ mod tests {
     fn a_worker_keeps_the_whole_plan_and_records_its_share() {
         let run = resolve("chat", options("worker = \"2/3\"\nusers = 10")).expect("resolves");
         assert_eq!(run.worker.to_string(), "2/3");
-        assert_eq!(run.plan.load.peak_users(), 10);
-        assert_eq!(run.plan.load.worker_peak_users(run.worker), 3);
+        assert_eq!(run.attack.load.peak_users(), 10);
+        assert_eq!(run.attack.load.worker_peak_users(run.worker), 3);
         assert_eq!(
             run.options.worker.map(|w| w.to_string()).as_deref(),
             Some("2/3")

@@ -19,13 +19,14 @@ use scenarios::scenario::{TimedChange, Transport};
 use scenarios::websocket::{self, WebSocketError};
 use tokio::time::MissedTickBehavior;
 
+use super::output::{run_dir, write_run};
+use super::plan::Plan;
+use super::progress::Progress;
+use super::sampler::Sampler;
+use super::stack::{Stack, StackError};
+use super::stdout_guard::StdoutGuard;
 use crate::health::{Health, saturation_warning};
-use crate::output::{run_dir, write_run};
-use crate::progress::Progress;
-use crate::resolve::Resolved;
-use crate::sampler::{Process, Sampler};
-use crate::stack::{Stack, StackError};
-use crate::stdout_guard::StdoutGuard;
+use crate::process::Process;
 
 /// A finished run.
 pub struct Outcome {
@@ -56,20 +57,15 @@ pub enum RunError {
     Join(String),
 }
 
-/// Runs `resolved` and writes its run directory.
-pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
+/// Runs `plan` and writes its run directory.
+pub async fn run(plan: Plan) -> Result<Outcome, RunError> {
     let started_at = Utc::now();
-    let dir = run_dir(
-        &resolved.out,
-        resolved.scenario.name,
-        started_at,
-        resolved.worker,
-    );
-    let stack = Stack::start(&resolved.target, resolved.scenario.upstream, &dir).await?;
+    let dir = run_dir(plan.out(), plan.scenario.name, started_at, plan.worker);
+    let stack = Stack::start(&plan.target, plan.scenario.upstream, &dir).await?;
     let ready = async {
-        let client = Client::new(stack.urls(), resolved.client.clone())?;
+        let client = Client::new(stack.urls(), plan.client.clone())?;
         client.preflight().await?;
-        if let Transport::WebSocket { path } = resolved.scenario.transport {
+        if let Transport::WebSocket { path } = plan.scenario.transport {
             websocket::preflight(&client, path).await?;
         }
         Ok::<_, ClientError>(client)
@@ -84,15 +80,15 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
     // The vocabulary is built once per process; paid here, before the run's clock starts, not
     // by the first requests that need it.
     scenarios::tokens::warm();
-    print_banner(&resolved, &stack);
-    let measured = drive(&resolved, &stack, client, started_at).await;
+    print_banner(&plan, &stack);
+    let measured = drive(&plan, &stack, client, started_at).await;
     stack.shutdown().await;
     let (mut result, cache_latency, ran) = measured?;
 
-    if let Load::Sweep(sweep) = &resolved.plan.load {
+    if let Load::Sweep(sweep) = &plan.attack.load {
         // Every SLO but capacity judges each level; capacity judges the sweep.
-        result.sweep = Some(capacity::sweep(&result, &resolved.slos, sweep, &ran));
-        let capacity: Vec<Slo> = resolved
+        result.sweep = Some(capacity::sweep(&result, &plan.slos, sweep, &ran));
+        let capacity: Vec<Slo> = plan
             .slos
             .iter()
             .filter(|slo| slo.metric == SloMetric::Capacity)
@@ -100,23 +96,19 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
             .collect();
         result.slo_results = evaluate(&capacity, &result);
     } else {
-        result.slo_results = evaluate(&resolved.slos, &result);
+        result.slo_results = evaluate(&plan.slos, &result);
     }
     let seconds = u32::try_from(result.wall_time.as_secs()).unwrap_or(u32::MAX);
     if let Some(warning) = saturation_warning(&result.saturated_seconds(), seconds) {
         result.warnings.push(warning);
     }
-    let stages = match (&resolved.plan.load, resolved.scenario.capacity_by_stage) {
+    let stages = match (&plan.attack.load, plan.scenario.capacity_by_stage) {
         (Load::Closed { stages, .. }, true) => {
-            Some(capacity::by_stage(&result, &resolved.slos, stages))
+            Some(capacity::by_stage(&result, &plan.slos, stages))
         }
         _ => None,
     };
-    let changes = effects(
-        &result,
-        &resolved.scenario.changes,
-        resolved.plan.load.duration(),
-    );
+    let changes = effects(&result, &plan.scenario.changes, plan.attack.load.duration());
     write_run(&dir, &result)?;
     Ok(Outcome {
         result,
@@ -128,33 +120,33 @@ pub async fn run(resolved: Resolved) -> Result<Outcome, RunError> {
 }
 
 /// Says exactly what runs, on stderr (stdout is the summary's).
-fn print_banner(resolved: &Resolved, stack: &Stack) {
-    let slo_source = resolved.options.slo.as_ref().map_or_else(
+fn print_banner(plan: &Plan, stack: &Stack) {
+    let slo_source = plan.options.slo.as_ref().map_or_else(
         || "scenario default".to_owned(),
         |path| path.display().to_string(),
     );
-    let share = if resolved.worker == Worker::SOLE {
+    let share = if plan.worker == Worker::SOLE {
         String::new()
     } else {
-        format!("\n  {}", resolved.plan.load.describe_share(resolved.worker))
+        format!("\n  {}", plan.attack.load.describe_share(plan.worker))
     };
     eprintln!(
         "gatebench {}: {}{share}\n  target: {}\n  {}\n  model {}, seed {}, {} SLOs ({slo_source})",
-        resolved.scenario.name,
-        resolved.plan.load.describe(),
+        plan.scenario.name,
+        plan.attack.load.describe(),
         stack.describe(),
-        describe_requests(resolved, stack),
-        resolved.plan.model,
-        resolved.plan.seed,
-        resolved.slos.len(),
+        describe_requests(plan, stack),
+        plan.attack.model,
+        plan.attack.seed,
+        plan.slos.len(),
     );
 }
 
 /// How requests are sent, credentials shown as `***`.
-fn describe_requests(resolved: &Resolved, stack: &Stack) -> String {
-    let client = &resolved.client;
+fn describe_requests(plan: &Plan, stack: &Stack) -> String {
+    let client = &plan.client;
     let mut parts = vec![format!("{} API", client.api)];
-    let headers: Vec<String> = resolved
+    let headers: Vec<String> = plan
         .options
         .headers
         .iter()
@@ -163,7 +155,7 @@ fn describe_requests(resolved: &Resolved, stack: &Stack) -> String {
     if !headers.is_empty() {
         parts.push(format!("headers {}", headers.join(", ")));
     }
-    if let Some(variable) = &resolved.options.api_key_env {
+    if let Some(variable) = &plan.options.api_key_env {
         parts.push(format!("key from ${variable}"));
     }
     if stack.urls().iter().any(|url| url.starts_with("https://")) {
@@ -173,7 +165,7 @@ fn describe_requests(resolved: &Resolved, stack: &Stack) -> String {
             Verify::Insecure => "TLS NOT verified (--insecure)".to_owned(),
         });
     }
-    parts.push(match resolved.scenario.transport {
+    parts.push(match plan.scenario.transport {
         Transport::WebSocket { path } => format!("WebSocket at {path}"),
         Transport::Http if client.http1_only => "HTTP/1.1 only".to_owned(),
         Transport::Http => "HTTP/2 where offered".to_owned(),
@@ -183,61 +175,54 @@ fn describe_requests(resolved: &Resolved, stack: &Stack) -> String {
 
 /// Drives the load against `stack`, one [`Live::tick`] per second until it is over.
 async fn drive(
-    resolved: &Resolved,
+    plan: &Plan,
     stack: &Stack,
     client: Client,
     started_at: DateTime<Utc>,
 ) -> Result<(RunResult, CacheLatency, Vec<Ran>), RunError> {
-    let config = toml::Table::try_from(&resolved.options).unwrap_or_default();
+    let config = toml::Table::try_from(&plan.options).unwrap_or_default();
     let mut result = RunResult::new(
-        resolved.scenario.name,
+        plan.scenario.name,
         config,
         Environment::detect(env!("CARGO_PKG_VERSION")),
         started_at,
     );
-    result.goodput_limits = resolved.limits;
-    if resolved.client.verify == Verify::Insecure {
+    result.goodput_limits = plan.limits();
+    if plan.client.verify == Verify::Insecure {
         result
             .warnings
             .push("TLS certificates were not verified (--insecure)".to_owned());
     }
-    let recorder = Arc::new(Recorder::new(resolved.limits));
+    let recorder = Arc::new(Recorder::new(plan.limits()));
     let mut live = Live {
-        resolved,
+        plan,
         stack,
         recorder: Arc::clone(&recorder),
         result,
         sampler: Sampler::new(
             client.clone(),
-            stack
-                .gateway_pid()
-                .or(resolved.gateway_pid)
-                .map(Process::Pid),
+            stack.gateway_pid().or(plan.gateway_pid()).map(Process::Pid),
         ),
         health: Health::start(),
-        progress: Progress::new(resolved.plan.load.duration(), resolved.quiet),
-        changes: resolved.scenario.changes.clone(),
-        sample_every: resolved
+        progress: Progress::new(plan.attack.load.duration(), plan.quiet()),
+        changes: plan.scenario.changes.clone(),
+        sample_every: plan
             .scenario
             .sample_every
-            .min(resolved.plan.load.duration() / MIN_SAMPLES)
+            .min(plan.attack.load.duration() / MIN_SAMPLES)
             .max(Duration::from_secs(1)),
         next_sample: Duration::ZERO,
     };
 
     let guard = StdoutGuard::silence();
-    let (plan, worker, transport) = (
-        resolved.plan.clone(),
-        resolved.worker,
-        resolved.scenario.transport,
-    );
+    let (attack, worker, transport) = (plan.attack.clone(), plan.worker, plan.scenario.transport);
     let mut load = tokio::spawn(async move {
         match transport {
-            Transport::Http => attack::run_share(plan, worker, client, recorder)
+            Transport::Http => attack::run_share(attack, worker, client, recorder)
                 .await
                 .map_err(RunError::from),
             Transport::WebSocket { path } => {
-                websocket::run_share(plan, worker, client, recorder, path)
+                websocket::run_share(attack, worker, client, recorder, path)
                     .await
                     .map(|()| Vec::new())
                     .map_err(RunError::from)
@@ -264,7 +249,7 @@ async fn drive(
 
 /// The state of a run in progress.
 struct Live<'a> {
-    resolved: &'a Resolved,
+    plan: &'a Plan,
     stack: &'a Stack,
     recorder: Arc<Recorder>,
     result: RunResult,
@@ -314,7 +299,7 @@ impl Live<'_> {
                 self.next_sample += self.sample_every;
             }
         }
-        let length = self.resolved.plan.load.duration().as_secs_f64();
+        let length = self.plan.attack.load.duration().as_secs_f64();
         let (due, later) = std::mem::take(&mut self.changes)
             .into_iter()
             .partition(|change| elapsed.as_secs_f64() >= change.at * length);
@@ -325,9 +310,9 @@ impl Live<'_> {
             }
         }
         // A sweep's levels are judged apart: a lost SLO there ends a level, not the run.
-        let judged_whole = !matches!(self.resolved.plan.load, Load::Sweep(_));
+        let judged_whole = !matches!(self.plan.attack.load, Load::Sweep(_));
         if judged_whole && self.result.stopped_early.is_none() {
-            let lost = evaluate_partial(&self.resolved.slos, &self.result);
+            let lost = evaluate_partial(&self.plan.slos, &self.result);
             if !lost.is_empty() {
                 let names: Vec<String> = lost.iter().map(|r| r.slo.to_string()).collect();
                 let reason = format!("aborting SLO lost: {}", names.join("; "));

@@ -1,0 +1,125 @@
+//! Exit codes (docs/design.md), and the exit code of a judged run.
+
+use reports::RunResult;
+use reports::model::Limit;
+use reports::slo::{Slo, SloResult, evaluate};
+
+/// Every SLO met.
+pub const OK: i32 = 0;
+/// Usage or runtime error.
+pub const ERROR: i32 = 1;
+/// An SLO failed.
+pub const SLO_FAILED: i32 = 2;
+/// A comparison found a measure worse beyond its tolerance.
+pub const REGRESSION: i32 = 3;
+/// Inconclusive: the failed SLOs rest on seconds in which the load generator was saturated
+/// (or a gate was too noisy to decide).
+pub const INCONCLUSIVE: i32 = 4;
+
+/// The exit code of a judged run: 0 every SLO met, 2 one failed, 4 when SLOs failed but
+/// the part of the run before the load generator first saturated met them, or there is no
+/// such part: the failure may be the client's, not the target's. A run that met its SLOs
+/// exits 0 even when the generator saturated (the summary warns about it).
+///
+/// A rate sweep exits 4 when the generator saturated at or below the first rate that failed
+/// (its capacity would be the client's), else 0 when it found a capacity that meets every
+/// `capacity` SLO, else 2.
+pub fn of_run(result: &RunResult) -> i32 {
+    if let Some(sweep) = &result.sweep {
+        return match sweep.limit() {
+            Limit::Generator => INCONCLUSIVE,
+            Limit::Target | Limit::None if sweep.capacity().is_some() && result.slos_passed() => OK,
+            Limit::Target | Limit::None => SLO_FAILED,
+        };
+    }
+    if result.slos_passed() {
+        return OK;
+    }
+    if result.saturated_seconds().is_empty() {
+        return SLO_FAILED;
+    }
+    let slos: Vec<Slo> = result.slo_results.iter().map(|r| r.slo.clone()).collect();
+    let before = result.before_saturation();
+    if before.intervals.is_empty() || evaluate(&slos, &before).iter().all(SloResult::passed) {
+        INCONCLUSIVE
+    } else {
+        SLO_FAILED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reports::model::{Environment, Offered, Sweep, SweepLevel};
+    use reports::slo::{evaluate, parse_slos};
+
+    use super::*;
+
+    fn level(rps: f64, passed: bool, saturated: bool) -> SweepLevel {
+        SweepLevel {
+            offered: Offered::Rate { rps },
+            start: 0,
+            end: 1,
+            requests: 10,
+            achieved_rps: rps,
+            goodput_rps: rps,
+            streams: rps,
+            ttft_p95_ms: None,
+            failed: if passed {
+                Vec::new()
+            } else {
+                vec!["error_rate ratio < 2%".to_owned()]
+            },
+            saturated,
+        }
+    }
+
+    /// A swept run with `levels` (rate, passed, saturated) judged against `capacity_slo`.
+    fn swept(levels: &[(f64, bool, bool)], capacity_slo: &str) -> RunResult {
+        let mut run = RunResult::new(
+            "stress",
+            toml::Table::new(),
+            Environment::default(),
+            chrono::Utc::now(),
+        );
+        run.sweep = Some(Sweep {
+            levels: levels.iter().map(|&(r, p, s)| level(r, p, s)).collect(),
+        });
+        let slos = parse_slos(capacity_slo).expect("valid");
+        run.slo_results = evaluate(&slos, &run);
+        run
+    }
+
+    #[test]
+    fn a_comparisons_verdict_exits_with_these_codes() {
+        use reports::stats::Verdict;
+        assert_eq!(i32::from(Verdict::Regression.exit_code()), REGRESSION);
+        assert_eq!(i32::from(Verdict::Inconclusive.exit_code()), INCONCLUSIVE);
+        assert_eq!(i32::from(Verdict::Unchanged.exit_code()), OK);
+        assert_eq!(i32::from(Verdict::Improvement.exit_code()), OK);
+    }
+
+    #[test]
+    fn a_sweep_exits_on_its_capacity_and_on_who_limited_it() {
+        let at_least_20 =
+            "[[slo]]\nmetric = \"capacity\"\nstat = \"rate\"\nop = \">=\"\nvalue = 20\n";
+        let target_bound = [
+            (10.0, true, false),
+            (20.0, true, false),
+            (30.0, false, false),
+        ];
+        assert_eq!(of_run(&swept(&target_bound, "")), OK);
+        assert_eq!(of_run(&swept(&target_bound, at_least_20)), OK);
+        let lower = [(10.0, true, false), (20.0, false, false)];
+        assert_eq!(of_run(&swept(&lower, at_least_20)), SLO_FAILED);
+        assert_eq!(of_run(&swept(&[(10.0, false, false)], "")), SLO_FAILED);
+        // Saturated at or below the first failure: the client's limit, whatever the SLOs.
+        let client_bound = [(10.0, true, false), (20.0, false, true)];
+        assert_eq!(of_run(&swept(&client_bound, at_least_20)), INCONCLUSIVE);
+        let saturated_later = [
+            (10.0, true, false),
+            (20.0, false, false),
+            (30.0, false, true),
+        ];
+        assert_eq!(of_run(&swept(&saturated_later, "")), OK);
+    }
+}
