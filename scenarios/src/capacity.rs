@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use reports::RunResult;
-use reports::model::{Metric, Offered, SweepLevel};
+use reports::model::{Metric, Offered, SweepLevel, second_of};
 use reports::slo::{Slo, SloMetric, SloResult, evaluate};
 
 use crate::load::{Ran, Stages, Sweep};
@@ -43,8 +43,8 @@ pub fn by_stage(run: &RunResult, slos: &[Slo], stages: &Stages) -> Vec<StageVerd
         if !held {
             continue;
         }
-        let first = whole_secs(start);
-        let last = whole_secs(start + stage.duration);
+        let first = second_of(start);
+        let last = second_of(start + stage.duration);
         let window = window(run, first, last);
         verdicts.push(StageVerdict {
             users: stage.target,
@@ -75,15 +75,15 @@ pub fn sweep(run: &RunResult, slos: &[Slo], plan: &Sweep, ran: &[Ran]) -> report
         .cloned()
         .collect();
     let saturated = run.saturated_seconds();
-    let run_end = whole_secs(run.wall_time) + 1;
+    let run_end = second_of(run.wall_time) + 1;
     let levels = ran
         .iter()
         .enumerate()
         .map(|(i, phase)| {
-            let first = whole_secs(phase.start);
+            let first = second_of(phase.start);
             let last = ran
                 .get(i + 1)
-                .map_or(run_end, |next| whole_secs(next.start))
+                .map_or(run_end, |next| second_of(next.start))
                 .max(first + 1);
             let window = window(run, first, last);
             // Rates are per second of offered load: the drain after it adds answers, not time.
@@ -144,10 +144,6 @@ fn window(run: &RunResult, first: u32, last: u32) -> RunResult {
     }
     window.finish(run.started_at, Duration::from_secs(u64::from(last - first)));
     window
-}
-
-fn whole_secs(d: Duration) -> u32 {
-    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

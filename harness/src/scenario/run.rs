@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use reports::RunResult;
-use reports::model::Environment;
+use reports::model::{Environment, second_of};
 use reports::slo::{Slo, SloMetric, evaluate, evaluate_partial};
 use scenarios::attack::{self, AttackError};
 use scenarios::capacity::{self, StageVerdict};
@@ -98,7 +98,7 @@ pub async fn run(plan: Plan) -> Result<Outcome, RunError> {
     } else {
         result.slo_results = evaluate(&plan.slos, &result);
     }
-    let seconds = u32::try_from(result.wall_time.as_secs()).unwrap_or(u32::MAX);
+    let seconds = second_of(result.wall_time);
     if let Some(warning) = saturation_warning(&result.saturated_seconds(), seconds) {
         result.warnings.push(warning);
     }
@@ -286,12 +286,12 @@ impl Live<'_> {
         // with the nearest second, so a tick a hair early is neither skipped nor mislabelled.
         let nearest = elapsed + Duration::from_millis(500);
         // This tick closes the seconds before the nearest whole one.
-        let through = whole_secs(nearest).saturating_sub(1);
+        let through = second_of(nearest).saturating_sub(1);
         for sample in self.health.sample_through(through) {
             self.result.push_generator_sample(sample);
         }
         if nearest >= self.next_sample {
-            let sample = self.sampler.sample(whole_secs(nearest)).await;
+            let sample = self.sampler.sample(second_of(nearest)).await;
             self.result.push_gateway_sample(sample);
             // On a fixed grid: the next sample is due a period after this one was, however
             // late this tick came.
@@ -332,10 +332,10 @@ impl Live<'_> {
             self.result.push_interval(interval);
         }
         let wall = self.recorder.origin().elapsed();
-        for sample in self.health.sample_through(whole_secs(wall)) {
+        for sample in self.health.sample_through(second_of(wall)) {
             self.result.push_generator_sample(sample);
         }
-        let sample = self.sampler.sample(whole_secs(wall)).await;
+        let sample = self.sampler.sample(second_of(wall)).await;
         self.result.push_gateway_sample(sample);
         if self.sampler.metrics_absent() {
             self.result.warnings.push(
@@ -347,8 +347,4 @@ impl Live<'_> {
         self.result.finish(Utc::now(), wall);
         (self.result, self.recorder.cache_latency())
     }
-}
-
-fn whole_secs(d: Duration) -> u32 {
-    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }

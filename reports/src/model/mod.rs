@@ -38,6 +38,12 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Length of one interval.
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
+/// The second of a run that `offset` (from the run's start) falls in: the `second` of its
+/// interval. An offset beyond `u32::MAX` seconds saturates.
+pub fn second_of(offset: Duration) -> u32 {
+    u32::try_from(offset.as_secs()).unwrap_or(u32::MAX)
+}
+
 /// Everything measured in one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
