@@ -48,15 +48,15 @@ impl Tls {
             certified.signing_key.serialize_der(),
         ));
         let chain: Vec<CertificateDer<'static>> = vec![certified.cert.der().clone()];
-        // The provider is named rather than taken from the process default, which is unset (or
-        // ambiguous) when other crates in the build enable other rustls back ends.
-        let mut config =
-            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| tls_error(&e))?
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .map_err(|e| tls_error(&e))?;
+        // The provider is named rather than taken from the process default, which would be
+        // unset (and `builder()` panic) if another crate in the build enabled a second back end.
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error(&e))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| tls_error(&e))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             pem: certified.cert.pem(),

@@ -85,8 +85,8 @@ pub fn percentile(samples: &mut [f64], q: f64) -> f64 {
 /// Every request a test sends gives up after this long, so a hung server fails the test.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// An HTTPS client on hyper-util and rustls (ring) that trusts only `pem` (nothing when `None`)
-/// and speaks only `version` (HTTP/1.1 or HTTP/2, offered by ALPN).
+/// An HTTPS client on hyper-util and rustls (aws-lc-rs) that trusts only `pem` (nothing when
+/// `None`) and speaks only `version` (HTTP/1.1 or HTTP/2, offered by ALPN).
 pub fn https_client(
     pem: Option<&str>,
     version: http::Version,
@@ -106,7 +106,7 @@ pub fn https_client(
         assert!(!roots.is_empty(), "no certificate in the PEM");
     }
     let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("TLS versions")

@@ -88,7 +88,7 @@ async fn the_certificate_names_every_loopback_address() {
     roots.add(cert.clone()).expect("root");
     let verifier = WebPkiServerVerifier::builder_with_provider(
         roots.into(),
-        rustls::crypto::ring::default_provider().into(),
+        rustls::crypto::aws_lc_rs::default_provider().into(),
     )
     .build()
     .expect("verifier");
@@ -115,7 +115,7 @@ async fn the_certificate_names_every_loopback_address() {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert.clone()).expect("root");
         let mut config = rustls::ClientConfig::builder_with_provider(
-            rustls::crypto::ring::default_provider().into(),
+            rustls::crypto::aws_lc_rs::default_provider().into(),
         )
         .with_safe_default_protocol_versions()
         .expect("TLS versions")

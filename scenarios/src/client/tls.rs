@@ -1,11 +1,11 @@
-//! TLS for `https://` targets: rustls on ring, the bundled web PKI roots plus an optional private
-//! CA, or no verification at all when the run asks for it.
+//! TLS for `https://` targets: rustls on aws-lc-rs, the bundled web PKI roots plus an optional
+//! private CA, or no verification at all when the run asks for it.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, ring};
+use rustls::crypto::{CryptoProvider, aws_lc_rs};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -16,7 +16,7 @@ use super::options::Verify;
 /// The rustls configuration for `verify`. ALPN is left to the connector, which offers `h2`
 /// unless the run forces HTTP/1.1.
 pub(crate) fn config(verify: &Verify) -> Result<ClientConfig, ClientError> {
-    let provider = Arc::new(ring::default_provider());
+    let provider = Arc::new(aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| ClientError::Tls(e.to_string()))?;
