@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use reports::RunResult;
-use reports::model::{ErrorClass, Limit, Metric, Offered, Summary, Sweep, Unit, significant};
+use reports::model::{ErrorClass, Limit, Metric, Summary, Sweep, Unit, significant};
 use reports::slo::SloStatus;
 use scenarios::capacity::{StageVerdict, capacity};
 use scenarios::changes::ChangeEffect;
@@ -243,11 +243,7 @@ fn write_sweep(out: &mut String, sweep: &Sweep) {
     );
     for level in &sweep.levels {
         let mark = if level.passed() { "✓" } else { "✗" };
-        let offered = match level.offered {
-            Offered::Synchronous => "synchronous".to_owned(),
-            Offered::Throughput { users } => format!("probe, {users} users"),
-            Offered::Rate { rps } => format!("{} req/s", significant(rps)),
-        };
+        let offered = level.offered.to_string();
         let window = format!("{}s-{}s", level.start, level.end);
         let ttft = level
             .ttft_p95_ms

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{Fact, Figure, charts, fact, render};
 use crate::cost::estimate;
 use crate::error::ReportError;
-use crate::model::{Limit, Metric, Offered, RunResult, Sweep, significant};
+use crate::model::{Limit, Metric, RunResult, Sweep, significant};
 use crate::redact::redacted;
 use crate::slo::{SloMetric, SloResult, SloStatus, Stat};
 use crate::timeline::timeline;
@@ -199,11 +199,7 @@ fn sweep_view(sweep: &Sweep) -> SweepView {
         .levels
         .iter()
         .map(|level| SweepRow {
-            offered: match level.offered {
-                Offered::Synchronous => "synchronous (1 user)".to_owned(),
-                Offered::Throughput { users } => format!("throughput probe ({users} users)"),
-                Offered::Rate { rps } => format!("{} req/s", significant(rps)),
-            },
+            offered: level.offered.to_string(),
             seconds: format!("{}-{}", level.start, level.end),
             requests: level.requests,
             achieved: significant(level.achieved_rps),

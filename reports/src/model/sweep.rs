@@ -6,7 +6,11 @@
 //! the capacity is the highest rate that met every SLO with every lower rate meeting them too
 //! (a pass above a failure is noise, not capacity).
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+
+use super::significant;
 
 /// How one level of a sweep offered its load.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,6 +22,17 @@ pub enum Offered {
     Throughput { users: u64 },
     /// Open-model arrivals at a fixed rate, whatever the target's speed.
     Rate { rps: f64 },
+}
+
+/// How a level is named in the summary, the report and the knee chart's table.
+impl fmt::Display for Offered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Offered::Synchronous => f.write_str("synchronous (1 user)"),
+            Offered::Throughput { users } => write!(f, "throughput probe ({users} users)"),
+            Offered::Rate { rps } => write!(f, "{} req/s", significant(*rps)),
+        }
+    }
 }
 
 impl Offered {
