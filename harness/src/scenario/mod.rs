@@ -6,6 +6,25 @@
 //! writes the run directory ([`output`]); [`conclude`] prints the summary ([`summary`]) and
 //! turns the verdict into the exit code.
 
+/// Serde for option values through their command-line text (`FromStr` and `Display`), so a
+/// `--config` file says `duration = "30s"` exactly as the flag does.
+macro_rules! serde_as_text {
+    ($($ty:ty),+) => {$(
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )+};
+}
+
 pub mod options;
 mod output;
 mod plan;

@@ -260,8 +260,7 @@ mod header_table {
 }
 
 /// `--cache-header` as written, kept as text in files.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheHeaderText(pub CacheHeader);
 
 impl FromStr for CacheHeaderText {
@@ -272,19 +271,13 @@ impl FromStr for CacheHeaderText {
     }
 }
 
-impl TryFrom<String> for CacheHeaderText {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<CacheHeaderText, String> {
-        text.parse()
+impl fmt::Display for CacheHeaderText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 
-impl From<CacheHeaderText> for String {
-    fn from(header: CacheHeaderText) -> String {
-        header.0.to_string()
-    }
-}
+serde_as_text!(CacheHeaderText, Span, Goodput);
 
 /// A TOML error on one line: the line number and the message, without the source excerpt.
 pub(crate) fn one_line(text: &str, error: &toml::de::Error) -> String {
@@ -313,8 +306,7 @@ fn parse_arrivals(text: &str) -> Result<Arrivals, String> {
 }
 
 /// A duration written with a unit (`500ms`, `30s`, `2m`); kept as text in files.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
 impl FromStr for Span {
@@ -322,20 +314,6 @@ impl FromStr for Span {
 
     fn from_str(text: &str) -> Result<Span, String> {
         parse_duration(text).map(Span).map_err(|e| e.to_string())
-    }
-}
-
-impl TryFrom<String> for Span {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Span, String> {
-        text.parse()
-    }
-}
-
-impl From<Span> for String {
-    fn from(span: Span) -> String {
-        span.to_string()
     }
 }
 
@@ -353,8 +331,7 @@ impl fmt::Display for Span {
 }
 
 /// Goodput limits as written on the command line: `ttft:200ms,tpot:50ms,e2e:5s`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Goodput(pub GoodputLimits);
 
 impl FromStr for Goodput {
@@ -376,20 +353,6 @@ impl FromStr for Goodput {
             *slot = Some(value);
         }
         Ok(Goodput(limits))
-    }
-}
-
-impl TryFrom<String> for Goodput {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Goodput, String> {
-        text.parse()
-    }
-}
-
-impl From<Goodput> for String {
-    fn from(goodput: Goodput) -> String {
-        goodput.to_string()
     }
 }
 

@@ -8,14 +8,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use scenarios::load::Worker;
-use serde::{Deserialize, Serialize};
 
 /// The variable a Kubernetes Indexed Job sets to the pod's completion index (from 0).
 pub const INDEX_VARIABLE: &str = "JOB_COMPLETION_INDEX";
 
 /// A worker as given on the command line or in a config file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkerSpec {
     /// `I/N`.
     Fixed(Worker),
@@ -71,19 +69,7 @@ impl fmt::Display for WorkerSpec {
     }
 }
 
-impl TryFrom<String> for WorkerSpec {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<WorkerSpec, String> {
-        text.parse()
-    }
-}
-
-impl From<WorkerSpec> for String {
-    fn from(spec: WorkerSpec) -> String {
-        spec.to_string()
-    }
-}
+serde_as_text!(WorkerSpec);
 
 #[cfg(test)]
 mod tests {
