@@ -4,11 +4,11 @@
 //! count as measurement error), and ITL p50 is within 1 ms of 10 ms.
 //! Also checks that `--json` leaves stdout to the JSON alone.
 
-use std::process::Command;
-
 use mock_providers::{Distribution, MockConfig, MockServer, Profile};
 use reports::RunResult;
 use reports::model::{Metric, Summary};
+
+use crate::common::{arg, harness, scratch};
 
 const TOKENS: u64 = 30;
 
@@ -23,14 +23,11 @@ async fn measure(ttft_ms: f64) -> (Summary, Summary) {
     let mock = MockServer::start(MockConfig::new(profile))
         .await
         .expect("mock starts");
-    let out = std::env::temp_dir().join(format!(
-        "gatebench-accuracy-{}-{ttft_ms}",
-        std::process::id()
-    ));
+    let out = scratch(&format!("accuracy-{ttft_ms}"));
     let output = tokio::task::spawn_blocking({
         let (url, out) = (mock.url().to_owned(), out.clone());
         move || {
-            Command::new(env!("CARGO_BIN_EXE_harness"))
+            harness()
                 .args([
                     "scenario",
                     "streaming",
@@ -41,7 +38,7 @@ async fn measure(ttft_ms: f64) -> (Summary, Summary) {
                     "--duration",
                     "3s",
                 ])
-                .args(["--json", "--out", out.to_str().expect("utf-8 path")])
+                .args(["--json", "--out", arg(&out)])
                 .output()
                 .expect("harness runs")
         }

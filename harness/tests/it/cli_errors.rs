@@ -1,47 +1,23 @@
 //! Usage errors: one clear line on stderr and exit code 1, never a panic; an impossible SLO
 //! makes a run exit 2.
 
-mod common;
-
-use std::process::{Command, Output};
-
-use common::{run as harness, scratch};
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_one_line_error(output: &Output, needle: &str) {
-    let text = stderr(output);
-    assert_eq!(output.status.code(), Some(1), "stderr: {text}");
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line expected: {text}");
-    assert!(lines[0].starts_with("error: "), "{text}");
-    assert!(lines[0].contains(needle), "`{needle}` not in: {text}");
-    assert!(!text.contains("panicked"), "{text}");
-}
+use crate::common::{arg, assert_one_line_error, harness, run, run_dirs, scratch, summary};
 
 #[test]
 fn unknown_flag_is_one_line_and_exit_1() {
-    let output = harness(&["scenario", "smoke", "--userz", "3"]);
+    let output = run(&["scenario", "smoke", "--userz", "3"]);
     assert_one_line_error(&output, "--userz");
 }
 
 #[test]
 fn bad_flag_values_name_the_flag() {
+    assert_one_line_error(&run(&["scenario", "smoke", "--stages", "30s100"]), "30s100");
+    assert_one_line_error(&run(&["scenario", "smoke", "--duration", "soon"]), "soon");
     assert_one_line_error(
-        &harness(&["scenario", "smoke", "--stages", "30s100"]),
-        "30s100",
-    );
-    assert_one_line_error(
-        &harness(&["scenario", "smoke", "--duration", "soon"]),
-        "soon",
-    );
-    assert_one_line_error(
-        &harness(&["scenario", "smoke", "--max-users", "5"]),
+        &run(&["scenario", "smoke", "--max-users", "5"]),
         "max_users",
     );
-    assert_one_line_error(&harness(&["scenario", "nosuch"]), "unknown scenario");
+    assert_one_line_error(&run(&["scenario", "nosuch"]), "unknown scenario");
 }
 
 #[test]
@@ -52,7 +28,7 @@ fn unreachable_target_is_one_line_and_exit_1() {
         .expect("free port")
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let output = harness(&["scenario", "smoke", "--target", &url, "--duration", "2s"]);
+    let output = run(&["scenario", "smoke", "--target", &url, "--duration", "2s"]);
     assert_one_line_error(&output, "cannot reach target");
 }
 
@@ -65,12 +41,7 @@ fn malformed_slo_file_names_the_line() {
         "[[slo]]\nmetric = \"ttft\"\nstat = \"p77\"\nop = \"<\"\nvalue = \"1s\"\n",
     )
     .expect("write");
-    let output = harness(&[
-        "scenario",
-        "smoke",
-        "--slo",
-        path.to_str().expect("utf-8 path"),
-    ]);
+    let output = run(&["scenario", "smoke", "--slo", arg(&path)]);
     assert_one_line_error(&output, "line 3");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -80,12 +51,7 @@ fn bad_config_file_names_the_key() {
     let dir = scratch("config");
     let path = dir.join("run.toml");
     std::fs::write(&path, "users = 2\nuserz = 3\n").expect("write");
-    let output = harness(&[
-        "scenario",
-        "smoke",
-        "--config",
-        path.to_str().expect("utf-8 path"),
-    ]);
+    let output = run(&["scenario", "smoke", "--config", arg(&path)]);
     assert_one_line_error(&output, "userz");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -107,17 +73,17 @@ fn impossible_slo_exits_2_and_writes_the_run() {
         "[prices.\"gpt-4o-mini\"]\ninput_per_mtok = 0.15\noutput_per_mtok = 0.60\n",
     )
     .expect("write");
-    let output = harness(&[
+    let output = run(&[
         "scenario",
         "smoke",
         "--config",
-        config_file.to_str().expect("utf-8 path"),
+        arg(&config_file),
         "--duration",
         "2s",
         "--slo",
-        slo.to_str().expect("utf-8 path"),
+        arg(&slo),
         "--out",
-        out.to_str().expect("utf-8 path"),
+        arg(&out),
         "--quiet",
     ]);
     // 2; or 4 when a busy test machine starved the load generator in every second, so no
@@ -125,16 +91,10 @@ fn impossible_slo_exits_2_and_writes_the_run() {
     assert!(
         matches!(output.status.code(), Some(2 | 4)),
         "stderr: {}",
-        stderr(&output)
+        String::from_utf8_lossy(&output.stderr)
     );
-    let runs: Vec<_> = std::fs::read_dir(&out)
-        .expect("run dir")
-        .flatten()
-        .collect();
-    assert_eq!(runs.len(), 1);
-    let run_dir = runs[0].path();
-    let summary = std::fs::read_to_string(run_dir.join("summary.json")).expect("summary.json");
-    let result: reports::RunResult = serde_json::from_str(&summary).expect("valid summary");
+    let [run_dir] = run_dirs(&out).try_into().expect("one run directory");
+    let result = summary(&run_dir);
     assert!(!result.slos_passed());
     assert!(result.totals.requests > 0);
     let config = std::fs::read_to_string(run_dir.join("config.toml")).expect("config.toml");
@@ -146,7 +106,7 @@ fn impossible_slo_exits_2_and_writes_the_run() {
 
 #[test]
 fn list_names_every_scenario() {
-    let output = harness(&["list"]);
+    let output = run(&["list"]);
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8_lossy(&output.stdout);
     for name in [
@@ -183,7 +143,7 @@ fn servers_exit_0_on_sigterm() {
             "http://127.0.0.1:9",
         ][..],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        let mut child = harness()
             .args(args)
             .stderr(Stdio::piped())
             .spawn()

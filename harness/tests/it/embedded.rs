@@ -2,12 +2,11 @@
 //! share of the run and are reported, repeated prompts are answered from the gateway's cache,
 //! a starved load generator is flagged, and the stress sweep judges each rate.
 
-mod common;
-
 use std::path::Path;
 
-use common::{arg, assert_ran, run, run_dirs, scratch, summary};
 use reports::model::{Limit, Offered};
+
+use crate::common::{arg, assert_ran, run, run_dirs, scratch, summary};
 
 /// Runs `scenario` for 6 s with 8 users into `out`; its stdout, once it ran to the end.
 fn run_short(scenario: &str, out: &Path) -> String {

@@ -3,16 +3,11 @@
 //! two replicas sharing their rate limiter through a real `redis-server` admit the limit once
 //! in total, not once each.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
-use common::{Server, arg, assert_ran, mock_profile, run, run_dirs, scratch, summary};
-use redis::RedisServer;
-
-#[path = "../../reference-impl/tests/it/common/redis.rs"]
-mod redis;
+use crate::common::redis::RedisServer;
+use crate::common::{Server, arg, assert_ran, mock_profile, run, run_dirs, scratch, summary};
 
 /// Three seconds of the chat scenario at 20 requests/s against `targets`, reports in `out`.
 fn chat_against(targets: &str, out: &Path) -> Output {

@@ -1,12 +1,11 @@
 //! The websocket scenario, briefly: against the embedded stack (its long streams), and against
 //! a gateway given with `--target`; the console summary and `summary.json` say what it measured.
 
-mod common;
-
 use std::path::Path;
 
-use common::{Server, arg, assert_ran, mock_profile, run, run_dirs, scratch, summary};
 use reports::model::Metric;
+
+use crate::common::{Server, arg, assert_ran, mock_profile, run, run_dirs, scratch, summary};
 
 /// Runs the websocket scenario with `extra` arguments into `out`; its stdout and its result.
 fn run_websocket(out: &Path, extra: &[&str]) -> (String, reports::RunResult) {

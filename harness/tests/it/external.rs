@@ -2,14 +2,15 @@
 //! headers that never reach a file, Anthropic-style targets, workloads from data files. Every
 //! target is a real server on loopback: `harness mock` as its own process, or wiremock.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Server, arg, assert_ran, harness, mock_profile, run_dirs, scratch, summary};
 use reports::model::Metric;
+
+use crate::common::{
+    Server, arg, assert_ran, harness, mock_profile, one_line_error, run_dirs, scratch, summary,
+};
 
 /// The key the keyed mock requires; it must appear in no file or line a run writes.
 const SECRET: &str = "sk-gatebench-7f3a9c21e4";
@@ -176,15 +177,12 @@ fn https_without_the_ca_fails_fast_with_one_line() {
     let mock = keyed_tls_mock(&dir);
     let started = Instant::now();
     let output = keyed_smoke(&mock, SECRET, false, &[], &dir.join("runs"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
+    let line = one_line_error(&output);
     assert!(
-        lines[0].contains(&format!("cannot reach target {}", mock.url)),
-        "{stderr}"
+        line.contains(&format!("cannot reach target {}", mock.url)),
+        "{line}"
     );
-    assert!(lines[0].contains("TLS handshake failed"), "{stderr}");
+    assert!(line.contains("TLS handshake failed"), "{line}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
         !dir.join("runs").exists(),
@@ -415,13 +413,7 @@ fn a_bad_dataset_line_is_rejected_with_its_number_before_any_load() {
         ],
         "unused",
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(
-        lines[0].contains(&format!("{}:2:", jsonl.display())),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("cannot reach"), "{stderr}");
+    let line = one_line_error(&output);
+    assert!(line.contains(&format!("{}:2:", jsonl.display())), "{line}");
+    assert!(!line.contains("cannot reach"), "{line}");
 }

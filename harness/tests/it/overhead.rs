@@ -6,18 +6,15 @@
 //! attempt, while the direct path of both measurements agrees within its interval. Bad flags
 //! are one line and exit 1.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{run as harness, scratch};
-
 use reports::overhead::{Interval, OVERHEAD_HTML, OVERHEAD_JSON, OverheadReport};
+
+use crate::common::{arg, one_line_error, run, scratch};
 
 /// Added p50 at concurrency 1 (plain requests) and direct's own p50 interval, of one
 /// measurement of the reference gateway configured with `overlay`.
 fn measure(out: &Path, overlay: Option<&Path>) -> (Interval, Interval) {
-    let out_arg = out.to_str().expect("utf-8 path");
     let mut args = vec![
         "overhead",
         "--concurrency",
@@ -29,12 +26,12 @@ fn measure(out: &Path, overlay: Option<&Path>) -> (Interval, Interval) {
         "--round-secs",
         "1",
         "--out",
-        out_arg,
+        arg(out),
     ];
     if let Some(overlay) = overlay {
-        args.extend(["--gateway-config", overlay.to_str().expect("utf-8 path")]);
+        args.extend(["--gateway-config", arg(overlay)]);
     }
-    let output = harness(&args);
+    let output = run(&args);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
@@ -125,10 +122,7 @@ fn bad_flags_are_one_line_naming_the_flag() {
         (&["overhead", "--target", "http://127.0.0.1:9"], "--direct"),
     ];
     for (args, flag) in cases {
-        let output = harness(args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        let line = one_line_error(&run(args));
+        assert!(line.contains(flag), "{args:?}: {line}");
     }
 }

@@ -7,15 +7,17 @@
 //! requests whatever the machine's speed (the pool of 150 users never runs out, so no arrival is
 //! dropped). A closed model would not do: its request count depends on how fast responses come.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{Server, arg, assert_ran, mock_profile, run, run_dirs, scratch, summary};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use reports::model::{EncodedHistogram, Metric, new_histogram};
+
+use crate::common::{
+    Server, arg, assert_one_line_error, assert_ran, harness, mock_profile, run, run_dirs, scratch,
+    summary,
+};
 
 const LOAD: [&str; 8] = [
     "--rate",
@@ -52,7 +54,7 @@ fn three_workers_merge_into_what_one_process_measures() {
     let mock = Server::mock(&mock_profile(&dir));
     let gateway = Server::gateway(&mock.url);
     let scenario = |extra: &[&str]| {
-        let mut command = common::harness();
+        let mut command = harness();
         command
             .args(["scenario", "streaming", "--target", &gateway.url, "--quiet"])
             .args(LOAD)
@@ -171,15 +173,6 @@ fn worker_dir(parent: &Path, scenario: &str, worker: Option<&str>) -> std::path:
     dir
 }
 
-fn assert_one_line_error(output: &std::process::Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(lines[0].contains(needle), "`{needle}` not in: {stderr}");
-}
-
 #[test]
 fn merge_refuses_what_is_not_one_load_in_one_line() {
     let dir = scratch("merge-errors");
@@ -229,7 +222,7 @@ fn bad_worker_values_are_one_line() {
         &run(&["scenario", "chat", "--users", "2", "--worker", "3/3"]),
         "worker: worker 3/3 gets no users",
     );
-    let auto = common::harness()
+    let auto = harness()
         .args(["scenario", "chat", "--worker", "auto/3"])
         .env_remove("JOB_COMPLETION_INDEX")
         .output()

@@ -2,14 +2,13 @@
 //! 100 req/s. The harness measures from each arrival's intended start, so p99 shows the stall
 //! (>= 500 ms), and the arrivals that found every user busy are counted and printed.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{arg, assert_ran, harness, run_dirs, scratch, summary};
 use mock_providers::{Distribution, MockConfig, MockServer, Profile};
 use reports::model::Metric;
+
+use crate::common::{arg, assert_ran, harness, run_dirs, scratch, summary};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_second_stall_shows_in_p99_and_dropped_arrivals_are_reported() {

@@ -7,13 +7,13 @@
 //! Short real runs on a shared machine move by more than the 5% margins from run to run, so
 //! "unchanged" is shown on generated runs, whose spread is small and fixed by their seeds.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::OnceLock;
 
-use common::{Server, arg, assert_ran, mock_profile, run, run_dirs, scratch};
+use crate::common::{
+    Server, arg, assert_ran, mock_profile, one_line_error, run, run_dirs, scratch,
+};
 
 /// Run directories made once for every test of this file.
 struct Runs {
@@ -94,14 +94,6 @@ fn concluded(output: &Output, code: i32, verdict: &str) -> String {
         "{table}"
     );
     table
-}
-
-/// The one line a refused comparison prints.
-fn one_line_error(output: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    stderr
 }
 
 fn row<'a>(table: &'a str, measure: &str) -> &'a str {

@@ -6,19 +6,13 @@
 //! speed. Command templates start any gateway as a process group and stop all of it. Bad input
 //! is refused before anything runs.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
-
-use common::{run as harness, scratch};
 
 use mock_providers::{MockConfig, MockServer, Profile};
 use reports::gate::{GATE_HTML, GATE_JSON, GateMetric, GateReport, Verdict};
 
-fn utf8(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
+use crate::common::{arg, one_line_error, run, scratch};
 
 /// The default confidence (95%) with the fewest rounds it allows (6), each level measured
 /// briefly: a regression needs all six rounds to agree. With fewer rounds at a lower
@@ -48,8 +42,8 @@ fn identical_gateways_are_never_a_regression() {
     let out = scratch("aa");
     let mut args = vec!["gate", "--base", "embedded", "--cand", "embedded"];
     args.extend(SHORT);
-    args.extend(["--out", utf8(&out)]);
-    let output = harness(&args);
+    args.extend(["--out", arg(&out)]);
+    let output = run(&args);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let code = output.status.code();
     let report = report(&out, &output);
@@ -119,13 +113,13 @@ async fn a_candidate_that_answers_503_to_some_requests_is_a_regression() {
         ),
     )
     .expect("overlay");
-    let (overlay_arg, out_arg) = (utf8(&overlay).to_owned(), utf8(&out).to_owned());
+    let (overlay_arg, out_arg) = (arg(&overlay).to_owned(), arg(&out).to_owned());
     let output = tokio::task::spawn_blocking(move || {
         let mut args = vec!["gate", "--base", "embedded", "--cand", "embedded"];
         args.extend(["--cand-config", &overlay_arg, "--levels", "c1"]);
         args.extend(SHORT);
         args.extend(["--out", &out_arg]);
-        harness(&args)
+        run(&args)
     })
     .await
     .expect("gate ran");
@@ -153,15 +147,15 @@ fn command_templates_start_any_gateway_and_stop_its_whole_process_group() {
     // the server running.
     let template = format!(
         "echo {{upstream}} >> '{}'; '{}' mock --profile fast --port {{port}} & echo $! >> '{}'; wait",
-        utf8(&upstreams),
+        arg(&upstreams),
         env!("CARGO_BIN_EXE_harness"),
-        utf8(&pids)
+        arg(&pids)
     );
     let mut args = vec!["gate", "--base-cmd", &template, "--cand-cmd", &template];
     args.extend(["--levels", "c1"]);
     args.extend(SHORT);
-    args.extend(["--out", utf8(&out)]);
-    let output = harness(&args);
+    args.extend(["--out", arg(&out)]);
+    let output = run(&args);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report = report(&out, &output);
     assert!(matches!(output.status.code(), Some(0 | 4)), "{stdout}");
@@ -202,7 +196,7 @@ fn command_templates_start_any_gateway_and_stop_its_whole_process_group() {
 #[test]
 fn a_command_that_never_listens_is_one_line_naming_it() {
     let out = scratch("dead");
-    let output = harness(&[
+    let output = run(&[
         "gate",
         "--base",
         "embedded",
@@ -217,7 +211,7 @@ fn a_command_that_never_listens_is_one_line_naming_it() {
         "--duration",
         "100ms",
         "--out",
-        utf8(&out),
+        arg(&out),
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -231,20 +225,16 @@ fn a_command_that_never_listens_is_one_line_naming_it() {
     assert!(!out.join(GATE_JSON).exists());
 }
 
-/// The stderr of a gate refused before anything ran: exit 1 and one line.
+/// The one line of a gate refused before anything ran.
 fn refused(args: &[&str]) -> String {
-    let output = harness(args);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    stderr
+    one_line_error(&run(args))
 }
 
 #[test]
 fn bad_flags_are_refused_before_running() {
     let out = scratch("few");
     let both = ["gate", "--base", "embedded", "--cand", "embedded"];
-    let stderr = refused(&[&both[..], &["--rounds", "2", "--out", utf8(&out)]].concat());
+    let stderr = refused(&[&both[..], &["--rounds", "2", "--out", arg(&out)]].concat());
     assert!(stderr.contains("--rounds 2 is too few"), "{stderr}");
     assert!(!out.join("logs").exists(), "nothing may run");
 

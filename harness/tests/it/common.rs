@@ -1,8 +1,10 @@
-//! Shared by the tests that run this binary: running it, scratch and run directories, and
-//! real processes of it (a standalone mock provider and gateways on loopback, stopped when
-//! dropped).
+//! Shared by the tests that run this binary: running it, the one-line errors it refuses bad
+//! input with, scratch and run directories, and real processes of it (a standalone mock
+//! provider and gateways on loopback, stopped when dropped). `redis` is the reference gateway's
+//! `redis-server` helper, the same file.
 
-#![allow(dead_code)] // each test file uses a different subset
+#[path = "../../../reference-impl/tests/it/common/redis.rs"]
+pub mod redis;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,6 +22,24 @@ pub fn harness() -> Command {
 /// Runs the harness with `args` to the end.
 pub fn run(args: &[&str]) -> Output {
     harness().args(args).output().expect("harness runs")
+}
+
+/// The one line of stderr a refused command prints, once it is checked: exit code 1, a single
+/// `error: ` line, no panic.
+pub fn one_line_error(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_owned()
+}
+
+/// Panics unless `output` is a one-line error (see [`one_line_error`]) that mentions `needle`.
+pub fn assert_one_line_error(output: &Output, needle: &str) {
+    let line = one_line_error(output);
+    assert!(line.contains(needle), "`{needle}` not in: {line}");
 }
 
 /// A scratch directory unique to this test process and `name`, empty.
