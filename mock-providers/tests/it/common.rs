@@ -1,5 +1,4 @@
 //! Test client helpers: start a mock, send requests, read SSE streams with timestamps.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::time::Instant;
 

@@ -1,7 +1,5 @@
 //! Shared helpers: start a gateway in front of given upstreams, and build requests.
 
-#![allow(dead_code)] // each test file uses a different subset
-
 pub mod redis;
 
 use std::time::Duration;
