@@ -179,6 +179,14 @@ pub async fn gate(plan: GatePlan) -> anyhow::Result<GateOutcome> {
     if plan.duration.0 < Duration::from_millis(100) || plan.duration.0 > Duration::from_secs(600) {
         bail!("--duration: each share must be between 100ms and 10m");
     }
+    for (flag, build) in [("base", &plan.base), ("cand", &plan.cand)] {
+        if let Some(build) = build {
+            build
+                .check()
+                .await
+                .map_err(|e| anyhow::anyhow!("--{flag}: {e:#}"))?;
+        }
+    }
     let options = plan.request.client(REQUEST_TIMEOUT)?;
     let harness = std::env::current_exe().context("locating the harness executable")?;
     std::fs::create_dir_all(plan.out.join("logs"))

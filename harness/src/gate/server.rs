@@ -61,6 +61,23 @@ impl Build {
         }
     }
 
+    /// Fails unless a revision names a commit of this repository; executables and `embedded`
+    /// were told apart when parsed. Asked before the gate starts anything.
+    pub(super) async fn check(&self) -> anyhow::Result<()> {
+        if let Build::Revision(rev) = self {
+            let commit = format!("{rev}^{{commit}}");
+            git(&["rev-parse", "--verify", "--quiet", &commit])
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "`{rev}` is neither a gateway executable, `embedded`, nor a git \
+                         revision of this repository"
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
     /// A build that can be started: a revision is checked out into a worktree under `dir` and
     /// its `gateway` built there (one shared target directory, so a second revision rebuilds
     /// only what differs).
@@ -70,14 +87,7 @@ impl Build {
             Build::Binary(path) => return Ok(Runnable::Binary(path.clone())),
             Build::Revision(rev) => rev,
         };
-        let sha = git(&["rev-parse", "--short=12", &format!("{rev}^{{commit}}")])
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "`{rev}` is neither a gateway executable, `embedded`, nor a git revision of \
-                     this repository"
-                )
-            })?;
+        let sha = git(&["rev-parse", "--short=12", &format!("{rev}^{{commit}}")]).await?;
         // cargo runs in the worktree: a relative target directory would land inside it.
         let dir = std::path::absolute(dir).context("resolving the out directory")?;
         // Each revision gets its own copy: the next build overwrites target/release/gateway.

@@ -262,12 +262,19 @@ fn bad_flags_are_refused_before_running() {
 
 #[test]
 fn a_missing_gateway_binary_is_one_line() {
+    let out = scratch("missing");
     let stderr = refused(&[
         "gate",
         "--base",
         "/nonexistent/gateway",
         "--cand",
         "embedded",
+        "--out",
+        arg(&out),
     ]);
-    assert!(stderr.contains("/nonexistent/gateway"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --base: `/nonexistent/gateway` is neither a gateway executable"),
+        "{stderr}"
+    );
+    assert!(!out.join("logs").exists(), "nothing may run");
 }
