@@ -23,7 +23,7 @@ fn parse(c: &mut Criterion) {
         let body = common::request_body(provider);
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(name, |b| {
-            b.iter(|| ChatRequest::parse(provider, black_box(&body)))
+            b.iter(|| ChatRequest::parse(provider, black_box(&body)));
         });
     }
     group.finish();
@@ -35,7 +35,7 @@ fn completion(c: &mut Criterion) {
         let request = common::request(provider);
         for tokens in TOKENS {
             group.bench_with_input(BenchmarkId::new(name, tokens), &tokens, |b, &tokens| {
-                b.iter(|| common::completion(black_box(&request), tokens))
+                b.iter(|| common::completion(black_box(&request), tokens));
             });
         }
     }
@@ -65,7 +65,7 @@ fn answer(c: &mut Criterion) {
     for (provider, name) in PROVIDERS {
         let body = common::request_body(provider);
         group.bench_function(BenchmarkId::new(name, 256), |b| {
-            b.iter(|| common::answer(provider, black_box(&body), 256))
+            b.iter(|| common::answer(provider, black_box(&body), 256));
         });
     }
     group.finish();

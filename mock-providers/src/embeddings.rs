@@ -17,7 +17,7 @@ pub fn embed(text: &str, dimensions: usize) -> Vec<f32> {
         .map(|b| b.to_ascii_lowercase())
         .collect();
     for word in normalised
-        .split(|b| b.is_ascii_whitespace())
+        .split(u8::is_ascii_whitespace)
         .filter(|w| !w.is_empty())
     {
         let padded = [b" ", word, b" "].concat();
@@ -29,7 +29,9 @@ pub fn embed(text: &str, dimensions: usize) -> Vec<f32> {
     }
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
+        for x in &mut v {
+            *x /= norm;
+        }
     }
     v
 }

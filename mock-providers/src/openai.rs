@@ -62,7 +62,9 @@ pub fn stream_script(c: &Completion, include_usage: bool, end: StreamEnd) -> Scr
     let chunk = |s: &mut Script, delta: &[&str], finish: Option<Finish>| {
         s.push(&head);
         s.push(r#"[{"index":0,"delta":"#);
-        delta.iter().for_each(|part| s.push(part));
+        for part in delta {
+            s.push(part);
+        }
         s.push(r#","logprobs":null,"finish_reason":"#);
         match finish {
             Some(f) => {

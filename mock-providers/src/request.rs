@@ -37,7 +37,7 @@ impl ChatRequest {
         let obj = parse_object(body, Provider::OpenAi)?;
         let model = match obj.get("model") {
             Some(Value::String(m)) if !m.is_empty() => m.clone(),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
+            Some(Value::String(_) | Value::Null) | None => {
                 return Err(ApiError::invalid_request(
                     Provider::OpenAi,
                     "you must provide a model parameter",

@@ -555,10 +555,14 @@ async fn embeddings(
                     Some("invalid_value"),
                 ));
             }
-            Some(serde_json::Value::Array(items)) if items.iter().all(|i| i.is_string()) => items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_owned))
-                .collect(),
+            Some(serde_json::Value::Array(items))
+                if items.iter().all(serde_json::Value::is_string) =>
+            {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect()
+            }
             None => {
                 return Err(ApiError::invalid_request(
                     p,

@@ -47,13 +47,13 @@ fn cache(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("cache");
     group.bench_function("key_canonical_hash_1k", |b| {
-        b.iter(|| CacheKey::from_json(black_box(&body)).expect("key"))
+        b.iter(|| CacheKey::from_json(black_box(&body)).expect("key"));
     });
     group.bench_function("raw_xxh3_128_1k", |b| {
-        b.iter(|| xxhash_rust::xxh3::xxh3_128(black_box(&body)))
+        b.iter(|| xxhash_rust::xxh3::xxh3_128(black_box(&body)));
     });
     group.bench_function("raw_serde_json_value_parse_1k", |b| {
-        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).expect("json"))
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).expect("json"));
     });
     group.bench_function("hit_1k_request", |b| {
         b.iter(|| {
@@ -62,7 +62,7 @@ fn cache(c: &mut Criterion) {
                 Lookup::Hit(hit) => hit.body,
                 _ => panic!("expected a hit"),
             }
-        })
+        });
     });
     let users = AtomicU64::new(1);
     group.bench_function("hit_1k_new_bytes", |b| {
@@ -76,20 +76,20 @@ fn cache(c: &mut Criterion) {
                 }
             },
             BatchSize::PerIteration,
-        )
+        );
     });
     group.bench_function("hit_prekeyed", |b| {
         b.iter(|| match block_on(cache.lookup(black_box(&request))) {
             Lookup::Hit(hit) => hit.body,
             _ => panic!("expected a hit"),
-        })
+        });
     });
     let raw = moka::sync::Cache::<u128, Arc<Bytes>>::builder()
         .max_capacity(1 << 28)
         .build();
     raw.insert(request.key.hash(), Arc::new(Bytes::from_static(COMPLETION)));
     group.bench_function("raw_moka_get", |b| {
-        b.iter(|| raw.get(black_box(&request.key.hash())))
+        b.iter(|| raw.get(black_box(&request.key.hash())));
     });
 
     let counter = AtomicU64::new(1);
@@ -105,17 +105,17 @@ fn cache(c: &mut Criterion) {
                 }
             },
             BatchSize::SmallInput,
-        )
+        );
     });
     let next = AtomicU64::new(0);
     group.bench_function("raw_moka_insert", |b| {
         b.iter(|| {
             let key = u128::from(next.fetch_add(1, Ordering::Relaxed));
-            raw.insert(key, Arc::new(Bytes::from_static(COMPLETION)))
-        })
+            raw.insert(key, Arc::new(Bytes::from_static(COMPLETION)));
+        });
     });
     group.bench_function("replay_as_sse", |b| {
-        b.iter(|| reference_impl::cache::sse::replay(black_box(COMPLETION), true).expect("replay"))
+        b.iter(|| reference_impl::cache::sse::replay(black_box(COMPLETION), true).expect("replay"));
     });
     group.finish();
 }

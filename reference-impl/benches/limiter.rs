@@ -22,17 +22,17 @@ fn limiter(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("limiter");
     group.bench_function("check_one_key", |b| {
-        b.iter(|| limiter.check_local_now(black_box(&key), Tier::Pro, "gpt-4o-mini"))
+        b.iter(|| limiter.check_local_now(black_box(&key), Tier::Pro, "gpt-4o-mini"));
     });
     let mut next = 0;
     group.bench_function("check_10k_keys", |b| {
         b.iter(|| {
             next = (next + 1) % keys.len();
             limiter.check_local_now(black_box(&keys[next]), Tier::Pro, "gpt-4o-mini")
-        })
+        });
     });
     group.bench_function("key_id_from_api_key", |b| {
-        b.iter(|| KeyId::from_api_key(black_box("sk-bench-0123456789abcdef")))
+        b.iter(|| KeyId::from_api_key(black_box("sk-bench-0123456789abcdef")));
     });
     group.finish();
 }

@@ -15,13 +15,13 @@ fn queue(c: &mut Criterion) {
         b.iter(|| {
             let permit = block_on(queue.acquire(black_box(Priority::NORMAL))).expect("free slot");
             drop(permit);
-        })
+        });
     });
     group.bench_function("raw_tokio_semaphore_acquire_release", |b| {
         b.iter(|| {
             let permit = block_on(Arc::clone(&semaphore).acquire_owned()).expect("open");
             drop(permit);
-        })
+        });
     });
     group.finish();
 }

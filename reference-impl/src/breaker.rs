@@ -333,19 +333,19 @@ impl CircuitBreaker {
         let now = Instant::now();
         match (kind, inner.state) {
             (PermitKind::Closed, BreakerState::Closed) => {
-                self.record_closed(&mut inner, success, now)
+                self.record_closed(&mut inner, success, now);
             }
             (PermitKind::Probe { generation }, BreakerState::HalfOpen)
                 if generation == inner.generation =>
             {
                 inner.probes_in_flight -= 1;
-                if !success {
-                    self.transition(&mut inner, BreakerState::Open, now);
-                } else {
+                if success {
                     inner.probe_successes += 1;
                     if inner.probe_successes >= self.config.success_threshold {
                         self.transition(&mut inner, BreakerState::Closed, now);
                     }
+                } else {
+                    self.transition(&mut inner, BreakerState::Open, now);
                 }
             }
             // Admitted under an earlier state: the outcome says nothing about the present one.

@@ -734,16 +734,16 @@ mod tests {
         let cases: [(&str, Set); 8] = [
             ("routing.deadline_ms", |c| c.routing.deadline_ms = u64::MAX),
             ("server.max_connections", |c| {
-                c.server.max_connections = usize::MAX
+                c.server.max_connections = usize::MAX;
             }),
             ("server.max_connections", |c| c.server.max_connections = 8),
             ("server.header_read_timeout_ms", |c| {
-                c.server.header_read_timeout_ms = u64::MAX
+                c.server.header_read_timeout_ms = u64::MAX;
             }),
             ("breaker.open_secs", |c| c.breaker.open_secs = u64::MAX),
             ("cache.ttl.rare_secs", |c| c.cache.ttl.rare_secs = u64::MAX),
             ("providers[0].pool.idle_timeout_ms", |c| {
-                c.providers[0].pool.idle_timeout_ms = u64::MAX
+                c.providers[0].pool.idle_timeout_ms = u64::MAX;
             }),
             ("inject.busy_us", |c| c.inject.busy_us = u64::MAX),
         ];

@@ -5,7 +5,7 @@
 //! being unreliable is tried again once enough time has passed; without the decay a skipped
 //! provider would never get the samples that could rehabilitate it.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -121,9 +121,7 @@ impl Health {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // The state is plain numbers, valid after any panic; keep going with it.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -39,9 +39,9 @@ fn index(value: u64) -> usize {
     if v < SUB {
         return v as usize;
     }
-    let exp = 63 - v.leading_zeros(); // >= SUB_BITS
+    let exp = v.ilog2(); // >= SUB_BITS
     let sub = (v >> (exp - SUB_BITS)) & (SUB - 1);
-    let i = ((exp - SUB_BITS + 1) as u64 * SUB + sub) as usize;
+    let i = (u64::from(exp - SUB_BITS + 1) * SUB + sub) as usize;
     i.min(BUCKETS - 1)
 }
 
@@ -51,9 +51,9 @@ fn upper(i: usize) -> u64 {
     if i < SUB {
         return i + 1;
     }
-    let exp = i / SUB - 1 + SUB_BITS as u64;
+    let exp = i / SUB - 1 + u64::from(SUB_BITS);
     let sub = i % SUB;
-    (SUB + sub + 1) << (exp - SUB_BITS as u64)
+    (SUB + sub + 1) << (exp - u64::from(SUB_BITS))
 }
 
 impl Histogram {

@@ -148,7 +148,7 @@ impl Router {
         match attempt {
             Attempt::Answered(latency) => provider.health.success(latency, self.smoothing()),
             Attempt::Failed { retry_after } => {
-                provider.health.failure(retry_after, self.smoothing())
+                provider.health.failure(retry_after, self.smoothing());
             }
         }
     }
@@ -169,6 +169,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::breaker::BreakerConfig;
     use crate::config::{GatewayConfig, ProviderConfig, ProviderKind};
 
     const FAILED: Attempt = Attempt::Failed { retry_after: None };
@@ -185,7 +186,7 @@ mod tests {
         let config = GatewayConfig::with_providers(configs.clone());
         let providers = configs
             .into_iter()
-            .map(|c| Arc::new(Provider::new(c, &Default::default(), None).unwrap()))
+            .map(|c| Arc::new(Provider::new(c, &BreakerConfig::default(), None).unwrap()))
             .collect();
         Router::new(config.routing, providers, &config.models)
     }

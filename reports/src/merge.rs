@@ -246,7 +246,7 @@ mod tests {
 
     use super::*;
     use crate::model::{BreakerState, ErrorClass, Metric, new_histogram};
-    use crate::slo::{SloStatus, parse_slos};
+    use crate::slo::{Quantity, SloStatus, parse_slos};
 
     /// A worker's run: `latencies[s]` are the latencies (µs) of the requests that finished in
     /// its second `s`, one of them failed with a 5xx.
@@ -333,7 +333,7 @@ mod tests {
         assert_eq!(b.slo_results[0].status, SloStatus::Fail);
         assert_eq!(merged.slo_results[0].status, SloStatus::Fail);
         assert_eq!(
-            merged.slo_results[0].measured.map(|q| q.base_value()),
+            merged.slo_results[0].measured.map(Quantity::base_value),
             Some(all.value_at_quantile(0.5) as f64)
         );
     }

@@ -56,9 +56,9 @@ fn users_at(second: u32, seconds: u32) -> u64 {
     const PEAK: u64 = 50;
     let ramp = (seconds / 10).max(1);
     let level = if second < ramp {
-        (second + 1) as f64 / ramp as f64
+        f64::from(second + 1) / f64::from(ramp)
     } else if second >= seconds - ramp {
-        (seconds - second) as f64 / ramp as f64
+        f64::from(seconds - second) / f64::from(ramp)
     } else {
         1.0
     };

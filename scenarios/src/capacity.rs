@@ -209,7 +209,7 @@ mod tests {
         let sweep = sweep(&run, &ttft_p95(), &plan, &ran);
         let spans: Vec<(u32, u32)> = sweep.levels.iter().map(|l| (l.start, l.end)).collect();
         assert_eq!(spans, [(0, 5), (5, 10), (10, 20), (20, 40)]);
-        let passed: Vec<bool> = sweep.levels.iter().map(|l| l.passed()).collect();
+        let passed: Vec<bool> = sweep.levels.iter().map(SweepLevel::passed).collect();
         // TTFT is 100 ms up to second 20, 900 ms after.
         assert_eq!(passed, [true, true, true, false]);
         let first_rate = &sweep.levels[2];

@@ -35,7 +35,9 @@ async fn spawn(args: &[&str]) -> (Child, String) {
 async fn terminate(mut child: Child) -> std::process::ExitStatus {
     let pid = child.id().expect("still running") as libc::pid_t;
     // SAFETY: `kill` has no memory effects; `pid` is our own child, not yet reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(sent, 0);
     tokio::time::timeout(Duration::from_secs(5), child.wait())
         .await
         .expect("exits within 5 s of SIGTERM")

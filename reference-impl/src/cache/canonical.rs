@@ -450,6 +450,7 @@ fn find_special(bytes: &[u8]) -> Scan {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: SSE2 is part of the x86_64 baseline: every x86_64 processor has it.
+        #[allow(unsafe_code)]
         let (scanned, blocks) = unsafe { find_special_sse2(bytes) };
         if blocks.end.is_some() {
             return blocks;

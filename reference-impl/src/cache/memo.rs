@@ -9,7 +9,7 @@
 //! A fixed table of [`SLOTS`] entries, each slot holding the last body whose hash lands on it:
 //! bounded memory, no eviction policy to run, and a lock per slot that is held for a copy.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -46,7 +46,7 @@ impl FingerprintMemo {
         // The low bits of an XXH3 digest are as well mixed as any.
         let slot = &self.slots[raw as usize & (SLOTS - 1)];
         // A poisoned slot only ever held a finished copy: its contents are still whole.
-        let mut entry = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entry = slot.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(remembered) = entry.as_ref()
             && remembered.raw == raw
         {
@@ -54,7 +54,7 @@ impl FingerprintMemo {
         }
         drop(entry);
         let fingerprint = Fingerprint::of(body)?;
-        entry = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entry = slot.lock().unwrap_or_else(PoisonError::into_inner);
         *entry = Some(Remembered {
             raw,
             fingerprint: fingerprint.clone(),

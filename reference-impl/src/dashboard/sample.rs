@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::breaker::BreakerState;
-use crate::cache::CacheStats;
+use crate::cache::{CacheStats, ResponseCache};
 use crate::metrics::{Percentiles, counts_since};
 use crate::server::Shared;
 
@@ -118,7 +118,7 @@ impl Reading {
             streams_broken: m.streams_broken.load(Relaxed),
             latency: m.latency_us.counts(),
             overhead: m.overhead_us.counts(),
-            cache: gw.cache.as_ref().map(|c| c.stats()),
+            cache: gw.cache.as_ref().map(ResponseCache::stats),
             limiter_rejections: gw
                 .limiter
                 .as_ref()

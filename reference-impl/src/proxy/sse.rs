@@ -114,7 +114,7 @@ impl<'a, I: Iterator<Item = &'a [u8]>> Iterator for EventIter<I> {
                             joined.extend_from_slice(value);
                             Cow::Owned(joined)
                         }
-                    })
+                    });
                 }
                 _ => {} // comments (`: ping`), `id`, `retry`
             }

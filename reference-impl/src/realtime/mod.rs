@@ -171,7 +171,7 @@ fn handshake(gw: &Shared, request: &Request) -> Result<HeaderValue, ApiError> {
     }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
+        .map(http::HeaderValue::as_bytes)
         != Some(b"13")
     {
         return Err(
@@ -253,7 +253,7 @@ mod tests {
             headers.insert(name, HeaderValue::from_static(value));
         }
         let kept = passed_on(&headers);
-        let names: Vec<&str> = kept.keys().map(|n| n.as_str()).collect();
+        let names: Vec<&str> = kept.keys().map(http::HeaderName::as_str).collect();
         assert_eq!(names.len(), 2, "{names:?}");
         assert!(kept.contains_key("authorization") && kept.contains_key("x-priority"));
     }

@@ -61,7 +61,7 @@ impl ChatMessage {
     /// the error message that answers it, with the id when one could be read and the
     /// offending field as `param`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
+        let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
             let error = ApiError::invalid_request(format!("the message is not a JSON object: {e}"));
             api_error_text(None, &error)
         })?;
@@ -169,7 +169,7 @@ struct ErrorEnvelope<'a> {
 /// An error message for request `id` from an error response's status and body; a body that is
 /// not OpenAI's error envelope becomes a 502 of the gateway's own.
 pub(super) fn error_text(id: Option<&str>, status: u16, body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorEnvelope>(body) {
+    match serde_json::from_slice::<ErrorEnvelope<'_>>(body) {
         Ok(envelope) => Outbound::Error {
             id,
             status,
@@ -186,7 +186,7 @@ pub(super) fn error_text(id: Option<&str>, status: u16, body: &[u8]) -> String {
 /// An error message for request `id` from one of the gateway's own errors.
 pub(super) fn api_error_text(id: Option<&str>, error: &ApiError) -> String {
     let body = error.to_json();
-    let envelope: ErrorEnvelope = match serde_json::from_slice(&body) {
+    let envelope: ErrorEnvelope<'_> = match serde_json::from_slice(&body) {
         Ok(envelope) => envelope,
         // `ApiError::to_json` always writes the envelope.
         Err(_) => return String::new(),

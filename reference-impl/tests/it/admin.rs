@@ -18,7 +18,7 @@ const ENDPOINTS: [&str; 5] = [
 async fn token_is_required_when_configured() {
     let upstream = MockServer::start().await;
     let gw = start(vec![openai("a", &upstream.uri())], |c| {
-        c.admin.token = Some("s3cret".into())
+        c.admin.token = Some("s3cret".into());
     })
     .await;
     for endpoint in ENDPOINTS {
@@ -113,7 +113,7 @@ async fn optimize_recommends_something_for_an_unreliable_provider() {
     let upstream = MockServer::start().await;
     Reply::openai().status(503).mock().mount(&upstream).await;
     let gw = start(vec![openai("a", &upstream.uri())], |c| {
-        c.routing.max_attempts = 1
+        c.routing.max_attempts = 1;
     })
     .await;
     for _ in 0..3 {

@@ -178,9 +178,8 @@ async fn body_over_the_limit_without_content_length_is_rejected_too() {
     let upstream = MockServer::start().await;
     Reply::openai().mock().expect(0).mount(&upstream).await;
     let gw = gateway(&upstream).await;
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..LIMIT / 1024 + 1)
-        .map(|_| Ok(vec![b' '; 1024]))
-        .collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..=(LIMIT / 1024)).map(|_| Ok(vec![b' '; 1024])).collect();
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
     let (status, error, _) = send(&gw, JSON, body).await;
     assert_eq!(status, 413);

@@ -73,7 +73,9 @@ fn sigterm_stops_the_gateway_cleanly_and_bind_sets_the_address() {
 
     let pid = i32::try_from(child.0.id()).expect("pid");
     // SAFETY: sends a signal to the child this test started and has not yet reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(sent, 0);
     let status = exit_within(&mut child.0, Duration::from_secs(5));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
 }

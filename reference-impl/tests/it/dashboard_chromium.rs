@@ -78,6 +78,7 @@ impl Browser {
         // SAFETY: between fork and exec only async-signal-safe calls (fcntl, dup2) are made.
         // The pipe ends are first copied above 9 so that the dup2 onto 3 and 4 never meets one
         // of them already sitting there.
+        #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(move || {
                 let high_in = libc::fcntl(into_browser, libc::F_DUPFD, 10);

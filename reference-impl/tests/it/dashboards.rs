@@ -546,7 +546,7 @@ fn alert_problems(text: &str, page: &Exposition) -> Vec<String> {
         }
         match Expression::parse(&rule.expr) {
             Ok(e) if !e.references.is_empty() => {
-                watched.extend(e.references.into_iter().map(|r| r.name))
+                watched.extend(e.references.into_iter().map(|r| r.name));
             }
             _ => found.push(format!(
                 "{at}: expr names no gateway metric: `{}`",

@@ -129,7 +129,7 @@ async fn attempts_are_bounded_and_cycle_through_candidates() {
     Reply::openai().status(503).mock().expect(2).mount(&a).await;
     Reply::openai().status(500).mock().expect(1).mount(&b).await;
     let gw = start(vec![openai("a", &a.uri()), openai("b", &b.uri())], |c| {
-        c.routing.max_attempts = 3
+        c.routing.max_attempts = 3;
     })
     .await;
     let response = post(&gw, &chat("m", false)).await;

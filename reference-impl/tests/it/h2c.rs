@@ -132,7 +132,7 @@ async fn h2c_clients_get_chat_completions_streamed_and_not() {
 async fn the_body_limit_applies_over_h2_with_and_without_a_content_length() {
     let upstream = mock().await;
     let gw = start(vec![openai("up", upstream.url())], |c| {
-        c.server.body_limit_bytes = 1024
+        c.server.body_limit_bytes = 1024;
     })
     .await;
     let mut big = chat("gpt-4o", false);
@@ -190,7 +190,7 @@ async fn the_header_deadline_applies_to_h2_connections() {
     const TIMEOUT: Duration = Duration::from_millis(300);
     let upstream = mock().await;
     let gw = start(vec![openai("up", upstream.url())], |c| {
-        c.server.header_read_timeout_ms = TIMEOUT.as_millis() as u64
+        c.server.header_read_timeout_ms = TIMEOUT.as_millis() as u64;
     })
     .await;
     let slack = Duration::from_millis(50);

@@ -51,6 +51,7 @@ fn rss_kib() -> u64 {
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases memory the allocator holds free.
+    #[allow(unsafe_code)]
     unsafe {
         libc::malloc_trim(0);
     }
@@ -58,6 +59,7 @@ fn release_free_memory() {
 
 /// Raises the soft `RLIMIT_NOFILE` to at least `need`; the reason it cannot, if the hard limit
 /// is lower.
+#[allow(unsafe_code)]
 fn raise_fd_limit(need: u64) -> Result<(), String> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -462,7 +464,7 @@ async fn slowloris_clients_are_cut_off_while_others_are_served() {
     const TIMEOUT: Duration = Duration::from_millis(300);
     let upstream = mock().await;
     let gw = start(vec![openai("up", upstream.url())], |c| {
-        c.server.header_read_timeout_ms = TIMEOUT.as_millis() as u64
+        c.server.header_read_timeout_ms = TIMEOUT.as_millis() as u64;
     })
     .await;
     assert_served(&gw).await;

@@ -81,7 +81,7 @@ async fn invalid_config_is_refused_naming_the_field() {
     config.routing.max_attempts = 0;
     match Gateway::start(config).await {
         Err(GatewayError::Config(e)) => {
-            assert!(e.to_string().contains("routing.max_attempts"), "{e}")
+            assert!(e.to_string().contains("routing.max_attempts"), "{e}");
         }
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("started with an invalid config"),

@@ -259,7 +259,7 @@ async fn shutdown_lets_open_streams_finish_then_stops_accepting() {
 async fn shutdown_grace_period_ends_long_streams_with_an_error_event() {
     let upstream = mock().await;
     let gw = start(vec![openai("up", upstream.url())], |c| {
-        c.server.shutdown_grace_ms = 100
+        c.server.shutdown_grace_ms = 100;
     })
     .await;
     let response = request(

@@ -101,7 +101,7 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
             ));
         }
         if let Some(line) = level.saturation_line() {
-            let runs: Vec<String> = level.saturated.iter().map(|r| r.to_string()).collect();
+            let runs: Vec<String> = level.saturated.iter().map(ToString::to_string).collect();
             notes.push(format!("{}: {line}: {}.", level.level, runs.join("; ")));
         }
     }

@@ -538,7 +538,7 @@ mod tests {
     #[test]
     fn downsampling_keeps_spikes_and_bounds_size() {
         let mut points: Vec<(f64, Option<f64>)> =
-            (0..3600).map(|i| (i as f64, Some(1.0))).collect();
+            (0..3600).map(|i| (f64::from(i), Some(1.0))).collect();
         points[1234].1 = Some(500.0);
         points[2000].1 = Some(-3.0);
         let kept = downsample(&points, 300);

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::model::{ErrorClass, RunResult};
+use crate::model::{BreakerState, ErrorClass, RunResult};
 use crate::timeline::{Percentiles, timeline};
 
 /// The header row. `rps` is the requests completed in that second; times are in milliseconds,
@@ -61,7 +61,7 @@ pub fn write_timeseries(out: &mut impl Write, run: &RunResult) -> std::io::Resul
             cell(gateway.rss_bytes),
             cell(gateway.cpu_percent.map(|cpu| format!("{cpu:.2}"))),
             cell(gateway.queue_depth),
-            cell(gateway.breaker.map(|b| b.name())),
+            cell(gateway.breaker.map(BreakerState::name)),
             ratio(gateway.cache_hit_ratio),
             cell(gateway.alive_tasks),
             cell(gateway.open_connections),

@@ -66,7 +66,7 @@ pub fn load_slos(path: &Path) -> Result<Vec<Slo>, SloError> {
             line,
             message,
         },
-        read => read,
+        read @ SloError::Read { .. } => read,
     })
 }
 

@@ -558,7 +558,7 @@ fn saturated_runs_and_the_probe_are_recorded_and_shown() {
     let saturated: Vec<String> = report.levels[1]
         .saturated
         .iter()
-        .map(|r| r.to_string())
+        .map(ToString::to_string)
         .collect();
     assert_eq!(saturated, ["A/B round 2, run 2", "A/A round 1, run 4"]);
     let text = report.to_string();

@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn events_expose_text_and_usage() {
-        let start: Event = serde_json::from_str(
+        let start: Event<'_> = serde_json::from_str(
             r#"{"type":"message_start","message":{"id":"m","type":"message","usage":{"input_tokens":12,"output_tokens":1}}}"#,
         )
         .expect("message_start");
@@ -131,7 +131,7 @@ mod tests {
                 .and_then(|u| u.input_tokens),
             Some(12)
         );
-        let delta: Event = serde_json::from_str(
+        let delta: Event<'_> = serde_json::from_str(
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi \"x\""}}"#,
         )
         .expect("delta");
@@ -139,7 +139,7 @@ mod tests {
             delta.delta.and_then(|d| d.text).as_deref(),
             Some("hi \"x\"")
         );
-        let end: Event = serde_json::from_str(
+        let end: Event<'_> = serde_json::from_str(
             r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}}"#,
         )
         .expect("message_delta");

@@ -411,7 +411,7 @@ impl Client {
         let bad = |_| ErrorClass::BadPayload;
         match (call, self.options.api) {
             (Call::Chat { .. }, Api::Anthropic) => {
-                let body: anthropic::Response = serde_json::from_slice(bytes).map_err(bad)?;
+                let body: anthropic::Response<'_> = serde_json::from_slice(bytes).map_err(bad)?;
                 let content = body.content.ok_or(ErrorClass::BadPayload)?;
                 for text in content.iter().filter_map(|block| block.text.as_deref()) {
                     scratch.text.push_str(text);
@@ -420,7 +420,7 @@ impl Client {
                 *usage = (counts.input_tokens, counts.output_tokens);
             }
             (call, Api::OpenAi | Api::Anthropic) => {
-                let body: Body = serde_json::from_slice(bytes).map_err(bad)?;
+                let body: Body<'_> = serde_json::from_slice(bytes).map_err(bad)?;
                 match (call, &body.choices) {
                     (Call::Chat { .. }, Some(choices)) => {
                         let texts = choices.iter().filter_map(|c| c.message.as_ref());

@@ -101,7 +101,7 @@ fn openai_event(data: &[u8], read: &mut StreamRead, text: &mut String) -> Result
     if data == b"[DONE]" {
         return Ok(Step::Done);
     }
-    let chunk: Chunk = serde_json::from_slice(data).map_err(|_| ErrorClass::BadPayload)?;
+    let chunk: Chunk<'_> = serde_json::from_slice(data).map_err(|_| ErrorClass::BadPayload)?;
     if chunk.error.is_some() {
         return Err(ErrorClass::StreamBroken);
     }
@@ -123,7 +123,7 @@ fn anthropic_event(
     read: &mut StreamRead,
     text: &mut String,
 ) -> Result<Step, ErrorClass> {
-    let event: anthropic::Event =
+    let event: anthropic::Event<'_> =
         serde_json::from_slice(data).map_err(|_| ErrorClass::BadPayload)?;
     match &*event.kind {
         "message_start" => {

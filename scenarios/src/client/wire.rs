@@ -101,20 +101,20 @@ mod tests {
 
     #[test]
     fn chunks_with_text_carry_content() {
-        let role: Chunk = serde_json::from_str(
+        let role: Chunk<'_> = serde_json::from_str(
             r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
         )
         .expect("role chunk");
         let mut text = String::new();
         role.push_content(&mut text);
         assert!(text.is_empty());
-        let text: Chunk =
+        let text: Chunk<'_> =
             serde_json::from_str(r#"{"choices":[{"index":0,"delta":{"content":"hi \"there\""}}]}"#)
                 .expect("text chunk");
         let mut pushed = String::new();
         text.push_content(&mut pushed);
         assert_eq!(pushed, "hi \"there\"");
-        let usage: Chunk = serde_json::from_str(
+        let usage: Chunk<'_> = serde_json::from_str(
             r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}}"#,
         )
         .expect("usage chunk");
@@ -122,7 +122,7 @@ mod tests {
         usage.push_content(&mut none);
         assert!(none.is_empty());
         assert_eq!(usage.usage.map(|u| u.completion_tokens), Some(34));
-        let error: Chunk =
+        let error: Chunk<'_> =
             serde_json::from_str(r#"{"error":{"message":"boom","type":"server_error"}}"#)
                 .expect("error chunk");
         assert!(error.error.is_some());

@@ -15,7 +15,7 @@
 //! arrivals of one process: for Poisson arrivals too, which independent half-rate processes
 //! would only match on average.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -124,7 +124,10 @@ impl ArrivalSchedule {
     /// Only `worker`'s slots of this schedule: every N-th slot from slot `I-1`. Taking them
     /// with every other worker's, as if all had started at once, gives the whole schedule.
     pub fn sliced(self, worker: Worker) -> ArrivalSchedule {
-        let mut next = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut next = self
+            .state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         next.skip(worker.index() - 1);
         next.stride = worker.count();
         ArrivalSchedule {
@@ -136,7 +139,7 @@ impl ArrivalSchedule {
     /// Takes the next slot as of `now`, skipping (and counting) slots already too late.
     pub fn take(&self, now: Instant) -> Take {
         let origin = *self.origin.get_or_init(|| now);
-        let mut next = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut dropped = 0;
         loop {
             if next.offset >= self.length {
@@ -191,7 +194,7 @@ mod tests {
                 assert_eq!(dropped, 9);
                 assert_eq!(due - start, Duration::from_millis(100));
             }
-            other => panic!("expected a slot, got {other:?}"),
+            other @ Take::Done { .. } => panic!("expected a slot, got {other:?}"),
         }
     }
 

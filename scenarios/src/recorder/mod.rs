@@ -10,8 +10,8 @@
 mod accum;
 mod sample;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -76,7 +76,7 @@ impl Shard {
 impl Recorder {
     /// A recorder whose second 0 starts now.
     pub fn new(limits: GoodputLimits) -> Recorder {
-        let shards = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let shards = std::thread::available_parallelism().map_or(2, std::num::NonZero::get) * 2;
         Recorder {
             origin: Instant::now(),
             limits,
@@ -116,7 +116,7 @@ impl Recorder {
     /// Latency by cache outcome over the run so far.
     pub fn cache_latency(&self) -> CacheLatency {
         let mut total = CacheLatency::default();
-        for shard in self.shards.iter() {
+        for shard in &self.shards {
             let shard = lock(shard);
             // Auto-resizing histograms of equal precision always add.
             let _ = total.hit.add(&shard.cache_latency.hit);
@@ -182,7 +182,7 @@ impl Recorder {
 
     fn close_before(&self, limit: u32) -> Vec<Interval> {
         let mut closing: Vec<(u32, Accum)> = Vec::new();
-        for shard in self.shards.iter() {
+        for shard in &self.shards {
             let mut shard = lock(shard);
             let (done, open) = std::mem::take(&mut shard.open)
                 .into_iter()
@@ -224,9 +224,7 @@ impl Recorder {
 
 /// Locks a shard, recovering from a panic in another user: counters stay usable.
 fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
-    shard
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ async fn serve(
                 let at = Instant::now();
                 let text = match frame {
                     Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
                         // The connection is gone, and with it every answer under way.
                         for (_, request) in pending.drain() {
                             let end = ended(at, Err(ErrorClass::StreamBroken), None);
@@ -188,7 +188,7 @@ impl Pending {
 /// Takes one message in: a delta is added to its request; an end is returned with its id.
 /// Messages that are not the protocol's, or of requests given up, are ignored.
 fn read(text: &str, at: Instant, pending: &mut HashMap<u64, Pending>) -> Option<(u64, End)> {
-    let message: Incoming = serde_json::from_str(text).ok()?;
+    let message: Incoming<'_> = serde_json::from_str(text).ok()?;
     let id: u64 = message.id?.parse().ok()?;
     let request = pending.get_mut(&id)?;
     match message.kind {

@@ -69,7 +69,7 @@ impl TokenCount {
     }
 
     /// One request's length.
-    pub(crate) fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> u32 {
+    pub(crate) fn sample<R: Rng + ?Sized>(self, rng: &mut R) -> u32 {
         if self.stddev == 0 {
             return self.mean;
         }

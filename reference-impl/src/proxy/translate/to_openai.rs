@@ -115,10 +115,7 @@ pub(crate) fn request(body: &MessagesBody, model: &str) -> Result<Bytes, ApiErro
 }
 
 /// `param` names the field, built only when it is refused.
-fn content<'a>(
-    content: &'a Content,
-    param: impl Fn() -> String,
-) -> Result<ContentOut<'a>, ApiError> {
+fn content(content: &Content, param: impl Fn() -> String) -> Result<ContentOut<'_>, ApiError> {
     match content {
         Content::Text(text) => Ok(ContentOut::Text(text)),
         Content::Blocks(blocks) => blocks
