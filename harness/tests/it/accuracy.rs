@@ -8,7 +8,7 @@ use mock_providers::{Distribution, MockConfig, MockServer, Profile};
 use reports::RunResult;
 use reports::model::{Metric, Summary};
 
-use crate::common::{arg, harness, scratch};
+use crate::common::{MACHINE, arg, harness, scratch};
 
 const TOKENS: u64 = 30;
 
@@ -71,6 +71,7 @@ const ATTEMPTS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttft_within_2ms_and_itl_within_1ms_of_the_mock_pacing() {
+    let _machine = MACHINE.write().await;
     let mut seen = Vec::new();
     for _ in 0..ATTEMPTS {
         let (round_trip, _) = measure(0.0).await;

@@ -1,7 +1,9 @@
 //! Usage errors: one clear line on stderr and exit code 1, never a panic; an impossible SLO
 //! makes a run exit 2.
 
-use crate::common::{arg, assert_one_line_error, harness, run, run_dirs, scratch, summary};
+use crate::common::{
+    MACHINE, arg, assert_one_line_error, harness, run, run_dirs, scratch, summary,
+};
 
 #[test]
 fn unknown_flag_is_one_line_and_exit_1() {
@@ -58,6 +60,7 @@ fn bad_config_file_names_the_key() {
 
 #[test]
 fn impossible_slo_exits_2_and_writes_the_run() {
+    let _machine = MACHINE.blocking_read();
     let dir = scratch("impossible");
     let slo = dir.join("impossible.toml");
     std::fs::write(

@@ -12,6 +12,16 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use tokio::sync::RwLock;
+
+/// The machine, as the tests of this binary share it. The test runner runs tests side by side;
+/// a test that measures the harness to a few milliseconds (or a few hundred microseconds) must
+/// not share the machine with another test's load, nor with the processes that starve the
+/// generator on purpose. Tests that load the machine for seconds (runs, servers, gates) hold it
+/// shared, `read`; those that time closely or hog a CPU hold it alone, `write`; quick tests of
+/// refused input need neither. An async lock, as the async tests hold it across their awaits.
+pub static MACHINE: RwLock<()> = RwLock::const_new(());
+
 /// The harness binary under test.
 pub fn harness() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));

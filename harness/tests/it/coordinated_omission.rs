@@ -8,10 +8,11 @@ use std::time::Duration;
 use mock_providers::{Distribution, MockConfig, MockServer, Profile};
 use reports::model::Metric;
 
-use crate::common::{arg, assert_ran, harness, run_dirs, scratch, summary};
+use crate::common::{MACHINE, arg, assert_ran, harness, run_dirs, scratch, summary};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_second_stall_shows_in_p99_and_dropped_arrivals_are_reported() {
+    let _machine = MACHINE.read().await;
     let quick = Profile {
         ttft_ms: Distribution::constant(5.0),
         itl_ms: Distribution::constant(1.0),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use reports::model::{Limit, Offered};
 
-use crate::common::{arg, assert_ran, run, run_dirs, scratch, summary};
+use crate::common::{MACHINE, arg, assert_ran, run, run_dirs, scratch, summary};
 
 /// Runs `scenario` for 6 s with 8 users into `out`; its stdout, once it ran to the end.
 fn run_short(scenario: &str, out: &Path) -> String {
@@ -18,6 +18,7 @@ fn run_short(scenario: &str, out: &Path) -> String {
 
 #[test]
 fn failover_reports_each_upstream_change_at_its_time() {
+    let _machine = MACHINE.blocking_read();
     let out = scratch("embedded-failover");
     let stdout = run_short("failover", &out);
     assert!(stdout.contains("upstream changes"), "{stdout}");
@@ -31,6 +32,7 @@ fn failover_reports_each_upstream_change_at_its_time() {
 
 #[test]
 fn repeated_prompts_hit_the_gateway_cache() {
+    let _machine = MACHINE.blocking_read();
     let out = scratch("embedded-cache");
     let stdout = run_short("cache", &out);
     let dir = run_dirs(&out).into_iter().next().expect("one run");
@@ -82,6 +84,7 @@ impl Drop for Hogs {
 /// run exits 4 with the explanation.
 #[test]
 fn a_starved_generator_is_flagged_and_exits_4() {
+    let _machine = MACHINE.blocking_write();
     use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
 
@@ -163,6 +166,7 @@ fn a_starved_generator_is_flagged_and_exits_4() {
 /// saturated first, else 2 for a capacity SLO no gateway here can meet).
 #[test]
 fn stress_sweeps_rates_and_judges_each() {
+    let _machine = MACHINE.blocking_read();
     let out = scratch("embedded-sweep");
     let slo = out.join("sweep.toml");
     std::fs::write(

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use reports::model::Metric;
 
 use crate::common::{
-    Server, arg, assert_ran, harness, mock_profile, one_line_error, run_dirs, scratch, summary,
+    MACHINE, Server, arg, assert_ran, harness, mock_profile, one_line_error, run_dirs, scratch,
+    summary,
 };
 
 /// The key the keyed mock requires; it must appear in no file or line a run writes.
@@ -101,6 +102,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[test]
 fn https_with_the_ca_and_the_key_meets_the_slos_and_keeps_secrets_out() {
+    let _machine = MACHINE.blocking_read();
     let dir = scratch("external-tls");
     let mock = keyed_tls_mock(&dir);
     assert!(mock.url.starts_with("https://127.0.0.1:"), "{}", mock.url);
@@ -149,6 +151,7 @@ fn https_with_the_ca_and_the_key_meets_the_slos_and_keeps_secrets_out() {
 /// summary and the report.
 #[test]
 fn insecure_runs_say_so_in_the_summary_and_the_report() {
+    let _machine = MACHINE.blocking_read();
     let dir = scratch("external-insecure");
     let mock = keyed_tls_mock(&dir);
     let out = dir.join("runs");
@@ -192,6 +195,7 @@ fn https_without_the_ca_fails_fast_with_one_line() {
 
 #[test]
 fn a_wrong_key_is_a_401_on_every_request() {
+    let _machine = MACHINE.blocking_read();
     let dir = scratch("external-wrong-key");
     let mock = keyed_tls_mock(&dir);
     let out = dir.join("runs");
@@ -261,6 +265,7 @@ fn anthropic_ttft_p50(mock: &Server, dir: &Path, ttft_ms: u32) -> u64 {
 /// build does not count as measurement error).
 #[test]
 fn anthropic_streams_measure_the_paced_ttft() {
+    let _machine = MACHINE.blocking_write();
     let dir = scratch("external-anthropic");
     let mock = Server::mock(&mock_profile(&dir));
     let mut seen = Vec::new();
@@ -320,6 +325,7 @@ fn user_text(body: &serde_json::Value) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jsonl_and_sharegpt_datasets_are_what_the_target_receives() {
+    let _machine = MACHINE.read().await;
     let dir = scratch("external-datasets");
     let jsonl = dir.join("prompts.jsonl");
     std::fs::write(

@@ -12,7 +12,7 @@ use std::process::Output;
 use mock_providers::{MockConfig, MockServer, Profile};
 use reports::gate::{GATE_HTML, GATE_JSON, GateMetric, GateReport, Verdict};
 
-use crate::common::{arg, one_line_error, run, scratch};
+use crate::common::{MACHINE, arg, one_line_error, run, scratch};
 
 /// The default confidence (95%) with the fewest rounds it allows (6), each level measured
 /// briefly: a regression needs all six rounds to agree. With fewer rounds at a lower
@@ -39,6 +39,7 @@ fn report(out: &Path, output: &Output) -> GateReport {
 
 #[test]
 fn identical_gateways_are_never_a_regression() {
+    let _machine = MACHINE.blocking_read();
     let out = scratch("aa");
     let mut args = vec!["gate", "--base", "embedded", "--cand", "embedded"];
     args.extend(SHORT);
@@ -95,6 +96,7 @@ fn identical_gateways_are_never_a_regression() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_that_answers_503_to_some_requests_is_a_regression() {
+    let _machine = MACHINE.read().await;
     let mut profile = Profile::fast();
     profile.faults.http_503 = 0.2;
     let faulty = MockServer::start(MockConfig::new(profile))
@@ -140,6 +142,7 @@ async fn a_candidate_that_answers_503_to_some_requests_is_a_regression() {
 
 #[test]
 fn command_templates_start_any_gateway_and_stop_its_whole_process_group() {
+    let _machine = MACHINE.blocking_read();
     let out = scratch("cmd");
     let pids = out.join("pids");
     let upstreams = out.join("upstreams");

@@ -15,8 +15,8 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use reports::model::{EncodedHistogram, Metric, new_histogram};
 
 use crate::common::{
-    Server, arg, assert_one_line_error, assert_ran, harness, mock_profile, run, run_dirs, scratch,
-    summary,
+    MACHINE, Server, arg, assert_one_line_error, assert_ran, harness, mock_profile, run, run_dirs,
+    scratch, summary,
 };
 
 const LOAD: [&str; 8] = [
@@ -50,6 +50,7 @@ fn add_hlog(dir: &Path, metric: Metric, into: &mut Histogram<u64>) {
 
 #[test]
 fn three_workers_merge_into_what_one_process_measures() {
+    let _machine = MACHINE.blocking_read();
     let dir = scratch("merge");
     let mock = Server::mock(&mock_profile(&dir));
     let gateway = Server::gateway(&mock.url);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use reports::overhead::{Interval, OVERHEAD_HTML, OVERHEAD_JSON, OverheadReport};
 
-use crate::common::{arg, one_line_error, run, scratch};
+use crate::common::{MACHINE, arg, one_line_error, run, scratch};
 
 /// Added p50 at concurrency 1 (plain requests) and direct's own p50 interval, of one
 /// measurement of the reference gateway configured with `overlay`.
@@ -74,6 +74,7 @@ const ATTEMPTS: usize = 5;
 
 #[test]
 fn a_200us_spin_in_the_gateway_adds_200us_at_p50() {
+    let _machine = MACHINE.blocking_write();
     let dir = scratch("busy");
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let busy = dir.join("busy.toml");

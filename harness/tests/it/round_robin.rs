@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::common::redis::RedisServer;
-use crate::common::{Server, arg, assert_ran, mock_profile, run, run_dirs, scratch, summary};
+use crate::common::{
+    MACHINE, Server, arg, assert_ran, mock_profile, run, run_dirs, scratch, summary,
+};
 
 /// Three seconds of the chat scenario at 20 requests/s against `targets`, reports in `out`.
 fn chat_against(targets: &str, out: &Path) -> Output {
@@ -49,6 +51,7 @@ fn responses(gateway: &Server) -> u64 {
 
 #[test]
 fn requests_alternate_between_gateway_replicas() {
+    let _machine = MACHINE.blocking_read();
     let dir = scratch("round-robin");
     let mock = Server::mock(&mock_profile(&dir));
     let a = Server::gateway(&mock.url);
@@ -78,6 +81,7 @@ fn requests_alternate_between_gateway_replicas() {
 
 #[test]
 fn replicas_sharing_redis_admit_the_limit_once_in_total() {
+    let _machine = MACHINE.blocking_read();
     const LIMIT: u64 = 30;
     let dir = scratch("replicas-redis");
     let redis = RedisServer::start();

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use reports::model::Metric;
 
-use crate::common::{Server, arg, assert_ran, mock_profile, run, run_dirs, scratch, summary};
+use crate::common::{
+    MACHINE, Server, arg, assert_ran, mock_profile, run, run_dirs, scratch, summary,
+};
 
 /// Runs the websocket scenario with `extra` arguments into `out`; its stdout and its result.
 fn run_websocket(out: &Path, extra: &[&str]) -> (String, reports::RunResult) {
@@ -40,6 +42,7 @@ fn assert_measured(run: &reports::RunResult, connections: u64) {
 
 #[test]
 fn the_embedded_stack_streams_over_held_connections() {
+    let _machine = MACHINE.blocking_read();
     let out = scratch("websocket-embedded");
     let (stdout, run) = run_websocket(&out, &["--duration", "3s", "--users", "10"]);
     assert_measured(&run, 10);
@@ -53,6 +56,7 @@ fn the_embedded_stack_streams_over_held_connections() {
 
 #[test]
 fn a_target_gateway_is_driven_the_same_way() {
+    let _machine = MACHINE.blocking_read();
     let out = scratch("websocket-target");
     let mock = Server::mock(&mock_profile(&out));
     let gateway = Server::gateway(&mock.url);
