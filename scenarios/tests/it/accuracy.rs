@@ -9,7 +9,7 @@ use reports::RunResult;
 use reports::model::Metric;
 use scenarios::load::{Load, Stages};
 
-use crate::common::{attack, stream_plan};
+use crate::common::{MACHINE, attack, stream_plan};
 
 const TOKENS: u64 = 20;
 
@@ -36,6 +36,7 @@ const ATTEMPTS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttft_and_itl_medians_match_the_mock_pacing() {
+    let _machine = MACHINE.write().await;
     let mut seen = Vec::new();
     for _ in 0..ATTEMPTS {
         let baseline = run_against(0.0).await;

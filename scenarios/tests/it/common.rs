@@ -1,4 +1,5 @@
-//! Running a plan against a mock and reading back what the recorder saw, as one run.
+//! Running a plan against a mock and reading back what the recorder saw, as one run; the
+//! machine, as the tests share it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,14 @@ use scenarios::client::Client;
 use scenarios::load::Load;
 use scenarios::recorder::Recorder;
 use scenarios::workload::{Mix, PromptMix, Prompts, RequestKind};
+use tokio::sync::RwLock;
+
+/// The machine, as the tests of this binary share it. The test runner runs tests side by side;
+/// the accuracy test times the recorder to a millisecond and must not run beside another test's
+/// load. Tests that load the machine (an open-model run, thousands of prompts through the
+/// tokenizer) hold it shared, `read`; the accuracy test holds it alone, `write`. An async
+/// lock, as the async tests hold it across their awaits.
+pub static MACHINE: RwLock<()> = RwLock::const_new(());
 
 /// Streamed chat requests of the conversational mix under `load`, seeded by `seed`.
 pub fn stream_plan(load: Load, seed: u64) -> Plan {

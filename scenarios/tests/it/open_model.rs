@@ -9,10 +9,11 @@ use mock_providers::{Distribution, MockConfig, MockServer, Profile};
 use reports::model::Metric;
 use scenarios::load::{Arrivals, Load};
 
-use crate::common::{attack, stream_plan};
+use crate::common::{MACHINE, attack, stream_plan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
+    let _machine = MACHINE.read().await;
     let quick = Profile {
         ttft_ms: Distribution::constant(5.0),
         itl_ms: Distribution::constant(1.0),

@@ -12,6 +12,8 @@ use scenarios::workload::{
     Prompts, Role, SharedPrefix, SharedPrefixError, Synthetic, TokenCount, TokenCountError,
 };
 
+use crate::common::MACHINE;
+
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
@@ -36,6 +38,7 @@ fn text(prompt: &Prompt) -> &str {
 
 #[test]
 fn synthetic_prompts_measure_their_length_by_the_tokenizer() {
+    let _machine = MACHINE.blocking_read();
     let source = Prompts::Synthetic(Synthetic::new(count("512"), count("200:50")));
     let mut seen = BTreeSet::new();
     let mut exact = 0;
@@ -80,6 +83,7 @@ fn synthetic_prompts_repeat_per_seed_and_user_and_differ_between_them() {
 
 #[test]
 fn prefix_workloads_share_exactly_k_prefixes() {
+    let _machine = MACHINE.blocking_read();
     const PREFIX: u32 = 200;
     const K: u32 = 5;
     let prefix = SharedPrefix::new(PREFIX, K).expect("valid");
