@@ -84,7 +84,10 @@ pub(crate) async fn start_child(
 pub(crate) async fn stop(mut child: Child) {
     if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
         // SAFETY: kill(2) with a pid this process spawned and has not reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, libc::SIGTERM)
+        };
         if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
             return;
         }

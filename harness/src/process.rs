@@ -72,12 +72,14 @@ fn process_cpu(dir: &Path) -> Option<Duration> {
 
 fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+    #[allow(unsafe_code)]
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).unwrap_or(4096)
 }
 
 fn clock_ticks() -> f64 {
     // SAFETY: as above.
+    #[allow(unsafe_code)]
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }

@@ -325,6 +325,7 @@ fn measured(mut command: Command) -> Result<(std::process::Output, Duration), St
 
 fn children_cpu() -> Duration {
     // SAFETY: getrusage fills the zeroed struct it is given and reads nothing else.
+    #[allow(unsafe_code)]
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);

@@ -308,6 +308,7 @@ impl Server {
 }
 
 /// Sends `sig` to the process group `group` (negative); false once no process is left in it.
+#[allow(unsafe_code)]
 fn signal(group: libc::pid_t, sig: libc::c_int) -> bool {
     // SAFETY: kill(2) takes plain integers and touches no memory of this process.
     unsafe { libc::kill(group, sig) == 0 }

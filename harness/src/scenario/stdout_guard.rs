@@ -18,6 +18,7 @@ impl StdoutGuard {
         let _ = std::io::stdout().flush();
         // SAFETY: plain descriptor calls on descriptors this function owns or on fd 1; every
         // return value is checked, and on any failure stdout is left as it was.
+        #[allow(unsafe_code)]
         let saved = unsafe {
             let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             if null < 0 {
@@ -39,6 +40,7 @@ impl StdoutGuard {
 }
 
 impl Drop for StdoutGuard {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         let _ = std::io::stdout().flush();
         if let Some(saved) = self.saved.take() {

@@ -157,7 +157,10 @@ fn servers_exit_0_on_sigterm() {
         assert!(line.contains("http://127.0.0.1:"), "{args:?}: {line}");
         let pid = i32::try_from(child.id()).expect("pid");
         // SAFETY: kill(2) with the pid of a child this test spawned and has not reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, libc::SIGTERM)
+        };
         let asked = Instant::now();
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait") {

@@ -186,6 +186,7 @@ fn command_templates_start_any_gateway_and_stop_its_whole_process_group() {
     assert_eq!(started.len(), 48, "one server per run");
     for pid in started {
         // SAFETY: signal 0 only asks whether the process exists.
+        #[allow(unsafe_code)]
         let alive = unsafe { libc::kill(pid, 0) } == 0;
         assert!(!alive, "server {pid} outlived its run");
     }
