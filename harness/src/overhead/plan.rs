@@ -43,6 +43,11 @@ pub struct OverheadPlan {
     /// busy_us = 200`).
     #[arg(long, value_name = "FILE", conflicts_with = "target")]
     pub gateway_config: Option<PathBuf>,
+    /// Also measure the reference gateway with this TOML merged over its configuration, as one
+    /// more side in the same rounds, named `gateway+<file stem>` (repeatable): a change to the
+    /// gateway set against the gateway without it, with the machine's drift paired out.
+    #[arg(long, value_name = "FILE", conflicts_with = "target", action = ArgAction::Append)]
+    pub variant: Vec<PathBuf>,
     /// Closed-model levels: requests in flight, comma-separated.
     #[arg(
         long,
@@ -143,6 +148,33 @@ impl RequestFlags {
     }
 }
 
+impl OverheadPlan {
+    /// Each `--variant` file with its name (the file stem), every name distinct.
+    fn variants(&self) -> Result<Vec<(String, PathBuf)>, OverheadError> {
+        let mut named: Vec<(String, PathBuf)> = Vec::with_capacity(self.variant.len());
+        for file in &self.variant {
+            let stem = file
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .filter(|stem| !stem.is_empty())
+                .ok_or_else(|| {
+                    OverheadError::flag(
+                        "variant",
+                        format!("{} has no file name to name its side", file.display()),
+                    )
+                })?;
+            if named.iter().any(|(seen, _)| seen == stem) {
+                return Err(OverheadError::flag(
+                    "variant",
+                    format!("two variants are named {stem}: give the files distinct names"),
+                ));
+            }
+            named.push((stem.to_owned(), file.clone()));
+        }
+        Ok(named)
+    }
+}
+
 /// Where the sides are.
 #[derive(Clone, Debug)]
 pub(super) enum Subject {
@@ -151,6 +183,8 @@ pub(super) enum Subject {
     Started {
         profile: String,
         overlay: Option<PathBuf>,
+        /// More reference gateways, each with its name (side `gateway+<name>`) and overlay.
+        variants: Vec<(String, PathBuf)>,
     },
     /// A gateway someone else started, and its upstream.
     External { target: String, direct: String },
@@ -198,7 +232,8 @@ impl OverheadPlan {
                 "at least 2 rounds are needed for an interval",
             ));
         }
-        let sides = if self.bare { 3 } else { 2 };
+        let sides =
+            2 + u32::from(self.bare) + u32::try_from(self.variant.len()).unwrap_or(u32::MAX);
         let round = Duration::try_from_secs_f64(self.round_secs)
             .ok()
             .filter(|round| *round / sides >= MIN_SHARE && round.as_secs() <= 3_600)
@@ -249,6 +284,7 @@ impl OverheadPlan {
                 Subject::Started {
                     profile: self.profile.clone(),
                     overlay: self.gateway_config.clone(),
+                    variants: self.variants()?,
                 }
             }
         };

@@ -15,7 +15,7 @@ use crate::gateway::{config_for, write_config};
 pub(super) struct Sides {
     /// The upstream, reached directly.
     pub direct: String,
-    /// The proxies in front of it: the gateway, then the bare proxy if asked for.
+    /// The proxies in front of it: the gateway, its variants, then the bare proxy if asked for.
     pub through: Vec<SideLabel>,
     children: Vec<Child>,
 }
@@ -37,21 +37,21 @@ impl Sides {
                     url: target.clone(),
                 });
             }
-            Subject::Started { profile, overlay } => {
-                let mock = sides
+            Subject::Started {
+                profile,
+                overlay,
+                variants,
+            } => {
+                sides.direct = sides
                     .spawn("mock", &["mock", "--profile", profile, "--port", "0"])
                     .await?;
-                let config = write_config(dir, "reference", config_for(&mock), overlay.as_deref())
-                    .map_err(|e| OverheadError::Start(format!("{e:#}")))?;
-                let config = config.to_string_lossy();
-                let gateway = sides
-                    .spawn("gateway", &["gateway", "--config", &config, "--port", "0"])
+                sides
+                    .start_gateway(dir, "gateway", "reference", overlay.as_deref())
                     .await?;
-                sides.direct = mock;
-                sides.through.push(SideLabel {
-                    name: "gateway".to_owned(),
-                    url: gateway,
-                });
+                for (name, overlay) in variants {
+                    let side = format!("gateway+{name}");
+                    sides.start_gateway(dir, &side, name, Some(overlay)).await?;
+                }
             }
         }
         if bare {
@@ -68,6 +68,28 @@ impl Sides {
             });
         }
         Ok(sides)
+    }
+
+    /// Starts the reference gateway in front of the mock, configured with `overlay`, as the
+    /// side `name`; its configuration goes to `dir` as `gateway-<config>.toml`.
+    async fn start_gateway(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        overlay: Option<&Path>,
+    ) -> Result<(), OverheadError> {
+        let config = write_config(dir, config, config_for(&self.direct), overlay)
+            .map_err(|e| OverheadError::Start(format!("{e:#}")))?;
+        let config = config.to_string_lossy();
+        let url = self
+            .spawn(name, &["gateway", "--config", &config, "--port", "0"])
+            .await?;
+        self.through.push(SideLabel {
+            name: name.to_owned(),
+            url,
+        });
+        Ok(())
     }
 
     /// Runs this binary with `args` and returns the address it prints.
