@@ -49,29 +49,11 @@ pub fn of_run(result: &RunResult) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use reports::model::{Environment, Offered, Sweep, SweepLevel};
+    use reports::model::Environment;
     use reports::slo::{evaluate, parse_slos};
+    use reports::synthetic::synthetic_sweep;
 
     use super::*;
-
-    fn level(rps: f64, passed: bool, saturated: bool) -> SweepLevel {
-        SweepLevel {
-            offered: Offered::Rate { rps },
-            start: 0,
-            end: 1,
-            requests: 10,
-            achieved_rps: rps,
-            goodput_rps: rps,
-            streams: rps,
-            ttft_p95_ms: None,
-            failed: if passed {
-                Vec::new()
-            } else {
-                vec!["error_rate ratio < 2%".to_owned()]
-            },
-            saturated,
-        }
-    }
 
     /// A swept run with `levels` (rate, passed, saturated) judged against `capacity_slo`.
     fn swept(levels: &[(f64, bool, bool)], capacity_slo: &str) -> RunResult {
@@ -81,9 +63,7 @@ mod tests {
             Environment::default(),
             chrono::Utc::now(),
         );
-        run.sweep = Some(Sweep {
-            levels: levels.iter().map(|&(r, p, s)| level(r, p, s)).collect(),
-        });
+        run.sweep = Some(synthetic_sweep(levels));
         let slos = parse_slos(capacity_slo).expect("valid");
         run.slo_results = evaluate(&slos, &run);
         run

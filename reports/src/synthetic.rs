@@ -1,6 +1,7 @@
 //! A generated run with the shapes of a real one: a ramp of users, a latency incident with
-//! errors and an open breaker, a slowly growing gateway RSS. For demos, for benchmarks of the
-//! writers, and for tests that need a full [`RunResult`] without running a load test.
+//! errors and an open breaker, a slowly growing gateway RSS; and a rate sweep's levels, each
+//! passing or failing as asked. For demos, for benchmarks of the writers, and for tests that
+//! need a full [`RunResult`] or [`Sweep`] without running a load test.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,8 +12,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::model::{
-    BreakerState, Environment, ErrorClass, GatewaySample, Interval, Metric, RunResult,
-    new_histogram,
+    BreakerState, Environment, ErrorClass, GatewaySample, Interval, Metric, Offered, RunResult,
+    Sweep, SweepLevel, new_histogram,
 };
 
 /// A run of `seconds` one-second intervals, the same for the same `seed`.
@@ -49,6 +50,47 @@ pub fn synthetic_run(seconds: u32, seed: u64) -> RunResult {
     let ended_at = started_at + TimeDelta::seconds(i64::from(seconds));
     run.finish(ended_at, Duration::from_secs(u64::from(seconds)));
     run
+}
+
+/// Seconds each level of [`synthetic_sweep`] covers.
+const LEVEL_SECS: u32 = 10;
+
+/// A sweep of a synchronous baseline at 1 req/s, then one open-model level per
+/// `(rps, passed, saturated)` of `rates`, in order, each `LEVEL_SECS` long. Every level achieves
+/// the rate it offered with half a second of mean latency; one that did not pass failed
+/// `ttft p95 < 500ms`.
+pub fn synthetic_sweep(rates: &[(f64, bool, bool)]) -> Sweep {
+    let baseline = SweepLevel {
+        offered: Offered::Synchronous,
+        ..sweep_level(0, 1.0, true, false)
+    };
+    let rates = rates
+        .iter()
+        .zip(1..)
+        .map(|(&(rps, passed, saturated), n)| sweep_level(n * LEVEL_SECS, rps, passed, saturated));
+    Sweep {
+        levels: std::iter::once(baseline).chain(rates).collect(),
+    }
+}
+
+/// An open-model level at `rps` from second `start`.
+fn sweep_level(start: u32, rps: f64, passed: bool, saturated: bool) -> SweepLevel {
+    SweepLevel {
+        offered: Offered::Rate { rps },
+        start,
+        end: start + LEVEL_SECS,
+        requests: (rps * f64::from(LEVEL_SECS)) as u64,
+        achieved_rps: rps,
+        goodput_rps: rps,
+        streams: rps * 0.5,
+        ttft_p95_ms: Some(60.0),
+        failed: if passed {
+            Vec::new()
+        } else {
+            vec!["ttft p95 < 500ms".to_owned()]
+        },
+        saturated,
+    }
 }
 
 /// Ramp up over the first tenth, hold, ramp down over the last tenth.

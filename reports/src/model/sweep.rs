@@ -142,38 +142,11 @@ impl Sweep {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn level(rps: f64, passed: bool, saturated: bool) -> SweepLevel {
-        SweepLevel {
-            offered: Offered::Rate { rps },
-            start: 0,
-            end: 10,
-            requests: 100,
-            achieved_rps: rps,
-            goodput_rps: rps,
-            streams: rps * 0.5,
-            ttft_p95_ms: Some(60.0),
-            failed: if passed {
-                Vec::new()
-            } else {
-                vec!["ttft p95 < 500ms".to_owned()]
-            },
-            saturated,
-        }
-    }
-
-    fn sweep(levels: &[(f64, bool, bool)]) -> Sweep {
-        let mut all = vec![SweepLevel {
-            offered: Offered::Synchronous,
-            ..level(1.0, true, false)
-        }];
-        all.extend(levels.iter().map(|&(r, p, s)| level(r, p, s)));
-        Sweep { levels: all }
-    }
+    use crate::synthetic::synthetic_sweep;
 
     #[test]
     fn capacity_is_the_highest_rate_below_the_first_failure() {
-        let s = sweep(&[
+        let s = synthetic_sweep(&[
             (10.0, true, false),
             (20.0, true, false),
             (30.0, false, false),
@@ -181,35 +154,35 @@ mod tests {
         assert_eq!(s.capacity().map(|c| c.rps), Some(20.0));
         assert_eq!(s.limit(), Limit::Target);
         // A pass above a failure is noise.
-        let s = sweep(&[
+        let s = synthetic_sweep(&[
             (10.0, true, false),
             (20.0, false, false),
             (30.0, true, false),
         ]);
         assert_eq!(s.capacity().map(|c| c.rps), Some(10.0));
-        let s = sweep(&[(10.0, false, false)]);
+        let s = synthetic_sweep(&[(10.0, false, false)]);
         assert!(s.capacity().is_none());
     }
 
     #[test]
     fn a_generator_that_saturates_first_sets_the_limit() {
-        let s = sweep(&[(10.0, true, false), (20.0, true, true), (30.0, false, true)]);
+        let s = synthetic_sweep(&[(10.0, true, false), (20.0, true, true), (30.0, false, true)]);
         assert_eq!(s.limit(), Limit::Generator);
-        let s = sweep(&[
+        let s = synthetic_sweep(&[
             (10.0, true, false),
             (20.0, false, false),
             (30.0, false, true),
         ]);
         assert_eq!(s.limit(), Limit::Target);
-        let s = sweep(&[(10.0, true, false), (20.0, true, true)]);
+        let s = synthetic_sweep(&[(10.0, true, false), (20.0, true, true)]);
         assert_eq!(s.limit(), Limit::Generator);
-        let s = sweep(&[(10.0, true, false), (20.0, true, false)]);
+        let s = synthetic_sweep(&[(10.0, true, false), (20.0, true, false)]);
         assert_eq!(s.limit(), Limit::None);
     }
 
     #[test]
     fn levels_read_back_as_written() {
-        let s = sweep(&[(12.5, true, false)]);
+        let s = synthetic_sweep(&[(12.5, true, false)]);
         let json = serde_json::to_string(&s).expect("serializes");
         assert!(json.contains(r#""kind":"rate","rps":12.5"#), "{json}");
         assert_eq!(serde_json::from_str::<Sweep>(&json).expect("reads"), s);
