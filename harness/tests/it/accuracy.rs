@@ -4,45 +4,31 @@
 //! count as measurement error), and ITL p50 is within 1 ms of 10 ms.
 //! Also checks that `--json` leaves stdout to the JSON alone.
 
-use mock_providers::{Distribution, MockConfig, MockServer, Profile};
 use reports::RunResult;
 use reports::model::{Metric, Summary};
 
-use crate::common::{MACHINE, arg, harness, scratch};
+use crate::common::paced::paced_mock;
+use crate::common::{MACHINE, arg, scratch, spawn};
 
 const TOKENS: u64 = 30;
 
 /// TTFT and ITL summaries of a 2-user streaming run against a mock pacing `ttft_ms` / 10 ms.
 async fn measure(ttft_ms: f64) -> (Summary, Summary) {
-    let profile = Profile {
-        ttft_ms: Distribution::constant(ttft_ms),
-        itl_ms: Distribution::constant(10.0),
-        output_tokens: Distribution::constant(TOKENS as f64),
-        ..Profile::fast()
-    };
-    let mock = MockServer::start(MockConfig::new(profile))
-        .await
-        .expect("mock starts");
+    let mock = paced_mock(ttft_ms, TOKENS).await;
     let out = scratch(&format!("accuracy-{ttft_ms}"));
-    let output = tokio::task::spawn_blocking({
-        let (url, out) = (mock.url().to_owned(), out.clone());
-        move || {
-            harness()
-                .args([
-                    "scenario",
-                    "streaming",
-                    "--target",
-                    &url,
-                    "--users",
-                    "4",
-                    "--duration",
-                    "3s",
-                ])
-                .args(["--json", "--out", arg(&out)])
-                .output()
-                .expect("harness runs")
-        }
-    })
+    let output = spawn(&[
+        "scenario",
+        "streaming",
+        "--target",
+        mock.url(),
+        "--users",
+        "4",
+        "--duration",
+        "3s",
+        "--json",
+        "--out",
+        arg(&out),
+    ])
     .await
     .expect("joins");
     let _ = std::fs::remove_dir_all(out);

@@ -1,8 +1,10 @@
 //! Shared by the tests that run this binary: running it, the one-line errors it refuses bad
 //! input with, scratch and run directories, and real processes of it (a standalone mock
 //! provider and gateways on loopback, stopped when dropped). `redis` is the reference gateway's
-//! `redis-server` helper, the same file.
+//! `redis-server` helper, and `paced` the scenarios' mocks of known pacing, the same files.
 
+#[path = "../../../scenarios/tests/it/common/paced.rs"]
+pub mod paced;
 #[path = "../../../reference-impl/tests/it/common/redis.rs"]
 pub mod redis;
 
@@ -13,6 +15,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use tokio::sync::RwLock;
+use tokio::task::JoinHandle;
 
 /// The machine, as the tests of this binary share it. The test runner runs tests side by side;
 /// a test that measures the harness to a few milliseconds (or a few hundred microseconds) must
@@ -32,6 +35,13 @@ pub fn harness() -> Command {
 /// Runs the harness with `args` to the end.
 pub fn run(args: &[&str]) -> Output {
     harness().args(args).output().expect("harness runs")
+}
+
+/// Starts the harness with `args` on a blocking thread and hands back its output once it ends,
+/// so that the test's runtime, and a mock it serves, keeps running meanwhile.
+pub fn spawn(args: &[&str]) -> JoinHandle<Output> {
+    let args: Vec<String> = args.iter().map(|&arg| arg.to_owned()).collect();
+    tokio::task::spawn_blocking(move || harness().args(args).output().expect("harness runs"))
 }
 
 /// The one line of stderr a refused command prints, once it is checked: exit code 1, a single

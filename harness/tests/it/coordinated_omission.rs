@@ -2,57 +2,34 @@
 //! 100 req/s. The harness measures from each arrival's intended start, so p99 shows the stall
 //! (>= 500 ms), and the arrivals that found every user busy are counted and printed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use mock_providers::{Distribution, MockConfig, MockServer, Profile};
 use reports::model::Metric;
 
-use crate::common::{MACHINE, arg, assert_ran, harness, run_dirs, scratch, summary};
+use crate::common::paced::{quick_mock, stall_one_second};
+use crate::common::{MACHINE, arg, assert_ran, run_dirs, scratch, spawn, summary};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_second_stall_shows_in_p99_and_dropped_arrivals_are_reported() {
     let _machine = MACHINE.read().await;
-    let quick = Profile {
-        ttft_ms: Distribution::constant(5.0),
-        itl_ms: Distribution::constant(1.0),
-        output_tokens: Distribution::constant(5.0),
-        ..Profile::fast()
-    };
-    let stalled = Profile {
-        ttft_ms: Distribution::constant(1_000.0),
-        ..quick.clone()
-    };
-    let mock = Arc::new(
-        MockServer::start(MockConfig::new(quick.clone()))
-            .await
-            .expect("mock starts"),
-    );
+    let mock = quick_mock().await;
     let out = scratch("coordinated-omission");
-    let run = tokio::task::spawn_blocking({
-        let (url, out) = (mock.url().to_owned(), out.clone());
-        move || {
-            harness()
-                .args([
-                    "scenario",
-                    "streaming",
-                    "--target",
-                    &url,
-                    "--rate",
-                    "100",
-                    "--max-users",
-                    "40",
-                ])
-                .args(["--duration", "6s", "--out", arg(&out)])
-                .output()
-                .expect("harness runs")
-        }
-    });
+    let run = spawn(&[
+        "scenario",
+        "streaming",
+        "--target",
+        mock.url(),
+        "--rate",
+        "100",
+        "--max-users",
+        "40",
+        "--duration",
+        "6s",
+        "--out",
+        arg(&out),
+    ]);
     // Stall from about 2 s to 3 s into the run (the harness starts within a second).
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    mock.set_profile(stalled).expect("valid profile");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    mock.set_profile(quick).expect("valid profile");
+    stall_one_second(&mock, Duration::from_millis(2_500)).await;
     let output = run.await.expect("joins");
 
     assert_ran(&output, "open-model run");

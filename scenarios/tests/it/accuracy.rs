@@ -4,25 +4,17 @@
 
 use std::time::Duration;
 
-use mock_providers::{Distribution, MockConfig, MockServer, Profile};
 use reports::RunResult;
 use reports::model::Metric;
 use scenarios::load::{Load, Stages};
 
+use crate::common::paced::paced_mock;
 use crate::common::{MACHINE, attack, stream_plan};
 
 const TOKENS: u64 = 20;
 
 async fn run_against(ttft_ms: f64) -> RunResult {
-    let profile = Profile {
-        ttft_ms: Distribution::constant(ttft_ms),
-        itl_ms: Distribution::constant(10.0),
-        output_tokens: Distribution::constant(TOKENS as f64),
-        ..Profile::fast()
-    };
-    let mock = MockServer::start(MockConfig::new(profile))
-        .await
-        .expect("mock starts");
+    let mock = paced_mock(ttft_ms, TOKENS).await;
     let load = Load::Closed {
         stages: Stages::constant(4, Duration::from_secs(3)),
         think_time: None,

@@ -1,5 +1,8 @@
 //! Running a plan against a mock and reading back what the recorder saw, as one run; the
-//! machine, as the tests share it.
+//! machine, as the tests share it. `paced` starts the mocks whose pacing the tests know; the
+//! harness's tests include the same file.
+
+pub mod paced;
 
 use std::sync::Arc;
 use std::time::Duration;

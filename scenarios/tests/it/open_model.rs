@@ -5,30 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mock_providers::{Distribution, MockConfig, MockServer, Profile};
 use reports::model::Metric;
 use scenarios::load::{Arrivals, Load};
 
+use crate::common::paced::{quick_mock, stall_one_second};
 use crate::common::{MACHINE, attack, stream_plan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
     let _machine = MACHINE.read().await;
-    let quick = Profile {
-        ttft_ms: Distribution::constant(5.0),
-        itl_ms: Distribution::constant(1.0),
-        output_tokens: Distribution::constant(5.0),
-        ..Profile::fast()
-    };
-    let stalled = Profile {
-        ttft_ms: Distribution::constant(1_000.0),
-        ..quick.clone()
-    };
-    let mock = Arc::new(
-        MockServer::start(MockConfig::new(quick.clone()))
-            .await
-            .expect("mock starts"),
-    );
+    let mock = Arc::new(quick_mock().await);
     let load = Load::Open {
         rate: 100.0,
         arrivals: Arrivals::Constant,
@@ -37,12 +23,7 @@ async fn a_one_second_stall_shows_in_p99_and_in_dropped_arrivals() {
     };
     let stall = {
         let mock = Arc::clone(&mock);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            mock.set_profile(stalled).expect("valid profile");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            mock.set_profile(quick).expect("valid profile");
-        })
+        tokio::spawn(async move { stall_one_second(&mock, Duration::from_secs(2)).await })
     };
     let run = attack("open", mock.url(), stream_plan(load, 3)).await;
     stall.await.expect("stall task");
