@@ -1,5 +1,8 @@
-//! Shared helpers: start a gateway in front of given upstreams, and build requests.
+//! Shared helpers: start a gateway in front of given upstreams, and build requests. `browser`
+//! finds and starts headless Chromium, the reports' file of it.
 
+#[path = "../../../reports/tests/it/common/browser.rs"]
+pub mod browser;
 pub mod redis;
 
 use std::time::Duration;

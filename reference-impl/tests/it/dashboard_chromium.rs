@@ -9,8 +9,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -18,26 +18,12 @@ use base64::Engine;
 use mock_providers::{MockConfig, MockServer, Profile};
 use serde_json::{Value, json};
 
+use crate::common::browser::{chromium_or_skip, headless};
 use crate::common::{self, chat, openai, start};
 
 const TOKEN: &str = "chromium-s3cret";
 /// Longest wait for any one answer or change on the page.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-fn find_chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
 
 /// A headless Chromium with a DevTools pipe, killed when dropped.
 struct Browser {
@@ -54,23 +40,9 @@ impl Browser {
         let (commands_read, commands) = std::io::pipe().expect("pipe");
         let (replies_read, replies_write) = std::io::pipe().expect("pipe");
         let (into_browser, from_browser) = (commands_read.as_raw_fd(), replies_write.as_raw_fd());
-        let mut command = Command::new(binary);
+        let mut command = headless(binary, profile);
         command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                "--window-size=1280,1100",
-                "--remote-debugging-pipe",
-                "--enable-logging=stderr",
-                "--v=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(["--window-size=1280,1100", "--remote-debugging-pipe"])
             .arg(url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -261,14 +233,7 @@ fn number(text: &str) -> f64 {
 
 #[test]
 fn the_dashboard_goes_live_in_chromium_and_its_policy_blocks_outside_loads() {
-    let Some(binary) = find_chromium() else {
-        assert!(
-            !under_ci(),
-            "chromium is not installed but CI is set: apt-get install -y chromium"
-        );
-        eprintln!(
-            "SKIPPED: chromium not installed (apt-get install -y chromium); set CI=true to make this a failure"
-        );
+    let Some(binary) = chromium_or_skip() else {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -4,48 +4,18 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reports::html::render_report;
 use reports::slo::{evaluate, parse_slos};
 use reports::synthetic::synthetic_run;
 
+use crate::common::browser::{chromium_or_skip, headless};
 use crate::common::tempdir;
 
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn find_chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// The browser, or `None` after printing why the test is skipped. Under CI a missing browser
-/// fails the test instead.
-fn chromium_or_skip() -> Option<PathBuf> {
-    let browser = find_chromium();
-    if browser.is_none() {
-        assert!(
-            !under_ci(),
-            "chromium is not installed but CI is set: install it (apt-get install -y chromium)"
-        );
-        eprintln!(
-            "SKIPPED: chromium not installed (apt-get install -y chromium); set CI=true to make this a failure"
-        );
-    }
-    browser
-}
 
 /// What one headless Chromium invocation printed.
 struct BrowserOutput {
@@ -54,20 +24,7 @@ struct BrowserOutput {
 }
 
 fn run_chromium(browser: &Path, profile: &Path, extra: &[String], page: &Path) -> BrowserOutput {
-    let mut child = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+    let mut child = headless(browser, profile)
         .args(extra)
         .arg(format!("file://{}", page.display()))
         .stdout(Stdio::piped())

@@ -1,5 +1,8 @@
 //! A small run with hand-picked values, so tests can state exact expectations; the gate's
-//! options for a quiet machine; a scratch directory.
+//! options for a quiet machine; a scratch directory. `browser` finds and starts headless
+//! Chromium; the gateway's dashboard test includes the same file.
+
+pub mod browser;
 
 use std::time::Duration;
 
