@@ -78,7 +78,7 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
                 aa_interval: interval(scale, m.aa.interval),
                 p_worse: p_value(m.ab.p_worse),
                 p_better: p_value(m.ab.p_better),
-                verdict: m.verdict.to_string(),
+                verdict: m.verdict_label(),
                 class: cell_class(m.verdict),
                 reason: m.reason(),
             }

@@ -62,6 +62,17 @@ impl GateMetric {
         }
     }
 
+    /// Whether this is a tail (a p99). A tail is estimated from the slowest 1% of each run,
+    /// a few requests, so its interval is several times wider than a median's: it can fail a
+    /// gate (a regression clear of the tolerance and of the A/A noise) but cannot hold it
+    /// inconclusive. An undecided tail is shown as such; the level is decided by the rest.
+    pub fn is_tail(self) -> bool {
+        matches!(
+            self,
+            GateMetric::AddedP99 | GateMetric::OverheadP99 | GateMetric::TtftP99
+        )
+    }
+
     pub fn direction(self) -> Direction {
         match self {
             GateMetric::Throughput => Direction::HigherIsBetter,

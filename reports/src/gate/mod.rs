@@ -27,6 +27,11 @@
 //! raises a false alarm, yet a change far larger than the noise is still caught; the
 //! tolerances are set from the A/A noise, so that two identical builds come out unchanged.
 //!
+//! A level's verdict is the most severe of its metrics', except that an inconclusive tail
+//! ([`GateMetric::is_tail`]) does not count: a p99 of a half-second run rests on a few
+//! requests, and two identical builds leave its interval across the tolerance in about one gate
+//! in two. A tail still fails the gate when it is a regression.
+//!
 //! ```
 //! use reports::gate::{GateLevel, GateMetric, GateOptions, GateRuns, GateSubject, Measurements, Round, evaluate};
 //! use reports::overhead::Load;
@@ -258,7 +263,7 @@ pub fn evaluate(
         }
         judged.push(LevelGate {
             level,
-            verdict: Verdict::combine(metrics.iter().map(|m| m.verdict)),
+            verdict: Verdict::combine(metrics.iter().filter(|m| m.decides()).map(|m| m.verdict)),
             saturated: runs.saturated(),
             metrics,
             not_measured,

@@ -122,6 +122,22 @@ impl Estimate {
 }
 
 impl MetricGate {
+    /// Whether this verdict counts toward its level's: every verdict but an inconclusive
+    /// tail's ([`GateMetric::is_tail`]).
+    pub fn decides(&self) -> bool {
+        !(self.metric.is_tail() && self.verdict == Verdict::Inconclusive)
+    }
+
+    /// The verdict as tables show it: an inconclusive tail in lower case, as it decides
+    /// nothing.
+    pub fn verdict_label(&self) -> String {
+        if self.decides() {
+            self.verdict.to_string()
+        } else {
+            "inconclusive tail".to_owned()
+        }
+    }
+
     /// One sentence saying why the verdict is what it is.
     pub fn reason(&self) -> String {
         let scale = self.metric.scale();
@@ -132,7 +148,7 @@ impl MetricGate {
             interval(scale, self.ab.interval)
         );
         let (claimed, p) = self.ab.claim(self.tolerance, self.direction);
-        match (self.verdict, claimed) {
+        let reason = match (self.verdict, claimed) {
             (Verdict::Regression | Verdict::Improvement, _) => format!(
                 "{estimate}: the whole interval is {} than {band} and the A/A noise (signed-rank p = {})",
                 if self.verdict == Verdict::Regression {
@@ -154,6 +170,11 @@ impl MetricGate {
                 "{estimate}: beyond {band}, but not in enough rounds to be sure (signed-rank p = {})",
                 p_value(p)
             ),
+        };
+        if self.decides() {
+            reason
+        } else {
+            format!("{reason} (a tail: it cannot hold the level inconclusive)")
         }
     }
 }
@@ -167,7 +188,20 @@ impl GateReport {
     /// Why the gate decided as it did: the reason of every metric that made the verdict.
     pub fn summary(&self) -> String {
         if self.verdict == Verdict::Unchanged {
-            return "every metric's interval lies within its tolerance".to_owned();
+            let undecided: Vec<String> = self
+                .levels
+                .iter()
+                .flat_map(|l| l.metrics.iter().map(move |m| (l.level, m)))
+                .filter(|(_, m)| !m.decides())
+                .map(|(level, m)| format!("{level} {}", m.metric))
+                .collect();
+            return match undecided.as_slice() {
+                [] => "every metric's interval lies within its tolerance".to_owned(),
+                tails => format!(
+                    "every deciding metric's interval lies within its tolerance (undecided tails: {})",
+                    tails.join(", ")
+                ),
+            };
         }
         self.levels
             .iter()
@@ -253,7 +287,7 @@ impl fmt::Display for GateReport {
                     interval(scale, m.ab.interval),
                     interval(scale, m.aa.interval),
                     p_value(m.ab.p_worse),
-                    m.verdict.to_string(),
+                    m.verdict_label(),
                 ]
             })
             .collect();

@@ -150,6 +150,66 @@ fn an_interval_across_the_tolerance_is_inconclusive() {
     assert_eq!(report.exit_code(), 4);
 }
 
+/// A gate whose candidate's throughput is the base's and whose overhead p99 moves by
+/// `p99_moves(i)` in A/B round `i`.
+fn with_a_moving_tail(p99_moves: impl Fn(i32) -> f64) -> GateReport {
+    let ab = (0..6)
+        .map(|i| {
+            let p99 = 900.0 * p99_moves(i);
+            Round::abba(
+                run(1_000.0, 900.0),
+                run(1_000.0, p99),
+                run(1_001.0, p99),
+                run(1_000.0, 900.0),
+            )
+        })
+        .collect();
+    let runs = GateRuns {
+        ab,
+        aa: rounds(1_000.0, 900.0),
+    };
+    evaluate(
+        GateSubject::new("a", "b"),
+        vec![(c1(), runs)],
+        &quiet_gate_options(),
+    )
+    .expect("a complete gate")
+}
+
+#[test]
+fn an_undecided_tail_does_not_hold_the_gate_inconclusive() {
+    // The p99 swings from 20% lower to 40% higher: across the 10% tolerance both ways.
+    let report = with_a_moving_tail(|i| [0.8, 1.4, 0.9, 1.3, 1.0, 1.2][i as usize]);
+    let [throughput, tail] = &report.levels[0].metrics[..] else {
+        panic!("two metrics: {report}");
+    };
+    assert_eq!(throughput.verdict, Verdict::Unchanged, "{report}");
+    assert_eq!(tail.metric, GateMetric::OverheadP99);
+    assert_eq!(tail.verdict, Verdict::Inconclusive, "{report}");
+    assert!(!tail.decides());
+    assert_eq!(tail.verdict_label(), "inconclusive tail");
+    assert!(tail.reason().contains("a tail"), "{}", tail.reason());
+    assert_eq!(report.levels[0].verdict, Verdict::Unchanged);
+    assert_eq!(report.exit_code(), 0);
+    assert!(
+        report
+            .summary()
+            .contains("undecided tails: c=1 plain overhead p99"),
+        "{}",
+        report.summary()
+    );
+    assert!(report.to_string().contains("inconclusive tail"), "{report}");
+}
+
+#[test]
+fn a_tail_that_clearly_rose_still_fails_the_gate() {
+    let report = with_a_moving_tail(|i| 1.5 + 0.01 * f64::from(i));
+    let tail = &report.levels[0].metrics[1];
+    assert_eq!(tail.verdict, Verdict::Regression, "{report}");
+    assert!(tail.decides());
+    assert_eq!(report.exit_code(), 3);
+}
+
 #[test]
 fn the_default_tolerances_catch_the_ci_check_and_pass_the_noise_it_saw() {
     // What the CI check's gate measured (docs/performance-gates.md): the candidate's overhead
