@@ -73,6 +73,16 @@ fn verdicts_map_to_the_design_exit_codes() {
     assert_eq!(gate(1_000.0, 900.0).exit_code(), 0);
 }
 
+/// The gate of `runs` at one request at a time, with the quiet machine's tolerances.
+fn judge(runs: GateRuns) -> GateReport {
+    evaluate(
+        GateSubject::new("a", "b"),
+        vec![(c1(), runs)],
+        &quiet_gate_options(),
+    )
+    .expect("a complete gate")
+}
+
 /// A gate whose A/A rounds swing by ±15% between sides, with the candidate's throughput at
 /// `cand_rps` (the base's is 1,000).
 fn against_a_swinging_self_check(cand_rps: f64) -> GateReport {
@@ -84,12 +94,7 @@ fn against_a_swinging_self_check(cand_rps: f64) -> GateReport {
         let swing = if i % 2 == 0 { 1.15 } else { 0.85 };
         round.b = [run(1_000.0 * swing, 900.0), run(1_000.0 * swing, 900.0)];
     }
-    evaluate(
-        GateSubject::new("a", "b"),
-        vec![(c1(), runs)],
-        &quiet_gate_options(),
-    )
-    .expect("a complete gate")
+    judge(runs)
 }
 
 #[test]
@@ -132,12 +137,7 @@ fn an_interval_across_the_tolerance_is_inconclusive() {
         ab,
         aa: rounds(1_000.0, 900.0),
     };
-    let report = evaluate(
-        GateSubject::new("a", "b"),
-        vec![(c1(), runs)],
-        &quiet_gate_options(),
-    )
-    .expect("a complete gate");
+    let report = judge(runs);
     let throughput = &report.levels[0].metrics[0];
     let (low, high) = throughput.ab.interval;
     assert!(low < -0.03 && high > -0.03, "{throughput:?}");
@@ -168,12 +168,7 @@ fn with_a_moving_tail(p99_moves: impl Fn(i32) -> f64) -> GateReport {
         ab,
         aa: rounds(1_000.0, 900.0),
     };
-    evaluate(
-        GateSubject::new("a", "b"),
-        vec![(c1(), runs)],
-        &quiet_gate_options(),
-    )
-    .expect("a complete gate")
+    judge(runs)
 }
 
 #[test]
