@@ -58,13 +58,8 @@ struct FigureView {
 /// Renders `gate.html`.
 pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
     let confidence = format!("{}%", short(report.settings.confidence.level() * 100.0));
-    let judged = || {
-        report
-            .levels
-            .iter()
-            .flat_map(|l| l.metrics.iter().map(move |m| (l, m)))
-    };
-    let rows = judged()
+    let rows = report
+        .judged()
         .map(|(l, m)| {
             let scale = m.metric.scale();
             RowView {
@@ -84,7 +79,8 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
             }
         })
         .collect();
-    let figures = judged()
+    let figures = report
+        .judged()
         .map(|(l, m)| FigureView {
             caption: format!("{} {} per round", l.level, m.metric.label()),
             svg: rounds_chart(l, m.metric).render(),

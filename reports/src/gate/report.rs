@@ -185,15 +185,20 @@ impl GateReport {
         self.verdict.exit_code()
     }
 
+    /// Every judged metric with its level, in report order.
+    pub fn judged(&self) -> impl Iterator<Item = (&LevelGate, &MetricGate)> {
+        self.levels
+            .iter()
+            .flat_map(|l| l.metrics.iter().map(move |m| (l, m)))
+    }
+
     /// Why the gate decided as it did: the reason of every metric that made the verdict.
     pub fn summary(&self) -> String {
         if self.verdict == Verdict::Unchanged {
             let undecided: Vec<String> = self
-                .levels
-                .iter()
-                .flat_map(|l| l.metrics.iter().map(move |m| (l.level, m)))
+                .judged()
                 .filter(|(_, m)| !m.decides())
-                .map(|(level, m)| format!("{level} {}", m.metric))
+                .map(|(l, m)| format!("{} {}", l.level, m.metric))
                 .collect();
             return match undecided.as_slice() {
                 [] => "every metric's interval lies within its tolerance".to_owned(),
@@ -203,11 +208,9 @@ impl GateReport {
                 ),
             };
         }
-        self.levels
-            .iter()
-            .flat_map(|l| l.metrics.iter().map(move |m| (l.level, m)))
+        self.judged()
             .filter(|(_, m)| m.verdict == self.verdict)
-            .map(|(level, m)| format!("{level} {}: {}", m.metric, m.reason()))
+            .map(|(l, m)| format!("{} {}: {}", l.level, m.metric, m.reason()))
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -272,13 +275,11 @@ impl fmt::Display for GateReport {
         ]
         .map(str::to_owned);
         let rows: Vec<[String; 10]> = self
-            .levels
-            .iter()
-            .flat_map(|l| l.metrics.iter().map(move |m| (l.level, m)))
-            .map(|(level, m)| {
+            .judged()
+            .map(|(l, m)| {
                 let scale = m.metric.scale();
                 [
-                    level.to_string(),
+                    l.level.to_string(),
                     m.metric.label().to_owned(),
                     scale.margin(m.tolerance.fraction()),
                     m.metric.format(m.base),
