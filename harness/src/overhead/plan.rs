@@ -232,8 +232,9 @@ impl OverheadPlan {
                 "at least 2 rounds are needed for an interval",
             ));
         }
+        // Direct, the gateway, its variants and the bare proxy share each round.
         let sides =
-            2 + u32::from(self.bare) + u32::try_from(self.variant.len()).unwrap_or(u32::MAX);
+            u32::try_from(2 + usize::from(self.bare) + self.variant.len()).unwrap_or(u32::MAX);
         let round = Duration::try_from_secs_f64(self.round_secs)
             .ok()
             .filter(|round| *round / sides >= MIN_SHARE && round.as_secs() <= 3_600)
