@@ -12,7 +12,15 @@ use reports::overhead::{Interval, OVERHEAD_HTML, OVERHEAD_JSON, OverheadReport, 
 use crate::common::{MACHINE, arg, one_line_error, run, scratch};
 
 /// Rounds per measurement: each pairs the plain and the busy gateway once.
-const ROUNDS: usize = 16;
+///
+/// With debug binaries the gateway's per-round p50 at concurrency 1 moves by about 100 us
+/// between rounds even with 0.6 s per side, so the raise needs this many rounds of this length
+/// (about 45 s) for its trimmed mean to land within 25 us or so of the truth. Sixteen rounds of
+/// 0.2 s per side came out between 170 and 470 us on the same machine.
+const ROUNDS: usize = 24;
+
+/// Seconds per round, shared by the direct path, the gateway and the busy variant.
+const ROUND_SECS: &str = "1.8";
 
 /// The plain gateway's and the busy variant's records at concurrency 1 (plain requests), from
 /// one `harness overhead --variant busy`.
@@ -27,7 +35,7 @@ fn measure(out: &Path, busy: &Path) -> (SideRecord, SideRecord) {
         "--rounds",
         &rounds,
         "--round-secs",
-        "0.6",
+        ROUND_SECS,
         "--variant",
         arg(busy),
         "--out",
