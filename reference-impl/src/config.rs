@@ -6,7 +6,7 @@
 //! from a file.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -555,11 +555,18 @@ impl ProviderConfig {
             &format!("{at}.name"),
             "must not be empty",
         )?;
-        match url::Url::parse(&self.base_url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+        let https = match url::Url::parse(&self.base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+                url.scheme() == "https"
+            }
             Ok(_) => return invalid(format!("{at}.base_url"), "must be an http(s) URL"),
             Err(e) => return invalid(format!("{at}.base_url"), e.to_string()),
-        }
+        };
+        ensure(
+            https || self.pool.ca_file.is_none(),
+            &format!("{at}.pool.ca_file"),
+            "applies to an https:// base_url only",
+        )?;
         ensure(
             self.cost.is_finite() && self.cost > 0.0,
             &format!("{at}.cost"),
@@ -587,8 +594,13 @@ pub struct PoolConfig {
     /// Idle connections are closed after this long.
     pub idle_timeout_ms: u64,
     pub connect_timeout_ms: u64,
-    /// Speak HTTP/2 with prior knowledge (cleartext h2c) to the upstream.
+    /// Speak HTTP/2 to the upstream: with prior knowledge (cleartext h2c) over `http://`, by
+    /// ALPN over `https://`.
     pub http2: bool,
+    /// PEM file of certificate authorities trusted for an `https://` base URL besides the
+    /// bundled web PKI roots: a private CA, or a mock's self-signed certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for PoolConfig {
@@ -598,6 +610,7 @@ impl Default for PoolConfig {
             idle_timeout_ms: 90_000,
             connect_timeout_ms: 2_000,
             http2: false,
+            ca_file: None,
         }
     }
 }
@@ -721,6 +734,14 @@ mod tests {
         config.providers[0].base_url = "ftp://x".into();
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("providers[0].base_url"), "{err}");
+
+        let mut config = GatewayConfig::default();
+        config.providers[0].pool.ca_file = Some("ca.pem".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("providers[0].pool.ca_file") && err.contains("https://"),
+            "a CA for a plain-http upstream is a mistake: {err}"
+        );
 
         let mut config = GatewayConfig::default();
         config.routing.ewma_alpha = 0.0;

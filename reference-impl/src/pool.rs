@@ -5,6 +5,10 @@
 //! [`Uri`] built at startup), no redirect or retry layers (the router decides retries). A
 //! counting connector sees every new connection, so `connections_opened / requests` shows
 //! whether the pool is reusing connections (near 0) or churning them (near 1).
+//!
+//! `https://` upstreams are reached over rustls (aws-lc-rs), trusting the bundled web PKI roots
+//! and the provider's `pool.ca_file`; HTTP/2 is negotiated by ALPN there, and spoken with prior
+//! knowledge over `http://`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,9 +21,14 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body_util::{BodyDataStream, BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::crypto::aws_lc_rs;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::{ClientConfig, RootCertStore};
 use serde::Serialize;
 
 use crate::config::PoolConfig;
@@ -89,24 +98,37 @@ pub type UpstreamError = hyper_util::client::legacy::Error;
 pub type BodyStream = BodyDataStream<Incoming>;
 
 /// A provider's pooled client: keep-alive connections, `TCP_NODELAY`, bounded connect time,
-/// HTTP/1.1 or (with `http2`) HTTP/2 with prior knowledge.
+/// plain or TLS, HTTP/1.1 or (with `http2`) HTTP/2.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    client: Client<Counted, Full<Bytes>>,
+    client: Client<HttpsConnector<Counted>, Full<Bytes>>,
 }
 
 impl Upstream {
-    pub fn new(config: &PoolConfig, stats: Arc<PoolStats>) -> Self {
+    /// Fails only when `config.ca_file` cannot be read or holds no certificate it can use.
+    pub fn new(config: &PoolConfig, stats: Arc<PoolStats>) -> Result<Self, String> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+        // The TLS layer above decides the scheme: https:// gets a handshake, http:// passes.
+        http.enforce_http(false);
+        let counted = Counted { inner: http, stats };
+        let tls = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(config.ca_file.as_deref())?)
+            .https_or_http();
+        // One protocol, as the client speaks only that one: ALPN offers what it will speak.
+        let connector = if config.http2 {
+            tls.enable_http2().wrap_connector(counted)
+        } else {
+            tls.enable_http1().wrap_connector(counted)
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(config.max_idle_per_host)
             .pool_idle_timeout(Duration::from_millis(config.idle_timeout_ms))
             .pool_timer(TokioTimer::new())
             .http2_only(config.http2)
-            .build(Counted { inner: http, stats });
-        Self { client }
+            .build(connector);
+        Ok(Self { client })
     }
 
     /// `POST uri` with `headers` and `body`; resolves when the response head has arrived.
@@ -122,6 +144,33 @@ impl Upstream {
         *request.headers_mut() = headers;
         self.client.request(request)
     }
+}
+
+/// The rustls client configuration: the bundled web PKI roots, plus every certificate of
+/// `ca_file`.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("no PEM certificate in {}", path.display()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
 }
 
 /// Why a response body could not be read.

@@ -87,7 +87,8 @@ impl Provider {
         let header_value = HeaderValue::try_from(config.name.as_str())
             .map_err(|_| invalid("name", "contains characters not allowed in a header"))?;
         let pool = Arc::new(PoolStats::default());
-        let client = Upstream::new(&config.pool, pool.clone());
+        let client = Upstream::new(&config.pool, pool.clone())
+            .map_err(|why| invalid("pool.ca_file", &why))?;
         let breaker = CircuitBreaker::new(config.name.clone(), breaker.clone());
         Ok(Self {
             config,

@@ -312,7 +312,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", "application/json".parse().unwrap());
         headers.insert("authorization", "Bearer sk-test".parse().unwrap());
-        let client = Upstream::new(&PoolConfig::default(), Arc::default());
+        let client = Upstream::new(&PoolConfig::default(), Arc::default()).expect("no CA file");
         let url = format!("{}/v1/embeddings", server.uri()).parse().unwrap();
         let embedder = OpenAiEmbedder::new(client, url, headers, "text-embedding-3-small");
         let config = CacheConfig {

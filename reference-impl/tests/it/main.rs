@@ -31,4 +31,5 @@ mod replicas;
 mod resilience;
 mod server;
 mod streaming;
+mod upstream_tls;
 mod websocket;
