@@ -21,7 +21,8 @@ struct OverheadView {
     confidence: String,
     header: [&'static str; 12],
     rows: Vec<[String; 12]>,
-    bounds: Vec<String>,
+    /// The highest rates within the p99 bound, and later sides against the first.
+    notes: Vec<String>,
     figures: Vec<FigureView>,
     method: String,
 }
@@ -75,7 +76,7 @@ pub fn render_overhead(report: &OverheadReport) -> Result<String, ReportError> {
         facts,
         header: HEADER,
         rows: report.rows(),
-        bounds: report.bound_lines(),
+        notes: report.notes(),
         figures: figures(report),
         method: format!(
             "Every level ran {} rounds. In each round every side (direct to the upstream, then \

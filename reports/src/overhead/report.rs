@@ -106,6 +106,12 @@ pub struct ComparedSide {
     pub added_ttft: Option<Added>,
     /// Successful requests per second through the side over direct's (closed levels).
     pub throughput_ratio: Option<Interval>,
+    /// Latency against the first proxy side (the gateway, when the harness started one) in the
+    /// same rounds: this side's percentile minus the first side's, paired round by round as the
+    /// added times are, so a variant's or the bare proxy's difference from the gateway has an
+    /// interval of its own rather than two to compare. `None` for the first side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against_first: Option<Added>,
 }
 
 /// The highest tested open-model rate at which a side's added p99 stayed within the bound, at
@@ -158,12 +164,22 @@ pub fn evaluate(
 
 fn compare(level: LevelRecord, subject: &OverheadSubject) -> LevelResult {
     let direct = &level.direct.rounds;
+    let against: Vec<Option<Added>> = match level.through.split_first() {
+        Some((first, rest)) => std::iter::once(None)
+            .chain(rest.iter().map(|record| {
+                Added::between(&record.rounds, &first.rounds, |r: &RoundFigures| r.e2e)
+            }))
+            .collect(),
+        None => Vec::new(),
+    };
     let sides = level
         .through
         .into_iter()
         .zip(&subject.sides)
-        .map(|(record, label)| ComparedSide {
+        .zip(against)
+        .map(|((record, label), against_first)| ComparedSide {
             name: label.name.clone(),
+            against_first,
             added_e2e: Added::between(&record.rounds, direct, |r: &RoundFigures| r.e2e),
             added_ttft: Added::between(&record.rounds, direct, |r: &RoundFigures| r.ttft),
             throughput_ratio: match level.load {
@@ -349,6 +365,39 @@ mod tests {
         assert!(html.contains("added latency p50, closed model, plain"));
         assert!(!html.contains("http://127.0.0.1:1/"), "no link to load");
         assert!(!html.contains("<script"));
+    }
+
+    #[test]
+    fn later_sides_are_paired_against_the_first_round_by_round() {
+        let label = |name: &str| SideLabel {
+            name: name.to_owned(),
+            url: "http://127.0.0.1:2".to_owned(),
+        };
+        let subject = OverheadSubject {
+            direct: "http://127.0.0.1:1".to_owned(),
+            sides: vec![label("gateway"), label("gateway+busy")],
+        };
+        let level = LevelRecord {
+            load: Load::Closed { concurrency: 1 },
+            stream: false,
+            direct: side(100, 400),
+            through: vec![side(220, 500), side(420, 650)],
+        };
+        let settings = report(vec![open(1.0, 0)]).settings;
+        let report = evaluate(Utc::now(), subject, settings, vec![level]).expect("judged");
+        let level = &report.levels[0];
+        assert_eq!(
+            level.sides[0].against_first, None,
+            "the first side is the reference"
+        );
+        let against = level.sides[1].against_first.expect("six paired rounds");
+        assert_eq!(against.p50.estimate, 200.0);
+        assert_eq!(against.p99.estimate, 150.0);
+        let table = report.to_string();
+        assert!(
+            table.contains("c=1 plain: gateway+busy against gateway: p50 +200 [200, 200]"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl OverheadReport {
 
     /// One line per side and stream mode with open-model levels: the highest rate within the
     /// bound.
-    pub(super) fn bound_lines(&self) -> Vec<String> {
+    fn bound_lines(&self) -> Vec<String> {
         self.within_bound
             .iter()
             .map(|b| {
@@ -114,6 +114,39 @@ impl OverheadReport {
                 )
             })
             .collect()
+    }
+
+    /// One line per level and proxy side after the first: its latency against the first side's
+    /// in the same rounds.
+    fn against_lines(&self) -> Vec<String> {
+        let Some(first) = self.subject.sides.first() else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        for level in &self.levels {
+            for side in &level.sides {
+                if let Some(against) = &side.against_first {
+                    lines.push(format!(
+                        "{} {}: {} against {}: p50 {}, p99 {} us",
+                        level.load,
+                        stream_label(level.stream),
+                        side.name,
+                        first.name,
+                        added_us(&against.p50),
+                        added_us(&against.p99)
+                    ));
+                }
+            }
+        }
+        lines
+    }
+
+    /// What follows the table: the highest rates within the p99 bound, then each later side
+    /// against the first.
+    pub(super) fn notes(&self) -> Vec<String> {
+        let mut notes = self.bound_lines();
+        notes.extend(self.against_lines());
+        notes
     }
 }
 
@@ -143,7 +176,7 @@ impl fmt::Display for OverheadReport {
         let header = HEADER.map(str::to_owned);
         let rows = self.rows();
         crate::text_table::write(f, &header, &rows, |column| column <= 2)?;
-        for line in self.bound_lines() {
+        for line in self.notes() {
             writeln!(f, "{line}")?;
         }
         Ok(())
