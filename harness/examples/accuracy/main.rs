@@ -406,7 +406,7 @@ type Row = (usize, String, Vec<Run>, Vec<Run>);
 fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "\n{:<8}{:<9}{:<11}{:<22}{:<22}{:<22}{:<22}{:<11}{:<8}\n",
+        "\n{:<8}{:<9}{:<11}{:<21} {:<21} {:<21} {:<21} {:<10} {:<8}\n",
         "streams",
         "path",
         "client",
@@ -429,20 +429,21 @@ fn table(rows: &[Row]) -> String {
             };
             out.push_str(&format!("{first:<8}{second:<9}{name:<11}"));
             for (_, figure, _) in FIGURES {
-                out.push_str(&format!("{:<22}", Spread::of(runs, figure).cell()));
+                // A cell wider than its column still leaves a space before the next.
+                out.push_str(&format!("{:<21} ", Spread::of(runs, figure).cell()));
             }
             let saturated: Vec<String> = runs
                 .iter()
                 .map(|r| r.saturated_seconds.to_string())
                 .collect();
             let cpu = Spread::of(runs, |r| r.cpu_per_event_us).median;
-            out.push_str(&format!("{:<11}{cpu:<8.1}\n", saturated.join(",")));
+            out.push_str(&format!("{:<10} {cpu:<8.1}\n", saturated.join(",")));
         }
         out.push_str(&format!("{:<17}{:<11}", "", "ratio"));
         let mut verdicts = Vec::new();
         for (label, figure, tolerance) in FIGURES {
             let ratio = Spread::of(harness, figure).median / Spread::of(reference, figure).median;
-            out.push_str(&format!("{ratio:<22.3}"));
+            out.push_str(&format!("{ratio:<21.3} "));
             if (ratio - 1.0).abs() > tolerance {
                 verdicts.push(format!(
                     "{label} off by more than {:.0}%",
