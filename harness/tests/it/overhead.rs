@@ -78,7 +78,11 @@ fn measure(out: &Path, busy: &Path) -> Measured {
                 .is_some_and(|n| n.to_string_lossy().starts_with("overhead-"))
         })
         .expect("a run directory overhead-<UTC time>");
-    assert!(dir.join(OVERHEAD_HTML).is_file());
+    let html = std::fs::read_to_string(dir.join(OVERHEAD_HTML)).expect("overhead.html");
+    assert!(
+        html.contains("gateway+busy against gateway: p50 +"),
+        "{html}"
+    );
     assert!(
         dir.join("gateway-busy.toml").is_file(),
         "the variant's config"
