@@ -7,9 +7,17 @@ pub mod redis;
 
 use std::time::Duration;
 
+use mock_providers::{MockConfig, MockServer, Profile};
 use reference_impl::config::RoutingConfig;
 use reference_impl::{Gateway, GatewayConfig, GatewayHandle, ProviderConfig, ProviderKind};
 use serde_json::{Value, json};
+
+/// A native mock provider on a loopback port that answers at once (`Profile::fast`).
+pub async fn mock() -> MockServer {
+    MockServer::start(MockConfig::new(Profile::fast()))
+        .await
+        .expect("mock starts")
+}
 
 pub fn openai(name: &str, url: &str) -> ProviderConfig {
     ProviderConfig::new(name, ProviderKind::OpenAi, url)

@@ -4,19 +4,13 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use mock_providers::{MockConfig, MockServer, Profile};
+use mock_providers::MockServer;
 use reference_impl::GatewayHandle;
 use serde_json::Value;
 
-use crate::common::{self, chat, client, openai, start};
+use crate::common::{self, chat, client, mock, openai, start};
 
 const TOKEN: &str = "dash-s3cret";
-
-async fn mock() -> MockServer {
-    MockServer::start(MockConfig::new(Profile::fast()))
-        .await
-        .expect("mock starts")
-}
 
 async fn gateway(
     upstream: &MockServer,

@@ -11,21 +11,14 @@ use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mock_providers::{MockConfig, MockServer, Profile};
 use reference_impl::GatewayHandle;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{self, chat, openai, start};
+use crate::common::{self, chat, mock, openai, start};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-async fn mock() -> MockServer {
-    MockServer::start(MockConfig::new(Profile::fast()))
-        .await
-        .expect("mock starts")
-}
 
 /// hyper's pooled client speaking only HTTP/2, without TLS: prior knowledge.
 fn h2c_client() -> Client<HttpConnector, Full<Bytes>> {

@@ -10,13 +10,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
+use mock_providers::{Outcome, Route};
 use reference_impl::GatewayHandle;
 use reference_impl::server::RESERVED_CONNECTIONS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{chat, metric, openai, start};
+use crate::common::{chat, metric, mock, openai, start};
 
 /// Client connections held open at once by `ten_thousand_connections_...`.
 const CONNECTIONS: usize = 10_000;
@@ -128,12 +128,6 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
-}
-
-async fn mock() -> MockServer {
-    MockServer::start(MockConfig::new(Profile::fast()))
-        .await
-        .expect("mock starts")
 }
 
 /// A client that keeps no idle connections, so it leaves no connection tasks behind.

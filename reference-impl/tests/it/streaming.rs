@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use mock_providers::{MockConfig, MockServer, Outcome, Profile, Route};
+use mock_providers::{MockServer, Outcome, Route};
 use reference_impl::GatewayHandle;
 use serde_json::{Value, json};
 
-use crate::common::{anthropic, chat, client, header, metric, openai, sse_data, start};
+use crate::common::{anthropic, chat, client, header, metric, mock, openai, sse_data, start};
 
 /// Tokens 50 ms apart, so the first event reaches the client well before a fault strikes.
 /// (Unpaced, a fault may arrive together with the first event; nothing has reached the client
@@ -23,12 +23,6 @@ fn content_chunks(body: &str) -> usize {
                 .is_some_and(|c| !c.is_empty())
         })
         .count()
-}
-
-async fn mock() -> MockServer {
-    MockServer::start(MockConfig::new(Profile::fast()))
-        .await
-        .unwrap()
 }
 
 /// A gateway in front of a fresh mock that speaks `provider`'s wire format.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use mock_providers::{ChatRequest, Completion, MockConfig, MockServer, Profile, Provider};
+use mock_providers::{ChatRequest, Completion, Provider};
 use reference_impl::GatewayHandle;
 use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
@@ -15,18 +15,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-use crate::common::{client, gauges_settle, metric, openai, start};
+use crate::common::{client, gauges_settle, metric, mock, openai, start};
 
 type Ws = WebSocketStream<TcpStream>;
 
 /// Longest wait for any one message.
 const MESSAGE_WAIT: Duration = Duration::from_secs(20);
-
-async fn mock() -> MockServer {
-    MockServer::start(MockConfig::new(Profile::fast()))
-        .await
-        .expect("mock starts")
-}
 
 /// A WebSocket to the gateway on `tcp`, the upgrade carrying `headers` (which every request
 /// of the connection then carries, the mock's control headers included).
