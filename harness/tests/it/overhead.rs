@@ -109,7 +109,8 @@ fn measure(out: &Path, busy: &Path) -> Measured {
             .record
             .header_overhead
             .as_ref()
-            .map_or(0, |summary| summary.p50 as i64)
+            .expect("checked above")
+            .p50 as i64
     };
     Measured {
         raise: level.sides[1].against_first.expect("paired rounds").p50,
