@@ -13,6 +13,7 @@ use crate::timeline::{Second, timeline};
 #[derive(Serialize)]
 struct CompareView {
     title: String,
+    subtitle: String,
     verdict: String,
     banner_class: &'static str,
     exit_code: u8,
@@ -97,6 +98,7 @@ pub fn render_compare(
         .collect();
     let view = CompareView {
         title: "gatebench: comparison".to_owned(),
+        subtitle: format!("{base_label} \u{b7} {cand_label}"),
         verdict: comparison.verdict.to_string(),
         banner_class: banner_class(comparison.verdict),
         exit_code: comparison.exit_code(),
