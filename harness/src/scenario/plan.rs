@@ -9,7 +9,7 @@ use reports::slo::{Op, Quantity, Slo, SloMetric, Stat, load_slos, parse_slos};
 use scenarios::attack;
 use scenarios::client::{Api, ClientOptions, Verify};
 use scenarios::load::{Load, Stages, Worker};
-use scenarios::scenario::{self, Scenario};
+use scenarios::scenario::{self, Scenario, Transport};
 use scenarios::workload::{Dataset, Prompts, SharedPrefix, Synthetic, TokenCount};
 
 use super::options::{Goodput, HeaderEntry, MockBackend, RunOptions, Span};
@@ -204,6 +204,22 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Plan, PlanError> {
                 format!(
                     "scenario `{name}` sends embeddings requests, which the Anthropic API has not"
                 ),
+            ));
+        }
+    }
+    if let Transport::WebSocket { .. } = scenario.transport {
+        // Checked here, before any process starts, as the scenario itself would refuse both.
+        if !matches!(load, Load::Closed { .. }) {
+            return Err(invalid(
+                "rate",
+                "the websocket scenario holds connections (--users or --stages give how many); \
+                 it has no arrival rate",
+            ));
+        }
+        if client.api != Api::OpenAi {
+            return Err(invalid(
+                "api",
+                "the WebSocket route takes OpenAI chat bodies; --api anthropic has none",
             ));
         }
     }
@@ -655,6 +671,18 @@ mod tests {
         assert!(error.starts_with("slo:"), "{error}");
         assert!(resolve("stress", with_slo("")).is_ok());
         std::fs::remove_file(&slo).expect("removes");
+        for (text, field) in [
+            ("rate = 5.0", "rate:"),
+            (
+                "target = \"http://127.0.0.1:9\"\napi = \"anthropic\"",
+                "api:",
+            ),
+        ] {
+            let error = resolve("websocket", options(text))
+                .expect_err(text)
+                .to_string();
+            assert!(error.starts_with(field), "{text}: {error}");
+        }
         assert!(resolve("nope", RunOptions::default()).is_err());
         let wiremock = options("mock_backend = \"wiremock\"");
         assert!(
