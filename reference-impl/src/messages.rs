@@ -5,11 +5,11 @@
 //! The typed fields are also what the translation for OpenAI upstreams can carry.
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 
 use crate::error::ApiError;
-use crate::request::{check_model, check_object, explain};
+use crate::request::{check_model, check_object, explain, string_or_list};
 
 /// A parsed and validated `POST /v1/messages` body, with the raw bytes it came from.
 #[derive(Debug)]
@@ -59,11 +59,21 @@ pub struct Message {
 }
 
 /// Message or system content: a plain string or an array of typed blocks.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum Content {
     Text(String),
     Blocks(Vec<Block>),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_list(
+            deserializer,
+            "a string or an array of content blocks",
+            Content::Text,
+            Content::Blocks,
+        )
+    }
 }
 
 #[derive(Debug, Deserialize)]

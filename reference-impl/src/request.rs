@@ -4,9 +4,11 @@
 //! fields are accepted and, for OpenAI-compatible upstreams, forwarded untouched because the
 //! original body bytes are sent, not this struct.
 
+use std::fmt;
+
 use bytes::Bytes;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::error::ApiError;
 
@@ -65,11 +67,21 @@ pub struct Message {
 }
 
 /// Message content: a plain string or an array of typed parts.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum Content {
     Text(String),
     Parts(Vec<Part>),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_list(
+            deserializer,
+            "a string or an array of content parts",
+            Content::Text,
+            Content::Parts,
+        )
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,11 +96,70 @@ pub enum Part {
 }
 
 /// `stop`: one sequence or several.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum Stop {
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Stop {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_list(
+            deserializer,
+            "a string or an array of strings",
+            Stop::One,
+            Stop::Many,
+        )
+    }
+}
+
+/// Reads a field that is either a JSON string or an array, as `text` or `list` of it.
+///
+/// What `#[serde(untagged)]` would do, without its cost on every request: an untagged enum
+/// first copies the whole value into a buffer of its own, then tries each variant against the
+/// copy. Here the value's own type picks the variant, and a wrong type is an error that says
+/// what was expected.
+pub(crate) fn string_or_list<'de, D, T, R>(
+    deserializer: D,
+    expecting: &'static str,
+    text: fn(String) -> R,
+    list: fn(Vec<T>) -> R,
+) -> Result<R, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct StringOrList<T, R> {
+        expecting: &'static str,
+        text: fn(String) -> R,
+        list: fn(Vec<T>) -> R,
+    }
+
+    impl<'de, T: Deserialize<'de>, R> Visitor<'de> for StringOrList<T, R> {
+        type Value = R;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<R, E> {
+            Ok((self.text)(value.to_owned()))
+        }
+
+        fn visit_string<E: de::Error>(self, value: String) -> Result<R, E> {
+            Ok((self.text)(value))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<R, A::Error> {
+            Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(self.list)
+        }
+    }
+
+    deserializer.deserialize_any(StringOrList {
+        expecting,
+        text,
+        list,
+    })
 }
 
 impl Stop {
@@ -240,11 +311,48 @@ mod tests {
     }
 
     #[test]
+    fn content_and_stop_are_a_string_or_an_array() {
+        let r = parse(
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"},
+                {"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"}]},
+                {"role":"assistant","content":null}],"stop":"x"}"#,
+        )
+        .unwrap();
+        let contents: Vec<_> = r.body.messages.iter().map(|m| &m.content).collect();
+        assert!(matches!(contents[0], Some(Content::Text(t)) if t == "hi"));
+        assert!(matches!(
+            contents[1],
+            Some(Content::Parts(parts))
+                if matches!(parts.as_slice(), [Part::Text { text }, Part::Other] if text == "a")
+        ));
+        assert!(contents[2].is_none());
+        assert_eq!(r.body.stop.map(Stop::into_vec), Some(vec!["x".to_owned()]));
+        let r =
+            parse(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b"]}"#)
+                .unwrap();
+        assert_eq!(
+            r.body.stop.map(Stop::into_vec),
+            Some(vec!["a".into(), "b".into()])
+        );
+    }
+
+    #[test]
     fn names_the_missing_or_wrong_field() {
         let e = parse(r#"{"messages":[{"role":"user","content":"hi"}]}"#).unwrap_err();
         assert!(e.message.contains("missing field `model`"), "{e}");
         let e = parse(r#"{"model":"m","messages":[{"role":"user","content":1}]}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].content"));
+        assert!(
+            e.message
+                .contains("expected a string or an array of content parts"),
+            "{e}"
+        );
+        let e = parse(r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text"}]}]}"#)
+            .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].content[0]"));
+        let e = parse(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stop":[1]}"#)
+            .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("stop[0]"));
         let e = parse(r#"{"model":"m","messages":[],"stream":"yes"}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("stream"));
         let e = parse(r#"{"model":"m","messages":[]}"#).unwrap_err();
