@@ -10,6 +10,7 @@ use scenarios::attack;
 use scenarios::client::{Api, ClientOptions, Verify};
 use scenarios::load::{Load, Stages, Worker};
 use scenarios::scenario::{self, Scenario, Transport};
+use scenarios::websocket;
 use scenarios::workload::{Dataset, Prompts, SharedPrefix, Synthetic, TokenCount};
 
 use super::options::{Goodput, HeaderEntry, MockBackend, RunOptions, Span};
@@ -99,6 +100,9 @@ pub enum PlanError {
     Invalid { field: &'static str, why: String },
     #[error(transparent)]
     Slo(#[from] reports::slo::SloError),
+    /// Its messages name the field (`rate: ...`, `api: ...`).
+    #[error(transparent)]
+    WebSocket(#[from] websocket::WebSocketError),
 }
 
 fn invalid(field: &'static str, why: impl Into<String>) -> PlanError {
@@ -208,20 +212,8 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Plan, PlanError> {
         }
     }
     if let Transport::WebSocket { .. } = scenario.transport {
-        // Checked here, before any process starts, as the scenario itself would refuse both.
-        if !matches!(load, Load::Closed { .. }) {
-            return Err(invalid(
-                "rate",
-                "the websocket scenario holds connections (--users or --stages give how many); \
-                 it has no arrival rate",
-            ));
-        }
-        if client.api != Api::OpenAi {
-            return Err(invalid(
-                "api",
-                "the WebSocket route takes OpenAI chat bodies; --api anthropic has none",
-            ));
-        }
+        // Before any process starts: the load would refuse the same only once the stack is up.
+        websocket::check(&load, client.api)?;
     }
     let limits = options.goodput.unwrap_or_default().0;
     let attack = attack::Plan {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::attack::Plan;
 use crate::client::{Api, Client, ClientError};
-use crate::load::{Load, Worker};
+use crate::load::{Load, Stages, Worker};
 use crate::recorder::Recorder;
 use crate::workload::Prompt;
 
@@ -47,6 +47,19 @@ pub enum WebSocketError {
     Load,
     #[error("a connection task failed: {0}")]
     Join(String),
+}
+
+/// The stages of the connections held, when the websocket load can run `load` in `api`: a
+/// closed load (connections, not arrivals) of OpenAI chat bodies. The harness asks before it
+/// starts anything; [`run_share`] asks again.
+pub fn check(load: &Load, api: Api) -> Result<&Stages, WebSocketError> {
+    let Load::Closed { stages, .. } = load else {
+        return Err(WebSocketError::Load);
+    };
+    if api != Api::OpenAi {
+        return Err(WebSocketError::Api);
+    }
+    Ok(stages)
 }
 
 /// What every connection of a run shares.
@@ -84,13 +97,7 @@ pub async fn run_share(
     recorder: Arc<Recorder>,
     path: &str,
 ) -> Result<(), WebSocketError> {
-    let stages = match &plan.load {
-        Load::Closed { stages, .. } => stages.share(worker),
-        _ => return Err(WebSocketError::Load),
-    };
-    if client.options().api != Api::OpenAi {
-        return Err(WebSocketError::Api);
-    }
+    let stages = check(&plan.load, client.options().api)?.share(worker);
     let endpoint = Endpoint::new(client.base(), path, client.options())?;
     let connections = stages.peak();
     let begin = Instant::now();
