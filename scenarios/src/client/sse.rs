@@ -86,7 +86,7 @@ impl Sse {
                 self.after_cr = false;
                 continue;
             }
-            let end = rest.iter().position(|b| *b == b'\n' || *b == b'\r')?;
+            let end = memchr::memchr2(b'\n', b'\r', rest)?;
             self.after_cr = rest[end] == b'\r';
             let (from, to) = (self.start, self.start + end);
             self.start = to + 1;
@@ -105,7 +105,7 @@ impl Sse {
     /// Takes in the line `buffer[from..to]` (not blank).
     fn field(&mut self, from: usize, to: usize) {
         let line = &self.buffer[from..to];
-        let (name, value) = match line.iter().position(|b| *b == b':') {
+        let (name, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let value = colon + 1 + usize::from(line.get(colon + 1) == Some(&b' '));
                 (&line[..colon], from + value)

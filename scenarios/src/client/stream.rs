@@ -101,7 +101,7 @@ fn openai_event(data: &[u8], read: &mut StreamRead, text: &mut String) -> Result
     if data == b"[DONE]" {
         return Ok(Step::Done);
     }
-    let chunk: Chunk<'_> = serde_json::from_slice(data).map_err(|_| ErrorClass::BadPayload)?;
+    let chunk: Chunk<'_> = json(data)?;
     if chunk.error.is_some() {
         return Err(ErrorClass::StreamBroken);
     }
@@ -123,8 +123,7 @@ fn anthropic_event(
     read: &mut StreamRead,
     text: &mut String,
 ) -> Result<Step, ErrorClass> {
-    let event: anthropic::Event<'_> =
-        serde_json::from_slice(data).map_err(|_| ErrorClass::BadPayload)?;
+    let event: anthropic::Event<'_> = json(data)?;
     match &*event.kind {
         "message_start" => {
             let usage = event.message.and_then(|m| m.usage).unwrap_or_default();
@@ -148,6 +147,13 @@ fn anthropic_event(
         "error" => Err(ErrorClass::StreamBroken),
         _ => Ok(Step::Other),
     }
+}
+
+/// An event's JSON. The whole event is checked as UTF-8 once and then parsed as text, which
+/// costs less than parsing bytes, where every key and string is checked on its own.
+fn json<'a, T: serde::Deserialize<'a>>(data: &'a [u8]) -> Result<T, ErrorClass> {
+    let text = std::str::from_utf8(data).map_err(|_| ErrorClass::BadPayload)?;
+    serde_json::from_str(text).map_err(|_| ErrorClass::BadPayload)
 }
 
 /// Whether a transport error is a timeout; lets the parser run over any byte stream in tests.

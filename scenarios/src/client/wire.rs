@@ -4,9 +4,11 @@
 //! borrowed strings, so parsing a chunk allocates nothing in the common case.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::workload::Message;
 
@@ -49,32 +51,65 @@ pub(crate) struct Usage {
 #[derive(Deserialize)]
 pub(crate) struct Chunk<'a> {
     #[serde(default, borrow)]
-    pub choices: Vec<ChunkChoice<'a>>,
+    choices: ChoicesText<'a>,
     pub usage: Option<Usage>,
     pub error: Option<IgnoredAny>,
 }
 
+impl Chunk<'_> {
+    /// Appends the generated text the chunk carries (none for role, usage and empty chunks).
+    pub(crate) fn push_content(&self, text: &mut String) {
+        if let Some(content) = &self.choices.0 {
+            text.push_str(content);
+        }
+    }
+}
+
+/// The generated text of a chunk's choices, joined, read without collecting the choices: a
+/// chunk nearly always has one, and a `Vec` of them would cost an allocation per event.
+#[derive(Default)]
+struct ChoicesText<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ChoicesText<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Choices<'a>(PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for Choices<'a> {
+            type Value = ChoicesText<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of choices")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut text: Option<Cow<'a, str>> = None;
+                while let Some(choice) = seq.next_element::<ChunkChoice<'de>>()? {
+                    let Some(content) = choice.delta.and_then(|d| d.content) else {
+                        continue;
+                    };
+                    text = Some(match text {
+                        None => content,
+                        Some(before) => Cow::Owned(before.into_owned() + &content),
+                    });
+                }
+                Ok(ChoicesText(text))
+            }
+        }
+
+        deserializer.deserialize_seq(Choices(PhantomData))
+    }
+}
+
 #[derive(Deserialize)]
-pub(crate) struct ChunkChoice<'a> {
+struct ChunkChoice<'a> {
     #[serde(default, borrow)]
-    pub delta: Option<Delta<'a>>,
+    delta: Option<Delta<'a>>,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct Delta<'a> {
     #[serde(default, borrow)]
     pub content: Option<Cow<'a, str>>,
-}
-
-impl Chunk<'_> {
-    /// Appends the generated text the chunk carries (none for role, usage and empty chunks).
-    pub(crate) fn push_content(&self, text: &mut String) {
-        for choice in &self.choices {
-            if let Some(content) = choice.delta.as_ref().and_then(|d| d.content.as_deref()) {
-                text.push_str(content);
-            }
-        }
-    }
 }
 
 /// A non-streaming completion, embeddings response or models list: valid when the field the
@@ -126,6 +161,26 @@ mod tests {
             serde_json::from_str(r#"{"error":{"message":"boom","type":"server_error"}}"#)
                 .expect("error chunk");
         assert!(error.error.is_some());
+    }
+
+    #[test]
+    fn the_text_of_every_choice_is_kept_in_order() {
+        let chunk: Chunk<'_> = serde_json::from_str(
+            r#"{"choices":[{"delta":{"content":"a\u00e9"}},{"delta":{}},{"delta":{"content":"b"}}]}"#,
+        )
+        .expect("two choices with text");
+        let mut text = String::from(">");
+        chunk.push_content(&mut text);
+        assert_eq!(text, ">a\u{e9}b");
+        for bad in [r#"{"choices":null}"#, r#"{"choices":{"delta":{}}}"#] {
+            let error = serde_json::from_str::<Chunk<'_>>(bad)
+                .err()
+                .expect("choices must be an array");
+            assert!(
+                error.to_string().contains("array of choices"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]
