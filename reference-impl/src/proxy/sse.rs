@@ -61,7 +61,7 @@ impl SseFramer {
 
 /// Index just past the last `\n\n` in `bytes`.
 fn end_of_last_event(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(2).rposition(|w| w == b"\n\n").map(|i| i + 2)
+    memchr::memmem::rfind(bytes, b"\n\n").map(|i| i + 2)
 }
 
 /// One parsed event: its `event:` name and its `data:` payload.
@@ -75,7 +75,28 @@ pub struct Event<'a> {
 /// Iterates the events of a block of whole events, skipping comments and empty events.
 pub fn events(block: &[u8]) -> impl Iterator<Item = Event<'_>> {
     EventIter {
-        lines: block.split(|&b| b == b'\n'),
+        lines: Lines { rest: Some(block) },
+    }
+}
+
+/// The lines of a block, split at each `\n` (found with `memchr`: this runs over every byte
+/// of every event a stream relays), the last one being what follows the last `\n`.
+struct Lines<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        match memchr::memchr(b'\n', rest) {
+            Some(end) => {
+                self.rest = Some(&rest[end + 1..]);
+                Some(&rest[..end])
+            }
+            None => self.rest.take(),
+        }
     }
 }
 
@@ -98,7 +119,7 @@ impl<'a, I: Iterator<Item = &'a [u8]>> Iterator for EventIter<I> {
                 name = None;
                 continue;
             }
-            let (field, value) = match line.iter().position(|&b| b == b':') {
+            let (field, value) = match memchr::memchr(b':', line) {
                 Some(i) => (&line[..i], &line[i + 1..]),
                 None => (line, &b""[..]),
             };

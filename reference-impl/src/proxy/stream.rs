@@ -219,7 +219,7 @@ struct UsageChunk {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Sees every chunk a stream sends and how it ended: the pipeline's "record" step for
