@@ -9,7 +9,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::ApiError;
-use crate::request::{check_model, check_object, explain, string_or_list};
+use crate::request::{check_model, check_object, parse_body, string_or_list};
 
 /// A parsed and validated `POST /v1/messages` body, with the raw bytes it came from.
 #[derive(Debug)]
@@ -93,10 +93,7 @@ impl MessagesRequest {
     /// the Anthropic error's message).
     pub fn parse(raw: Bytes) -> Result<Self, ApiError> {
         check_object(&raw)?;
-        let body: MessagesBody = match serde_json::from_slice(&raw) {
-            Ok(body) => body,
-            Err(_) => return Err(explain::<MessagesBody>(&raw)),
-        };
+        let body: MessagesBody = parse_body(&raw)?;
         check_model(&body.model)?;
         if body.max_tokens == 0 {
             return Err(ApiError::invalid_request("`max_tokens` must be at least 1")

@@ -175,12 +175,7 @@ impl ChatRequest {
     /// Parses and validates a body; errors name the offending field as OpenAI's `param`.
     pub fn parse(raw: Bytes) -> Result<Self, ApiError> {
         check_object(&raw)?;
-        // Plain serde on the hot path; only a failed parse pays for the path tracking that
-        // names the offending field.
-        let body: ChatBody = match serde_json::from_slice(&raw) {
-            Ok(body) => body,
-            Err(_) => return Err(explain::<ChatBody>(&raw)),
-        };
+        let body: ChatBody = parse_body(&raw)?;
         check_model(&body.model)?;
         if body.messages.is_empty() {
             return Err(
@@ -231,9 +226,21 @@ pub(crate) fn check_model(model: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A request body of either API as `T`.
+///
+/// Plain serde on the hot path, over the body as text: checked as UTF-8 once, which costs less
+/// than serde checking each key and string of the bytes on its own. Only a failed parse pays
+/// for the path tracking that names the offending field ([`explain`]).
+pub(crate) fn parse_body<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .ok_or_else(|| explain::<T>(raw))
+}
+
 /// The error for a body that failed to parse as `T`, with the JSON path of the bad field as
 /// `param`.
-pub(crate) fn explain<T: DeserializeOwned>(raw: &[u8]) -> ApiError {
+fn explain<T: DeserializeOwned>(raw: &[u8]) -> ApiError {
     let mut de = serde_json::Deserializer::from_slice(raw);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let e = match result.map(|_| de.end()) {
@@ -334,6 +341,16 @@ mod tests {
             r.body.stop.map(Stop::into_vec),
             Some(vec!["a".into(), "b".into()])
         );
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_a_json_error() {
+        let mut raw = br#"{"model":"m","messages":[{"role":"user","content":"h"#.to_vec();
+        raw.extend_from_slice(b"\xff\"}]}");
+        let e = ChatRequest::parse(Bytes::from(raw)).unwrap_err();
+        assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
+        assert!(e.message.starts_with("Invalid JSON body:"), "{e}");
+        assert!(e.message.contains("unicode"), "{e}");
     }
 
     #[test]
