@@ -41,6 +41,8 @@ pub struct Plan {
     pub duration: Duration,
     /// `max_tokens` of every request.
     pub tokens: u32,
+    /// Requests that end this soon after the start are run but left out of the percentiles.
+    pub warmup: Duration,
 }
 
 /// The one JSON line a reference run prints.
@@ -48,6 +50,10 @@ pub struct Plan {
 pub struct Report {
     pub requests: u64,
     pub failed: u64,
+    /// Complete requests that ended in the warm-up: not in the percentiles.
+    pub warm_up: u64,
+    /// Content events of every complete request, the warm-up's included.
+    pub events: u64,
     pub ttft_us: Percentiles,
     pub itl_us: Percentiles,
     /// Gaps of 0 us: events that came in one read.
@@ -92,6 +98,8 @@ impl Percentiles {
 struct Tally {
     requests: u64,
     failed: u64,
+    warm_up: u64,
+    events: u64,
     ttft_us: Vec<u32>,
     itl_us: Vec<u32>,
     burst_gaps: u64,
@@ -102,9 +110,13 @@ pub async fn run(plan: Plan) -> Report {
     let request: Arc<[u8]> = request(plan.addr, plan.tokens).into();
     let started = Instant::now();
     let end = started + plan.duration;
+    let counted_from = started + plan.warmup;
     let probe = tokio::spawn(probe(end));
     let tasks: Vec<_> = (0..plan.streams)
-        .map(|_| tokio::spawn(stream_loop(plan.addr, Arc::clone(&request), end)))
+        .map(|_| {
+            let request = Arc::clone(&request);
+            tokio::spawn(stream_loop(plan.addr, request, counted_from, end))
+        })
         .collect();
     let mut total = Tally::default();
     for task in tasks {
@@ -112,6 +124,8 @@ pub async fn run(plan: Plan) -> Report {
         if let Ok(tally) = task.await {
             total.requests += tally.requests;
             total.failed += tally.failed;
+            total.warm_up += tally.warm_up;
+            total.events += tally.events;
             total.ttft_us.extend(tally.ttft_us);
             total.itl_us.extend(tally.itl_us);
             total.burst_gaps += tally.burst_gaps;
@@ -121,6 +135,8 @@ pub async fn run(plan: Plan) -> Report {
     Report {
         requests: total.requests,
         failed: total.failed,
+        warm_up: total.warm_up,
+        events: total.events,
         ttft_us: Percentiles::of(&total.ttft_us),
         itl_us: Percentiles::of(&total.itl_us),
         burst_gaps: total.burst_gaps,
@@ -149,8 +165,14 @@ async fn probe(end: Instant) -> Vec<u64> {
     worst
 }
 
-/// One closed loop: a request, read to its end, then the next, until `end`.
-async fn stream_loop(addr: SocketAddr, request: Arc<[u8]>, end: Instant) -> Tally {
+/// One closed loop: a request, read to its end, then the next, until `end`; requests that end
+/// before `counted_from` are counted but not timed.
+async fn stream_loop(
+    addr: SocketAddr,
+    request: Arc<[u8]>,
+    counted_from: Instant,
+    end: Instant,
+) -> Tally {
     let mut tally = Tally::default();
     let mut connection: Option<TcpStream> = None;
     let mut buffer = vec![0u8; 16 * 1024];
@@ -175,6 +197,11 @@ async fn stream_loop(addr: SocketAddr, request: Arc<[u8]>, end: Instant) -> Tall
         match tokio::time::timeout_at((end + DRAIN).into(), exchange).await {
             Ok(Some((socket, times))) if !times.is_empty() => {
                 connection = Some(socket);
+                tally.events += times.len() as u64;
+                if Instant::now() < counted_from {
+                    tally.warm_up += 1;
+                    continue;
+                }
                 tally.ttft_us.push(micros32(times[0] - sent));
                 for pair in times.windows(2) {
                     let gap = micros32(pair[1] - pair[0]);
