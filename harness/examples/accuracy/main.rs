@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use reports::RunResult;
-use reports::model::{Histograms, Metric, Summary};
+use reports::model::{Histograms, Interval, Metric, Summary};
 
 /// The mock's pacing.
 const TTFT_MS: f64 = 50.0;
@@ -284,9 +284,9 @@ fn run_harness(
         .map_err(|e| format!("harness printed no summary: {e}"))?;
     let count = |metric| result.summary(metric).map_or(0, |s| s.count);
     let events = count(Metric::Ttft) + count(Metric::Itl);
-    let ttft = after_warmup(&result, Metric::Ttft, args.warmup)
+    let ttft = after_warmup(&result.intervals, Metric::Ttft, args.warmup)
         .ok_or("harness: no TTFT after the warm-up")?;
-    let itl = after_warmup(&result, Metric::Itl, args.warmup)
+    let itl = after_warmup(&result.intervals, Metric::Itl, args.warmup)
         .ok_or("harness: no ITL after the warm-up")?;
     Ok(Run {
         ttft_p50: ttft.p50,
@@ -299,12 +299,12 @@ fn run_harness(
     })
 }
 
-/// `metric` over the run's per-second intervals from second `warmup` on. The harness records a
+/// `metric` over a run's per-second intervals from second `warmup` on. The harness records a
 /// request's TTFT and ITL in the second it ends, as the reference client leaves out requests by
 /// when they end.
-fn after_warmup(result: &RunResult, metric: Metric, warmup: u64) -> Option<Summary> {
+fn after_warmup(intervals: &[Interval], metric: Metric, warmup: u64) -> Option<Summary> {
     let mut kept = Histograms::default();
-    for interval in &result.intervals {
+    for interval in intervals {
         if u64::from(interval.second) < warmup {
             continue;
         }
@@ -565,4 +565,38 @@ fn utf8(path: &Path) -> Result<String, String> {
     path.to_str()
         .map(str::to_owned)
         .ok_or_else(|| format!("{} is not UTF-8", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use reports::model::new_histogram;
+
+    use super::*;
+
+    /// An interval at `second` with one TTFT of `micros`.
+    fn ttft_at(second: u32, micros: u64) -> Interval {
+        let mut histogram = new_histogram();
+        histogram.record(micros).expect("within range");
+        let mut interval = Interval {
+            second,
+            ..Interval::default()
+        };
+        interval.histograms.add(Metric::Ttft, &histogram);
+        interval
+    }
+
+    #[test]
+    fn the_seconds_of_the_warm_up_are_left_out() {
+        let run = [ttft_at(2, 70_000), ttft_at(3, 52_000), ttft_at(4, 53_000)];
+        let kept = after_warmup(&run, Metric::Ttft, 3).expect("two intervals kept");
+        assert_eq!(kept.count, 2);
+        assert!(
+            kept.max < 54_000,
+            "the first wave's 70 ms is left out: {kept:?}"
+        );
+        let all = after_warmup(&run, Metric::Ttft, 0).expect("every interval");
+        assert_eq!(all.count, 3);
+        assert!(after_warmup(&run, Metric::Ttft, 5).is_none());
+        assert!(after_warmup(&run, Metric::Itl, 0).is_none());
+    }
 }
