@@ -22,6 +22,23 @@ pub enum Api {
     Anthropic,
 }
 
+impl Api {
+    /// The path of this API's front door.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::OpenAi => "/v1/chat/completions",
+            Self::Anthropic => "/v1/messages",
+        }
+    }
+
+    /// The API whose front door is at `path`, if any.
+    pub fn at(path: &str) -> Option<Self> {
+        [Self::OpenAi, Self::Anthropic]
+            .into_iter()
+            .find(|api| api.path() == path)
+    }
+}
+
 /// A validated request at one of the front doors.
 #[derive(Debug)]
 pub enum Inbound {

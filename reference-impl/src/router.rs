@@ -109,6 +109,10 @@ impl Router {
     /// breakers are consulted per attempt, where asking them is what lets them probe.)
     pub fn plan(&self, model: &str) -> Option<Vec<Target>> {
         let targets = self.routes.get(model).or(self.any.as_ref())?;
+        if targets.len() == 1 {
+            // Nothing to rank: a lone candidate is tried whatever its health.
+            return Some(targets.clone());
+        }
         let now = Instant::now();
         let smoothing = self.smoothing();
         let mut scored: Vec<(Target, HealthView)> = targets
@@ -214,6 +218,15 @@ mod tests {
         r.record(&p1, FAILED);
         // Nobody healthy: everyone is ranked, least bad first.
         assert_eq!(names(&r.plan("m").unwrap()), ["p0", "p1"]);
+    }
+
+    #[test]
+    fn a_lone_candidate_is_planned_however_unhealthy() {
+        let r = router(&[1.0]);
+        let p0 = r.providers()[0].clone();
+        r.record(&p0, FAILED);
+        r.record(&p0, FAILED);
+        assert_eq!(names(&r.plan("m").unwrap()), ["p0"]);
     }
 
     #[test]

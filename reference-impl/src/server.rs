@@ -8,11 +8,12 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::FutureExt;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use tokio::net::TcpListener;
@@ -249,9 +250,9 @@ fn reserved_settings(server: &ServerConfig) -> ConnectionSettings {
     ConnectionSettings::new(Some(timeout), true)
 }
 
-/// The accept loop: one task per connection, `TCP_NODELAY` on each, the peer address as
-/// [`ConnectInfo`] on each request, and a handler's panic caught around each request (here
-/// rather than as a router layer, which would box every request's future once more).
+/// The accept loop: one task per connection, `TCP_NODELAY` on each, and each request handed
+/// to [`route`], which catches a handler's panic (there rather than as a router layer, which
+/// would box every request's future once more).
 ///
 /// `server.max_connections` is enforced here: the loop takes a slot (a semaphore permit, held
 /// by the connection's task until it closes) before it accepts, so past the cap connections
@@ -309,20 +310,13 @@ async fn serve(
             _held: Arc::new((gw.metrics.open_connections.hold(), slot, open.clone())),
         };
         let (app, handler_gw, held) = (app.clone(), gw.clone(), hold.clone());
-        let service = service_fn(move |mut request: http::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request.extensions_mut().insert(held.clone());
-            let (mut app, gw) = (app.clone(), handler_gw.clone());
+        let service = service_fn(move |request: http::Request<Incoming>| {
+            let (app, gw, held) = (app.clone(), handler_gw.clone(), held.clone());
             async move {
                 if probes_only && !is_probe_path(request.uri().path()) {
                     return Ok(over_capacity(&gw));
                 }
-                let api = match request.uri().path() {
-                    "/v1/messages" => Api::Anthropic,
-                    _ => Api::OpenAi,
-                };
-                let handled = AssertUnwindSafe(app.call(request)).catch_unwind().await;
-                handled.unwrap_or_else(|_| Ok(panicked(&gw, api)))
+                Ok(route(app, gw, request, peer, held).await)
             }
         });
         let settings = Arc::clone(if probes_only { &reserved_http } else { &http });
@@ -347,6 +341,38 @@ fn is_handshake_error(e: &std::io::Error) -> bool {
         e.kind(),
         ConnectionAborted | ConnectionRefused | ConnectionReset
     )
+}
+
+/// One request of a connection, to its handler, with the handler's panic caught.
+///
+/// A `POST` to a front door goes straight to [`pipeline::handle`]: the router would box its
+/// handler's future (several kilobytes, past the allocator's per-thread cache) and the body,
+/// and the pipeline reads nothing the router adds. Everything else goes through the router,
+/// with the peer address ([`ConnectInfo`]) and the connection's [`ConnectionHold`] as
+/// extensions.
+async fn route(
+    mut app: axum::Router,
+    gw: Arc<Shared>,
+    mut request: http::Request<Incoming>,
+    peer: SocketAddr,
+    held: ConnectionHold,
+) -> Response {
+    let front_door = Api::at(request.uri().path());
+    if let Some(api) = front_door.filter(|_| request.method() == Method::POST) {
+        let handled = pipeline::handle(gw.clone(), api, request.map(Body::new));
+        return AssertUnwindSafe(handled)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| panicked(&gw, api));
+    }
+    request.extensions_mut().insert(ConnectInfo(peer));
+    request.extensions_mut().insert(held);
+    let handled = AssertUnwindSafe(app.call(request)).catch_unwind().await;
+    match handled {
+        Ok(Ok(response)) => response,
+        Ok(Err(infallible)) => match infallible {},
+        Err(_) => panicked(&gw, front_door.unwrap_or_default()),
+    }
 }
 
 /// A running gateway. Dropping it stops the server without waiting.
@@ -398,10 +424,13 @@ impl Drop for GatewayHandle {
     }
 }
 
+/// The whole map of the gateway's paths. A `POST` to a front door never reaches it (the accept
+/// loop's [`route`] serves those directly); the front doors stay here so that the router still
+/// answers their other methods with 405 and a served request is one the router would serve.
 fn routes(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
-        .route("/v1/chat/completions", post(pipeline::chat_completions))
-        .route("/v1/messages", post(pipeline::messages))
+        .route(Api::OpenAi.path(), post(pipeline::chat_completions))
+        .route(Api::Anthropic.path(), post(pipeline::messages))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/realtime/chat", get(realtime::upgrade))
         .route("/v1/models", get(models))

@@ -88,8 +88,9 @@ pub async fn messages(State(gw): State<Arc<Shared>>, request: Request) -> Respon
     handle(gw, Api::Anthropic, request).await
 }
 
-/// The handler: runs [`serve`], then stamps the headers and records the request.
-async fn handle(gw: Arc<Shared>, api: Api, request: Request) -> Response {
+/// The handler of both front doors: runs [`serve`], then stamps the headers and records the
+/// request. The accept loop calls it directly for a `POST` to a front door.
+pub(crate) async fn handle(gw: Arc<Shared>, api: Api, request: Request) -> Response {
     let mut clock = Clock::start();
     let _in_flight = gw.metrics.in_flight.hold();
     let mut stamp = Stamp::default();

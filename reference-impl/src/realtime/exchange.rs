@@ -20,13 +20,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::protocol::{ChatMessage, Outbound, api_error_text, error_text};
 use crate::error::ApiError;
+use crate::front::Api;
 use crate::limits::MAX_UPSTREAM_ERROR_BODY_BYTES;
 use crate::pipeline;
 use crate::proxy::sse::{self, SseFramer};
 use crate::server::Shared;
-
-/// The path the pipeline sees each request at.
-const CHAT_PATH: &str = "/v1/chat/completions";
 
 /// The client went away: nothing more can be sent.
 struct Gone;
@@ -66,7 +64,7 @@ pub(super) async fn exchange(
 fn request(headers: &HeaderMap, body: Bytes) -> Request {
     let mut request = Request::new(Body::from(body));
     *request.method_mut() = Method::POST;
-    *request.uri_mut() = Uri::from_static(CHAT_PATH);
+    *request.uri_mut() = Uri::from_static(Api::OpenAi.path());
     let into = request.headers_mut();
     into.clone_from(headers);
     into.insert(
