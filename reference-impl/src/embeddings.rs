@@ -156,6 +156,9 @@ async fn send(
             retry_after,
         });
     }
+    if let Some(unexpected) = AttemptError::unexpected_status(&response) {
+        return Err(unexpected);
+    }
     let limit = match status.is_success() {
         true => MAX_UPSTREAM_BODY_BYTES,
         false => MAX_UPSTREAM_ERROR_BODY_BYTES,

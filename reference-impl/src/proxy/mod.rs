@@ -27,6 +27,9 @@ use crate::limits::{self, MAX_UPSTREAM_BODY_BYTES, MAX_UPSTREAM_ERROR_BODY_BYTES
 use crate::pool::{self, BodyError, BodyStream};
 use crate::provider::Provider;
 
+/// The longest `location` an error message quotes; a longer one is left out.
+const MAX_QUOTED_LOCATION: usize = 256;
+
 /// A successful upstream answer, already in the client's API.
 pub(crate) enum Reply {
     /// A whole `chat.completion` or `message` JSON body.
@@ -86,6 +89,28 @@ impl AttemptError {
     /// Another attempt could succeed.
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Self::Rejected(_))
+    }
+
+    /// A status that is neither a success nor an error the gateway can relay: a redirect,
+    /// which the gateway does not follow (a provider that redirects is misconfigured, often an
+    /// `http://` endpoint for an `https://` API), or another 1xx or 3xx no completion API
+    /// answers with. Relayed as it is, a client would read no error at all: a 304 carries no
+    /// body.
+    pub fn unexpected_status<B>(response: &http::Response<B>) -> Option<Self> {
+        let status = response.status();
+        if status.is_success() || status.is_client_error() || status.is_server_error() {
+            return None;
+        }
+        let to = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|location| location.len() <= MAX_QUOTED_LOCATION)
+            .map(|location| format!(" to {location}"))
+            .unwrap_or_default();
+        Some(Self::BadPayload(format!(
+            "answered {status}{to}, which is neither a result nor an error (redirects are not followed)"
+        )))
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
@@ -190,6 +215,9 @@ pub(crate) async fn attempt(
             status,
             retry_after,
         });
+    }
+    if let Some(unexpected) = AttemptError::unexpected_status(&response) {
+        return Err(unexpected);
     }
     if !status.is_success() {
         let body = clock
@@ -352,5 +380,33 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["model"], "b");
         assert_eq!(v["seed"], 3);
+    }
+
+    #[test]
+    fn a_redirect_is_a_broken_answer_that_names_where_it_points() {
+        let answer = |status: u16, location: Option<&str>| {
+            let mut response = http::Response::builder().status(status);
+            if let Some(location) = location {
+                response = response.header(header::LOCATION, location);
+            }
+            AttemptError::unexpected_status(&response.body(()).unwrap())
+        };
+        let Some(AttemptError::BadPayload(message)) = answer(301, Some("https://api.test/v1"))
+        else {
+            panic!("a 301 is not a broken answer");
+        };
+        assert!(
+            message.contains("301 Moved Permanently to https://api.test/v1"),
+            "{message}"
+        );
+        let long = format!("https://{}", "a".repeat(MAX_QUOTED_LOCATION));
+        let Some(AttemptError::BadPayload(message)) = answer(302, Some(&long)) else {
+            panic!("a 302 is not a broken answer");
+        };
+        assert!(!message.contains("aaaa"), "{message}");
+        assert!(answer(304, None).is_some());
+        for relayed in [200, 204, 400, 429, 503] {
+            assert!(answer(relayed, None).is_none(), "{relayed}");
+        }
     }
 }

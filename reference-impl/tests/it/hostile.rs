@@ -418,6 +418,14 @@ async fn absurd_upstream_values_get_clean_errors_never_a_panic() {
         ),
         ("status 599", raw(599, &[], b"")),
         ("status 299", raw(299, &[json_type], b"not json")),
+        // Statuses whose answer to the client could carry no body, and a redirect, which the
+        // gateway does not follow: relayed as they are, the client would get no error at all.
+        ("status 304", raw(304, &[json_type], error)),
+        ("status 204", raw(204, &[], b"")),
+        (
+            "status 301 to https",
+            raw(301, &["location: https://example.invalid/"], error),
+        ),
     ];
     for (name, answer) in cases {
         upstream.answer_with(answer);
