@@ -346,8 +346,8 @@ fn is_handshake_error(e: &std::io::Error) -> bool {
 /// One request of a connection, to its handler, with the handler's panic caught.
 ///
 /// A `POST` to a front door goes straight to [`pipeline::handle`]: the router would box its
-/// handler's future (several kilobytes, past the allocator's per-thread cache) and the body,
-/// and the pipeline reads nothing the router adds. Everything else goes through the router,
+/// handler's future (several kilobytes, past the allocator's per-thread cache) on top of its
+/// own per-request work, and the pipeline reads nothing the router adds. Everything else goes through the router,
 /// with the peer address ([`ConnectInfo`]) and the connection's [`ConnectionHold`] as
 /// extensions.
 async fn route(
