@@ -18,11 +18,11 @@ use serde::de::IgnoredAny;
 
 use crate::clock::Clock;
 use crate::error::ApiError;
-use crate::limits::{self, MAX_UPSTREAM_BODY_BYTES, MAX_UPSTREAM_ERROR_BODY_BYTES};
+use crate::limits::{MAX_UPSTREAM_BODY_BYTES, MAX_UPSTREAM_ERROR_BODY_BYTES};
 use crate::pipeline::{OVERHEAD_HEADER, PROVIDER_HEADER, forwarded, read_json};
 use crate::pool;
 use crate::provider::Provider;
-use crate::proxy::{self, AttemptError};
+use crate::proxy::{self, Answer, AttemptError};
 use crate::router::Attempt;
 use crate::server::Shared;
 
@@ -146,27 +146,19 @@ async fn send(
         .post(url, provider.json_headers(forward), payload)
         .await
         .map_err(|e| AttemptError::Connect(proxy::error_chain(&e)))?;
-    let status = response.status();
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        let retry_after = limits::retry_after(response.headers());
-        // Read the (small) error body so the connection returns to the pool.
-        let _ = pool::read_body(response, MAX_UPSTREAM_ERROR_BODY_BYTES).await;
-        return Err(AttemptError::Unavailable {
-            status,
-            retry_after,
-        });
+    match proxy::classify(&response) {
+        Answer::Result => {}
+        Answer::Refused => {
+            let status = response.status();
+            let body = pool::read_body(response, MAX_UPSTREAM_ERROR_BODY_BYTES).await?;
+            return Err(AttemptError::Rejected(proxy::openai_error(status, &body)));
+        }
+        Answer::Failed(error) => {
+            let _ = pool::read_body(response, MAX_UPSTREAM_ERROR_BODY_BYTES).await;
+            return Err(error);
+        }
     }
-    if let Some(unexpected) = AttemptError::unexpected_status(&response) {
-        return Err(unexpected);
-    }
-    let limit = match status.is_success() {
-        true => MAX_UPSTREAM_BODY_BYTES,
-        false => MAX_UPSTREAM_ERROR_BODY_BYTES,
-    };
-    let body = pool::read_body(response, limit).await?;
-    if !status.is_success() {
-        return Err(AttemptError::Rejected(proxy::openai_error(status, &body)));
-    }
+    let body = pool::read_body(response, MAX_UPSTREAM_BODY_BYTES).await?;
     serde_json::from_slice::<EmbeddingsCheck>(&body)
         .map_err(|e| AttemptError::BadPayload(e.to_string()))?;
     Ok(body)

@@ -347,9 +347,9 @@ fn is_handshake_error(e: &std::io::Error) -> bool {
 ///
 /// A `POST` to a front door goes straight to [`pipeline::handle`]: the router would box its
 /// handler's future (several kilobytes, past the allocator's per-thread cache) on top of its
-/// own per-request work, and the pipeline reads nothing the router adds. Everything else goes through the router,
-/// with the peer address ([`ConnectInfo`]) and the connection's [`ConnectionHold`] as
-/// extensions.
+/// own per-request work, and the pipeline reads nothing the router adds. Everything else goes
+/// through the router, with the peer address ([`ConnectInfo`]) and the connection's
+/// [`ConnectionHold`] as extensions.
 async fn route(
     mut app: axum::Router,
     gw: Arc<Shared>,

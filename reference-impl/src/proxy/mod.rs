@@ -91,28 +91,6 @@ impl AttemptError {
         !matches!(self, Self::Rejected(_))
     }
 
-    /// A status that is neither a success nor an error the gateway can relay: a redirect,
-    /// which the gateway does not follow (a provider that redirects is misconfigured, often an
-    /// `http://` endpoint for an `https://` API), or another 1xx or 3xx no completion API
-    /// answers with. Relayed as it is, a client would read no error at all: a 304 carries no
-    /// body.
-    pub fn unexpected_status<B>(response: &http::Response<B>) -> Option<Self> {
-        let status = response.status();
-        if status.is_success() || status.is_client_error() || status.is_server_error() {
-            return None;
-        }
-        let to = response
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .filter(|location| location.len() <= MAX_QUOTED_LOCATION)
-            .map(|location| format!(" to {location}"))
-            .unwrap_or_default();
-        Some(Self::BadPayload(format!(
-            "answered {status}{to}, which is neither a result nor an error (redirects are not followed)"
-        )))
-    }
-
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Unavailable { retry_after, .. } => *retry_after,
@@ -167,6 +145,54 @@ impl AttemptError {
     }
 }
 
+/// What an upstream's status says about its answer, before the body is read.
+pub(crate) enum Answer {
+    /// 2xx: a result, read and checked by the caller.
+    Result,
+    /// 4xx other than 429: the provider refused the request itself; its error body is read
+    /// and relayed.
+    Refused,
+    /// Anything else: this attempt failed. The caller reads the (small) body so the connection
+    /// returns to the pool, and may try the next candidate.
+    Failed(AttemptError),
+}
+
+/// Classifies an upstream answer by its status: 429 and 5xx are the provider's
+/// unavailability; a redirect (not followed: a provider that redirects is misconfigured, often
+/// an `http://` endpoint for an `https://` API) or another 1xx or 3xx is a broken answer,
+/// since relayed as it is a client would read no error at all (a 304 carries no body).
+pub(crate) fn classify<B>(response: &http::Response<B>) -> Answer {
+    let status = response.status();
+    if status.is_success() {
+        return Answer::Result;
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        return Answer::Failed(AttemptError::Unavailable {
+            status,
+            retry_after: limits::retry_after(response.headers()),
+        });
+    }
+    if status.is_client_error() {
+        return Answer::Refused;
+    }
+    let redirect = status.is_redirection() && status != StatusCode::NOT_MODIFIED;
+    let to = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|location| redirect && location.len() <= MAX_QUOTED_LOCATION)
+        .map(|location| format!(" to {location}"))
+        .unwrap_or_default();
+    let not_followed = if redirect {
+        " (redirects are not followed)"
+    } else {
+        ""
+    };
+    Answer::Failed(AttemptError::BadPayload(format!(
+        "answered {status}{to}, which is neither a result nor an error{not_followed}"
+    )))
+}
+
 /// Sends `request` to `provider` as model `model`. Network waits go through `clock`.
 pub(crate) async fn attempt(
     provider: &Provider,
@@ -204,30 +230,25 @@ pub(crate) async fn attempt(
         .await
         .map_err(|e| AttemptError::Connect(error_chain(&e)))?;
 
-    let status = response.status();
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        let retry_after = limits::retry_after(response.headers());
-        // Read the (small) error body so the connection returns to the pool.
-        let _ = clock
-            .upstream(pool::read_body(response, MAX_UPSTREAM_ERROR_BODY_BYTES))
-            .await;
-        return Err(AttemptError::Unavailable {
-            status,
-            retry_after,
-        });
-    }
-    if let Some(unexpected) = AttemptError::unexpected_status(&response) {
-        return Err(unexpected);
-    }
-    if !status.is_success() {
-        let body = clock
-            .upstream(pool::read_body(response, MAX_UPSTREAM_ERROR_BODY_BYTES))
-            .await
-            .map_err(AttemptError::from)?;
-        return Err(AttemptError::Rejected(match kind {
-            ProviderKind::OpenAi => openai_error(status, &body),
-            ProviderKind::Anthropic => translate::anthropic_error(status, &body),
-        }));
+    match classify(&response) {
+        Answer::Result => {}
+        Answer::Refused => {
+            let status = response.status();
+            let body = clock
+                .upstream(pool::read_body(response, MAX_UPSTREAM_ERROR_BODY_BYTES))
+                .await
+                .map_err(AttemptError::from)?;
+            return Err(AttemptError::Rejected(match kind {
+                ProviderKind::OpenAi => openai_error(status, &body),
+                ProviderKind::Anthropic => translate::anthropic_error(status, &body),
+            }));
+        }
+        Answer::Failed(error) => {
+            let _ = clock
+                .upstream(pool::read_body(response, MAX_UPSTREAM_ERROR_BODY_BYTES))
+                .await;
+            return Err(error);
+        }
     }
 
     if request.stream() {
@@ -389,24 +410,38 @@ mod tests {
             if let Some(location) = location {
                 response = response.header(header::LOCATION, location);
             }
-            AttemptError::unexpected_status(&response.body(()).unwrap())
+            classify(&response.body(()).unwrap())
         };
-        let Some(AttemptError::BadPayload(message)) = answer(301, Some("https://api.test/v1"))
-        else {
-            panic!("a 301 is not a broken answer");
+        let broken = |answer| match answer {
+            Answer::Failed(AttemptError::BadPayload(message)) => message,
+            _ => panic!("not a broken answer"),
         };
+        let message = broken(answer(301, Some("https://api.test/v1")));
         assert!(
-            message.contains("301 Moved Permanently to https://api.test/v1"),
+            message.contains("301 Moved Permanently to https://api.test/v1")
+                && message.ends_with("(redirects are not followed)"),
             "{message}"
         );
         let long = format!("https://{}", "a".repeat(MAX_QUOTED_LOCATION));
-        let Some(AttemptError::BadPayload(message)) = answer(302, Some(&long)) else {
-            panic!("a 302 is not a broken answer");
-        };
+        let message = broken(answer(302, Some(&long)));
         assert!(!message.contains("aaaa"), "{message}");
-        assert!(answer(304, None).is_some());
-        for relayed in [200, 204, 400, 429, 503] {
-            assert!(answer(relayed, None).is_none(), "{relayed}");
+        // A 304 is a 3xx but not a redirect: no word of following, nor of where it points.
+        let message = broken(answer(304, Some("https://api.test/v1")));
+        assert!(
+            !message.contains("redirect") && !message.contains("api.test"),
+            "{message}"
+        );
+        assert!(matches!(answer(200, None), Answer::Result));
+        assert!(matches!(answer(204, None), Answer::Result));
+        assert!(matches!(answer(400, None), Answer::Refused));
+        for unavailable in [429, 503] {
+            assert!(
+                matches!(
+                    answer(unavailable, None),
+                    Answer::Failed(AttemptError::Unavailable { .. })
+                ),
+                "{unavailable}"
+            );
         }
     }
 }
