@@ -57,6 +57,23 @@ fn release_free_memory() {
     }
 }
 
+/// RSS once free memory is handed back, read until it is within `bound` KiB or for about a
+/// second, the lowest reading. The other tests of this binary run beside this one and allocate
+/// too, so one reading can catch their peak; what this test's connections leaked is in every
+/// reading.
+async fn settled_rss_kib(bound: u64) -> u64 {
+    let mut lowest = u64::MAX;
+    for _ in 0..10 {
+        release_free_memory();
+        lowest = lowest.min(rss_kib());
+        if lowest <= bound {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lowest
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to at least `need`; the reason it cannot, if the hard limit
 /// is lower.
 #[allow(unsafe_code)]
@@ -246,8 +263,10 @@ async fn ten_thousand_connections_are_held_then_released() {
     );
     let after = tasks_back_to(baseline).await;
     let rss_after = rss_kib();
-    release_free_memory();
-    let rss_released = rss_kib();
+    // Loose bounds: hyper's buffers cost about 12 KiB per open connection, and once the
+    // allocator hands free memory back, what is left is what leaked.
+    let leak_bound = 32 * 1024;
+    let rss_released = settled_rss_kib(rss_before + leak_bound).await;
     println!(
         "{CONNECTIONS} connections: tasks baseline {baseline}, held {}, after {after}; RSS KiB \
          before {rss_before}, held {}, after {rss_after}, after returning free memory {rss_released}",
@@ -257,15 +276,13 @@ async fn ten_thousand_connections_are_held_then_released() {
         after <= baseline,
         "{after} tasks alive after the connections closed, baseline {baseline}"
     );
-    // Loose bounds: hyper's buffers cost about 12 KiB per open connection, and once the
-    // allocator hands free memory back, what is left is what leaked.
     let per_connection = held.rss_kib.saturating_sub(rss_before) / CONNECTIONS as u64;
     assert!(
         per_connection < 64,
         "{per_connection} KiB of RSS per open connection"
     );
     assert!(
-        rss_released.saturating_sub(rss_before) < 32 * 1024,
+        rss_released.saturating_sub(rss_before) <= leak_bound,
         "RSS {rss_before} KiB before, {rss_released} KiB after the connections closed"
     );
     assert_served(&gw).await;
