@@ -96,12 +96,13 @@ impl Added {
     }
 }
 
-/// The side's throughput over direct's, from the per-round log-ratios (so a round at half and
-/// one at double cancel out), as a plain ratio.
-pub(super) fn throughput_ratio(side: &[RoundFigures], direct: &[RoundFigures]) -> Option<Interval> {
+/// The side's throughput over `base`'s (direct's, or another side's in the same rounds), from
+/// the per-round log-ratios (so a round at half and one at double cancel out), as a plain
+/// ratio.
+pub(super) fn throughput_ratio(side: &[RoundFigures], base: &[RoundFigures]) -> Option<Interval> {
     let log_ratios = side
         .iter()
-        .zip(direct)
+        .zip(base)
         .filter_map(|(s, d)| Some((s.throughput()? / d.throughput()?).ln()))
         .collect();
     Interval::of(log_ratios).map(|i| i.map(f64::exp))

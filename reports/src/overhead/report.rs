@@ -112,6 +112,11 @@ pub struct ComparedSide {
     /// interval of its own rather than two to compare. `None` for the first side.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub against_first: Option<Added>,
+    /// Successful requests per second through this side over the first side's, paired round
+    /// by round (closed levels; `None` for the first side): a bare proxy's 1.25 is the
+    /// gateway at 0.8 of the bare proxy's throughput.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_against_first: Option<Interval>,
 }
 
 /// The highest tested open-model rate at which a side's added p99 stayed within the bound, at
@@ -164,10 +169,20 @@ pub fn evaluate(
 
 fn compare(level: LevelRecord, subject: &OverheadSubject) -> LevelResult {
     let direct = &level.direct.rounds;
-    let against: Vec<Option<Added>> = match level.through.split_first() {
-        Some((first, rest)) => std::iter::once(None)
+    let closed = matches!(level.load, Load::Closed { .. });
+    let throughput = |side: &[RoundFigures], base: &[RoundFigures]| {
+        closed
+            .then(|| estimate::throughput_ratio(side, base))
+            .flatten()
+    };
+    // Each later side against the first: latency and throughput, paired round by round.
+    let against: Vec<(Option<Added>, Option<Interval>)> = match level.through.split_first() {
+        Some((first, rest)) => std::iter::once((None, None))
             .chain(rest.iter().map(|record| {
-                Added::between(&record.rounds, &first.rounds, |r: &RoundFigures| r.e2e)
+                (
+                    Added::between(&record.rounds, &first.rounds, |r: &RoundFigures| r.e2e),
+                    throughput(&record.rounds, &first.rounds),
+                )
             }))
             .collect(),
         None => Vec::new(),
@@ -177,17 +192,17 @@ fn compare(level: LevelRecord, subject: &OverheadSubject) -> LevelResult {
         .into_iter()
         .zip(&subject.sides)
         .zip(against)
-        .map(|((record, label), against_first)| ComparedSide {
-            name: label.name.clone(),
-            against_first,
-            added_e2e: Added::between(&record.rounds, direct, |r: &RoundFigures| r.e2e),
-            added_ttft: Added::between(&record.rounds, direct, |r: &RoundFigures| r.ttft),
-            throughput_ratio: match level.load {
-                Load::Closed { .. } => estimate::throughput_ratio(&record.rounds, direct),
-                Load::Open { .. } => None,
+        .map(
+            |((record, label), (against_first, throughput_against_first))| ComparedSide {
+                name: label.name.clone(),
+                against_first,
+                throughput_against_first,
+                added_e2e: Added::between(&record.rounds, direct, |r: &RoundFigures| r.e2e),
+                added_ttft: Added::between(&record.rounds, direct, |r: &RoundFigures| r.ttft),
+                throughput_ratio: throughput(&record.rounds, direct),
+                side: SideResult::of(record),
             },
-            side: SideResult::of(record),
-        })
+        )
         .collect();
     LevelResult {
         load: level.load,
@@ -294,6 +309,14 @@ mod tests {
         }
     }
 
+    /// `record` with 80 successful requests a round where it had 100.
+    fn slower(mut record: SideRecord) -> SideRecord {
+        for round in &mut record.rounds {
+            round.ok = 80;
+        }
+        record
+    }
+
     fn open(rate: f64, added_p99: u64) -> LevelRecord {
         LevelRecord {
             load: Load::Open { rate },
@@ -381,7 +404,7 @@ mod tests {
             load: Load::Closed { concurrency: 1 },
             stream: false,
             direct: side(100, 400),
-            through: vec![side(220, 500), side(420, 650)],
+            through: vec![side(220, 500), slower(side(420, 650))],
         };
         let settings = report(vec![open(1.0, 0)]).settings;
         let report = evaluate(Utc::now(), subject, settings, vec![level]).expect("judged");
@@ -390,13 +413,37 @@ mod tests {
             level.sides[0].against_first, None,
             "the first side is the reference"
         );
+        assert_eq!(level.sides[0].throughput_against_first, None);
         let against = level.sides[1].against_first.expect("six paired rounds");
         assert_eq!(against.p50.estimate, 200.0);
         assert_eq!(against.p99.estimate, 150.0);
+        let throughput = level.sides[1]
+            .throughput_against_first
+            .expect("a closed level");
+        assert!((throughput.estimate - 0.8).abs() < 1e-9, "{throughput:?}");
         let table = report.to_string();
         assert!(
-            table.contains("c=1 plain: gateway+busy against gateway: p50 +200 [200, 200]"),
+            table.contains(
+                "c=1 plain: gateway+busy against gateway: p50 +200 [200, 200], p99 +150 \
+                 [150, 150] us, req/s 0.800 [0.800, 0.800]"
+            ),
             "{table}"
+        );
+        let open = evaluate(
+            Utc::now(),
+            report.subject.clone(),
+            report.settings.clone(),
+            vec![LevelRecord {
+                load: Load::Open { rate: 100.0 },
+                stream: false,
+                direct: side(100, 400),
+                through: vec![side(220, 500), slower(side(420, 650))],
+            }],
+        )
+        .expect("judged");
+        assert_eq!(
+            open.levels[0].sides[1].throughput_against_first, None,
+            "an open level's rate is the plan's, not the side's"
         );
     }
 

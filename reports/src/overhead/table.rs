@@ -117,7 +117,7 @@ impl OverheadReport {
     }
 
     /// One line per level and proxy side after the first: its latency against the first side's
-    /// in the same rounds.
+    /// in the same rounds, and at closed levels its throughput over the first side's.
     fn against_lines(&self) -> Vec<String> {
         let Some(first) = self.subject.sides.first() else {
             return Vec::new();
@@ -126,8 +126,13 @@ impl OverheadReport {
         for level in &self.levels {
             for side in &level.sides {
                 if let Some(against) = &side.against_first {
+                    let throughput = side
+                        .throughput_against_first
+                        .as_ref()
+                        .map(|r| format!(", req/s {}", ratio(r)))
+                        .unwrap_or_default();
                     lines.push(format!(
-                        "{} {}: {} against {}: p50 {}, p99 {} us",
+                        "{} {}: {} against {}: p50 {}, p99 {} us{throughput}",
                         level.load,
                         stream_label(level.stream),
                         side.name,
