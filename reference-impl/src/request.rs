@@ -268,11 +268,15 @@ pub const MAX_DEPTH: usize = 128;
 ///
 /// serde_json limits the depth of what it deserializes, but skips unknown fields without a
 /// limit, so a deep unknown field would otherwise reach the upstream and every later parser
-/// (cache key, translation). A body with few brackets cannot be deep: that count is one
-/// vectorised pass, and only bodies with many brackets pay for the exact scan.
+/// (cache key, translation). A body with few brackets cannot be deep: `memchr2` finds them a
+/// vector at a time and stops at the first past `MAX_DEPTH` (a byte-by-byte count cost about
+/// twelve instructions a byte, more than parsing a short body), and only bodies with that many
+/// brackets pay for the exact scan.
 fn too_deep(raw: &[u8]) -> bool {
-    let brackets = raw.iter().filter(|&&b| b == b'[' || b == b'{').count();
-    if brackets <= MAX_DEPTH {
+    if memchr::memchr2_iter(b'[', b'{', raw)
+        .nth(MAX_DEPTH)
+        .is_none()
+    {
         return false;
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
