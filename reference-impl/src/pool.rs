@@ -187,7 +187,7 @@ pub enum BodyError {
 /// `content-length` over the limit fails before anything is read, so a hostile upstream cannot
 /// make the gateway wait for, or buffer, more than the limit.
 pub async fn read_body(response: Response<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
-    if !limits::declared_within(response.headers(), limit) {
+    if !limits::declared_within(response.body(), limit) {
         return Err(BodyError::TooLarge { limit });
     }
     match Limited::new(response.into_body(), limit).collect().await {

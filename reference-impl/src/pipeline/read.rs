@@ -35,7 +35,7 @@ pub(crate) async fn read_json(
     if !is_json {
         return Err(ApiError::unsupported_media_type());
     }
-    if !limits::declared_within(&parts.headers, limit) {
+    if !limits::declared_within(&body, limit) {
         return Err(ApiError::payload_too_large(limit));
     }
     let body = Limited::new(body, limit)
