@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use self::stream::Mode;
 pub(crate) use self::stream::{ChatStream, StreamEnd, StreamObserver};
@@ -280,11 +280,11 @@ pub(crate) async fn attempt(
     let bad_payload = |e: serde_json::Error| AttemptError::BadPayload(e.to_string());
     let (body, usage) = match (api, kind) {
         (Api::OpenAi, ProviderKind::OpenAi) => {
-            let checked: CompletionCheck = serde_json::from_slice(&body).map_err(bad_payload)?;
+            let checked: CompletionCheck = check_answer(&body)?;
             (body, checked.usage)
         }
         (Api::Anthropic, ProviderKind::Anthropic) => {
-            let checked: MessageCheck = serde_json::from_slice(&body).map_err(bad_payload)?;
+            let checked: MessageCheck = check_answer(&body)?;
             (body, Some(checked.usage.into()))
         }
         (Api::OpenAi, ProviderKind::Anthropic) => {
@@ -305,6 +305,14 @@ fn speaks(kind: ProviderKind) -> Api {
         ProviderKind::OpenAi => Api::OpenAi,
         ProviderKind::Anthropic => Api::Anthropic,
     }
+}
+
+/// An answer passed on as it is, checked as `T`: as text after one UTF-8 check of the whole
+/// body, which costs less than serde_json checking each of its strings on its own.
+fn check_answer<T: DeserializeOwned>(body: &[u8]) -> Result<T, AttemptError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| AttemptError::BadPayload(format!("the body is not UTF-8: {e}")))?;
+    serde_json::from_str(text).map_err(|e| AttemptError::BadPayload(e.to_string()))
 }
 
 /// The least an Anthropic `message` body must have to be passed on.
@@ -394,6 +402,23 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_passed_on_is_checked_as_utf8_json_of_its_shape() {
+        let completion = br#"{"choices":[{"message":{"content":"h\u00e9"}}],
+            "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,
+            "prompt_tokens_details":{"cached_tokens":0}}}"#;
+        let checked: CompletionCheck = check_answer(completion).expect("a completion");
+        assert_eq!(checked.usage, Some(Usage::new(3, 2)));
+        let broken = |body: &[u8]| match check_answer::<CompletionCheck>(body) {
+            Err(AttemptError::BadPayload(why)) => why,
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("{body:?} passed"),
+        };
+        assert!(broken(b"{\"choices\":[\"\xff\"]}").contains("not UTF-8"));
+        assert!(broken(br#"{"choices":[1,]}"#).contains("line 1"));
+        assert!(broken(br#"{"usage":null}"#).contains("missing field `choices`"));
+    }
 
     #[test]
     fn model_is_replaced_and_other_fields_kept() {
