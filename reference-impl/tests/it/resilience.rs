@@ -60,6 +60,13 @@ fn release_free_memory() {
     }
 }
 
+/// This test binary, set to run only the ignored test `name`, with its output shown.
+fn one_test(name: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command.args([name, "--exact", "--ignored", "--nocapture"]);
+    command
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to at least `need`; the reason it cannot, if the hard limit
 /// is lower. The tests that need it fail then rather than pass unchecked: raise the hard limit
 /// (`ulimit -Hn`, or the container's `nofile`) to run them.
@@ -169,8 +176,7 @@ struct Holder(std::process::Child);
 impl Holder {
     /// Starts the holder and waits until it has connected and been answered `count` times.
     async fn start(gw: &GatewayHandle, count: usize) -> Self {
-        let mut holder = Command::new(std::env::current_exe().expect("test binary"))
-            .args([HOLDER_TEST, "--exact", "--ignored", "--nocapture"])
+        let mut holder = one_test(HOLDER_TEST)
             .env(HOLDER_ENV, format!("{} {count}", gw.addr()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -227,8 +233,7 @@ async fn hold_round(gw: &GatewayHandle) -> Held {
 /// is the whole process's, and the other tests of this binary allocate beside it.
 #[test]
 fn ten_thousand_connections_are_held_then_released() {
-    let output = Command::new(std::env::current_exe().expect("test binary"))
-        .args([ALONE_TEST, "--exact", "--ignored", "--nocapture"])
+    let output = one_test(ALONE_TEST)
         .output()
         .expect("start the measuring process");
     let stdout = String::from_utf8_lossy(&output.stdout);
