@@ -1,10 +1,10 @@
 //! `harness scenario NAME`: one run of a scenario, from its options to its exit code.
 //!
 //! The options (flags over a `--config` file, see [`options`]) are checked into a `Plan`
-//! (`plan`); [`run`] starts the embedded stack when there is no `--target` ([`stack`]),
-//! drives the load, samples the gateway ([`sampler`]) and the load generator's own health, and
-//! writes the run directory ([`output`]); [`conclude`] prints the summary ([`summary`]) and
-//! turns the verdict into the exit code.
+//! (`plan`); `run` starts the embedded stack when there is no `--target` (`stack`), drives the
+//! load, samples the gateway (`sampler`) and the load generator's own health, and writes the run
+//! directory (`output`); `conclude` prints the summary (`summary`) and turns the verdict into the
+//! exit code.
 
 /// Serde for option values through their command-line text (`FromStr` and `Display`), so a
 /// `--config` file says `duration = "30s"` exactly as the flag does.

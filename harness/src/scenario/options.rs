@@ -1,7 +1,7 @@
 //! Run options: the flags of `harness scenario`, also readable from a `--config` TOML file.
 //!
 //! One struct serves both, every field optional: a field given on the command line wins over
-//! the file, and what neither gives comes from the scenario's defaults (see [`super::plan`]).
+//! the file, and what neither gives comes from the scenario's defaults (see `plan`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -87,7 +87,7 @@ impl GateMetric {
         }
     }
 
-    /// What [`GateMetric::accepts`] accepts, for an error message.
+    /// What `GateMetric::accepts` accepts, for an error message.
     pub fn expects(self) -> &'static str {
         match self.scale() {
             Scale::Ratio => "a positive finite number",

@@ -137,8 +137,8 @@ impl Confidence {
         (1.0 - self.0) / 2.0
     }
 
-    /// The fewest rounds with which the signed-rank test can reach [`Confidence::alpha`]: with
-    /// `n` rounds its smallest p-value is `2^-n`.
+    /// The fewest rounds with which the signed-rank test can reach this confidence's one-sided
+    /// level (`alpha`): with `n` rounds its smallest p-value is `2^-n`.
     pub fn min_rounds(self) -> usize {
         (1..)
             .find(|&n| 0.5_f64.powi(n) < self.alpha())

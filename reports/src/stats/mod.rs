@@ -1,4 +1,4 @@
-//! The statistics behind every verdict on two builds: `harness compare` ([`crate::compare`])
+//! The statistics behind every verdict on two builds: `harness compare` ([`mod@crate::compare`])
 //! and `harness gate` ([`crate::gate`]) both estimate a change with a seeded percentile
 //! bootstrap interval of their own estimator and judge it with one equivalence rule
 //! ([`Verdict::judge`]), so the two commands cannot disagree about what an interval means.

@@ -169,7 +169,7 @@ impl Recorder {
         self.active_users.load(Ordering::Relaxed)
     }
 
-    /// Closes every second that ended at least [`CLOSE_GRACE`] before `now`, oldest first.
+    /// Closes every second that ended at least `CLOSE_GRACE` before `now`, oldest first.
     pub fn close_ready(&self, now: Instant) -> Vec<Interval> {
         let settled = now.saturating_duration_since(self.origin + CLOSE_GRACE);
         self.close_before(self.second_at_offset(settled))

@@ -86,7 +86,7 @@ impl Shared {
 
 /// Runs `worker`'s share of the connections of `plan` against the WebSocket at `path` of the
 /// client's first target, recording into `recorder`, until the load's duration is over and the
-/// last answers are in (or [`DRAIN`] has passed).
+/// last answers are in (or `DRAIN` has passed).
 ///
 /// The connections are the load's peak users, opened at once (spread over the first second)
 /// and held for the load's duration; stages shape nothing else.
