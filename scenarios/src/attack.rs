@@ -388,18 +388,8 @@ async fn exchange(
         index,
         &Sample {
             intended,
-            sent: reply.sent,
-            first_content: reply.first_content,
-            finished: reply.finished,
-            result: reply.result,
-            status: reply.status,
-            input_tokens: reply.input_tokens,
-            output_tokens: reply.output_tokens,
-            tokens_counted: reply.tokens_counted,
-            burst_gaps: reply.burst_gaps,
+            reply,
             itl_us: &state.scratch.itl_us,
-            overhead_us: reply.overhead_us,
-            cache: reply.cache,
         },
     );
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use reports::model::{ErrorCounts, Summary, new_histogram};
 use reports::overhead::{Quantiles, RoundFigures, SideRecord};
-use scenarios::client::Reply;
+use scenarios::recorder::Reply;
 
 /// The answers of one side in one round (or one sender's share of it).
 pub(crate) struct Tally {

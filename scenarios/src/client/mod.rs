@@ -25,7 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reports::model::ErrorClass;
 use serde::Serialize;
 
-use crate::recorder::CacheOutcome;
+use crate::recorder::Reply;
 use crate::tokens;
 use crate::workload::Prompt;
 pub use options::{
@@ -49,24 +49,6 @@ pub enum Call<'a> {
     Embeddings { model: &'a str, input: &'a str },
     /// `GET /v1/models`.
     Models,
-}
-
-/// What came back, with the times the recorder needs.
-#[derive(Clone, Copy, Debug)]
-pub struct Reply {
-    pub sent: Instant,
-    pub first_content: Option<Instant>,
-    pub finished: Instant,
-    pub result: Result<(), ErrorClass>,
-    pub status: Option<u16>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// The token counts came from the tokenizer because the target reported no usage.
-    pub tokens_counted: bool,
-    /// ITL gaps of this stream between events that came in one read (recorded as 0).
-    pub burst_gaps: u64,
-    pub overhead_us: Option<u64>,
-    pub cache: Option<CacheOutcome>,
 }
 
 /// Buffers one user reuses from request to request, so reading a response allocates nothing
@@ -281,19 +263,7 @@ impl Client {
         let request = self.request(call);
         let sent = Instant::now();
         let limit = deadline.min(sent + self.options.timeout);
-        let mut reply = Reply {
-            sent,
-            first_content: None,
-            finished: sent,
-            result: Ok(()),
-            status: None,
-            input_tokens: 0,
-            output_tokens: 0,
-            tokens_counted: false,
-            burst_gaps: 0,
-            overhead_us: None,
-            cache: None,
-        };
+        let mut reply = Reply::sent_at(sent);
         let exchange = self.exchange(request, call, &mut reply, scratch);
         let outcome = tokio::time::timeout_at(limit.into(), exchange).await;
         reply.finished = Instant::now();

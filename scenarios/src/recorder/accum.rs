@@ -37,27 +37,27 @@ impl Accum {
     pub(super) fn record(&mut self, sample: &Sample<'_>, limits: &GoodputLimits) {
         let counters = &mut self.counters;
         counters.requests += 1;
-        match sample.result {
+        match sample.reply.result {
             Ok(()) => counters.ok += 1,
             Err(class) => counters.errors.record(class),
         }
         if sample.is_good(limits) {
             counters.good += 1;
         }
-        counters.input_tokens += sample.input_tokens;
-        counters.output_tokens += sample.output_tokens;
-        counters.tokens_counted += u64::from(sample.tokens_counted);
-        counters.itl_burst_gaps += sample.burst_gaps;
-        match sample.cache {
+        counters.input_tokens += sample.reply.input_tokens;
+        counters.output_tokens += sample.reply.output_tokens;
+        counters.tokens_counted += u64::from(sample.reply.tokens_counted);
+        counters.itl_burst_gaps += sample.reply.burst_gaps;
+        match sample.reply.cache {
             Some(CacheOutcome::Hit) => counters.cache.hit += 1,
             Some(CacheOutcome::Miss) => counters.cache.miss += 1,
             Some(CacheOutcome::Coalesced) => counters.cache.coalesced += 1,
             None => {}
         }
-        if let Some(status) = sample.status.filter(|s| !(200..300).contains(s)) {
+        if let Some(status) = sample.reply.status.filter(|s| !(200..300).contains(s)) {
             self.statuses.record(status);
         }
-        if sample.result.is_err() {
+        if sample.reply.result.is_err() {
             // Failed requests count in the error rate, not in the latency distributions.
             return;
         }
@@ -74,7 +74,7 @@ impl Accum {
         if let Some(rate) = sample.milli_tokens_per_s() {
             self.record_value(Metric::OutputTokensPerS, rate);
         }
-        if let Some(overhead) = sample.overhead_us {
+        if let Some(overhead) = sample.reply.overhead_us {
             self.record_value(Metric::Overhead, overhead);
         }
         let itl = self.histogram(Metric::Itl);

@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use reports::model::{GoodputLimits, INTERVAL, Interval, Metric, new_histogram};
 
 use accum::{Accum, micros};
-pub use sample::{CacheOutcome, Sample};
+pub use sample::{CacheOutcome, Reply, Sample};
 
 /// How long after a second ends it is closed: requests finishing at its very end are recorded
 /// within microseconds, so this only covers threads that were descheduled mid-record.
@@ -97,10 +97,10 @@ impl Recorder {
 
     /// Records one finished request; `user` picks the shard.
     pub fn record(&self, user: usize, sample: &Sample<'_>) {
-        let second = self.second_at(sample.finished);
+        let second = self.second_at(sample.reply.finished);
         let mut shard = self.shard(user);
         shard.second(second).record(sample, &self.limits);
-        if let (Some(cache), Ok(())) = (sample.cache, sample.result) {
+        if let (Some(cache), Ok(())) = (sample.reply.cache, sample.reply.result) {
             let split = &mut shard.cache_latency;
             let histogram = match cache {
                 CacheOutcome::Hit => Some(&mut split.hit),
@@ -242,18 +242,20 @@ mod tests {
         let finished = origin + Duration::from_millis(finished_ms);
         Sample {
             intended: None,
-            sent: finished - Duration::from_millis(20),
-            first_content: Some(finished - Duration::from_millis(15)),
-            finished,
-            status: Some(if result.is_ok() { 200 } else { 503 }),
-            result,
-            input_tokens: 3,
-            output_tokens: 6,
-            tokens_counted: false,
-            burst_gaps: 1,
+            reply: Reply {
+                sent: finished - Duration::from_millis(20),
+                first_content: Some(finished - Duration::from_millis(15)),
+                finished,
+                status: Some(if result.is_ok() { 200 } else { 503 }),
+                result,
+                input_tokens: 3,
+                output_tokens: 6,
+                tokens_counted: false,
+                burst_gaps: 1,
+                overhead_us: Some(40),
+                cache: Some(CacheOutcome::Hit),
+            },
             itl_us: &[1_000, 1_000, 1_000, 1_000, 1_000],
-            overhead_us: Some(40),
-            cache: Some(CacheOutcome::Hit),
         }
     }
 

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::Shared;
 use super::connect::Socket;
-use crate::recorder::Sample;
+use crate::recorder::{Reply, Sample};
 use crate::tokens;
 use crate::workload::{Prompt, PromptGenerator};
 
@@ -259,18 +259,20 @@ fn sample<'a>(request: &'a Pending, end: &End) -> Sample<'a> {
     });
     Sample {
         intended: None,
-        sent: request.sent,
-        first_content: request.first_content,
-        finished: end.at,
-        result: end.result,
-        status: end.status,
-        input_tokens: input,
-        output_tokens: output.unwrap_or_else(|| tokens::count(&request.text)),
-        tokens_counted: counted,
-        burst_gaps: request.burst_gaps,
+        reply: Reply {
+            sent: request.sent,
+            first_content: request.first_content,
+            finished: end.at,
+            result: end.result,
+            status: end.status,
+            input_tokens: input,
+            output_tokens: output.unwrap_or_else(|| tokens::count(&request.text)),
+            tokens_counted: counted,
+            burst_gaps: request.burst_gaps,
+            overhead_us: None,
+            cache: None,
+        },
         itl_us: &request.itl_us,
-        overhead_us: None,
-        cache: None,
     }
 }
 
@@ -278,18 +280,13 @@ fn sample<'a>(request: &'a Pending, end: &End) -> Sample<'a> {
 fn failure(began: Instant, at: Instant, class: ErrorClass, status: Option<u16>) -> Sample<'static> {
     Sample {
         intended: None,
-        sent: began,
-        first_content: None,
-        finished: at,
-        result: Err(class),
-        status,
-        input_tokens: 0,
-        output_tokens: 0,
-        tokens_counted: false,
-        burst_gaps: 0,
+        reply: Reply {
+            finished: at,
+            result: Err(class),
+            status,
+            ..Reply::sent_at(began)
+        },
         itl_us: &[],
-        overhead_us: None,
-        cache: None,
     }
 }
 
@@ -345,8 +342,11 @@ mod tests {
         let (id, end) = read(done, t1, &mut pending).expect("an end");
         assert_eq!(id, 7);
         let recorded = sample(&pending[&7], &end);
-        assert_eq!((recorded.input_tokens, recorded.output_tokens), (3, 3));
-        assert!(!recorded.tokens_counted);
+        assert_eq!(
+            (recorded.reply.input_tokens, recorded.reply.output_tokens),
+            (3, 3)
+        );
+        assert!(!recorded.reply.tokens_counted);
         assert_eq!(recorded.ttft(), Some(t0.duration_since(pending[&7].sent)));
     }
 
