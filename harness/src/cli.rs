@@ -58,27 +58,7 @@ pub enum Command {
         harness mock --port 9000 --profile realistic\n  \
         harness mock --bind 0.0.0.0 --port 9000   (reachable from other hosts or containers)\n  \
         harness mock --tls --require-key sk-test   (https with a self-signed certificate, keyed)")]
-    Mock {
-        /// Port to listen on (0 picks a free one).
-        #[arg(long, default_value_t = 9000)]
-        port: u16,
-        /// Address to listen on; loopback unless other hosts must reach it.
-        #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
-        bind: IpAddr,
-        /// `fast`, `realistic` or a TOML profile file.
-        #[arg(long, default_value = "realistic")]
-        profile: String,
-        /// Serve https with a self-signed certificate for 127.0.0.1, ::1 and localhost, written
-        /// to a PEM file whose path is printed beside the URL (trust it with `--ca-cert`).
-        #[arg(long)]
-        tls: bool,
-        /// Where to write the certificate (with --tls); default: the temp directory.
-        #[arg(long, value_name = "FILE", requires = "tls")]
-        cert_out: Option<PathBuf>,
-        /// Answer requests without this API key with the provider's own 401.
-        #[arg(long, value_name = "KEY")]
-        require_key: Option<String>,
-    },
+    Mock(mock_providers::cli::ServeArgs),
     /// Run the reference gateway standalone until Ctrl-C.
     #[command(after_help = "Examples:\n  \
         harness gateway --upstream http://127.0.0.1:9000\n  \
@@ -238,20 +218,8 @@ impl Command {
                 print!("{}", list::render());
                 Ok(exit::OK)
             }
-            Command::Mock {
-                port,
-                bind,
-                profile,
-                tls,
-                cert_out,
-                require_key,
-            } => {
-                let access = mock::MockAccess {
-                    tls,
-                    cert_out,
-                    require_key,
-                };
-                mock::serve(bind, port, &profile, access).await?;
+            Command::Mock(args) => {
+                mock::serve(args).await?;
                 Ok(exit::OK)
             }
             Command::Gateway {

@@ -1,28 +1,14 @@
 //! `harness mock`: the native mock provider as a server of its own.
 
-use std::net::IpAddr;
-use std::path::PathBuf;
-
-use mock_providers::{MockConfig, MockServer, Profile};
+use mock_providers::MockServer;
+use mock_providers::cli::ServeArgs;
 
 use crate::signal::stop_signal;
 
-/// `harness mock`: the native mock on `bind:port` until Ctrl-C (or SIGTERM).
-pub async fn serve(
-    bind: IpAddr,
-    port: u16,
-    profile: &str,
-    access: MockAccess,
-) -> anyhow::Result<()> {
-    let profile = Profile::from_name_or_file(profile)?;
+/// `harness mock`: the native mock as `args` ask, until Ctrl-C (or SIGTERM).
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
     let stop = stop_signal()?;
-    let config = MockConfig {
-        bind: (bind, port).into(),
-        tls: access.tls,
-        cert_out: access.cert_out,
-        api_key: access.require_key,
-        ..MockConfig::new(profile)
-    };
     let server = MockServer::start(config).await?;
     let certificate = server
         .certificate_path()
@@ -35,12 +21,4 @@ pub async fn serve(
     stop.await?;
     server.shutdown().await;
     Ok(())
-}
-
-/// How clients reach `harness mock`: TLS and a required key.
-#[derive(Debug, Default)]
-pub struct MockAccess {
-    pub tls: bool,
-    pub cert_out: Option<PathBuf>,
-    pub require_key: Option<String>,
 }

@@ -18,6 +18,7 @@
 
 pub mod anthropic;
 mod auth;
+pub mod cli;
 mod embeddings;
 mod fault;
 pub mod limits;

@@ -1,11 +1,10 @@
 //! `mock-providers`: run the native mock standalone.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mock_providers::{MockConfig, MockServer, Profile};
+use mock_providers::MockServer;
+use mock_providers::cli::ServeArgs;
 
 /// OpenAI- and Anthropic-compatible mock provider for gateway load tests.
 #[derive(Debug, Parser)]
@@ -14,27 +13,8 @@ use mock_providers::{MockConfig, MockServer, Profile};
     after_help = "Examples:\n  mock-providers --port 8081 --profile realistic\n  mock-providers --profile my-profile.toml\n  mock-providers --port 8443 --tls --cert-out mock.pem --require-key sk-test\n\nStops cleanly (exit 0) on Ctrl-C or SIGTERM."
 )]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, alias = "host", default_value = "127.0.0.1")]
-    bind: IpAddr,
-    /// Port to listen on; 0 picks a free one. The same default as `harness mock`.
-    #[arg(long, default_value_t = 9000)]
-    port: u16,
-    /// `fast`, `realistic`, or the path of a TOML profile.
-    #[arg(long, default_value = "realistic")]
-    profile: String,
-    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with a self-signed certificate made at start
-    /// for 127.0.0.1, ::1 and localhost.
-    #[arg(long)]
-    tls: bool,
-    /// Where to write the certificate PEM with --tls [default: mock-providers-PORT.pem in the
-    /// system temp directory].
-    #[arg(long, value_name = "FILE", requires = "tls")]
-    cert_out: Option<PathBuf>,
-    /// Require this API key on every provider route (Authorization: Bearer KEY; x-api-key also
-    /// on /v1/messages); a missing or wrong key gets the provider's 401.
-    #[arg(long, value_name = "KEY", env = "MOCK_PROVIDERS_REQUIRE_KEY")]
-    require_key: Option<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[tokio::main]
@@ -44,17 +24,7 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     let stop = StopSignal::install();
-    let started = async {
-        let profile = Profile::from_name_or_file(&args.profile)?;
-        MockServer::start(MockConfig {
-            bind: SocketAddr::new(args.bind, args.port),
-            tls: args.tls,
-            cert_out: args.cert_out,
-            api_key: args.require_key,
-            ..MockConfig::new(profile)
-        })
-        .await
-    };
+    let started = async { MockServer::start(args.serve.config()?).await };
     match started.await {
         Ok(server) => {
             match server.certificate_path() {
