@@ -16,6 +16,23 @@ pub const REGRESSION: i32 = 3;
 /// (or a gate was too noisy to decide).
 pub const INCONCLUSIVE: i32 = 4;
 
+/// `error` and its causes on one line, each said once.
+///
+/// Many error messages already end with their cause (`cannot listen on ADDR: REASON`) and also
+/// hand it on as their `source`; printing the chain as `{:#}` does would then say the reason
+/// twice. A cause already in the line is left out.
+pub fn message(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
+}
+
 /// The exit code of a judged run: 0 every SLO met, 2 one failed, 4 when SLOs failed but
 /// the part of the run before the load generator first saturated met them, or there is no
 /// such part: the failure may be the client's, not the target's. A run that met its SLOs
@@ -54,6 +71,29 @@ mod tests {
     use reports::synthetic::synthetic_sweep;
 
     use super::*;
+
+    #[test]
+    fn a_message_says_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot listen on 127.0.0.1:9000: {source}")]
+        struct Listen {
+            source: std::io::Error,
+        }
+        let in_use = || std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let error = anyhow::Error::new(Listen { source: in_use() }).context("mock provider");
+        let said = message(&error);
+        assert_eq!(
+            said,
+            format!(
+                "mock provider: cannot listen on 127.0.0.1:9000: {}",
+                in_use()
+            )
+        );
+        let plain = anyhow::Error::new(in_use())
+            .context("--base")
+            .context("gate");
+        assert_eq!(message(&plain), format!("gate: --base: {}", in_use()));
+    }
 
     /// A swept run with `levels` (rate, passed, saturated) judged against `capacity_slo`.
     fn swept(levels: &[(f64, bool, bool)], capacity_slo: &str) -> RunResult {

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => return fail(&first_line(&e.to_string())),
+        Err(e) => return fail(&first_paragraph(&e.to_string())),
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli.command.run()) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        Err(e) => fail(&format!("{e:#}")),
+        Err(e) => fail(&exit::message(&e)),
     }
 }
 
@@ -42,11 +42,15 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(exit::ERROR as u8)
 }
 
-/// The first line of a multi-line message (clap's errors add usage and tips below it).
-fn first_line(message: &str) -> String {
+/// The first paragraph of a clap error on one line: what is wrong, with the arguments it
+/// names on the lines below it (`the following required arguments were not provided: --tls`),
+/// without the usage and tips that follow.
+fn first_paragraph(message: &str) -> String {
     message
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(message)
-        .to_owned()
+        .skip_while(|line| line.trim().is_empty())
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -181,10 +181,7 @@ pub async fn gate(plan: GatePlan) -> anyhow::Result<GateOutcome> {
     }
     for (flag, build) in [("base", &plan.base), ("cand", &plan.cand)] {
         if let Some(build) = build {
-            build
-                .check()
-                .await
-                .map_err(|e| anyhow::anyhow!("--{flag}: {e:#}"))?;
+            build.check().await.with_context(|| format!("--{flag}"))?;
         }
     }
     let options = plan.request.client(REQUEST_TIMEOUT)?;
@@ -275,7 +272,7 @@ async fn side(plan: &GatePlan, upstream: &str, role: Role) -> anyhow::Result<Sid
                 build: build
                     .prepare(&plan.out.join("builds"))
                     .await
-                    .map_err(|e| anyhow::anyhow!("--{name}: {e:#}"))?,
+                    .with_context(|| format!("--{name}"))?,
                 config: crate::gateway::write_config(
                     &plan.out,
                     name,

@@ -80,7 +80,7 @@ impl Sides {
         overlay: Option<&Path>,
     ) -> Result<(), OverheadError> {
         let config = write_config(dir, config, config_for(&self.direct), overlay)
-            .map_err(|e| OverheadError::Start(format!("{e:#}")))?;
+            .map_err(|e| OverheadError::Start(crate::exit::message(&e)))?;
         let config = config.to_string_lossy();
         let url = self
             .spawn(name, &["gateway", "--config", &config, "--port", "0"])
@@ -97,7 +97,7 @@ impl Sides {
         let started = async { start_child(this_binary(args)?, label, None).await };
         let (child, url) = started
             .await
-            .map_err(|e| OverheadError::Start(format!("{e:#}")))?;
+            .map_err(|e| OverheadError::Start(crate::exit::message(&e)))?;
         self.children.push(child);
         Ok(url)
     }

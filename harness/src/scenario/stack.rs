@@ -272,7 +272,7 @@ impl Stack {
         dir: &Path,
     ) -> Result<String, StackError> {
         let file = write_config(dir, "reference", gateway_config(primary, fallback), None)
-            .map_err(|e| StackError::Gateway(format!("{e:#}")))?;
+            .map_err(|e| StackError::Gateway(crate::exit::message(&e)))?;
         let file = file.to_string_lossy();
         let url = self
             .spawn(
@@ -289,7 +289,7 @@ impl Stack {
     /// Runs this binary with `args`, its output to `log`; returns the address it prints.
     async fn spawn(&mut self, label: &str, args: &[&str], log: &Path) -> Result<String, String> {
         let started = async { start_child(this_binary(args)?, label, Some(log)).await };
-        let (child, url) = started.await.map_err(|e| format!("{e:#}"))?;
+        let (child, url) = started.await.map_err(|e| crate::exit::message(&e))?;
         self.children.push(child);
         Ok(url)
     }

@@ -35,6 +35,27 @@ fn unreachable_target_is_one_line_and_exit_1() {
 }
 
 #[test]
+fn a_missing_required_flag_is_named() {
+    // clap puts the flag on the line below its message; the one line keeps it.
+    let output = run(&["mock", "--cert-out", "mock.pem"]);
+    assert_one_line_error(&output, "not provided: --tls");
+}
+
+#[test]
+fn a_cause_is_said_once() {
+    // The listen error's message ends with the OS's reason and hands that reason on as its
+    // cause too: the line says it once.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = taken.local_addr().expect("its address").port().to_string();
+    for server in ["mock", "gateway"] {
+        let output = run(&[server, "--port", &port]);
+        assert_one_line_error(&output, "cannot listen on");
+        let line = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(line.matches("in use").count(), 1, "{server}: {line}");
+    }
+}
+
+#[test]
 fn malformed_slo_file_names_the_line() {
     let dir = scratch("slo");
     let path = dir.join("bad.toml");
