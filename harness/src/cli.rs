@@ -70,12 +70,14 @@ pub enum Command {
         /// OpenAI-compatible upstream base URL.
         #[arg(long, default_value = "http://127.0.0.1:9000")]
         upstream: String,
-        /// Port to listen on (0 picks a free one).
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        /// Address to listen on; loopback unless other hosts must reach it.
-        #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
-        bind: IpAddr,
+        /// Port to listen on (0 picks a free one), over the config file's `server.listen`
+        /// [default: 8080].
+        #[arg(long)]
+        port: Option<u16>,
+        /// Address to listen on, over the config file's `server.listen`; loopback unless other
+        /// hosts must reach it [default: 127.0.0.1].
+        #[arg(long, value_name = "IP")]
+        bind: Option<IpAddr>,
     },
     /// Re-render the reports of a run directory from its summary.json.
     #[command(

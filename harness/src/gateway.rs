@@ -10,12 +10,13 @@ use reference_impl::{Gateway, GatewayConfig, ProviderConfig, ProviderKind};
 use crate::signal::stop_signal;
 use crate::toml_overlay;
 
-/// `harness gateway`: the reference gateway on `bind:port` until Ctrl-C (or SIGTERM).
+/// `harness gateway`: the reference gateway until Ctrl-C (or SIGTERM), on `bind` and `port`
+/// where given, else where its configuration says (127.0.0.1:8080 by default).
 pub async fn serve(
     config: Option<&Path>,
     upstream: &str,
-    bind: IpAddr,
-    port: u16,
+    bind: Option<IpAddr>,
+    port: Option<u16>,
 ) -> anyhow::Result<()> {
     let mut config = match config {
         Some(path) => GatewayConfig::load(path)?,
@@ -25,7 +26,12 @@ pub async fn serve(
             upstream,
         )]),
     };
-    config.server.listen = (bind, port).into();
+    if let Some(port) = port {
+        config.server.listen.set_port(port);
+    }
+    if let Some(ip) = bind {
+        config.server.listen.set_ip(ip);
+    }
     let stop = stop_signal()?;
     let gateway = Gateway::start(config).await?;
     eprintln!("gateway at {} (Ctrl-C stops)", gateway.url());

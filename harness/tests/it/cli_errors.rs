@@ -24,11 +24,7 @@ fn bad_flag_values_name_the_flag() {
 
 #[test]
 fn unreachable_target_is_one_line_and_exit_1() {
-    // Bind and drop a listener so the port is (almost certainly) closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = closed_port();
     let url = format!("http://127.0.0.1:{port}");
     let output = run(&["scenario", "smoke", "--target", &url, "--duration", "2s"]);
     assert_one_line_error(&output, "cannot reach target");
@@ -148,6 +144,42 @@ fn list_names_every_scenario() {
     }
 }
 
+/// `harness gateway --config FILE` listens where the file's `server.listen` says unless
+/// `--port` or `--bind` is given.
+#[test]
+fn a_gateway_listens_where_its_config_file_says() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let port = closed_port();
+    let dir = scratch("listen");
+    let path = dir.join("gateway.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9\"\n"
+        ),
+    )
+    .expect("write");
+    let mut child = harness()
+        .args(["gateway", "--config", arg(&path)])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("harness runs");
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().expect("piped stderr"))
+        .read_line(&mut line)
+        .expect("address line");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(
+        line.contains(&format!("http://127.0.0.1:{port}")),
+        "not on the configured port {port}: {line}"
+    );
+}
+
 /// `harness mock`, `harness gateway` and `harness bare-proxy` stop cleanly (exit 0) on SIGTERM,
 /// also when it comes right after they print their address.
 #[test]
@@ -195,4 +227,12 @@ fn servers_exit_0_on_sigterm() {
         };
         assert_eq!(status.code(), Some(0), "{args:?}: {status:?}");
     }
+}
+
+/// A loopback port nothing listens on: bound and let go, so (almost certainly) closed.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
