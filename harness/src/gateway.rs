@@ -26,12 +26,7 @@ pub async fn serve(
             upstream,
         )]),
     };
-    if let Some(port) = port {
-        config.server.listen.set_port(port);
-    }
-    if let Some(ip) = bind {
-        config.server.listen.set_ip(ip);
-    }
+    config.server.listen_on(bind, port);
     let stop = stop_signal()?;
     let gateway = Gateway::start(config).await?;
     eprintln!("gateway at {} (Ctrl-C stops)", gateway.url());

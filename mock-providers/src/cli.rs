@@ -11,26 +11,26 @@ use crate::{MockConfig, Profile, ProfileError};
 pub struct ServeArgs {
     /// Address to listen on; loopback unless other hosts must reach it.
     #[arg(long, alias = "host", value_name = "IP", default_value = "127.0.0.1")]
-    pub bind: IpAddr,
+    bind: IpAddr,
     /// Port to listen on; 0 picks a free one.
     #[arg(long, default_value_t = 9000)]
-    pub port: u16,
+    port: u16,
     /// `fast`, `realistic`, or the path of a TOML profile.
     #[arg(long, default_value = "realistic")]
-    pub profile: String,
+    profile: String,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with a self-signed certificate made at start
     /// for 127.0.0.1, ::1 and localhost; its path is printed beside the URL (trust it with the
     /// client's CA option, `--ca-cert` for the harness).
     #[arg(long)]
-    pub tls: bool,
+    tls: bool,
     /// Where to write the certificate PEM with --tls [default: mock-providers-PORT.pem in the
     /// system temp directory].
     #[arg(long, value_name = "FILE", requires = "tls")]
-    pub cert_out: Option<PathBuf>,
+    cert_out: Option<PathBuf>,
     /// Require this API key on every provider route (Authorization: Bearer KEY; x-api-key also
     /// on /v1/messages); a missing or wrong key gets the provider's 401.
     #[arg(long, value_name = "KEY", env = "MOCK_PROVIDERS_REQUIRE_KEY")]
-    pub require_key: Option<String>,
+    require_key: Option<String>,
 }
 
 impl ServeArgs {

@@ -5,7 +5,7 @@
 //! config in code (the benchmark harness points providers at mock servers this way) as easily as
 //! from a file.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -370,6 +370,19 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// Moves `listen` to `ip` and `port` where given (command-line flags over the file), and
+    /// keeps the configured half of the address that is not.
+    pub fn listen_on(&mut self, ip: Option<IpAddr>, port: Option<u16>) {
+        if let Some(ip) = ip {
+            self.listen.set_ip(ip);
+        }
+        if let Some(port) = port {
+            self.listen.set_port(port);
+        }
+    }
+}
+
 /// The admin API under `/admin/performance/`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -690,6 +703,22 @@ fn non_empty_env(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_flags_replace_only_their_half_of_the_address() {
+        let configured = || ServerConfig {
+            listen: "127.0.0.1:9100".parse().unwrap(),
+            ..ServerConfig::default()
+        };
+        let mut server = configured();
+        server.listen_on(None, None);
+        assert_eq!(server.listen, configured().listen);
+        server.listen_on(None, Some(0));
+        assert_eq!(server.listen, "127.0.0.1:0".parse().unwrap());
+        let mut server = configured();
+        server.listen_on(Some("0.0.0.0".parse().unwrap()), None);
+        assert_eq!(server.listen, "0.0.0.0:9100".parse().unwrap());
+    }
 
     #[test]
     fn defaults_are_valid_and_round_trip_through_toml() {

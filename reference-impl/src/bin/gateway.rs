@@ -47,12 +47,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(port) = args.port {
-        config.server.listen.set_port(port);
-    }
-    if let Some(ip) = args.bind {
-        config.server.listen.set_ip(ip);
-    }
+    config.server.listen_on(args.bind, args.port);
     // Installed before the gateway listens: a SIGTERM sent as soon as the address is printed
     // must stop it cleanly, not kill it with the default action.
     let stop = match shutdown_signal() {
