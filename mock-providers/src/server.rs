@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -128,6 +128,21 @@ pub struct MockServer {
     task: Option<JoinHandle<()>>,
 }
 
+/// A listener with room for 4096 connects the server has not accepted yet (the kernel caps it
+/// at `net.core.somaxconn`). Tokio's `TcpListener::bind` asks for 128: a load test that opens
+/// more connections at once than that would have the SYNs past it dropped and retried a second
+/// later, and read that second as the provider's latency.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 impl MockServer {
     /// Binds, starts serving in the background and returns once the port accepts connections.
     pub async fn start(config: MockConfig) -> Result<Self, MockError> {
@@ -138,12 +153,10 @@ impl MockServer {
             .map(RequiredKey::new)
             .transpose()?;
         let tls = config.tls.then(Tls::self_signed).transpose()?;
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|source| MockError::Bind {
-                addr: config.bind,
-                source,
-            })?;
+        let listener = listen(config.bind).map_err(|source| MockError::Bind {
+            addr: config.bind,
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| MockError::Bind {
             addr: config.bind,
             source,
@@ -626,5 +639,28 @@ async fn put_config(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
             None,
             None,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three times tokio's default backlog of connects at once, none accepted yet (as when
+    /// a load test's users all start together): each waits in the backlog rather than a
+    /// second for a dropped SYN's retry.
+    #[tokio::test]
+    async fn a_burst_of_connects_waits_in_the_backlog() {
+        let listener = listen(([127, 0, 0, 1], 0).into()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connects = (0..384).map(|_| {
+            tokio::time::timeout(
+                Duration::from_millis(700),
+                tokio::net::TcpStream::connect(addr),
+            )
+        });
+        let done = futures::future::join_all(connects).await;
+        let connected = done.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+        assert_eq!(connected, 384, "is net.core.somaxconn below 4096?");
     }
 }

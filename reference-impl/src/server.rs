@@ -16,7 +16,7 @@ use futures::FutureExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -170,9 +170,7 @@ impl Gateway {
         let grace = Duration::from_millis(config.server.shutdown_grace_ms);
         let shared = Arc::new(Shared::new(config)?);
 
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
         let local = listener
             .local_addr()
             .map_err(|source| GatewayError::Bind { addr, source })?;
@@ -189,6 +187,27 @@ impl Gateway {
             task: Some(task),
         })
     }
+}
+
+/// Connections the kernel completes and holds for a listener before it accepts them.
+///
+/// Tokio's `TcpListener::bind` asks for 128, and a burst of more connects than that (a load test
+/// starting its users, a client pool filling up) overflows the queue: the kernel drops the SYNs
+/// past it and the clients retry after a second, which a benchmark reads as a one-second request.
+/// The kernel caps this at `net.core.somaxconn` (4096 by default since Linux 5.4).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with a backlog of [`LISTEN_BACKLOG`]; what the gateway and the bare
+/// proxy listen with.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Connections of `server.max_connections` kept for `/health`, `/ready`, `/metrics` and the
@@ -536,6 +555,27 @@ mod tests {
         assert_eq!(
             ready(State(shared)).await.status(),
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    /// Three times tokio's default backlog of connects at once, none accepted: each waits in the
+    /// backlog and completes at once. Past a full backlog the kernel drops the SYN and the
+    /// connect waits a second for its retry, far past the deadline here.
+    #[tokio::test]
+    async fn a_burst_of_connects_waits_in_the_backlog_not_for_a_syn_retry() {
+        let listener = listen(([127, 0, 0, 1], 0).into()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connects = (0..384).map(|_| {
+            tokio::time::timeout(
+                Duration::from_millis(700),
+                tokio::net::TcpStream::connect(addr),
+            )
+        });
+        let done = futures::future::join_all(connects).await;
+        let connected = done.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+        assert_eq!(
+            connected, 384,
+            "connects waited for a SYN retry: is net.core.somaxconn below {LISTEN_BACKLOG}?"
         );
     }
 

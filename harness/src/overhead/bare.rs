@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use anyhow::Context;
 use reference_impl::bare::BareProxy;
-use tokio::net::TcpListener;
+use reference_impl::server::listen;
 
 use crate::signal::stop_signal;
 
@@ -14,9 +14,7 @@ use crate::signal::stop_signal;
 pub async fn serve_bare_proxy(upstream: &str, bind: IpAddr, port: u16) -> anyhow::Result<()> {
     let proxy = BareProxy::new(upstream)?;
     let stop = stop_signal()?;
-    let listener = TcpListener::bind((bind, port))
-        .await
-        .with_context(|| format!("binding {bind}:{port}"))?;
+    let listener = listen((bind, port).into()).with_context(|| format!("binding {bind}:{port}"))?;
     let address = listener.local_addr().context("reading the bound address")?;
     eprintln!("bare proxy at http://{address} (Ctrl-C stops)");
     tokio::select! {
