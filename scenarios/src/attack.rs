@@ -162,7 +162,7 @@ async fn run_sweep(
         let load = Load::Open {
             rate,
             arrivals: sweep.arrivals,
-            max_users: sweep.users,
+            max_users: sweep.pool(),
             duration: sweep.per_rate,
         };
         ran.push(

@@ -73,7 +73,7 @@ pub struct RunOptions {
     #[arg(long, value_parser = parse_arrivals, value_name = "KIND")]
     pub arrivals: Option<Arrivals>,
     /// Open model: the user pool; arrivals that find every user busy are dropped. Rate sweep:
-    /// the probe's users and the pool of every rate.
+    /// the probe's users; every rate is served by twice as many.
     #[arg(long, value_name = "N")]
     pub max_users: Option<usize>,
     /// Rate sweep (stress): how many open-model rates follow the throughput probe.

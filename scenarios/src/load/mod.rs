@@ -49,7 +49,7 @@ impl Load {
         match self {
             Load::Closed { stages, .. } => stages.peak(),
             Load::Open { max_users, .. } => *max_users,
-            Load::Sweep(sweep) => sweep.users,
+            Load::Sweep(sweep) => sweep.pool(),
         }
     }
 
@@ -59,7 +59,7 @@ impl Load {
         match self {
             Load::Closed { stages, .. } => stages.share(worker).peak(),
             Load::Open { max_users, .. } => worker.share(*max_users),
-            Load::Sweep(sweep) => worker.share(sweep.users),
+            Load::Sweep(sweep) => worker.share(sweep.pool()),
         }
     }
 

@@ -28,7 +28,7 @@ pub struct Sweep {
     /// How long each rate is offered (requests still in flight then finish after it).
     pub per_rate: Duration,
     pub arrivals: Arrivals,
-    /// Users of the probe, and the pool that serves each rate.
+    /// Users of the probe; each rate is served by a pool of twice as many ([`Sweep::pool`]).
     pub users: usize,
 }
 
@@ -77,6 +77,16 @@ impl Sweep {
             .collect()
     }
 
+    /// The users that serve each open-model rate: twice the probe's.
+    ///
+    /// The top rate is the probe's throughput, which the probe's users reached only by all
+    /// being busy all the time. A pool of that size would run out at the first slow answer and
+    /// drop arrivals at the top rate whatever the target did; with twice as many, arrivals are
+    /// dropped only when the target's latency has doubled, which is the target's doing.
+    pub fn pool(&self) -> usize {
+        self.users.saturating_mul(2)
+    }
+
     fn rates_u32(&self) -> u32 {
         u32::try_from(self.rates).unwrap_or(u32::MAX)
     }
@@ -105,6 +115,7 @@ impl fmt::Display for Sweep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::{Load, Worker};
 
     fn sweep() -> Sweep {
         Sweep {
@@ -129,6 +140,14 @@ mod tests {
                 .iter()
                 .all(|r| *r == MIN_RATE)
         );
+    }
+
+    #[test]
+    fn each_rate_has_room_for_the_probes_concurrency_twice_over() {
+        let s = sweep();
+        assert_eq!(s.pool(), 800);
+        assert_eq!(Load::Sweep(s.clone()).peak_users(), 800);
+        assert_eq!(Load::Sweep(s).worker_peak_users(Worker::SOLE), 800);
     }
 
     #[test]
