@@ -316,6 +316,30 @@ async fn open_connections(base: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Past the connection cap, connections wait in the listen backlog, and it has room for a
+/// burst: 384 connects at once to a gateway that accepts only 9 all complete at once. With
+/// tokio's default backlog of 128 the kernel would drop the SYNs past it, and those clients
+/// would wait a second for the retry.
+#[tokio::test]
+async fn a_burst_of_connects_past_the_cap_waits_in_the_backlog() {
+    const BURST: usize = 384;
+    let upstream = mock().await;
+    let gw = start(vec![openai("up", upstream.url())], |c| {
+        c.server.max_connections = RESERVED_CONNECTIONS + 1;
+    })
+    .await;
+    let connects = (0..BURST)
+        .map(|_| tokio::time::timeout(Duration::from_millis(700), TcpStream::connect(gw.addr())));
+    let done = join_all(connects).await;
+    let connected = done.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+    assert_eq!(
+        connected,
+        BURST,
+        "connects waited for a SYN retry: is net.core.somaxconn below {}?",
+        reference_impl::server::LISTEN_BACKLOG
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connection_cap_holds_and_probes_are_still_answered() {
     const CAP: usize = 1_000;
