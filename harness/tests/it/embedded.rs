@@ -160,7 +160,7 @@ fn a_starved_generator_is_flagged_and_exits_4() {
     let _ = std::fs::remove_dir_all(out);
 }
 
-/// The stress scenario's rate sweep: a synchronous level, a throughput probe with the pool's
+/// The stress scenario's rate sweep: a synchronous level, a throughput probe with `--max-users`
 /// users, then the requested number of rising open-model rates, each judged alone; the report
 /// draws the knee, and the exit code follows the sweep's verdict (4 when the generator
 /// saturated first, else 2 for a capacity SLO no gateway here can meet).

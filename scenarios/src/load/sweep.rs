@@ -101,13 +101,14 @@ impl fmt::Display for Sweep {
         write!(
             f,
             "rate sweep: {}s synchronous, {}s throughput probe with {} users, then {} rates \
-             ({:?} arrivals) of {}s each",
+             ({:?} arrivals) of {}s each with up to {} users",
             self.baseline.as_secs(),
             self.probe.as_secs(),
             self.users,
             self.rates,
             self.arrivals,
-            self.per_rate.as_secs()
+            self.per_rate.as_secs(),
+            self.pool()
         )
     }
 }
