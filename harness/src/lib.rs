@@ -21,8 +21,9 @@
 //!
 //! Shared by several commands: [`cli`] (the flags), [`exit`] (exit codes), `child` (this
 //! binary's servers as child processes), `health` (the load generator's own lateness and
-//! CPU), `process` (a process's RSS and CPU from `/proc`), `signal` (SIGINT and SIGTERM) and
-//! `toml_overlay` (one TOML table over another).
+//! CPU), `open_files` (the descriptors a run's users need), `process` (a process's RSS and CPU
+//! from `/proc`), `signal` (SIGINT and SIGTERM) and `toml_overlay` (one TOML table over
+//! another).
 
 pub mod cli;
 pub mod exit;
@@ -37,6 +38,7 @@ mod health;
 mod list;
 mod merge;
 mod mock;
+mod open_files;
 mod process;
 mod report;
 mod signal;

@@ -392,4 +392,9 @@ async fn exchange(
             itl_us: &state.scratch.itl_us,
         },
     );
+    // A request can fail without ever waiting (no descriptor left for its socket), and a
+    // closed-model user then sends the next one at once: without a unit of the task's budget
+    // spent here, it would never give its worker thread back, and the timers that end the run
+    // would never fire.
+    tokio::task::coop::consume_budget().await;
 }

@@ -53,6 +53,7 @@ pub async fn command(name: &str, flags: RunOptions, config: Option<&Path>) -> an
         None => flags,
     };
     let plan = plan::resolve(name, options)?;
+    crate::open_files::provide(plan.attack.load.worker_peak_users(plan.worker))?;
     let print = Print {
         json: plan.json(),
         quiet: plan.quiet(),

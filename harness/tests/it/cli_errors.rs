@@ -2,7 +2,7 @@
 //! makes a run exit 2.
 
 use crate::common::{
-    MACHINE, arg, assert_one_line_error, harness, run, run_dirs, scratch, summary,
+    MACHINE, Server, arg, assert_one_line_error, harness, run, run_dirs, scratch, summary,
 };
 
 #[test]
@@ -235,4 +235,57 @@ fn closed_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
+}
+
+/// The harness run as `sh -c 'ulimit LIMITS && exec harness ARGS'`: with open-file limits of
+/// its own, whatever the test process has.
+fn under_limits(limits: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit {limits} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("sh runs the harness")
+}
+
+#[test]
+fn users_past_the_hard_open_file_limit_are_refused_up_front() {
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let args = ["scenario", "smoke", "--target", &url, "--users", "300"];
+    let output = under_limits("-n 200", &args);
+    assert_one_line_error(&output, "300 users need about 556 open files");
+    assert_one_line_error(&output, "at most 200 (`ulimit -Hn`)");
+}
+
+/// A soft limit below the users' connections is raised to what they need: 300 users under a
+/// soft limit of 200 connect without one "Too many open files".
+#[test]
+fn a_low_soft_open_file_limit_is_raised_for_the_run() {
+    let _machine = MACHINE.blocking_read();
+    let mock = Server::start(&["mock", "--port", "0", "--profile", "fast"]);
+    let out = scratch("open-files");
+    let args = [
+        "scenario",
+        "smoke",
+        "--target",
+        &mock.url,
+        "--users",
+        "300",
+        "--duration",
+        "2s",
+        "--quiet",
+        "--out",
+        arg(&out),
+    ];
+    let output = under_limits("-Sn 200", &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let dir = run_dirs(&out).into_iter().next().expect("one run");
+    let run = summary(&dir);
+    assert!(run.totals.requests >= 300, "{:?}", run.totals);
+    assert_eq!(run.totals.errors.connect, 0, "{stderr}");
+    assert_eq!(run.totals.ok, run.totals.requests, "{:?}", run.totals);
+    let _ = std::fs::remove_dir_all(out);
 }
