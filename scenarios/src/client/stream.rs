@@ -101,7 +101,7 @@ fn openai_event(data: &[u8], read: &mut StreamRead, text: &mut String) -> Result
     if data == b"[DONE]" {
         return Ok(Step::Done);
     }
-    let chunk: Chunk<'_> = json(data)?;
+    let chunk = Chunk::read(utf8(data)?).map_err(|_| ErrorClass::BadPayload)?;
     if chunk.error.is_some() {
         return Err(ErrorClass::StreamBroken);
     }
@@ -152,8 +152,11 @@ fn anthropic_event(
 /// An event's JSON. The whole event is checked as UTF-8 once and then parsed as text, which
 /// costs less than parsing bytes, where every key and string is checked on its own.
 fn json<'a, T: serde::Deserialize<'a>>(data: &'a [u8]) -> Result<T, ErrorClass> {
-    let text = std::str::from_utf8(data).map_err(|_| ErrorClass::BadPayload)?;
-    serde_json::from_str(text).map_err(|_| ErrorClass::BadPayload)
+    serde_json::from_str(utf8(data)?).map_err(|_| ErrorClass::BadPayload)
+}
+
+fn utf8(data: &[u8]) -> Result<&str, ErrorClass> {
+    std::str::from_utf8(data).map_err(|_| ErrorClass::BadPayload)
 }
 
 /// Whether a transport error is a timeout; lets the parser run over any byte stream in tests.

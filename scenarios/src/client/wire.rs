@@ -1,7 +1,10 @@
 //! OpenAI wire format: the request bodies the load sends and the parts of responses it reads.
 //!
 //! Responses are parsed only as far as the measurements need (content presence, usage), with
-//! borrowed strings, so parsing a chunk allocates nothing in the common case.
+//! borrowed strings, so parsing a chunk allocates nothing in the common case. A streamed chunk,
+//! read 100,000 times a second at scale, goes through a one-pass reader first ([`scan`]).
+
+mod scan;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -56,7 +59,13 @@ pub(crate) struct Chunk<'a> {
     pub error: Option<IgnoredAny>,
 }
 
-impl Chunk<'_> {
+impl<'a> Chunk<'a> {
+    /// Reads one event's JSON: in one pass when it has the usual shape, else with serde_json,
+    /// which gives the same chunk or the error.
+    pub(crate) fn read(text: &'a str) -> Result<Chunk<'a>, serde_json::Error> {
+        scan::chunk(text).map_or_else(|| serde_json::from_str(text), Ok)
+    }
+
     /// Appends the generated text the chunk carries (none for role, usage and empty chunks).
     pub(crate) fn push_content(&self, text: &mut String) {
         if let Some(content) = &self.choices.0 {
