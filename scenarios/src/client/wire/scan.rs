@@ -142,48 +142,41 @@ impl<'a> Scan<'a> {
         depth: u8,
         mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
     ) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.eat(b'{')?;
-        self.space();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            let key = self.string()?;
-            self.eat(b':')?;
-            member(self, key)?;
-            self.space();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+        self.list(depth, b'{', b'}', |scan| {
+            let key = scan.string()?;
+            scan.eat(b':')?;
+            member(scan, key)
+        })
     }
 
     /// An array, each element read by `element`.
-    fn array(&mut self, depth: u8, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+    fn array(&mut self, depth: u8, element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.list(depth, b'[', b']', element)
+    }
+
+    /// `open`, items read by `item` and separated by commas, `close`.
+    fn list(
+        &mut self,
+        depth: u8,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.eat(b'[')?;
+        self.eat(open)?;
         self.space();
-        if self.peek()? == b']' {
+        if self.peek()? == close {
             self.at += 1;
             return Some(());
         }
         loop {
-            element(self)?;
+            item(self)?;
             self.space();
             match self.peek()? {
                 b',' => self.at += 1,
-                b']' => {
+                byte if byte == close => {
                     self.at += 1;
                     return Some(());
                 }
@@ -277,11 +270,12 @@ impl<'a> Scan<'a> {
         Some(usage)
     }
 
-    /// `choices`: an array of objects, their `delta.content` texts joined in order.
+    /// `choices`: an array of objects, the texts of their `delta.content` joined in order.
     fn choices(&mut self) -> Option<Option<Cow<'a, str>>> {
         let mut text: Option<Cow<'a, str>> = None;
         self.array(1, |scan| {
-            let Some(content) = scan.choice()? else {
+            let delta = scan.only(2, "delta", |scan| scan.only(3, "content", Scan::string))?;
+            let Some(content) = delta.flatten() else {
                 return Some(());
             };
             text = Some(match text.take() {
@@ -293,34 +287,24 @@ impl<'a> Scan<'a> {
         Some(text)
     }
 
-    /// One choice: the text of its `delta.content`, if it has one.
-    fn choice(&mut self) -> Option<Option<&'a str>> {
-        let mut content = None;
-        let mut delta = false;
-        self.object(2, |scan, key| match key {
-            "delta" => {
-                once(&mut delta)?;
-                content = scan.nullable(Scan::delta)?.flatten();
-                Some(())
+    /// An object of which one member matters: that member's value read by `read` (`null` as
+    /// `None`), or `None` when the object lacks it. Given twice, it is declined.
+    fn only<T>(
+        &mut self,
+        depth: u8,
+        name: &str,
+        read: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<Option<T>> {
+        let mut read = Some(read);
+        let mut found = None;
+        self.object(depth, |scan, key| {
+            if key != name {
+                return scan.value(depth + 1);
             }
-            _ => scan.value(3),
+            found = scan.nullable(read.take()?)?;
+            Some(())
         })?;
-        Some(content)
-    }
-
-    /// A delta: the text of its `content`, if it has one.
-    fn delta(&mut self) -> Option<Option<&'a str>> {
-        let mut content = None;
-        let mut seen = false;
-        self.object(3, |scan, key| match key {
-            "content" => {
-                once(&mut seen)?;
-                content = scan.nullable(Scan::string)?;
-                Some(())
-            }
-            _ => scan.value(4),
-        })?;
-        Some(content)
+        Some(found)
     }
 }
 
