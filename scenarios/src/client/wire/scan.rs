@@ -38,14 +38,18 @@ const MAX_DEPTH: u8 = 32;
 
 /// The chunk `text` holds, or `None` when serde_json must decide.
 pub(super) fn chunk(text: &str) -> Option<Chunk<'_>> {
-    let mut scan = Scan { text, at: 0 };
+    let mut scan = Scan {
+        text,
+        at: 0,
+        depth: 0,
+    };
     let mut chunk = Chunk {
         choices: ChoicesText(None),
         usage: None,
         error: None,
     };
     let (mut choices, mut usage, mut error) = (false, false, false);
-    scan.object(0, |scan, key| match key {
+    scan.object(|scan, key| match key {
         "choices" => {
             once(&mut choices)?;
             chunk.choices = ChoicesText(scan.choices()?);
@@ -58,10 +62,10 @@ pub(super) fn chunk(text: &str) -> Option<Chunk<'_>> {
         }
         "error" => {
             once(&mut error)?;
-            chunk.error = scan.nullable(|scan| scan.value(1).map(|()| IgnoredAny))?;
+            chunk.error = scan.nullable(|scan| scan.value().map(|()| IgnoredAny))?;
             Some(())
         }
-        _ => scan.value(1),
+        _ => scan.value(),
     })?;
     scan.space();
     (scan.at == text.len()).then_some(chunk)
@@ -76,6 +80,8 @@ fn once(seen: &mut bool) -> Option<()> {
 struct Scan<'a> {
     text: &'a str,
     at: usize,
+    /// Objects and arrays open around `at`.
+    depth: u8,
 }
 
 impl<'a> Scan<'a> {
@@ -137,12 +143,8 @@ impl<'a> Scan<'a> {
     }
 
     /// An object, each member's value read by `member` given its key.
-    fn object(
-        &mut self,
-        depth: u8,
-        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
-    ) -> Option<()> {
-        self.list(depth, b'{', b'}', |scan| {
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.list(b'{', b'}', |scan| {
             let key = scan.string()?;
             scan.eat(b':')?;
             member(scan, key)
@@ -150,21 +152,33 @@ impl<'a> Scan<'a> {
     }
 
     /// An array, each element read by `element`.
-    fn array(&mut self, depth: u8, element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.list(depth, b'[', b']', element)
+    fn array(&mut self, element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.list(b'[', b']', element)
     }
 
-    /// `open`, items read by `item` and separated by commas, `close`.
+    /// `open`, items read by `item` and separated by commas, `close`. A list that fails leaves
+    /// `depth` as it is: the whole scan has failed with it.
     fn list(
         &mut self,
-        depth: u8,
+        open: u8,
+        close: u8,
+        item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        self.items(open, close, item)?;
+        self.depth -= 1;
+        Some(())
+    }
+
+    fn items(
+        &mut self,
         open: u8,
         close: u8,
         mut item: impl FnMut(&mut Self) -> Option<()>,
     ) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
         self.eat(open)?;
         self.space();
         if self.peek()? == close {
@@ -186,12 +200,12 @@ impl<'a> Scan<'a> {
     }
 
     /// Any value, checked and passed over.
-    fn value(&mut self, depth: u8) -> Option<()> {
+    fn value(&mut self) -> Option<()> {
         self.space();
         match self.peek()? {
             b'"' => self.string().map(drop),
-            b'{' => self.object(depth, |scan, _| scan.value(depth + 1)),
-            b'[' => self.array(depth, |scan| scan.value(depth + 1)),
+            b'{' => self.object(|scan, _| scan.value()),
+            b'[' => self.array(Scan::value),
             b't' => self.literal("true"),
             b'f' => self.literal("false"),
             b'n' => self.literal("null"),
@@ -254,7 +268,7 @@ impl<'a> Scan<'a> {
     fn usage(&mut self) -> Option<Usage> {
         let mut usage = Usage::default();
         let (mut prompt, mut completion) = (false, false);
-        self.object(1, |scan, key| match key {
+        self.object(|scan, key| match key {
             "prompt_tokens" => {
                 once(&mut prompt)?;
                 usage.prompt_tokens = scan.count()?;
@@ -265,7 +279,7 @@ impl<'a> Scan<'a> {
                 usage.completion_tokens = scan.count()?;
                 Some(())
             }
-            _ => scan.value(2),
+            _ => scan.value(),
         })?;
         Some(usage)
     }
@@ -273,8 +287,8 @@ impl<'a> Scan<'a> {
     /// `choices`: an array of objects, the texts of their `delta.content` joined in order.
     fn choices(&mut self) -> Option<Option<Cow<'a, str>>> {
         let mut text: Option<Cow<'a, str>> = None;
-        self.array(1, |scan| {
-            let delta = scan.only(2, "delta", |scan| scan.only(3, "content", Scan::string))?;
+        self.array(|scan| {
+            let delta = scan.only("delta", |scan| scan.only("content", Scan::string))?;
             let Some(content) = delta.flatten() else {
                 return Some(());
             };
@@ -291,15 +305,14 @@ impl<'a> Scan<'a> {
     /// `None`), or `None` when the object lacks it. Given twice, it is declined.
     fn only<T>(
         &mut self,
-        depth: u8,
         name: &str,
         read: impl FnOnce(&mut Self) -> Option<T>,
     ) -> Option<Option<T>> {
         let mut read = Some(read);
         let mut found = None;
-        self.object(depth, |scan, key| {
+        self.object(|scan, key| {
             if key != name {
-                return scan.value(depth + 1);
+                return scan.value();
             }
             found = scan.nullable(read.take()?)?;
             Some(())
