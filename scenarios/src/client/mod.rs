@@ -2,8 +2,10 @@
 //!
 //! One client serves every user of a run: OpenAI- or Anthropic-style targets over `http://` or
 //! `https://` (HTTP/2 where the server offers it through ALPN), with the run's headers and key.
+//! Each user sends on connections of its own, which its task drives (`conn`).
 
 mod anthropic;
+mod conn;
 mod options;
 mod sse;
 pub mod stream;
@@ -15,19 +17,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use http::header::{CONTENT_TYPE, HOST};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyDataStream, BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client as Pool;
+use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reports::model::ErrorClass;
 use serde::Serialize;
 
 use crate::recorder::Reply;
 use crate::tokens;
 use crate::workload::Prompt;
+use conn::{Connector, Link, Links, SendError};
 pub use options::{
     ANTHROPIC_VERSION, Api, CacheHeader, ClientOptions, HeaderError, Verify, header, parse_header,
 };
@@ -62,6 +64,8 @@ pub struct Scratch {
     text: String,
     /// The SSE splitter's buffers.
     sse: Sse,
+    /// The user's connections, one per target.
+    links: Links,
 }
 
 impl Scratch {
@@ -70,6 +74,7 @@ impl Scratch {
             itl_us: Vec::with_capacity(1024),
             text: String::with_capacity(4096),
             sse: Sse::default(),
+            links: Links::default(),
         }
     }
 
@@ -80,14 +85,14 @@ impl Scratch {
 }
 
 /// An HTTP client for one target or several (gateway replicas taken round-robin), shared by
-/// every user of a run (one connection pool).
+/// every user of a run; each user's [`Scratch`] holds its connections.
 ///
 /// Straight hyper, the endpoints parsed once and the headers built once: the load generator
 /// shares the machine with what it measures, so each request should cost it as little as
 /// possible.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: Pool<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    connector: Connector,
     /// Never empty.
     targets: Arc<[Endpoints]>,
     /// Requests sent so far: the next one goes to `targets[turn % len]`.
@@ -102,9 +107,37 @@ pub struct Client {
 struct Endpoints {
     base: String,
     /// `/v1/chat/completions` or `/v1/messages`, by the API.
-    chat: Uri,
-    embeddings: Uri,
-    models: Uri,
+    chat: Endpoint,
+    embeddings: Endpoint,
+    models: Endpoint,
+    /// The `host` header of an HTTP/1.1 request.
+    host: HeaderValue,
+}
+
+/// A request ready to go, but for the form of its URL, which waits for the connection's
+/// protocol ([`aim`]).
+struct Outgoing<'c> {
+    /// The index of its target.
+    target: usize,
+    endpoint: &'c Endpoint,
+    request: Request<Full<Bytes>>,
+}
+
+/// One URL in both of the forms a request may name it in.
+#[derive(Debug)]
+struct Endpoint {
+    /// `scheme://authority/path`: how an HTTP/2 request names it, and what is connected to.
+    absolute: Uri,
+    /// `/path`: how an HTTP/1.1 request names it.
+    origin: Uri,
+}
+
+impl Endpoint {
+    fn new(absolute: Uri) -> Endpoint {
+        let path = absolute.path_and_query().cloned();
+        let origin = Uri::from(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
+        Endpoint { absolute, origin }
+    }
 }
 
 impl Endpoints {
@@ -117,20 +150,28 @@ impl Endpoints {
             why: why.to_owned(),
         };
         let endpoint = |path: &str| {
-            let uri = Uri::try_from(format!("{base}{path}"))
+            let absolute = Uri::try_from(format!("{base}{path}"))
                 .map_err(|_| invalid("expected http(s)://HOST[:PORT][/PREFIX]"))?;
-            match (uri.scheme_str(), uri.host()) {
-                (Some("http" | "https"), Some(_)) => Ok(uri),
-                _ => Err(invalid("expected http(s)://HOST[:PORT][/PREFIX]")),
+            match (absolute.scheme_str(), absolute.host()) {
+                (Some("http" | "https"), Some(_)) => {}
+                _ => return Err(invalid("expected http(s)://HOST[:PORT][/PREFIX]")),
             }
+            Ok(Endpoint::new(absolute))
         };
+        let models = endpoint("/v1/models")?;
+        let host = models
+            .absolute
+            .authority()
+            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+            .ok_or_else(|| invalid("expected http(s)://HOST[:PORT][/PREFIX]"))?;
         Ok(Endpoints {
             chat: endpoint(match api {
                 Api::OpenAi => "/v1/chat/completions",
                 Api::Anthropic => "/v1/messages",
             })?,
             embeddings: endpoint("/v1/embeddings")?,
-            models: endpoint("/v1/models")?,
+            models,
+            host,
             base,
         })
     }
@@ -176,18 +217,13 @@ impl Client {
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls::config(&options.verify)?)
             .https_or_http();
-        let https = if options.http1_only {
+        let connector = if options.http1_only {
             tls.enable_http1().wrap_connector(connector)
         } else {
             tls.enable_http1().enable_http2().wrap_connector(connector)
         };
-        let http = Pool::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
         Ok(Client {
-            http,
+            connector,
             targets,
             turn: Arc::new(AtomicUsize::new(0)),
             headers: Arc::new(options.request_headers()),
@@ -214,15 +250,10 @@ impl Client {
     /// naming it and the reason, instead of every request failing. Any HTTP answer will do.
     pub async fn preflight(&self) -> Result<(), ClientError> {
         for target in self.targets.iter() {
-            let request = self.get_request(target.models.clone());
-            let answer = tokio::time::timeout(PREFLIGHT_TIMEOUT, self.http.request(request)).await;
-            let why = match answer {
-                Ok(Ok(response)) => {
-                    // Drain it so the connection goes back to the pool.
-                    let _ = response.into_body().collect().await;
-                    continue;
-                }
-                Ok(Err(error)) => describe(&error),
+            let answer = tokio::time::timeout(PREFLIGHT_TIMEOUT, self.get(target, &target.models));
+            let why = match answer.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(why)) => why,
                 Err(_) => format!("no answer within {}s", PREFLIGHT_TIMEOUT.as_secs()),
             };
             return Err(ClientError::Unreachable {
@@ -236,21 +267,45 @@ impl Client {
     /// The body of `GET {base}{path}` from the first target, with the run's headers, if it
     /// answers 2xx within `timeout` (the sampler's `/metrics`).
     pub async fn fetch(&self, path: &str, timeout: Duration) -> Option<Bytes> {
-        let uri = Uri::try_from(format!("{}{path}", self.base())).ok()?;
-        let fetch = async {
-            let response = self.http.request(self.get_request(uri)).await.ok()?;
-            let ok = response.status().is_success();
-            let body = response.into_body().collect().await.ok()?.to_bytes();
-            ok.then_some(body)
-        };
-        tokio::time::timeout(timeout, fetch).await.ok().flatten()
+        let target = &self.targets[0];
+        let endpoint = Endpoint::new(Uri::try_from(format!("{}{path}", target.base)).ok()?);
+        let fetch = self.get(target, &endpoint);
+        match tokio::time::timeout(timeout, fetch).await {
+            Ok(Ok((status, body))) if status.is_success() => Some(body),
+            _ => None,
+        }
     }
 
-    /// The target of the next request.
-    fn next_target(&self) -> &Endpoints {
-        match &*self.targets {
-            [only] => only,
-            targets => &targets[self.turn.fetch_add(1, Ordering::Relaxed) % targets.len()],
+    /// `GET` of `endpoint` on a connection of its own, read to its end: the status and the
+    /// body, or one line saying why there is none.
+    async fn get(
+        &self,
+        target: &Endpoints,
+        endpoint: &Endpoint,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let mut link = Link::open(&self.connector, &endpoint.absolute)
+            .await
+            .map_err(|e| describe(&*e))?;
+        let mut request = self.bare_request(None);
+        aim(&mut request, target, endpoint, link.is_http2());
+        let response = match link.send(request).await {
+            Ok(response) => response,
+            Err(SendError::Unsent(_)) => return Err("the connection closed at once".to_owned()),
+            Err(SendError::Failed(error)) => return Err(describe(&error)),
+        };
+        let status = response.status();
+        let body = link
+            .run(response.into_body().collect())
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok((status, body.to_bytes()))
+    }
+
+    /// The index of the target of the next request.
+    fn next_target(&self) -> usize {
+        match self.targets.len() {
+            1 => 0,
+            n => self.turn.fetch_add(1, Ordering::Relaxed) % n,
         }
     }
 
@@ -259,12 +314,15 @@ impl Client {
     /// `deadline`, whichever comes first, so no run outlives its plan by more than that.
     pub async fn send(&self, call: Call<'_>, deadline: Instant, scratch: &mut Scratch) -> Reply {
         scratch.clear();
-        // The body is serialized before the clock starts: TTFT is the target's time, not ours.
-        let request = self.request(call);
+        let index = self.next_target();
+        // The connection is made ready and the body serialized before the clock starts: TTFT is
+        // the target's time, not ours.
+        let kept = scratch.links.take(index).await;
+        let outgoing = self.request(index, call);
         let sent = Instant::now();
         let limit = deadline.min(sent + self.options.timeout);
         let mut reply = Reply::sent_at(sent);
-        let exchange = self.exchange(request, call, &mut reply, scratch);
+        let exchange = self.exchange(kept, outgoing, call, &mut reply, scratch);
         let outcome = tokio::time::timeout_at(limit.into(), exchange).await;
         reply.finished = Instant::now();
         reply.result = match outcome {
@@ -274,37 +332,41 @@ impl Client {
         reply
     }
 
-    fn get_request(&self, uri: Uri) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::default());
-        *request.uri_mut() = uri;
-        request.headers_mut().clone_from(&self.headers);
-        request
-    }
-
-    fn request(&self, call: Call<'_>) -> Request<Full<Bytes>> {
-        let target = self.next_target();
-        let (uri, body) = match call {
-            Call::Chat {
-                model,
-                prompt,
-                stream,
-            } => (&target.chat, Some(self.chat_body(model, prompt, stream))),
-            Call::Embeddings { model, input } => (
-                &target.embeddings,
-                Some(json(&EmbeddingsBody { model, input })),
-            ),
-            Call::Models => (&target.models, None),
-        };
+    /// A request with the run's headers, and `body` as JSON when there is one; [`aim`] gives it
+    /// its URL once the connection is known.
+    fn bare_request(&self, body: Option<Bytes>) -> Request<Full<Bytes>> {
         let Some(body) = body else {
-            return self.get_request(uri.clone());
+            let mut request = Request::new(Full::default());
+            request.headers_mut().clone_from(&self.headers);
+            return request;
         };
         let mut request = Request::new(Full::new(body));
-        *request.uri_mut() = uri.clone();
         *request.method_mut() = Method::POST;
         let headers = request.headers_mut();
         headers.clone_from(&self.headers);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         request
+    }
+
+    fn request(&self, target: usize, call: Call<'_>) -> Outgoing<'_> {
+        let endpoints = &self.targets[target];
+        let (endpoint, body) = match call {
+            Call::Chat {
+                model,
+                prompt,
+                stream,
+            } => (&endpoints.chat, Some(self.chat_body(model, prompt, stream))),
+            Call::Embeddings { model, input } => (
+                &endpoints.embeddings,
+                Some(json(&EmbeddingsBody { model, input })),
+            ),
+            Call::Models => (&endpoints.models, None),
+        };
+        Outgoing {
+            target,
+            endpoint,
+            request: self.bare_request(body),
+        }
     }
 
     /// The body of a chat request in the client's API.
@@ -330,24 +392,34 @@ impl Client {
         }
     }
 
+    /// Sends `outgoing` on `kept` or a new connection and reads its answer; the connection is
+    /// kept for the user's next request when the answer was read to its end.
     async fn exchange(
         &self,
-        request: Request<Full<Bytes>>,
+        kept: Option<Link>,
+        outgoing: Outgoing<'_>,
         call: Call<'_>,
         reply: &mut Reply,
         scratch: &mut Scratch,
     ) -> Result<(), ErrorClass> {
-        let response = self.http.request(request).await.map_err(|e| classify(&e))?;
+        let index = outgoing.target;
+        let (mut link, response) = self.send_on(kept, outgoing).await?;
         let status = response.status();
         reply.status = Some(status.as_u16());
         self.read_headers(response.headers(), reply);
         let streaming = matches!(call, Call::Chat { stream: true, .. });
         let mut usage = (None, None);
         let result = if status.is_success() && streaming {
-            let body = BodyDataStream::new(response.into_body());
-            let read = read_stream(self.options.api, body, scratch).await;
+            let mut body = BodyDataStream::new(response.into_body());
+            let read = link
+                .run(read_stream(self.options.api, &mut body, scratch))
+                .await;
             let (result, read) = match read {
-                Ok(read) => (Ok(()), read),
+                Ok(read) => {
+                    link.finish_later(body);
+                    scratch.links.keep(index, link);
+                    (Ok(()), read)
+                }
                 Err((class, read)) => (Err(class), read),
             };
             reply.first_content = read.first_content;
@@ -355,12 +427,13 @@ impl Client {
             usage = (read.prompt_tokens, read.completion_tokens);
             result
         } else {
-            // Read error bodies too, so the connection goes back to the pool.
-            let bytes = match response.into_body().collect().await {
+            // Read error bodies too, so the connection can carry the next request.
+            let bytes = match link.run(response.into_body().collect()).await {
                 Ok(body) => body.to_bytes(),
                 Err(e) if e.is_timeout() => return Err(ErrorClass::Timeout),
                 Err(_) => return Err(ErrorClass::StreamBroken),
             };
+            scratch.links.keep(index, link);
             status_class(status)?;
             self.read_body(&bytes, call, scratch, &mut usage)
         };
@@ -368,6 +441,38 @@ impl Client {
             count_tokens(prompt, usage, scratch, reply);
         }
         result
+    }
+
+    /// Sends `outgoing` on `kept`, the user's open connection to its target, or on a new one
+    /// when there is none or it closed before the request could go (an idle connection the
+    /// target had just closed).
+    async fn send_on(
+        &self,
+        kept: Option<Link>,
+        outgoing: Outgoing<'_>,
+    ) -> Result<(Link, Response<Incoming>), ErrorClass> {
+        let Outgoing {
+            target,
+            endpoint,
+            mut request,
+        } = outgoing;
+        let target = &self.targets[target];
+        if let Some(mut link) = kept {
+            aim(&mut request, target, endpoint, link.is_http2());
+            match link.send(request).await {
+                Ok(response) => return Ok((link, response)),
+                Err(SendError::Unsent(unsent)) => request = *unsent,
+                Err(SendError::Failed(_)) => return Err(ErrorClass::StreamBroken),
+            }
+        }
+        let mut link = Link::open(&self.connector, &endpoint.absolute)
+            .await
+            .map_err(|e| connect_class(&*e))?;
+        aim(&mut request, target, endpoint, link.is_http2());
+        match link.send(request).await {
+            Ok(response) => Ok((link, response)),
+            Err(_) => Err(ErrorClass::StreamBroken),
+        }
     }
 
     /// Checks a non-streamed body is what the route returns, and takes its usage and text.
@@ -462,25 +567,36 @@ fn json(body: &impl Serialize) -> Bytes {
         .into()
 }
 
-/// Errors before a response: the TLS handshake failed, no connection (or none in time), or a
-/// connection that broke. (A request that takes too long is cut by the caller's deadline.)
-fn classify(error: &hyper_util::client::legacy::Error) -> ErrorClass {
+/// Names `endpoint` in `request` as the connection's protocol wants: the whole URL over
+/// HTTP/2, the path and a `host` header (unless the run sets its own) over HTTP/1.1.
+fn aim(request: &mut Request<Full<Bytes>>, target: &Endpoints, endpoint: &Endpoint, http2: bool) {
+    if http2 {
+        *request.uri_mut() = endpoint.absolute.clone();
+        return;
+    }
+    *request.uri_mut() = endpoint.origin.clone();
+    if !request.headers().contains_key(HOST) {
+        request.headers_mut().insert(HOST, target.host.clone());
+    }
+}
+
+/// Why no connection could be opened: the TLS handshake failed, or no connection (or none in
+/// time).
+fn connect_class(error: &(dyn std::error::Error + 'static)) -> ErrorClass {
     if tls::tls_failure(error).is_some() {
         ErrorClass::Tls
-    } else if error.is_connect() {
-        ErrorClass::Connect
     } else {
-        ErrorClass::StreamBroken
+        ErrorClass::Connect
     }
 }
 
 /// One line saying why a request got no response: the TLS failure when there is one, else the
 /// innermost cause (`connection refused`, ...).
-fn describe(error: &hyper_util::client::legacy::Error) -> String {
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     if let Some(tls) = tls::tls_failure(error) {
         return format!("TLS handshake failed: {tls}");
     }
-    let mut cause: &dyn std::error::Error = error;
+    let mut cause = error;
     while let Some(inner) = cause.source() {
         cause = inner;
     }
@@ -507,7 +623,7 @@ mod tests {
             .map(|i| {
                 // Clones share the turn: the rotation is per run, not per user.
                 let client = if i % 2 == 0 { &client } else { &clone };
-                client.next_target().base.as_str()
+                client.targets[client.next_target()].base.as_str()
             })
             .collect();
         let [a, b, c] = [
@@ -541,7 +657,7 @@ mod tests {
         let prefixed = Client::plain("https://gw.example/openai/", Duration::from_secs(1))
             .expect("a prefix is allowed");
         assert_eq!(
-            prefixed.targets[0].chat.to_string(),
+            prefixed.targets[0].chat.absolute.to_string(),
             "https://gw.example/openai/v1/chat/completions"
         );
         let anthropic = Client::new(
@@ -552,6 +668,6 @@ mod tests {
             },
         )
         .expect("valid");
-        assert_eq!(anthropic.targets[0].chat.path(), "/v1/messages");
+        assert_eq!(anthropic.targets[0].chat.origin, "/v1/messages");
     }
 }

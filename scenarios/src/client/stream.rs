@@ -56,7 +56,9 @@ where
     B: AsRef<[u8]>,
     E: IsTimeout,
 {
-    let Scratch { itl_us, text, sse } = scratch;
+    let Scratch {
+        itl_us, text, sse, ..
+    } = scratch;
     sse.reset();
     let mut body = std::pin::pin!(body);
     let mut read = StreamRead::default();

@@ -1,0 +1,383 @@
+//! One user's connections to its targets, each driven by the user's own task.
+//!
+//! A pooled client runs every connection as a task of its own: each read of a stream wakes that
+//! task, which passes the bytes through a channel and wakes the user's task, so every event
+//! waits for the scheduler twice, and every request looks its connection up in a pool shared by
+//! all users. Here a user owns its connections and polls the one it uses while it waits for the
+//! answer, as a raw-socket client does: the read that brings an event's bytes and the parse
+//! that times it happen in one poll of one task, however many streams share the threads.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use http::{Request, Response, Uri};
+use http_body_util::{BodyDataStream, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use sync_wrapper::SyncWrapper;
+use tower::Service;
+
+/// How long a user's next request waits for the end of the stream before it on the same
+/// connection (a chunked body's last chunk, which comes with the last event or a moment after
+/// it) before it opens a new connection instead.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// Opens connections: TCP, and TLS with ALPN for `https://`.
+pub(super) type Connector = HttpsConnector<HttpConnector>;
+
+/// Why no connection could be opened.
+pub(super) type ConnectError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A user's open connections, one slot per target. A clone starts with none: a connection is
+/// one user's to drive.
+#[derive(Default)]
+pub(crate) struct Links(SyncWrapper<Vec<Option<Link>>>);
+
+impl Clone for Links {
+    fn clone(&self) -> Links {
+        Links::default()
+    }
+}
+
+impl fmt::Debug for Links {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Links")
+    }
+}
+
+impl Links {
+    /// The connection kept for target `index`, if it is still open, once the last body sent on
+    /// it has ended (waiting up to [`SETTLE`] for that end).
+    pub(super) async fn take(&mut self, index: usize) -> Option<Link> {
+        let mut link = self.0.get_mut().get_mut(index)?.take()?;
+        if let Some(mut body) = link.unread.take() {
+            let drained = tokio::time::timeout(SETTLE, link.connection.run(drain(&mut body))).await;
+            if drained != Ok(true) {
+                return None;
+            }
+        }
+        link.is_open().then_some(link)
+    }
+
+    /// Keeps `link` for the next request to target `index`.
+    pub(super) fn keep(&mut self, index: usize, link: Link) {
+        let slots = self.0.get_mut();
+        if slots.len() <= index {
+            slots.resize_with(index + 1, || None);
+        }
+        slots[index] = Some(link);
+    }
+}
+
+/// One connection: the handle requests are sent through, and the connection itself, which
+/// makes progress only while [`Link::run`] polls it.
+pub(super) struct Link {
+    sender: Sender,
+    connection: Driven,
+    /// A body whose content was all read, but not its end.
+    unread: Option<BodyDataStream<Incoming>>,
+}
+
+/// hyper's connection future: it reads and writes the socket when polled, and nowhere else.
+struct Driven {
+    future: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>,
+    /// The future has finished: the peer closed the connection, or it failed.
+    ended: bool,
+}
+
+/// Why a request got no response head.
+pub(super) enum SendError {
+    /// The connection closed before the request was written, so it can go on another.
+    Unsent(Box<Request<Full<Bytes>>>),
+    /// The connection failed once the request was on its way.
+    Failed(hyper::Error),
+}
+
+enum Sender {
+    Http1(http1::SendRequest<Full<Bytes>>),
+    Http2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Link {
+    /// Connects to `uri`'s host, speaking HTTP/2 when TLS negotiated it and HTTP/1.1 otherwise.
+    pub(super) async fn open(connector: &Connector, uri: &Uri) -> Result<Link, ConnectError> {
+        let mut connector = connector.clone();
+        poll_fn(|cx| connector.poll_ready(cx)).await?;
+        let io = connector.call(uri.clone()).await?;
+        let link = if io.connected().is_negotiated_h2() {
+            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                .handshake(io)
+                .await?;
+            Link::new(Sender::Http2(sender), connection)
+        } else {
+            let (sender, connection) = http1::handshake(io).await?;
+            Link::new(Sender::Http1(sender), connection)
+        };
+        Ok(link)
+    }
+
+    fn new(
+        sender: Sender,
+        connection: impl Future<Output = hyper::Result<()>> + Send + 'static,
+    ) -> Link {
+        Link {
+            sender,
+            connection: Driven {
+                future: Box::pin(connection),
+                ended: false,
+            },
+            unread: None,
+        }
+    }
+
+    /// HTTP/2, whose requests carry their scheme and authority; an HTTP/1.1 request names only
+    /// its path, and its host in `host`.
+    pub(super) fn is_http2(&self) -> bool {
+        matches!(self.sender, Sender::Http2(_))
+    }
+
+    /// Takes in whatever the connection has received (a close from an idle peer, above all)
+    /// without waiting, and tells whether a request can be sent on it.
+    fn is_open(&mut self) -> bool {
+        self.connection.poll_now();
+        !self.connection.ended
+            && match &self.sender {
+                Sender::Http1(sender) => !sender.is_closed(),
+                Sender::Http2(sender) => !sender.is_closed(),
+            }
+    }
+
+    /// Sends `request` and waits for the response head.
+    pub(super) async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let Link {
+            sender, connection, ..
+        } = self;
+        let send = async {
+            let sent = match sender {
+                Sender::Http1(sender) => match sender.ready().await {
+                    Ok(()) => sender.try_send_request(request).await,
+                    Err(_) => return Err(SendError::Unsent(Box::new(request))),
+                },
+                Sender::Http2(sender) => match sender.ready().await {
+                    Ok(()) => sender.try_send_request(request).await,
+                    Err(_) => return Err(SendError::Unsent(Box::new(request))),
+                },
+            };
+            sent.map_err(|mut error| match error.take_message() {
+                Some(request) => SendError::Unsent(Box::new(request)),
+                None => SendError::Failed(error.into_error()),
+            })
+        };
+        connection.run(send).await
+    }
+
+    /// Runs `work` (reading a response's body) while polling the connection that feeds it.
+    pub(super) async fn run<T>(&mut self, work: impl Future<Output = T>) -> T {
+        self.connection.run(work).await
+    }
+
+    /// Keeps the rest of a stream that ended at its last event: its body's own end (the last
+    /// chunk of a chunked body) is read before the next request's clock starts, rather than
+    /// counted in this one's.
+    pub(super) fn finish_later(&mut self, body: BodyDataStream<Incoming>) {
+        self.unread = Some(body);
+    }
+}
+
+/// Reads `body` to its end: `false` if it broke.
+async fn drain(body: &mut BodyDataStream<Incoming>) -> bool {
+    while let Some(frame) = body.next().await {
+        if frame.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+impl Driven {
+    /// Polls the connection once, with no wake-up to come of it: whoever polls next registers.
+    fn poll_now(&mut self) {
+        if !self.ended && self.future.as_mut().now_or_never().is_some() {
+            self.ended = true;
+        }
+    }
+
+    /// Polls the connection, then `work`, at every wake of the task until `work` is done:
+    /// bytes the connection reads reach `work` in the same poll.
+    async fn run<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let mut work = pin!(work);
+        poll_fn(|cx| {
+            if !self.ended && self.future.as_mut().poll(cx).is_ready() {
+                self.ended = true;
+            }
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use crate::client::{Call, Client, Scratch};
+    use crate::workload::{Message, Prompt, Role};
+
+    /// An HTTP/1.1 server on loopback that answers each request with a short stream and closes
+    /// a connection after `answers` of them, counting the connections it accepted.
+    async fn server(answers: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(socket, answers));
+            }
+        });
+        (url, accepted)
+    }
+
+    /// Answers `answers` requests, then closes. Each stream's last event and its chunked
+    /// body's end go out in two writes, the end a moment later, as a relaying gateway may.
+    async fn serve(mut socket: TcpStream, answers: usize) {
+        let events = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n\
+                      data: [DONE]\n\n";
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                    transfer-encoding: chunked\r\n\r\n";
+        let answer = format!("{head}{:x}\r\n{events}\r\n", events.len());
+        let mut buffer = Vec::new();
+        for _ in 0..answers {
+            while !take_request(&mut buffer) {
+                let mut read = [0; 4096];
+                match socket.read(&mut read).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buffer.extend_from_slice(&read[..n]),
+                }
+            }
+            let end = async {
+                socket.write_all(answer.as_bytes()).await?;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                socket.write_all(b"0\r\n\r\n").await
+            };
+            if end.await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Removes one whole request (head and `content-length` body) from the front of `buffer`.
+    fn take_request(buffer: &mut Vec<u8>) -> bool {
+        let Some(head) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&buffer[..head]).to_ascii_lowercase();
+        let length: usize = text
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().expect("a length"));
+        let whole = head + 4 + length;
+        if buffer.len() < whole {
+            return false;
+        }
+        buffer.drain(..whole);
+        true
+    }
+
+    async fn stream(client: &Client, scratch: &mut Scratch) {
+        let prompt = Prompt {
+            messages: vec![Message::new(Role::User, "hi")],
+            max_tokens: 8,
+            temperature: None,
+        };
+        let call = Call::Chat {
+            model: "m",
+            prompt: &prompt,
+            stream: true,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let reply = client.send(call, deadline, scratch).await;
+        assert_eq!(reply.result, Ok(()));
+        assert!(reply.first_content.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_user_sends_its_requests_on_one_connection_of_its_own() {
+        let (url, accepted) = server(usize::MAX).await;
+        let client = Client::plain(&url, Duration::from_secs(5)).expect("client");
+        let mut first = Scratch::new();
+        for _ in 0..3 {
+            stream(&client, &mut first).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        let mut second = Scratch::new();
+        stream(&client, &mut second).await;
+        stream(&client, &mut first).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_target_closed_while_idle_is_replaced() {
+        let (url, accepted) = server(2).await;
+        let client = Client::plain(&url, Duration::from_secs(5)).expect("client");
+        let mut scratch = Scratch::new();
+        stream(&client, &mut scratch).await;
+        stream(&client, &mut scratch).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // The server has closed it by now: the next request goes on a new connection.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stream(&client, &mut scratch).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// Over TLS a user speaks the protocol ALPN chose, HTTP/2 where the server offers it and
+    /// HTTP/1.1 when the run asks for it, and keeps the connection either way.
+    #[tokio::test]
+    async fn over_tls_a_user_speaks_what_alpn_chose_on_one_connection() {
+        use mock_providers::{MockConfig, MockServer, Profile};
+
+        use crate::client::{ClientOptions, Verify};
+
+        let dir = std::env::temp_dir().join(format!("gatebench-conn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mock = MockServer::start(MockConfig {
+            tls: true,
+            cert_out: Some(dir.join("cert.pem")),
+            ..MockConfig::new(Profile::fast())
+        })
+        .await
+        .expect("TLS mock");
+        let ca = mock.certificate_path().expect("a certificate").to_owned();
+        for http1_only in [false, true] {
+            let options = ClientOptions {
+                verify: Verify::WithCa(ca.clone()),
+                http1_only,
+                ..ClientOptions::new(Duration::from_secs(5))
+            };
+            let client = Client::new(&[mock.url()], options).expect("client");
+            let mut scratch = Scratch::new();
+            stream(&client, &mut scratch).await;
+            stream(&client, &mut scratch).await;
+            let slots = scratch.links.0.get_mut();
+            let link = slots[0].as_ref().expect("the connection is kept");
+            assert_eq!(link.is_http2(), !http1_only);
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
