@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use reports::model::{BreakerState, GatewaySample};
-use scenarios::client::Client;
+use scenarios::client::{Client, Scratch};
 
 use crate::process::{Process, ProcessClock};
 
@@ -16,6 +16,8 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_millis(800);
 pub struct Sampler {
     /// The run's client (its TLS, headers and key): `/metrics` of its first target.
     client: Client,
+    /// The connection scrapes are sent on, kept from one to the next.
+    scratch: Scratch,
     process: Option<ProcessClock>,
     scrape: Scrape,
 }
@@ -36,6 +38,7 @@ impl Sampler {
     pub fn new(client: Client, process: Option<Process>) -> Sampler {
         Sampler {
             client,
+            scratch: Scratch::new(),
             process: process.map(ProcessClock::new),
             scrape: Scrape::Untried,
         }
@@ -69,8 +72,11 @@ impl Sampler {
         self.scrape == Scrape::Absent
     }
 
-    async fn scrape_metrics(&self) -> Option<String> {
-        let body = self.client.fetch("/metrics", SCRAPE_TIMEOUT).await?;
+    async fn scrape_metrics(&mut self) -> Option<String> {
+        let body = self
+            .client
+            .fetch("/metrics", SCRAPE_TIMEOUT, &mut self.scratch)
+            .await?;
         String::from_utf8(body.to_vec()).ok()
     }
 }

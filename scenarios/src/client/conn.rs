@@ -336,6 +336,22 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
+    /// The sampler's scrapes, one a second, go on one connection too.
+    #[tokio::test]
+    async fn fetches_keep_their_connection() {
+        let (url, accepted) = server(usize::MAX).await;
+        let client = Client::plain(&url, Duration::from_secs(5)).expect("client");
+        let mut scratch = Scratch::new();
+        for _ in 0..3 {
+            let body = client
+                .fetch("/metrics", Duration::from_secs(5), &mut scratch)
+                .await
+                .expect("a 2xx body");
+            assert!(body.starts_with(b"data: "), "{body:?}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn a_connection_the_target_closed_while_idle_is_replaced() {
         let (url, accepted) = server(2).await;

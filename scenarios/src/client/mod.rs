@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::recorder::Reply;
 use crate::tokens;
 use crate::workload::Prompt;
-use conn::{Connector, Link, Links, SendError};
+use conn::{ConnectError, Connector, Link, Links, SendError};
 pub use options::{
     ANTHROPIC_VERSION, Api, CacheHeader, ClientOptions, HeaderError, Verify, header, parse_header,
 };
@@ -249,9 +249,9 @@ impl Client {
     /// its models list, so a target that cannot be reached fails the run at once with one line
     /// naming it and the reason, instead of every request failing. Any HTTP answer will do.
     pub async fn preflight(&self) -> Result<(), ClientError> {
-        for target in self.targets.iter() {
-            let answer = tokio::time::timeout(PREFLIGHT_TIMEOUT, self.get(target, &target.models));
-            let why = match answer.await {
+        for (index, target) in self.targets.iter().enumerate() {
+            let get = self.get(None, index, &target.models);
+            let why = match tokio::time::timeout(PREFLIGHT_TIMEOUT, get).await {
                 Ok(Ok(_)) => continue,
                 Ok(Err(why)) => why,
                 Err(_) => format!("no answer within {}s", PREFLIGHT_TIMEOUT.as_secs()),
@@ -265,40 +265,47 @@ impl Client {
     }
 
     /// The body of `GET {base}{path}` from the first target, with the run's headers, if it
-    /// answers 2xx within `timeout` (the sampler's `/metrics`).
-    pub async fn fetch(&self, path: &str, timeout: Duration) -> Option<Bytes> {
-        let target = &self.targets[0];
-        let endpoint = Endpoint::new(Uri::try_from(format!("{}{path}", target.base)).ok()?);
-        let fetch = self.get(target, &endpoint);
-        match tokio::time::timeout(timeout, fetch).await {
-            Ok(Ok((status, body))) if status.is_success() => Some(body),
-            _ => None,
-        }
+    /// answers 2xx within `timeout` (the sampler's `/metrics`), on `scratch`'s connection to it,
+    /// which is kept for the next fetch.
+    pub async fn fetch(
+        &self,
+        path: &str,
+        timeout: Duration,
+        scratch: &mut Scratch,
+    ) -> Option<Bytes> {
+        let endpoint = Endpoint::new(Uri::try_from(format!("{}{path}", self.base())).ok()?);
+        let fetch = async {
+            let kept = scratch.links.take(0).await;
+            let (link, status, body) = self.get(kept, 0, &endpoint).await.ok()?;
+            scratch.links.keep(0, link);
+            status.is_success().then_some(body)
+        };
+        tokio::time::timeout(timeout, fetch).await.ok().flatten()
     }
 
-    /// `GET` of `endpoint` on a connection of its own, read to its end: the status and the
-    /// body, or one line saying why there is none.
+    /// `GET` of `endpoint` on `kept` or a new connection to target `target`, read to its end:
+    /// the connection, the status and the body, or one line saying why there is none.
     async fn get(
         &self,
-        target: &Endpoints,
+        kept: Option<Link>,
+        target: usize,
         endpoint: &Endpoint,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let mut link = Link::open(&self.connector, &endpoint.absolute)
-            .await
-            .map_err(|e| describe(&*e))?;
-        let mut request = self.bare_request(None);
-        aim(&mut request, target, endpoint, link.is_http2());
-        let response = match link.send(request).await {
-            Ok(response) => response,
-            Err(SendError::Unsent(_)) => return Err("the connection closed at once".to_owned()),
-            Err(SendError::Failed(error)) => return Err(describe(&error)),
+    ) -> Result<(Link, StatusCode, Bytes), String> {
+        let outgoing = Outgoing {
+            target,
+            endpoint,
+            request: self.bare_request(None),
         };
+        let (mut link, response) = self
+            .send_on(kept, outgoing)
+            .await
+            .map_err(|e| e.describe())?;
         let status = response.status();
         let body = link
             .run(response.into_body().collect())
             .await
             .map_err(|e| describe(&e))?;
-        Ok((status, body.to_bytes()))
+        Ok((link, status, body.to_bytes()))
     }
 
     /// The index of the target of the next request.
@@ -403,7 +410,7 @@ impl Client {
         scratch: &mut Scratch,
     ) -> Result<(), ErrorClass> {
         let index = outgoing.target;
-        let (mut link, response) = self.send_on(kept, outgoing).await?;
+        let (mut link, response) = self.send_on(kept, outgoing).await.map_err(|e| e.class())?;
         let status = response.status();
         reply.status = Some(status.as_u16());
         self.read_headers(response.headers(), reply);
@@ -450,7 +457,7 @@ impl Client {
         &self,
         kept: Option<Link>,
         outgoing: Outgoing<'_>,
-    ) -> Result<(Link, Response<Incoming>), ErrorClass> {
+    ) -> Result<(Link, Response<Incoming>), NoAnswer> {
         let Outgoing {
             target,
             endpoint,
@@ -462,16 +469,17 @@ impl Client {
             match link.send(request).await {
                 Ok(response) => return Ok((link, response)),
                 Err(SendError::Unsent(unsent)) => request = *unsent,
-                Err(SendError::Failed(_)) => return Err(ErrorClass::StreamBroken),
+                Err(SendError::Failed(error)) => return Err(NoAnswer::Broken(Some(error))),
             }
         }
         let mut link = Link::open(&self.connector, &endpoint.absolute)
             .await
-            .map_err(|e| connect_class(&*e))?;
+            .map_err(NoAnswer::Connect)?;
         aim(&mut request, target, endpoint, link.is_http2());
         match link.send(request).await {
             Ok(response) => Ok((link, response)),
-            Err(_) => Err(ErrorClass::StreamBroken),
+            Err(SendError::Unsent(_)) => Err(NoAnswer::Broken(None)),
+            Err(SendError::Failed(error)) => Err(NoAnswer::Broken(Some(error))),
         }
     }
 
@@ -580,13 +588,32 @@ fn aim(request: &mut Request<Full<Bytes>>, target: &Endpoints, endpoint: &Endpoi
     }
 }
 
-/// Why no connection could be opened: the TLS handshake failed, or no connection (or none in
-/// time).
-fn connect_class(error: &(dyn std::error::Error + 'static)) -> ErrorClass {
-    if tls::tls_failure(error).is_some() {
-        ErrorClass::Tls
-    } else {
-        ErrorClass::Connect
+/// Why a request got no response head.
+enum NoAnswer {
+    /// No connection could be opened (or none in time), or its TLS handshake failed.
+    Connect(ConnectError),
+    /// The connection broke with the request on it, or (`None`) a new connection closed
+    /// before the request could be written.
+    Broken(Option<hyper::Error>),
+}
+
+impl NoAnswer {
+    fn class(&self) -> ErrorClass {
+        match self {
+            NoAnswer::Connect(error) if tls::tls_failure(&**error).is_some() => ErrorClass::Tls,
+            NoAnswer::Connect(_) => ErrorClass::Connect,
+            NoAnswer::Broken(_) => ErrorClass::StreamBroken,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            NoAnswer::Connect(error) => describe(&**error),
+            NoAnswer::Broken(Some(error)) => describe(error),
+            NoAnswer::Broken(None) => {
+                "the connection closed before the request was sent".to_owned()
+            }
+        }
     }
 }
 
