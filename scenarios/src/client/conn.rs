@@ -3,37 +3,67 @@
 //! A pooled client runs every connection as a task of its own: each read of a stream wakes that
 //! task, which passes the bytes through a channel and wakes the user's task, so every event
 //! waits for the scheduler twice, and every request looks its connection up in a pool shared by
-//! all users. Here a user owns its connections and polls the one it uses while it waits for the
+//! all users. Here a user owns its connections and reads the one it uses while it waits for the
 //! answer, as a raw-socket client does: the read that brings an event's bytes and the parse
 //! that times it happen in one poll of one task, however many streams share the threads.
+//! HTTP/1.1 is this client's own (`h1`); HTTP/2, where TLS negotiated it, is hyper's, its
+//! connection polled by the user's task in the same way.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
-use http::{Request, Response, Uri};
-use http_body_util::{BodyDataStream, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use bytes::{Bytes, BytesMut};
+use futures::{FutureExt, Stream};
+use http::{HeaderMap, Request, StatusCode, Uri};
+use http_body_util::Full;
+use hyper::body::{Body as _, Incoming};
+use hyper::client::conn::http2;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use sync_wrapper::SyncWrapper;
 use tower::Service;
+
+use super::h1::Http1;
 
 /// How long a user's next request waits for the end of the stream before it on the same
 /// connection (a chunked body's last chunk, which comes with the last event or a moment after
 /// it) before it opens a new connection instead.
 const SETTLE: Duration = Duration::from_millis(100);
 
+/// The most of a response body read whole (a non-streamed answer, an error, `/metrics`); a
+/// longer one is refused rather than buffered.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
 /// Opens connections: TCP, and TLS with ALPN for `https://`.
 pub(super) type Connector = HttpsConnector<HttpConnector>;
 
+/// A connection as opened, with tokio's I/O traits.
+type Io = TokioIo<<Connector as Service<Uri>>::Response>;
+
 /// Why no connection could be opened.
 pub(super) type ConnectError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response's status and headers; its body is read from the [`Link`] it came on.
+pub(super) struct Head {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+}
+
+/// Why a response could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LinkError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The target broke HTTP/1.1, or a limit: the response is not read further.
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error(transparent)]
+    Http2(#[from] hyper::Error),
+}
 
 /// A user's open connections, one slot per target. A clone starts with none: a connection is
 /// one user's to drive.
@@ -57,8 +87,8 @@ impl Links {
     /// it has ended (waiting up to [`SETTLE`] for that end).
     pub(super) async fn take(&mut self, index: usize) -> Option<Link> {
         let mut link = self.0.get_mut().get_mut(index)?.take()?;
-        if let Some(mut body) = link.unread.take() {
-            let drained = tokio::time::timeout(SETTLE, link.connection.run(drain(&mut body))).await;
+        if !link.is_read() {
+            let drained = tokio::time::timeout(SETTLE, link.drain()).await;
             if drained != Ok(true) {
                 return None;
             }
@@ -66,7 +96,9 @@ impl Links {
         link.is_open().then_some(link)
     }
 
-    /// Keeps `link` for the next request to target `index`.
+    /// Keeps `link` for the next request to target `index`. A body left unread (a stream that
+    /// ended at its last event) is read to its end by the next [`Links::take`], before that
+    /// request's clock starts rather than in this one's.
     pub(super) fn keep(&mut self, index: usize, link: Link) {
         let slots = self.0.get_mut();
         if slots.len() <= index {
@@ -76,16 +108,22 @@ impl Links {
     }
 }
 
-/// One connection: the handle requests are sent through, and the connection itself, which
-/// makes progress only while [`Link::run`] polls it.
-pub(super) struct Link {
-    sender: Sender,
-    connection: Driven,
-    /// A body whose content was all read, but not its end.
-    unread: Option<BodyDataStream<Incoming>>,
+/// One connection, and the body of the last response sent on it until that is read.
+pub(super) struct Link(Protocol);
+
+enum Protocol {
+    Http1(Box<Http1<Io>>),
+    Http2(Http2),
 }
 
-/// hyper's connection future: it reads and writes the socket when polled, and nowhere else.
+/// hyper's HTTP/2 connection, which reads and writes the socket when polled and nowhere else.
+struct Http2 {
+    sender: http2::SendRequest<Full<Bytes>>,
+    connection: Driven,
+    /// The body of the last response, until it ended.
+    body: Option<Incoming>,
+}
+
 struct Driven {
     future: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>,
     /// The future has finished: the peer closed the connection, or it failed.
@@ -95,14 +133,9 @@ struct Driven {
 /// Why a request got no response head.
 pub(super) enum SendError {
     /// The connection closed before the request was written, so it can go on another.
-    Unsent(Box<Request<Full<Bytes>>>),
+    Unsent(Box<Request<Bytes>>),
     /// The connection failed once the request was on its way.
-    Failed(hyper::Error),
-}
-
-enum Sender {
-    Http1(http1::SendRequest<Full<Bytes>>),
-    Http2(http2::SendRequest<Full<Bytes>>),
+    Failed(LinkError),
 }
 
 impl Link {
@@ -111,101 +144,175 @@ impl Link {
         let mut connector = connector.clone();
         poll_fn(|cx| connector.poll_ready(cx)).await?;
         let io = connector.call(uri.clone()).await?;
-        let link = if io.connected().is_negotiated_h2() {
-            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-                .handshake(io)
-                .await?;
-            Link::new(Sender::Http2(sender), connection)
-        } else {
-            let (sender, connection) = http1::handshake(io).await?;
-            Link::new(Sender::Http1(sender), connection)
-        };
-        Ok(link)
-    }
-
-    fn new(
-        sender: Sender,
-        connection: impl Future<Output = hyper::Result<()>> + Send + 'static,
-    ) -> Link {
-        Link {
+        if !io.connected().is_negotiated_h2() {
+            let http1 = Http1::new(TokioIo::new(io));
+            return Ok(Link(Protocol::Http1(Box::new(http1))));
+        }
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .handshake(io)
+            .await?;
+        Ok(Link(Protocol::Http2(Http2 {
             sender,
             connection: Driven {
                 future: Box::pin(connection),
                 ended: false,
             },
-            unread: None,
-        }
+            body: None,
+        })))
     }
 
     /// HTTP/2, whose requests carry their scheme and authority; an HTTP/1.1 request names only
     /// its path, and its host in `host`.
     pub(super) fn is_http2(&self) -> bool {
-        matches!(self.sender, Sender::Http2(_))
+        matches!(self.0, Protocol::Http2(_))
+    }
+
+    /// Whether the last response's body was read to its end.
+    fn is_read(&self) -> bool {
+        match &self.0 {
+            Protocol::Http1(h1) => h1.is_read(),
+            Protocol::Http2(h2) => h2.body.is_none(),
+        }
     }
 
     /// Takes in whatever the connection has received (a close from an idle peer, above all)
     /// without waiting, and tells whether a request can be sent on it.
     fn is_open(&mut self) -> bool {
-        self.connection.poll_now();
-        !self.connection.ended
-            && match &self.sender {
-                Sender::Http1(sender) => !sender.is_closed(),
-                Sender::Http2(sender) => !sender.is_closed(),
+        match &mut self.0 {
+            Protocol::Http1(h1) => h1.is_open(),
+            Protocol::Http2(h2) => {
+                h2.connection.poll_now();
+                !h2.connection.ended && !h2.sender.is_closed()
             }
+        }
     }
 
     /// Sends `request` and waits for the response head.
-    ///
-    /// The request is queued only once the connection can take it, and the connection is polled
-    /// right after, so it is written in the same poll rather than after a wake of this task has
-    /// gone round the runtime's queue (a few milliseconds when a thousand streams share it).
-    pub(super) async fn send(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, SendError> {
-        let Link {
-            sender, connection, ..
-        } = self;
-        let ready = connection
-            .run(poll_fn(|cx| match sender {
-                Sender::Http1(sender) => sender.poll_ready(cx),
-                Sender::Http2(sender) => sender.poll_ready(cx),
-            }))
-            .await;
-        if ready.is_err() {
-            return Err(SendError::Unsent(Box::new(request)));
+    pub(super) async fn send(&mut self, request: Request<Bytes>) -> Result<Head, SendError> {
+        match &mut self.0 {
+            Protocol::Http1(h1) => match h1.send(&request).await {
+                Ok(head) => Ok(head),
+                Err(None) => Err(SendError::Unsent(Box::new(request))),
+                Err(Some(error)) => Err(SendError::Failed(error)),
+            },
+            Protocol::Http2(h2) => h2.send(request).await,
         }
-        let sent = match sender {
-            Sender::Http1(sender) => connection.run(sender.try_send_request(request)).await,
-            Sender::Http2(sender) => connection.run(sender.try_send_request(request)).await,
-        };
-        sent.map_err(|mut error| match error.take_message() {
-            Some(request) => SendError::Unsent(Box::new(request)),
-            None => SendError::Failed(error.into_error()),
-        })
     }
 
-    /// Runs `work` (reading a response's body) while polling the connection that feeds it.
-    pub(super) async fn run<T>(&mut self, work: impl Future<Output = T>) -> T {
-        self.connection.run(work).await
+    /// The body of the last response, piece by piece as the connection reads it.
+    pub(super) fn body(&mut self) -> BodyStream<'_> {
+        BodyStream(self)
     }
 
-    /// Keeps the rest of a stream that ended at its last event: its body's own end (the last
-    /// chunk of a chunked body) is read before the next request's clock starts, rather than
-    /// counted in this one's.
-    pub(super) fn finish_later(&mut self, body: BodyDataStream<Incoming>) {
-        self.unread = Some(body);
+    /// The body of the last response, read whole (up to [`MAX_BODY`]).
+    pub(super) async fn collect(&mut self) -> Result<Bytes, LinkError> {
+        let mut first = None;
+        let mut whole = BytesMut::new();
+        while let Some(piece) = poll_fn(|cx| self.poll_frame(cx)).await {
+            let piece = piece?;
+            let Some(held) = first.take() else {
+                if whole.is_empty() {
+                    first = Some(piece);
+                } else {
+                    extend(&mut whole, &piece)?;
+                }
+                continue;
+            };
+            extend(&mut whole, &held)?;
+            extend(&mut whole, &piece)?;
+        }
+        Ok(first.unwrap_or_else(|| whole.freeze()))
+    }
+
+    /// Reads the last response's body to its end: `false` if it broke.
+    async fn drain(&mut self) -> bool {
+        while let Some(piece) = poll_fn(|cx| self.poll_frame(cx)).await {
+            if piece.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, LinkError>>> {
+        match &mut self.0 {
+            Protocol::Http1(h1) => h1.poll_frame(cx),
+            Protocol::Http2(h2) => h2.poll_frame(cx),
+        }
     }
 }
 
-/// Reads `body` to its end: `false` if it broke.
-async fn drain(body: &mut BodyDataStream<Incoming>) -> bool {
-    while let Some(frame) = body.next().await {
-        if frame.is_err() {
-            return false;
+/// Appends `piece` to a body read whole, within [`MAX_BODY`].
+fn extend(whole: &mut BytesMut, piece: &[u8]) -> Result<(), LinkError> {
+    if whole.len() + piece.len() > MAX_BODY {
+        return Err(LinkError::Malformed("a response body over 64 MiB"));
+    }
+    whole.extend_from_slice(piece);
+    Ok(())
+}
+
+/// The body of a [`Link`]'s last response as a stream of the pieces its connection reads.
+pub(super) struct BodyStream<'a>(&'a mut Link);
+
+impl Stream for BodyStream<'_> {
+    type Item = Result<Bytes, LinkError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().0.poll_frame(cx)
+    }
+}
+
+impl Http2 {
+    /// Queues `request` once the connection can take it, and polls the connection right after,
+    /// so it is written in the same poll rather than after a wake of this task has gone round
+    /// the runtime's queue (a few milliseconds when a thousand streams share it).
+    async fn send(&mut self, request: Request<Bytes>) -> Result<Head, SendError> {
+        let Http2 {
+            sender,
+            connection,
+            body,
+        } = self;
+        let ready = connection.run(poll_fn(|cx| sender.poll_ready(cx))).await;
+        if ready.is_err() {
+            return Err(SendError::Unsent(Box::new(request)));
+        }
+        let kept = request.body().clone();
+        let sent = connection
+            .run(sender.try_send_request(request.map(Full::new)))
+            .await;
+        let response = sent.map_err(|mut error| match error.take_message() {
+            Some(unsent) => SendError::Unsent(Box::new(unsent.map(|_| kept))),
+            None => SendError::Failed(error.into_error().into()),
+        })?;
+        let (parts, incoming) = response.into_parts();
+        *body = Some(incoming);
+        Ok(Head {
+            status: parts.status,
+            headers: parts.headers,
+        })
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, LinkError>>> {
+        self.connection.poll(cx);
+        loop {
+            let Some(body) = &mut self.body else {
+                return Poll::Ready(None);
+            };
+            match ready!(Pin::new(body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    // Trailers carry nothing a run reads.
+                    if let Ok(data) = frame.into_data() {
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                }
+                Some(Err(error)) => {
+                    self.body = None;
+                    return Poll::Ready(Some(Err(error.into())));
+                }
+                None => self.body = None,
+            }
         }
     }
-    true
 }
 
 impl Driven {
@@ -216,14 +323,19 @@ impl Driven {
         }
     }
 
+    /// Polls the connection, so it reads and writes what it can.
+    fn poll(&mut self, cx: &mut Context<'_>) {
+        if !self.ended && self.future.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+        }
+    }
+
     /// Polls the connection, then `work`, at every wake of the task until `work` is done:
     /// bytes the connection reads reach `work` in the same poll.
     async fn run<T>(&mut self, work: impl Future<Output = T>) -> T {
         let mut work = pin!(work);
         poll_fn(|cx| {
-            if !self.ended && self.future.as_mut().poll(cx).is_ready() {
-                self.ended = true;
-            }
+            self.poll(cx);
             work.as_mut().poll(cx)
         })
         .await

@@ -6,6 +6,7 @@
 
 mod anthropic;
 mod conn;
+mod h1;
 mod options;
 mod sse;
 pub mod stream;
@@ -19,9 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyDataStream, BodyExt, Full};
-use hyper::body::Incoming;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use reports::model::ErrorClass;
 use serde::Serialize;
@@ -29,12 +28,12 @@ use serde::Serialize;
 use crate::recorder::Reply;
 use crate::tokens;
 use crate::workload::Prompt;
-use conn::{ConnectError, Connector, Link, Links, SendError};
+use conn::{ConnectError, Connector, Head, Link, LinkError, Links, SendError};
 pub use options::{
     ANTHROPIC_VERSION, Api, CacheHeader, ClientOptions, HeaderError, Verify, header, parse_header,
 };
 use sse::Sse;
-use stream::read_stream;
+use stream::{IsTimeout, read_stream};
 use wire::{Body, ChatBody, EmbeddingsBody, StreamOptions};
 
 /// One request a transaction sends.
@@ -87,9 +86,9 @@ impl Scratch {
 /// An HTTP client for one target or several (gateway replicas taken round-robin), shared by
 /// every user of a run; each user's [`Scratch`] holds its connections.
 ///
-/// Straight hyper, the endpoints parsed once and the headers built once: the load generator
-/// shares the machine with what it measures, so each request should cost it as little as
-/// possible.
+/// Its own HTTP/1.1 and hyper's HTTP/2, the endpoints parsed once and the headers built once:
+/// the load generator shares the machine with what it measures, so each request and each
+/// event should cost it as little as possible.
 #[derive(Clone, Debug)]
 pub struct Client {
     connector: Connector,
@@ -120,7 +119,7 @@ struct Outgoing<'c> {
     /// The index of its target.
     target: usize,
     endpoint: &'c Endpoint,
-    request: Request<Full<Bytes>>,
+    request: Request<Bytes>,
 }
 
 /// One URL in both of the forms a request may name it in.
@@ -296,16 +295,12 @@ impl Client {
             endpoint,
             request: self.bare_request(None),
         };
-        let (mut link, response) = self
+        let (mut link, head) = self
             .send_on(kept, outgoing)
             .await
             .map_err(|e| e.describe())?;
-        let status = response.status();
-        let body = link
-            .run(response.into_body().collect())
-            .await
-            .map_err(|e| describe(&e))?;
-        Ok((link, status, body.to_bytes()))
+        let body = link.collect().await.map_err(|e| describe(&e))?;
+        Ok((link, head.status, body))
     }
 
     /// The index of the target of the next request.
@@ -341,13 +336,13 @@ impl Client {
 
     /// A request with the run's headers, and `body` as JSON when there is one; [`aim`] gives it
     /// its URL once the connection is known.
-    fn bare_request(&self, body: Option<Bytes>) -> Request<Full<Bytes>> {
+    fn bare_request(&self, body: Option<Bytes>) -> Request<Bytes> {
         let Some(body) = body else {
-            let mut request = Request::new(Full::default());
+            let mut request = Request::new(Bytes::new());
             request.headers_mut().clone_from(&self.headers);
             return request;
         };
-        let mut request = Request::new(Full::new(body));
+        let mut request = Request::new(body);
         *request.method_mut() = Method::POST;
         let headers = request.headers_mut();
         headers.clone_from(&self.headers);
@@ -410,20 +405,16 @@ impl Client {
         scratch: &mut Scratch,
     ) -> Result<(), ErrorClass> {
         let index = outgoing.target;
-        let (mut link, response) = self.send_on(kept, outgoing).await.map_err(|e| e.class())?;
-        let status = response.status();
+        let (mut link, head) = self.send_on(kept, outgoing).await.map_err(|e| e.class())?;
+        let status = head.status;
         reply.status = Some(status.as_u16());
-        self.read_headers(response.headers(), reply);
+        self.read_headers(&head.headers, reply);
         let streaming = matches!(call, Call::Chat { stream: true, .. });
         let mut usage = (None, None);
         let result = if status.is_success() && streaming {
-            let mut body = BodyDataStream::new(response.into_body());
-            let read = link
-                .run(read_stream(self.options.api, &mut body, scratch))
-                .await;
+            let read = read_stream(self.options.api, link.body(), scratch).await;
             let (result, read) = match read {
                 Ok(read) => {
-                    link.finish_later(body);
                     scratch.links.keep(index, link);
                     (Ok(()), read)
                 }
@@ -435,8 +426,8 @@ impl Client {
             result
         } else {
             // Read error bodies too, so the connection can carry the next request.
-            let bytes = match link.run(response.into_body().collect()).await {
-                Ok(body) => body.to_bytes(),
+            let bytes = match link.collect().await {
+                Ok(body) => body,
                 Err(e) if e.is_timeout() => return Err(ErrorClass::Timeout),
                 Err(_) => return Err(ErrorClass::StreamBroken),
             };
@@ -457,7 +448,7 @@ impl Client {
         &self,
         kept: Option<Link>,
         outgoing: Outgoing<'_>,
-    ) -> Result<(Link, Response<Incoming>), NoAnswer> {
+    ) -> Result<(Link, Head), NoAnswer> {
         let Outgoing {
             target,
             endpoint,
@@ -577,7 +568,7 @@ fn json(body: &impl Serialize) -> Bytes {
 
 /// Names `endpoint` in `request` as the connection's protocol wants: the whole URL over
 /// HTTP/2, the path and a `host` header (unless the run sets its own) over HTTP/1.1.
-fn aim(request: &mut Request<Full<Bytes>>, target: &Endpoints, endpoint: &Endpoint, http2: bool) {
+fn aim(request: &mut Request<Bytes>, target: &Endpoints, endpoint: &Endpoint, http2: bool) {
     if http2 {
         *request.uri_mut() = endpoint.absolute.clone();
         return;
@@ -594,7 +585,7 @@ enum NoAnswer {
     Connect(ConnectError),
     /// The connection broke with the request on it, or (`None`) a new connection closed
     /// before the request could be written.
-    Broken(Option<hyper::Error>),
+    Broken(Option<LinkError>),
 }
 
 impl NoAnswer {

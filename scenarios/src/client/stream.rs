@@ -166,9 +166,13 @@ pub trait IsTimeout {
     fn is_timeout(&self) -> bool;
 }
 
-impl IsTimeout for hyper::Error {
+impl IsTimeout for super::conn::LinkError {
     fn is_timeout(&self) -> bool {
-        hyper::Error::is_timeout(self)
+        match self {
+            Self::Io(error) => error.is_timeout(),
+            Self::Malformed(_) => false,
+            Self::Http2(error) => error.is_timeout(),
+        }
     }
 }
 
