@@ -205,33 +205,36 @@ impl Link {
     }
 
     /// The body of the last response, read whole (up to [`MAX_BODY`]).
+    /// A body that came in one piece (most do) is returned as it is, without a copy.
     pub(super) async fn collect(&mut self) -> Result<Bytes, LinkError> {
-        let mut first = None;
+        let Some(first) = self.next_piece().await? else {
+            return Ok(Bytes::new());
+        };
+        let Some(second) = self.next_piece().await? else {
+            return Ok(first);
+        };
         let mut whole = BytesMut::new();
-        while let Some(piece) = poll_fn(|cx| self.poll_frame(cx)).await {
-            let piece = piece?;
-            let Some(held) = first.take() else {
-                if whole.is_empty() {
-                    first = Some(piece);
-                } else {
-                    extend(&mut whole, &piece)?;
-                }
-                continue;
-            };
-            extend(&mut whole, &held)?;
+        extend(&mut whole, &first)?;
+        extend(&mut whole, &second)?;
+        while let Some(piece) = self.next_piece().await? {
             extend(&mut whole, &piece)?;
         }
-        Ok(first.unwrap_or_else(|| whole.freeze()))
+        Ok(whole.freeze())
+    }
+
+    async fn next_piece(&mut self) -> Result<Option<Bytes>, LinkError> {
+        poll_fn(|cx| self.poll_frame(cx)).await.transpose()
     }
 
     /// Reads the last response's body to its end: `false` if it broke.
     async fn drain(&mut self) -> bool {
-        while let Some(piece) = poll_fn(|cx| self.poll_frame(cx)).await {
-            if piece.is_err() {
-                return false;
+        loop {
+            match self.next_piece().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
             }
         }
-        true
     }
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, LinkError>>> {

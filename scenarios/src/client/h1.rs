@@ -525,23 +525,10 @@ mod tests {
     /// A body without a length ends when the server closes the connection, which is then done.
     #[tokio::test]
     async fn a_body_without_a_length_ends_at_the_close() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.expect("accept");
-            let mut request = [0; 1024];
-            let _ = socket.read(&mut request).await;
-            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\n\r\nto the end").await;
-        });
-        let mut http = Http1::new(TcpStream::connect(address).await.expect("connect"));
-        let request = Request::new(Bytes::new());
-        assert!(http.send(&request).await.is_ok());
-        let mut body = Vec::new();
-        while let Some(piece) = poll_fn(|cx| http.poll_frame(cx)).await {
-            body.extend_from_slice(&piece.expect("a piece"));
-        }
-        assert_eq!(body, b"to the end");
-        assert!(!http.is_open());
+        let read = read_with(b"HTTP/1.1 200 OK\r\n\r\nto the end", 4096, true).await;
+        assert_eq!(read.status, Ok(200));
+        assert_eq!(read.body.as_deref(), Ok(&b"to the end"[..]));
+        assert!(!read.open);
     }
 
     #[tokio::test]

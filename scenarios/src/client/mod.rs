@@ -144,25 +144,23 @@ impl Endpoints {
     /// (`http://host:8787/openai`).
     fn new(base: &str, api: Api) -> Result<Endpoints, ClientError> {
         let base = base.trim().trim_end_matches('/').to_owned();
-        let invalid = |why: &str| ClientError::Url {
+        let invalid = || ClientError::Url {
             url: base.clone(),
-            why: why.to_owned(),
+            why: "expected http(s)://HOST[:PORT][/PREFIX]".to_owned(),
         };
         let endpoint = |path: &str| {
-            let absolute = Uri::try_from(format!("{base}{path}"))
-                .map_err(|_| invalid("expected http(s)://HOST[:PORT][/PREFIX]"))?;
+            let absolute = Uri::try_from(format!("{base}{path}")).map_err(|_| invalid())?;
             match (absolute.scheme_str(), absolute.host()) {
-                (Some("http" | "https"), Some(_)) => {}
-                _ => return Err(invalid("expected http(s)://HOST[:PORT][/PREFIX]")),
+                (Some("http" | "https"), Some(_)) => Ok(Endpoint::new(absolute)),
+                _ => Err(invalid()),
             }
-            Ok(Endpoint::new(absolute))
         };
         let models = endpoint("/v1/models")?;
         let host = models
             .absolute
             .authority()
             .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
-            .ok_or_else(|| invalid("expected http(s)://HOST[:PORT][/PREFIX]"))?;
+            .ok_or_else(invalid)?;
         Ok(Endpoints {
             chat: endpoint(match api {
                 Api::OpenAi => "/v1/chat/completions",
