@@ -11,15 +11,9 @@ use scenarios::client::{Api, Scratch};
 /// Reads `body` as `api`'s stream delivered in pieces of at most `piece` bytes: the outcome's
 /// class and the number of content events and ITL gaps seen.
 fn read(api: Api, body: &[u8], piece: usize) -> (Option<String>, u64, usize) {
-    let chunks = body
-        .chunks(piece.max(1))
-        .map(|c| Ok::<_, std::io::Error>(c.to_vec()));
     let mut scratch = Scratch::new();
-    let (class, read) = match block_on(read_stream(
-        api,
-        futures::stream::iter(chunks),
-        &mut scratch,
-    )) {
+    let pieces: Vec<&[u8]> = body.chunks(piece.max(1)).collect();
+    let (class, read) = match block_on(read_stream(api, &mut pieces.iter(), &mut scratch)) {
         Ok(read) => (None, read),
         Err((class, read)) => (Some(format!("{class:?}")), read),
     };

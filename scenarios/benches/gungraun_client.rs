@@ -61,8 +61,7 @@ fn stream(provider: Provider) -> (Api, Vec<Bytes>, Scratch) {
 }
 
 fn read(api: Api, reads: &[Bytes], scratch: &mut Scratch) -> StreamRead {
-    let body = futures::stream::iter(reads.iter().map(Ok::<_, std::io::Error>));
-    block_on(read_stream(api, body, scratch)).expect("the bench stream is complete")
+    block_on(read_stream(api, &mut reads.iter(), scratch)).expect("the bench stream is complete")
 }
 
 // `read_stream` over one stream of 200 content events, one read per piece.

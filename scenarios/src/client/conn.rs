@@ -16,7 +16,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::{FutureExt, Stream};
+use futures::FutureExt;
 use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
@@ -28,6 +28,7 @@ use sync_wrapper::SyncWrapper;
 use tower::Service;
 
 use super::h1::Http1;
+use super::stream::Pieces;
 
 /// How long a user's next request waits for the end of the stream before it on the same
 /// connection (a chunked body's last chunk, which comes with the last event or a moment after
@@ -122,6 +123,8 @@ struct Http2 {
     connection: Driven,
     /// The body of the last response, until it ended.
     body: Option<Incoming>,
+    /// The piece of `body` last handed out.
+    piece: Bytes,
 }
 
 struct Driven {
@@ -158,6 +161,7 @@ impl Link {
                 ended: false,
             },
             body: None,
+            piece: Bytes::new(),
         })))
     }
 
@@ -199,69 +203,40 @@ impl Link {
         }
     }
 
-    /// The body of the last response, piece by piece as the connection reads it.
-    pub(super) fn body(&mut self) -> BodyStream<'_> {
-        BodyStream(self)
-    }
-
     /// The body of the last response, read whole (up to [`MAX_BODY`]).
-    /// A body that came in one piece (most do) is returned as it is, without a copy.
     pub(super) async fn collect(&mut self) -> Result<Bytes, LinkError> {
-        let Some(first) = self.next_piece().await? else {
-            return Ok(Bytes::new());
-        };
-        let Some(second) = self.next_piece().await? else {
-            return Ok(first);
-        };
         let mut whole = BytesMut::new();
-        extend(&mut whole, &first)?;
-        extend(&mut whole, &second)?;
-        while let Some(piece) = self.next_piece().await? {
-            extend(&mut whole, &piece)?;
+        while let Some(piece) = self.next_piece().await.transpose()? {
+            if whole.len() + piece.len() > MAX_BODY {
+                return Err(LinkError::Malformed("a response body over 64 MiB"));
+            }
+            whole.extend_from_slice(piece);
         }
         Ok(whole.freeze())
-    }
-
-    async fn next_piece(&mut self) -> Result<Option<Bytes>, LinkError> {
-        poll_fn(|cx| self.poll_frame(cx)).await.transpose()
     }
 
     /// Reads the last response's body to its end: `false` if it broke.
     async fn drain(&mut self) -> bool {
         loop {
             match self.next_piece().await {
-                Ok(Some(_)) => {}
-                Ok(None) => return true,
-                Err(_) => return false,
+                Some(Ok(_)) => {}
+                None => return true,
+                Some(Err(_)) => return false,
             }
         }
     }
+}
 
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, LinkError>>> {
+impl Pieces for Link {
+    type Error = LinkError;
+
+    /// The next piece of the last response's body as the connection reads it, lent until the
+    /// connection is next used.
+    async fn next_piece(&mut self) -> Option<Result<&[u8], LinkError>> {
         match &mut self.0 {
-            Protocol::Http1(h1) => h1.poll_frame(cx),
-            Protocol::Http2(h2) => h2.poll_frame(cx),
+            Protocol::Http1(h1) => h1.next_piece().await,
+            Protocol::Http2(h2) => h2.next_piece().await,
         }
-    }
-}
-
-/// Appends `piece` to a body read whole, within [`MAX_BODY`].
-fn extend(whole: &mut BytesMut, piece: &[u8]) -> Result<(), LinkError> {
-    if whole.len() + piece.len() > MAX_BODY {
-        return Err(LinkError::Malformed("a response body over 64 MiB"));
-    }
-    whole.extend_from_slice(piece);
-    Ok(())
-}
-
-/// The body of a [`Link`]'s last response as a stream of the pieces its connection reads.
-pub(super) struct BodyStream<'a>(&'a mut Link);
-
-impl Stream for BodyStream<'_> {
-    type Item = Result<Bytes, LinkError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().0.poll_frame(cx)
     }
 }
 
@@ -274,6 +249,7 @@ impl Http2 {
             sender,
             connection,
             body,
+            ..
         } = self;
         let ready = connection.run(poll_fn(|cx| sender.poll_ready(cx))).await;
         if ready.is_err() {
@@ -293,6 +269,16 @@ impl Http2 {
             status: parts.status,
             headers: parts.headers,
         })
+    }
+
+    async fn next_piece(&mut self) -> Option<Result<&[u8], LinkError>> {
+        match poll_fn(|cx| self.poll_frame(cx)).await? {
+            Ok(piece) => {
+                self.piece = piece;
+                Some(Ok(&self.piece))
+            }
+            Err(error) => Some(Err(error)),
+        }
     }
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, LinkError>>> {

@@ -32,6 +32,10 @@ pub(super) struct Http1<T> {
     io: T,
     /// Bytes read and not yet decoded.
     read: BytesMut,
+    /// How many bytes at the front of `read` the last body piece lent out: they are dropped
+    /// before anything else is read, so a body is handed to its reader with no copy and no
+    /// reference count.
+    lent: usize,
     /// The request being written, reused from request to request.
     write: Vec<u8>,
     body: Framing,
@@ -68,6 +72,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Http1<T> {
         Http1 {
             io,
             read: BytesMut::with_capacity(READ_SIZE),
+            lent: 0,
             write: Vec::new(),
             body: Framing::Done,
             reusable: true,
@@ -81,6 +86,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Http1<T> {
         &mut self,
         request: &Request<Bytes>,
     ) -> Result<Head, Option<LinkError>> {
+        self.release();
         self.encode(request);
         let Http1 { io, write, .. } = self;
         let written = async {
@@ -176,14 +182,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Http1<T> {
         }
     }
 
-    /// The next piece of the body, as soon as the socket has given any: `None` at its end.
-    pub(super) fn poll_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, LinkError>>> {
+    /// The next piece of the body, as soon as the socket has given any: `None` at its end. The
+    /// piece is lent from the read buffer until this connection is next used.
+    pub(super) async fn next_piece(&mut self) -> Option<Result<&[u8], LinkError>> {
+        match std::future::poll_fn(|cx| self.poll_piece(cx)).await? {
+            Ok(length) => Some(Ok(&self.read[..length])),
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    /// The length of the next piece, lent from the front of the read buffer.
+    fn poll_piece(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<usize, LinkError>>> {
+        self.release();
         loop {
             match self.decode() {
-                Ok(Some(data)) => return Poll::Ready(Some(Ok(data))),
+                Ok(Some(length)) => {
+                    self.lent = length;
+                    return Poll::Ready(Some(Ok(length)));
+                }
                 Ok(None) if matches!(self.body, Framing::Done) => return Poll::Ready(None),
                 Ok(None) => {}
                 Err(error) => {
@@ -210,13 +226,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Http1<T> {
         }
     }
 
-    /// Takes the next piece of body out of what was read, if there is one.
-    fn decode(&mut self) -> Result<Option<Bytes>, LinkError> {
+    /// Drops the bytes the last piece lent out.
+    fn release(&mut self) {
+        self.read.advance(std::mem::take(&mut self.lent));
+    }
+
+    /// Decodes framing out of what was read up to the next piece of body, if there is one: its
+    /// length, at the front of `read`.
+    fn decode(&mut self) -> Result<Option<usize>, LinkError> {
         let Http1 { read, body, .. } = self;
         loop {
             match body {
                 Framing::Done => return Ok(None),
-                Framing::UntilClose => return Ok((!read.is_empty()).then(|| read.split().freeze())),
+                Framing::UntilClose => return Ok((!read.is_empty()).then_some(read.len())),
                 Framing::Length(left) => {
                     let Some(data) = take(read, left) else {
                         return Ok(None);
@@ -271,7 +293,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Http1<T> {
 
     /// Reads what the socket has into the buffer: `Ok(0)` when the peer closed it.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        // Once every piece handed out has been dropped, this reuses the buffer in place.
+        // The buffer is never shared, so this reuses it in place (moving what is left of it to
+        // its front) once enough of it has been decoded.
         self.read.reserve(READ_SIZE);
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read)
     }
@@ -284,6 +307,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Http1<T> {
     /// Whether another request can go on this connection: the last response allowed it and
     /// was read to its end, and the peer has neither closed it nor sent anything unasked.
     pub(super) fn is_open(&mut self) -> bool {
+        self.release();
         if !self.reusable || !self.is_read() || !self.read.is_empty() {
             return false;
         }
@@ -342,14 +366,14 @@ fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
     })
 }
 
-/// Up to `left` bytes from the front of `read`, none if it is empty.
-fn take(read: &mut BytesMut, left: &mut u64) -> Option<Bytes> {
+/// How many of `left` bytes to take from the front of `read`, none if it is empty.
+fn take(read: &[u8], left: &mut u64) -> Option<usize> {
     if read.is_empty() {
         return None;
     }
     let n = usize::try_from(*left).map_or(read.len(), |left| left.min(read.len()));
     *left -= n as u64;
-    Some(read.split_to(n).freeze())
+    Some(n)
 }
 
 /// Where the line at the front of `read` ends (its `\n`), once it has.
@@ -391,7 +415,6 @@ fn hex(digit: u8) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use std::future::poll_fn;
 
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
@@ -442,12 +465,12 @@ mod tests {
             .map_err(|error| error.map_or("unsent".to_owned(), |e| e.to_string()));
         let mut body = Ok(Vec::new());
         if status.is_ok() {
-            while let Some(piece) = poll_fn(|cx| http.poll_frame(cx)).await {
+            while let Some(piece) = http.next_piece().await {
                 match piece {
                     Ok(piece) => body
                         .as_mut()
                         .expect("no error yet")
-                        .extend_from_slice(&piece),
+                        .extend_from_slice(piece),
                     Err(error) => {
                         body = Err(error.to_string());
                         break;

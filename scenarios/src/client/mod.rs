@@ -34,7 +34,7 @@ pub use options::{
 };
 use sse::Sse;
 use stream::{IsTimeout, read_stream};
-use wire::{Body, ChatBody, EmbeddingsBody, StreamOptions};
+use wire::{Body, ChatBody, EmbeddingsBody, Shape, StreamOptions};
 
 /// One request a transaction sends.
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +63,8 @@ pub struct Scratch {
     text: String,
     /// The SSE splitter's buffers.
     sse: Sse,
+    /// The last chunk of the usual shape, against which the next is compared.
+    shape: Shape,
     /// The user's connections, one per target.
     links: Links,
 }
@@ -73,6 +75,7 @@ impl Scratch {
             itl_us: Vec::with_capacity(1024),
             text: String::with_capacity(4096),
             sse: Sse::default(),
+            shape: Shape::default(),
             links: Links::default(),
         }
     }
@@ -410,7 +413,7 @@ impl Client {
         let streaming = matches!(call, Call::Chat { stream: true, .. });
         let mut usage = (None, None);
         let result = if status.is_success() && streaming {
-            let read = read_stream(self.options.api, link.body(), scratch).await;
+            let read = read_stream(self.options.api, &mut link, scratch).await;
             let (result, read) = match read {
                 Ok(read) => {
                     scratch.links.keep(index, link);

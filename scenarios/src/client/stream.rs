@@ -2,13 +2,12 @@
 
 use std::time::Instant;
 
-use futures::{Stream, StreamExt};
 use reports::model::ErrorClass;
 
 use super::Scratch;
 use super::anthropic;
 use super::options::Api;
-use super::wire::Chunk;
+use super::wire::{Chunk, Shape};
 
 /// What a stream delivered.
 #[derive(Debug, Default)]
@@ -40,34 +39,32 @@ enum Step {
 ///
 /// An event's arrival is the moment the read that brought its last bytes returned, taken before
 /// those bytes are parsed: every event split out of that read arrived then, however long
-/// parsing the ones before it took. Splitting events reuses `scratch`'s buffers, so a stream
-/// costs no allocation per event.
+/// parsing the ones before it took. Each read is lent by `body` and splitting events reuses
+/// `scratch`'s buffers, so a stream costs no allocation per event.
 ///
 /// A stream is complete only with its terminating event (`data: [DONE]`, `message_stop`);
 /// ending without it, an error event or a transport error mid-body is
 /// [`ErrorClass::StreamBroken`], an event that is not JSON is [`ErrorClass::BadPayload`].
-pub async fn read_stream<S, B, E>(
+pub async fn read_stream(
     api: Api,
-    body: S,
+    body: &mut impl Pieces,
     scratch: &mut Scratch,
-) -> Result<StreamRead, (ErrorClass, StreamRead)>
-where
-    S: Stream<Item = Result<B, E>>,
-    B: AsRef<[u8]>,
-    E: IsTimeout,
-{
+) -> Result<StreamRead, (ErrorClass, StreamRead)> {
     let Scratch {
-        itl_us, text, sse, ..
+        itl_us,
+        text,
+        sse,
+        shape,
+        ..
     } = scratch;
     sse.reset();
-    let mut body = std::pin::pin!(body);
     let mut read = StreamRead::default();
     let mut last_content: Option<Instant> = None;
     loop {
-        let now = match body.next().await {
+        let now = match body.next_piece().await {
             Some(Ok(bytes)) => {
                 let now = Instant::now();
-                sse.push(bytes.as_ref());
+                sse.push(bytes);
                 now
             }
             Some(Err(e)) if e.is_timeout() => return Err((ErrorClass::Timeout, read)),
@@ -75,7 +72,7 @@ where
         };
         while let Some(data) = sse.next_event() {
             let step = match api {
-                Api::OpenAi => openai_event(data, &mut read, text),
+                Api::OpenAi => openai_event(data, &mut read, text, shape),
                 Api::Anthropic => anthropic_event(data, &mut read, text),
             };
             match step {
@@ -99,11 +96,16 @@ where
     }
 }
 
-fn openai_event(data: &[u8], read: &mut StreamRead, text: &mut String) -> Result<Step, ErrorClass> {
+fn openai_event(
+    data: &[u8],
+    read: &mut StreamRead,
+    text: &mut String,
+    shape: &mut Shape,
+) -> Result<Step, ErrorClass> {
     if data == b"[DONE]" {
         return Ok(Step::Done);
     }
-    let chunk = Chunk::read(utf8(data)?).map_err(|_| ErrorClass::BadPayload)?;
+    let chunk = Chunk::read(utf8(data)?, shape).map_err(|_| ErrorClass::BadPayload)?;
     if chunk.error.is_some() {
         return Err(ErrorClass::StreamBroken);
     }
@@ -161,6 +163,25 @@ fn utf8(data: &[u8]) -> Result<&str, ErrorClass> {
     std::str::from_utf8(data).map_err(|_| ErrorClass::BadPayload)
 }
 
+/// A response body read piece by piece as its connection reads it. Each piece is lent until
+/// the next is asked for, so a body reaches the SSE splitter without a copy or a reference
+/// count of its own.
+pub trait Pieces {
+    type Error: IsTimeout;
+
+    /// The next piece, `None` at the body's end.
+    fn next_piece(&mut self) -> impl Future<Output = Option<Result<&[u8], Self::Error>>>;
+}
+
+/// A body already in memory, in the pieces of a slice (tests, benchmarks, the fuzzer).
+impl<B: AsRef<[u8]>> Pieces for std::slice::Iter<'_, B> {
+    type Error = std::io::Error;
+
+    async fn next_piece(&mut self) -> Option<Result<&[u8], std::io::Error>> {
+        self.next().map(|piece| Ok(piece.as_ref()))
+    }
+}
+
 /// Whether a transport error is a timeout; lets the parser run over any byte stream in tests.
 pub trait IsTimeout {
     fn is_timeout(&self) -> bool;
@@ -184,12 +205,10 @@ impl IsTimeout for std::io::Error {
 
 #[cfg(test)]
 mod tests {
-    use futures::stream;
-
     use super::*;
 
-    fn body(parts: &[&'static str]) -> impl Stream<Item = Result<&'static [u8], std::io::Error>> {
-        stream::iter(parts.iter().map(|p| Ok(p.as_bytes())).collect::<Vec<_>>())
+    fn body<'a>(parts: &'a [&'static str]) -> impl Pieces + 'a {
+        parts.iter()
     }
 
     const ROLE: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n";
@@ -203,7 +222,7 @@ mod tests {
         let mut scratch = Scratch::default();
         let read = read_stream(
             Api::OpenAi,
-            body(&[
+            &mut body(&[
                 ROLE,
                 TOKEN,
                 &TOKEN[..20],
@@ -230,7 +249,7 @@ mod tests {
         let mut scratch = Scratch::default();
         let read = read_stream(
             Api::OpenAi,
-            body(&[ROLE, TOKEN, two, "data: [DONE]\n\n"]),
+            &mut body(&[ROLE, TOKEN, two, "data: [DONE]\n\n"]),
             &mut scratch,
         )
         .await
@@ -243,15 +262,15 @@ mod tests {
     #[tokio::test]
     async fn broken_and_malformed_streams_are_classified() {
         let mut scratch = Scratch::default();
-        let cut = read_stream(Api::OpenAi, body(&[ROLE, TOKEN]), &mut scratch).await;
+        let cut = read_stream(Api::OpenAi, &mut body(&[ROLE, TOKEN]), &mut scratch).await;
         assert!(matches!(cut, Err((ErrorClass::StreamBroken, ref r)) if r.content_events == 1));
         let error =
             "data: {\"error\":{\"message\":\"upstream failed\",\"type\":\"server_error\"}}\n\n";
-        let errored = read_stream(Api::OpenAi, body(&[TOKEN, error]), &mut scratch).await;
+        let errored = read_stream(Api::OpenAi, &mut body(&[TOKEN, error]), &mut scratch).await;
         assert!(matches!(errored, Err((ErrorClass::StreamBroken, _))));
         let garbage = read_stream(
             Api::OpenAi,
-            body(&[TOKEN, "data: {not json\n\n"]),
+            &mut body(&[TOKEN, "data: {not json\n\n"]),
             &mut scratch,
         )
         .await;
@@ -273,7 +292,7 @@ mod tests {
         let mut scratch = Scratch::default();
         let mut whole = events.to_vec();
         whole.push(stop);
-        let read = read_stream(Api::Anthropic, body(&whole), &mut scratch)
+        let read = read_stream(Api::Anthropic, &mut body(&whole), &mut scratch)
             .await
             .expect("complete");
         assert_eq!(read.content_events, 2);
@@ -285,13 +304,19 @@ mod tests {
         );
 
         let mut scratch = Scratch::default();
-        let cut = read_stream(Api::Anthropic, body(&events), &mut scratch).await;
+        let cut = read_stream(Api::Anthropic, &mut body(&events), &mut scratch).await;
         assert!(matches!(cut, Err((ErrorClass::StreamBroken, ref r)) if r.content_events == 2));
         let error = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
-        let errored = read_stream(Api::Anthropic, body(&[events[0], error]), &mut scratch).await;
+        let errored =
+            read_stream(Api::Anthropic, &mut body(&[events[0], error]), &mut scratch).await;
         assert!(matches!(errored, Err((ErrorClass::StreamBroken, _))));
         // An OpenAI stream read as Anthropic is not the wire format it claims.
-        let wrong = read_stream(Api::Anthropic, body(&["data: [DONE]\n\n"]), &mut scratch).await;
+        let wrong = read_stream(
+            Api::Anthropic,
+            &mut body(&["data: [DONE]\n\n"]),
+            &mut scratch,
+        )
+        .await;
         assert!(matches!(wrong, Err((ErrorClass::BadPayload, _))));
     }
 }

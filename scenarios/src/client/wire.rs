@@ -2,9 +2,12 @@
 //!
 //! Responses are parsed only as far as the measurements need (content presence, usage), with
 //! borrowed strings, so parsing a chunk allocates nothing in the common case. A streamed chunk,
-//! read 100,000 times a second at scale, goes through a one-pass reader first ([`scan`]).
+//! read 100,000 times a second at scale, goes through a one-pass reader first ([`scan`]), which
+//! reads a chunk like the stream's last one by comparing the two.
 
 mod scan;
+
+pub(crate) use scan::Shape;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -60,10 +63,11 @@ pub(crate) struct Chunk<'a> {
 }
 
 impl<'a> Chunk<'a> {
-    /// Reads one event's JSON: in one pass when it has the usual shape, else with serde_json,
-    /// which gives the same chunk or the error.
-    pub(crate) fn read(text: &'a str) -> Result<Chunk<'a>, serde_json::Error> {
-        scan::chunk(text).map_or_else(|| serde_json::from_str(text), Ok)
+    /// Reads one event's JSON: by comparison with `shape`, the stream's last chunk of the usual
+    /// shape, or in one pass when it has that shape, else with serde_json, which gives the same
+    /// chunk or the error.
+    pub(crate) fn read(text: &'a str, shape: &mut Shape) -> Result<Chunk<'a>, serde_json::Error> {
+        scan::chunk_like(text, shape).map_or_else(|| serde_json::from_str(text), Ok)
     }
 
     /// Appends the generated text the chunk carries (none for role, usage and empty chunks).

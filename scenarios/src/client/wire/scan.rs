@@ -7,6 +7,15 @@
 //! goes, and keeps only what [`Chunk`] holds; `benches/gungraun_client.rs` counts the whole
 //! per-event path 16% shorter with it.
 //!
+//! Within one stream, chunks nearly always differ only in their text: the same id, creation
+//! time, model and fingerprint around a different `delta.content`. So the last chunk read whole
+//! whose only text is one string without escapes is kept as a [`Shape`], and a chunk that is that
+//! one with another such string in place of its text is read by comparing the bytes around it,
+//! which costs a fraction of a pass over them. That is exact, not a guess: the pass is a function
+//! of the bytes it reads, the bytes before the text are the same, so it stands in the same place
+//! of the same object when the text starts; a string without escapes is read the same whatever
+//! it holds; and the bytes after it are the same again.
+//!
 //! It declines (`None`) whatever it is not sure to read exactly as serde_json reads it into
 //! [`Chunk`]: a backslash anywhere, a field of `Chunk` given twice, an array or a number where
 //! `Chunk` expects an object, a token count that is not plain digits, nesting past
@@ -14,6 +23,7 @@
 //! for the same reasons, whichever of the two reads it.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use serde::de::IgnoredAny;
 
@@ -32,6 +42,41 @@ const ENDS_PLAIN_STRING: [bool; 256] = {
     ends[b'\\' as usize] = true;
     ends
 };
+
+/// How many bytes at the start of `bytes` a string without escapes holds as they are: the
+/// offset of the first byte [`ENDS_PLAIN_STRING`], or the length.
+///
+/// Chunk strings are mostly ids, names and fingerprints tens of bytes long, so they are read
+/// eight bytes at a time: a word holds a stopping byte exactly when one of three classic tests
+/// flags a byte in it (a byte below `0x20`, a byte equal to `"`, a byte equal to `\`), and
+/// the lowest flagged byte is the first stopping one (a borrow only runs upward, from a byte
+/// that is flagged itself). The bytes after the last whole word go one at a time.
+fn plain_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    /// Flags (in its high bit) each byte of `word` that is zero, and maybe bytes above one.
+    fn zeros(word: u64) -> u64 {
+        word.wrapping_sub(ONES) & !word & HIGH
+    }
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("a whole word"));
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+        let stops = control
+            | zeros(word ^ (ONES * u64::from(b'"')))
+            | zeros(word ^ (ONES * u64::from(b'\\')));
+        if stops != 0 {
+            return at + stops.trailing_zeros() as usize / 8;
+        }
+        at += 8;
+    }
+    let tail = words.remainder();
+    at + tail
+        .iter()
+        .position(|&byte| ENDS_PLAIN_STRING[usize::from(byte)])
+        .unwrap_or(tail.len())
+}
 
 /// Deeper nesting is left to serde_json (whose own limit is 128).
 const MAX_DEPTH: u8 = 32;
@@ -69,6 +114,69 @@ pub(super) fn chunk(text: &str) -> Option<Chunk<'_>> {
     })?;
     scan.space();
     (scan.at == text.len()).then_some(chunk)
+}
+
+/// The chunk `text` holds, or `None` when serde_json must decide: by comparison with `shape`
+/// when it has the same bytes around another text, else in one pass, which then becomes the
+/// shape when its only text is one string without escapes.
+pub(super) fn chunk_like<'a>(text: &'a str, shape: &mut Shape) -> Option<Chunk<'a>> {
+    if let Some(content) = shape.text_of(text) {
+        return Some(Chunk {
+            choices: ChoicesText(Some(Cow::Borrowed(content))),
+            usage: None,
+            error: None,
+        });
+    }
+    let read = chunk(text)?;
+    shape.remember(text, &read);
+    Some(read)
+}
+
+/// A chunk read in one pass with no usage, no error and one string without escapes as its
+/// only text; empty until there was one.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Shape {
+    bytes: Vec<u8>,
+    /// Where the text is in `bytes`, between its quotes.
+    text: Range<usize>,
+}
+
+impl Shape {
+    /// The text of `text` if it is this chunk with another string without escapes in place of
+    /// its text.
+    fn text_of<'a>(&self, text: &'a str) -> Option<&'a str> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        // `before` ends with the text's opening quote, `after` starts with its closing one.
+        let (before, after) = (&self.bytes[..self.text.start], &self.bytes[self.text.end..]);
+        let rest = text.as_bytes().strip_prefix(before)?;
+        let length = plain_len(rest);
+        if rest.get(length..)? != after {
+            return None;
+        }
+        text.get(before.len()..before.len() + length)
+    }
+
+    /// Keeps `text`, read as `chunk`, if its only text is one string without escapes (the
+    /// pass borrows a text only when it is one string, and declines escapes).
+    fn remember(&mut self, text: &str, chunk: &Chunk<'_>) {
+        let (ChoicesText(Some(Cow::Borrowed(content))), None, None) =
+            (&chunk.choices, chunk.usage, &chunk.error)
+        else {
+            return;
+        };
+        let start = (content.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+        if start
+            .checked_add(content.len())
+            .is_none_or(|end| end > text.len())
+        {
+            return;
+        }
+        self.bytes.clear();
+        self.bytes.extend_from_slice(text.as_bytes());
+        self.text = start..start + content.len();
+    }
 }
 
 /// Marks a field seen; `None` the second time (serde_json rejects a duplicated field).
@@ -128,13 +236,7 @@ impl<'a> Scan<'a> {
         self.eat(b'"')?;
         let bytes = self.text.as_bytes();
         let start = self.at;
-        let mut end = start;
-        while let Some(&byte) = bytes.get(end) {
-            if ENDS_PLAIN_STRING[usize::from(byte)] {
-                break;
-            }
-            end += 1;
-        }
+        let end = start + plain_len(&bytes[start..]);
         if *bytes.get(end)? != b'"' {
             return None;
         }
@@ -417,6 +519,70 @@ mod tests {
         assert!(by_serde(&deep).is_some(), "serde_json reads it");
     }
 
+    #[test]
+    fn strings_stop_at_every_byte_that_ends_them_wherever_it_falls() {
+        let slow = |bytes: &[u8]| {
+            let stop = bytes
+                .iter()
+                .position(|&b| ENDS_PLAIN_STRING[usize::from(b)]);
+            stop.unwrap_or(bytes.len())
+        };
+        for byte in 0..=u8::MAX {
+            for len in 0..=19 {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    // Bytes that end a string after it must not move where it ends.
+                    if at + 1 < len {
+                        bytes[at + 1] = b'"';
+                    }
+                    assert_eq!(
+                        plain_len(&bytes),
+                        slow(&bytes),
+                        "{byte:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert_eq!(plain_len("é 字 \u{7f}~".as_bytes()), "é 字 \u{7f}~".len());
+    }
+
+    #[test]
+    fn a_chunk_like_the_last_is_read_by_comparison_as_the_pass_reads_it() {
+        let mut shape = Shape::default();
+        // Nothing to compare with yet: a bare string is not a chunk.
+        assert!(shape.text_of("abc").is_none());
+        assert!(chunk_like(CONTENT, &mut shape).is_some());
+        let with = |text: &str| CONTENT.replace(" latency", text);
+        for content in ["", "x", " gateway", "é 字", &"long ".repeat(40)] {
+            let text = with(content);
+            assert_eq!(shape.text_of(&text), Some(content), "{text}");
+            let read = chunk_like(&text, &mut shape).expect("read");
+            assert_eq!(Some(meaning(&read)), by_serde(&text));
+        }
+        // A text with an escape, a control character or a quote is left to serde_json.
+        for content in ["a\\\"b", "a\\nb", "a\u{1}b", "a\"b"] {
+            let text = with(content);
+            assert!(shape.text_of(&text).is_none(), "{text}");
+            assert!(chunk_like(&text, &mut shape).is_none(), "{text}");
+        }
+        // Other bytes around the text: another chunk, read in one pass.
+        let other = CONTENT.replace("mock78f1", "mock0000");
+        assert!(shape.text_of(&other).is_none());
+        assert!(chunk_like(&other, &mut shape).is_some());
+        assert_eq!(
+            shape.text_of(&other),
+            Some(" latency"),
+            "the shape follows the stream"
+        );
+        // Chunks with usage, an error or two texts are never kept as a shape.
+        for text in [USUAL[3], USUAL[4], USUAL[5]] {
+            let mut shape = Shape::default();
+            assert!(chunk_like(text, &mut shape).is_some());
+            assert!(shape.bytes.is_empty(), "{text}");
+        }
+    }
+
     /// Random edits of usual chunks: whatever the reader accepts, serde_json reads the same.
     #[test]
     fn the_reader_never_disagrees_with_serde_json() {
@@ -439,7 +605,7 @@ mod tests {
             "\"choices\"",
         ];
         let mut rng = StdRng::seed_from_u64(7);
-        let mut accepted = 0;
+        let (mut accepted, mut compared) = (0, 0);
         for round in 0..40_000 {
             let mut text = USUAL[round % USUAL.len()].to_owned();
             for _ in 0..rng.random_range(1..4) {
@@ -472,7 +638,15 @@ mod tests {
                 accepted += 1;
                 assert_eq!(Some(meaning(&scanned)), by_serde(&text), "{text}");
             }
+            // The same edit read by comparison with the chunk it was made from.
+            let mut shape = Shape::default();
+            chunk_like(USUAL[round % USUAL.len()], &mut shape);
+            compared += usize::from(shape.text_of(&text).is_some());
+            if let Some(read) = chunk_like(&text, &mut shape) {
+                assert_eq!(Some(meaning(&read)), by_serde(&text), "{text}");
+            }
         }
+        assert!(compared > 100, "{compared} read by comparison");
         // Both outcomes were exercised.
         assert!((1_000..39_000).contains(&accepted), "{accepted} accepted");
     }
