@@ -33,8 +33,8 @@ pub(super) struct Http1<T> {
     /// Bytes read and not yet decoded.
     read: BytesMut,
     /// How many bytes at the front of `read` the last body piece lent out: they are dropped
-    /// before anything else is read, so a body is handed to its reader with no copy and no
-    /// reference count.
+    /// before the buffer is next used, so a piece reaches its reader as a borrow of the buffer
+    /// rather than split off it with a reference count of its own.
     lent: usize,
     /// The request being written, reused from request to request.
     write: Vec<u8>,
@@ -415,7 +415,6 @@ fn hex(digit: u8) -> u8 {
 
 #[cfg(test)]
 mod tests {
-
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 

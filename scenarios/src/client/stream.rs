@@ -164,8 +164,8 @@ fn utf8(data: &[u8]) -> Result<&str, ErrorClass> {
 }
 
 /// A response body read piece by piece as its connection reads it. Each piece is lent until
-/// the next is asked for, so a body reaches the SSE splitter without a copy or a reference
-/// count of its own.
+/// the next is asked for, so it reaches the SSE splitter as a borrow of the connection's read
+/// buffer, not split off it with a reference count of its own.
 pub trait Pieces {
     type Error: IsTimeout;
 

@@ -58,24 +58,22 @@ fn plain_len(bytes: &[u8]) -> usize {
     fn zeros(word: u64) -> u64 {
         word.wrapping_sub(ONES) & !word & HIGH
     }
-    let mut words = bytes.chunks_exact(8);
-    let mut at = 0;
-    for word in &mut words {
-        let word = u64::from_le_bytes(word.try_into().expect("a whole word"));
+    let (words, tail) = bytes.as_chunks::<8>();
+    for (index, &word) in words.iter().enumerate() {
+        let word = u64::from_le_bytes(word);
         let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
         let stops = control
             | zeros(word ^ (ONES * u64::from(b'"')))
             | zeros(word ^ (ONES * u64::from(b'\\')));
         if stops != 0 {
-            return at + stops.trailing_zeros() as usize / 8;
+            return index * 8 + stops.trailing_zeros() as usize / 8;
         }
-        at += 8;
     }
-    let tail = words.remainder();
-    at + tail
-        .iter()
-        .position(|&byte| ENDS_PLAIN_STRING[usize::from(byte)])
-        .unwrap_or(tail.len())
+    words.len() * 8
+        + tail
+            .iter()
+            .position(|&byte| ENDS_PLAIN_STRING[usize::from(byte)])
+            .unwrap_or(tail.len())
 }
 
 /// Deeper nesting is left to serde_json (whose own limit is 128).
