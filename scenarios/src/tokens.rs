@@ -22,6 +22,14 @@ fn bpe() -> &'static CoreBPE {
     })
 }
 
+/// The number of tokens in `number` written in decimal between non-digits, without running
+/// the tokenizer: it splits a run of digits into pieces of three from the left, and every
+/// string of one to three digits is a single token of the vocabulary (a test holds it to
+/// that). Prompts that number themselves count their numbers this way, per request.
+pub fn count_number(number: u64) -> u64 {
+    u64::from(number.checked_ilog10().unwrap_or(0) / 3 + 1)
+}
+
 /// Builds the vocabulary now: parsing its 200,000 entries takes far longer than a request, so
 /// call this before a run's clock starts rather than let the first counted response pay it.
 pub fn warm() {
@@ -48,5 +56,26 @@ mod tests {
         assert_eq!(count(&[sentence; 3].join(" ")), 30);
         // Special-token markup is ordinary text, several tokens long.
         assert!(count("<|endoftext|>") > 1);
+    }
+
+    #[test]
+    fn numbers_count_a_token_for_each_three_digits() {
+        // Every piece a digit run can split into is one token, leading zeros included.
+        for width in 1..=3 {
+            for n in 0..10u32.pow(width) {
+                let piece = format!("{n:0width$}", width = width as usize);
+                assert_eq!(count(&piece), 1, "{piece}");
+            }
+        }
+        let mut numbers = vec![0, 9, 10, 999, 1_000, 1_001, 999_999, 1_000_000, u64::MAX];
+        numbers.extend((0..64).map(|shift| 0x9E37_79B9_7F4A_7C15u64 >> shift));
+        for n in numbers {
+            assert_eq!(count_number(n), count(&n.to_string()), "{n}");
+            assert_eq!(
+                count(&format!("Request 7-{n}:")),
+                count("Request 7-") + count_number(n) + count(":"),
+                "{n} between other pieces"
+            );
+        }
     }
 }

@@ -361,7 +361,7 @@ impl Client {
             } => (&endpoints.chat, Some(self.chat_body(model, prompt, stream))),
             Call::Embeddings { model, input } => (
                 &endpoints.embeddings,
-                Some(json(&EmbeddingsBody { model, input })),
+                Some(json(&EmbeddingsBody { model, input }, input.len())),
             ),
             Call::Models => (&endpoints.models, None),
         };
@@ -374,24 +374,31 @@ impl Client {
 
     /// The body of a chat request in the client's API.
     pub(crate) fn chat_body(&self, model: &str, prompt: &Prompt, stream: bool) -> Bytes {
+        let text = prompt.messages.iter().map(|m| m.content.len()).sum();
         match self.options.api {
-            Api::OpenAi => json(&ChatBody {
-                model,
-                messages: &prompt.messages,
-                max_tokens: prompt.max_tokens,
-                temperature: prompt.temperature,
-                stream,
-                stream_options: stream.then_some(StreamOptions {
-                    include_usage: true,
-                }),
-            }),
-            Api::Anthropic => json(&anthropic::MessagesBody::new(
-                model,
-                &prompt.messages,
-                prompt.max_tokens,
-                prompt.temperature,
-                stream,
-            )),
+            Api::OpenAi => json(
+                &ChatBody {
+                    model,
+                    messages: &prompt.messages,
+                    max_tokens: prompt.max_tokens,
+                    temperature: prompt.temperature,
+                    stream,
+                    stream_options: stream.then_some(StreamOptions {
+                        include_usage: true,
+                    }),
+                },
+                text,
+            ),
+            Api::Anthropic => json(
+                &anthropic::MessagesBody::new(
+                    model,
+                    &prompt.messages,
+                    prompt.max_tokens,
+                    prompt.temperature,
+                    stream,
+                ),
+                text,
+            ),
         }
     }
 
@@ -464,7 +471,10 @@ impl Client {
                 Err(SendError::Failed(error)) => return Err(NoAnswer::Broken(Some(error))),
             }
         }
-        let mut link = Link::open(&self.connector, &endpoint.absolute)
+        // Opening is the largest future of a request by far (a TLS and an HTTP/2 handshake),
+        // and a user's connection is opened once: on the heap, it no longer sizes the future of
+        // every request, which is moved into a box per request and copied whole.
+        let mut link = Box::pin(Link::open(&self.connector, &endpoint.absolute))
             .await
             .map_err(NoAnswer::Connect)?;
         aim(&mut request, target, endpoint, link.is_http2());
@@ -561,10 +571,12 @@ fn status_class(status: StatusCode) -> Result<(), ErrorClass> {
 }
 
 /// The JSON of a request body: plain structs of strings and numbers, which always serialize.
-fn json(body: &impl Serialize) -> Bytes {
-    serde_json::to_vec(body)
-        .expect("request bodies are plain structs")
-        .into()
+/// `body` as JSON, in a buffer sized for `text` bytes of strings and the fields around them,
+/// so writing it does not grow the buffer on the way.
+fn json(body: &impl Serialize, text: usize) -> Bytes {
+    let mut out = Vec::with_capacity(text + 256);
+    serde_json::to_writer(&mut out, body).expect("request bodies are plain structs");
+    out.into()
 }
 
 /// Names `endpoint` in `request` as the connection's protocol wants: the whole URL over

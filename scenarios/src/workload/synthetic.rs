@@ -2,12 +2,15 @@
 //! for questions like "what does a 4k-token prompt cost" or "how much does prefix caching
 //! save", where the text does not matter but its length does.
 
+use std::fmt::Write as _;
+
 use rand::Rng;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::token_count::{MAX_TOKENS, TokenCount};
 use super::{Message, Prompt, Role, corpus};
+use crate::tokens;
 
 /// Prompts of `prompt_tokens` tokens asking for `output_tokens` (sent as `max_tokens`), each a
 /// single user message of corpus text.
@@ -104,16 +107,27 @@ impl SharedPrefix {
 pub(super) struct SyntheticPrompts {
     synthetic: Synthetic,
     seed: u64,
-    user: usize,
+    /// What the request's own part starts with, up to its number: `Request USER-`, after a
+    /// space when it follows a prefix.
+    own: String,
+    /// Tokens of `own` and of the `:` after the number. The number is its own piece of the
+    /// text, so the part costs these and the number's tokens, counted without the tokenizer:
+    /// running it on every request would cost more than the rest of the prompt together.
+    own_tokens: u32,
     nonce: u64,
 }
 
 impl SyntheticPrompts {
     pub(super) fn new(synthetic: Synthetic, seed: u64, user: usize) -> SyntheticPrompts {
+        // After a prefix, the joining space is tokenized with the request's own part.
+        let space = if synthetic.prefix.is_some() { " " } else { "" };
+        let own = format!("{space}Request {user}-");
+        let own_tokens = corpus::cost(&own) + corpus::cost(":");
         SyntheticPrompts {
             synthetic,
             seed,
-            user,
+            own,
+            own_tokens,
             nonce: 0,
         }
     }
@@ -128,11 +142,11 @@ impl SyntheticPrompts {
         if let Some(prefix) = self.synthetic.prefix {
             used += self.append_prefix(prefix, rng.random_range(0..prefix.count), &mut text);
         }
-        // After a prefix, the joining space is tokenized with the request's own part.
-        let space = if text.is_empty() { "" } else { " " };
-        let own = format!("{space}Request {}-{}:", self.user, self.nonce);
-        used += corpus::cost(&own);
-        text.push_str(&own);
+        text.push_str(&self.own);
+        // Writing to a `String` cannot fail.
+        let _ = write!(text, "{}:", self.nonce);
+        let number = u32::try_from(tokens::count_number(self.nonce)).unwrap_or(u32::MAX);
+        used += self.own_tokens + number;
         corpus::append_tokens(rng, length.saturating_sub(used), &mut text);
         Prompt {
             messages: vec![Message::new(Role::User, text)],
@@ -153,5 +167,37 @@ impl SyntheticPrompts {
         out.push_str(&label);
         label_tokens
             + corpus::append_tokens(&mut rng, prefix.tokens.saturating_sub(label_tokens), out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request's own part is counted without the tokenizer; the prompt still measures
+    /// exactly its length as the request numbers grow past each new digit, with and without a
+    /// prefix before them.
+    #[test]
+    fn prompts_stay_exact_as_their_numbers_grow() {
+        let length = TokenCount::fixed(40).expect("a length");
+        let prefix = SharedPrefix::new(12, 2).expect("a prefix");
+        for synthetic in [
+            Synthetic::new(length, length),
+            Synthetic::new(length, length).with_prefix(prefix),
+        ] {
+            for user in [0, 7, 12_345] {
+                let mut prompts = SyntheticPrompts::new(synthetic.clone(), 5, user);
+                let mut rng = StdRng::seed_from_u64(1);
+                for start in [0, 8, 98, 998, 9_998, 999_998, u64::MAX / 2 - 1] {
+                    prompts.nonce = start;
+                    for _ in 0..3 {
+                        let prompt = prompts.next(&mut rng);
+                        let text = prompt.user();
+                        assert_eq!(tokens::count(text), 40, "{text:?}");
+                        assert!(text.contains(&format!("Request {user}-{}:", prompts.nonce)));
+                    }
+                }
+            }
+        }
     }
 }
