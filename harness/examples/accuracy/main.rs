@@ -1,6 +1,8 @@
 //! Accuracy at scale: the harness's TTFT and ITL beside a minimal reference client's, against
 //! a mock paced at a fixed TTFT and ITL, at several numbers of concurrent streams, through the
-//! reference gateway and straight to the mock.
+//! reference gateway and straight to the mock; with `--paths gateway,bare,direct` also through
+//! a bare proxy, which shows what relaying alone costs where the gateway is the first to run
+//! out.
 //!
 //! ```text
 //! cargo build --release -p harness --bins --examples
@@ -72,7 +74,9 @@ struct Args {
     /// Tokens per stream: with a 10 ms ITL, 200 tokens make a stream of about 2 s.
     #[arg(long, default_value_t = 200)]
     tokens: u32,
-    /// Paths to measure, comma-separated: `gateway` (through the reference gateway), `direct`.
+    /// Paths to measure, comma-separated: `gateway` (through the reference gateway), `bare`
+    /// (through a bare proxy, hyper in and hyper out: the least any proxy costs on this
+    /// machine), `direct`.
     #[arg(long, value_delimiter = ',', default_value = "gateway,direct")]
     paths: Vec<String>,
     /// The harness binary; default: `harness` in the directory above this example's.
@@ -203,9 +207,23 @@ fn with_servers(args: &Args, harness: &Path, scratch: &Path) -> Result<(), Strin
         harness,
         &["gateway", "--upstream", &mock.url, "--port", "0"],
     )?;
+    let mut bare = if args.paths.iter().any(|path| path == "bare") {
+        Some(Server::start(
+            harness,
+            &["bare-proxy", "--upstream", &mock.url, "--port", "0"],
+        )?)
+    } else {
+        None
+    };
     eprintln!(
-        "mock {} (TTFT {TTFT_MS} ms, ITL {ITL_MS} ms, {} tokens), gateway {}; {} s per run, {} rounds",
-        mock.url, args.tokens, gateway.url, args.duration, args.rounds
+        "mock {} (TTFT {TTFT_MS} ms, ITL {ITL_MS} ms, {} tokens), gateway {}{}; {} s per run, {} rounds",
+        mock.url,
+        args.tokens,
+        gateway.url,
+        bare.as_ref()
+            .map_or(String::new(), |bare| format!(", bare proxy {}", bare.url)),
+        args.duration,
+        args.rounds
     );
     let mut rows = Vec::new();
     for &streams in &args.streams {
@@ -213,7 +231,10 @@ fn with_servers(args: &Args, harness: &Path, scratch: &Path) -> Result<(), Strin
             let url = match path.as_str() {
                 "gateway" => &gateway.url,
                 "direct" => &mock.url,
-                other => return Err(format!("unknown path `{other}`: gateway or direct")),
+                "bare" => &bare.as_ref().ok_or("no bare proxy was started")?.url,
+                other => {
+                    return Err(format!("unknown path `{other}`: gateway, bare or direct"));
+                }
             };
             let mut runs = (Vec::new(), Vec::new());
             for round in 0..args.rounds {
@@ -246,6 +267,9 @@ fn with_servers(args: &Args, harness: &Path, scratch: &Path) -> Result<(), Strin
     }
     mock.stop();
     gateway.stop();
+    if let Some(bare) = &mut bare {
+        bare.stop();
+    }
     print!("{}", table(&rows));
     Ok(())
 }
