@@ -145,8 +145,7 @@ impl SyntheticPrompts {
         text.push_str(&self.own);
         // Writing to a `String` cannot fail.
         let _ = write!(text, "{}:", self.nonce);
-        let number = u32::try_from(tokens::count_number(self.nonce)).unwrap_or(u32::MAX);
-        used += self.own_tokens + number;
+        used += self.own_tokens + tokens::count_number(self.nonce);
         corpus::append_tokens(rng, length.saturating_sub(used), &mut text);
         Prompt {
             messages: vec![Message::new(Role::User, text)],
