@@ -571,7 +571,7 @@ fn status_class(status: StatusCode) -> Result<(), ErrorClass> {
 }
 
 /// The JSON of a request body: plain structs of strings and numbers, which always serialize.
-/// `body` as JSON, in a buffer sized for `text` bytes of strings and the fields around them,
+/// It is written into a buffer sized for `text` bytes of strings and the fields around them,
 /// so writing it does not grow the buffer on the way.
 fn json(body: &impl Serialize, text: usize) -> Bytes {
     let mut out = Vec::with_capacity(text + 256);
