@@ -3,11 +3,12 @@
 //!
 //! It shares no code with the harness's client (`scenarios::client`): a tokio `TcpStream` per
 //! stream, one fixed HTTP/1.1 request written as bytes, chunked transfer decoding and SSE `data:`
-//! lines parsed here, byte by byte. Each event is timed by the read that brought its last byte,
-//! taken as soon as the read returns; events that came in one read share that time (the same
-//! definition as docs/design.md gives for ITL). Each of the `streams` tasks is a closed loop on
-//! one keep-alive connection, keeping its times in plain vectors (no lock, no shared state);
-//! they are put into histograms only when the run is over.
+//! lines parsed here, in place (a line is copied only when it spans two reads). Each event is
+//! timed by the read that brought its last byte, taken as soon as the read returns; events that
+//! came in one read share that time (the same definition as docs/design.md gives for ITL). Each
+//! of the `streams` tasks is a closed loop on one keep-alive connection, keeping its times in
+//! plain vectors (no lock, no shared state); they are put into histograms only when the run is
+//! over.
 //!
 //! It watches itself as the harness does: a probe sleeps 10 ms at a time and records how late
 //! it woke; a second whose worst lateness passes 20 ms is saturated.
@@ -17,12 +18,13 @@
 //! reference gateway do); a content event is one whose `content` string is not empty.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use memchr::memmem;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A probe later than this in a second marks the second saturated (as the harness's does).
@@ -217,7 +219,11 @@ async fn stream_loop(
 
 /// Reads one response to its last chunk and returns when each content event arrived; `None`
 /// when it is not a complete `200` chunked stream.
-async fn read_response(socket: &mut TcpStream, buffer: &mut [u8]) -> Option<Vec<Instant>> {
+async fn read_response(
+    socket: &mut (impl AsyncRead + Unpin),
+    buffer: &mut [u8],
+) -> Option<Vec<Instant>> {
+    // Only a head split over reads is gathered here; one that came whole is read in place.
     let mut head = Vec::new();
     let mut body = Body::default();
     let mut times = Vec::new();
@@ -229,17 +235,26 @@ async fn read_response(socket: &mut TcpStream, buffer: &mut [u8]) -> Option<Vec<
         }
         let mut bytes = &buffer[..n];
         if !body.started {
-            head.extend_from_slice(bytes);
-            let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+            let (whole, before) = if head.is_empty() {
+                (bytes, 0)
+            } else {
+                head.extend_from_slice(bytes);
+                (&head[..], head.len() - n)
+            };
+            // The end of the head may straddle the two reads: look from three bytes back.
+            let from = before.saturating_sub(3);
+            let Some(end) = memmem::find(&whole[from..], b"\r\n\r\n") else {
+                if head.is_empty() {
+                    head.extend_from_slice(bytes);
+                }
                 continue;
             };
-            let end = end + 4;
-            if !head_is_a_chunked_200(&head[..end]) {
+            let end = from + end + 4;
+            if !head_is_a_chunked_200(&whole[..end]) {
                 return None;
             }
             body.started = true;
-            let rest = head.len() - end;
-            bytes = &buffer[n - rest..n];
+            bytes = &buffer[end - before..n];
         }
         let done = body.feed(bytes, &mut |event| {
             if is_content(event) {
@@ -254,21 +269,27 @@ async fn read_response(socket: &mut TcpStream, buffer: &mut [u8]) -> Option<Vec<
 
 /// Whether a response head says `200` and a chunked body.
 fn head_is_a_chunked_200(head: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
-    text.starts_with("http/1.1 200 ")
-        && text
-            .lines()
-            .any(|line| line.starts_with("transfer-encoding:") && line.contains("chunked"))
+    const NAME: &[u8] = b"transfer-encoding:";
+    head.starts_with(b"HTTP/1.1 200 ")
+        && head.split(|b| *b == b'\n').any(|line| {
+            line.get(..NAME.len())
+                .is_some_and(|name| name.eq_ignore_ascii_case(NAME))
+                && line[NAME.len()..]
+                    .windows(b"chunked".len())
+                    .any(|w| w.eq_ignore_ascii_case(b"chunked"))
+        })
 }
 
 /// Whether an OpenAI chunk's payload carries text: a `"content":"` not followed by its closing
 /// quote.
 fn is_content(payload: &[u8]) -> bool {
-    const KEY: &[u8] = b"\"content\":\"";
-    payload
-        .windows(KEY.len())
-        .position(|w| w == KEY)
-        .is_some_and(|at| payload.get(at + KEY.len()).is_some_and(|b| *b != b'"'))
+    static KEY: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"content\":\""));
+    KEY.find(payload).is_some_and(|at| {
+        payload
+            .get(at + KEY.needle().len())
+            .is_some_and(|b| *b != b'"')
+    })
 }
 
 /// Chunked transfer decoding, then SSE lines.
@@ -347,16 +368,22 @@ impl Body {
         Some(false)
     }
 
-    /// Splits chunk data into lines and passes on the payload of each `data:` line.
+    /// Splits chunk data into lines and passes on the payload of each `data:` line; only a
+    /// line split over reads is copied.
     fn lines(&mut self, mut data: &[u8], event: &mut impl FnMut(&[u8])) {
-        while let Some(end) = data.iter().position(|b| *b == b'\n') {
-            self.line.extend_from_slice(&data[..end]);
-            data = &data[end + 1..];
-            let line = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
+        while let Some(end) = memchr::memchr(b'\n', data) {
+            let line = if self.line.is_empty() {
+                &data[..end]
+            } else {
+                self.line.extend_from_slice(&data[..end]);
+                &self.line[..]
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
             if let Some(payload) = line.strip_prefix(b"data:") {
                 event(payload.strip_prefix(b" ").unwrap_or(payload));
             }
             self.line.clear();
+            data = &data[end + 1..];
         }
         self.line.extend_from_slice(data);
     }
@@ -422,5 +449,52 @@ mod tests {
             assert_eq!(contents, 2, "split at {split}");
         }
         assert_eq!(Body::default().feed(b"zz\r\n", &mut |_| {}), None);
+    }
+
+    /// A socket whose every read returns the next of `reads`, then end of stream.
+    struct Reads(std::collections::VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Reads {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if let Some(read) = self.0.pop_front() {
+                buf.put_slice(&read);
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_head_is_found_wherever_the_reads_split_it() {
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                    Transfer-Encoding: Chunked\r\n\r\n";
+        let mut wire = head.as_bytes().to_vec();
+        wire.extend(chunked(&[
+            r#"{"delta":{"content":"a"}}"#,
+            r#"{"delta":{"content":"b"}}"#,
+        ]));
+        let mut buffer = vec![0u8; 1024];
+        for first in 1..head.len() + 8 {
+            for second in [1, 2, 3, 4, 5, wire.len()] {
+                let (a, rest) = wire.split_at(first);
+                let (b, c) = rest.split_at(second.min(rest.len()));
+                let mut socket = Reads([a, b, c].map(<[u8]>::to_vec).into());
+                let times = read_response(&mut socket, &mut buffer).await;
+                assert_eq!(
+                    times.map(|t| t.len()),
+                    Some(2),
+                    "reads of {first}, {second}"
+                );
+            }
+        }
+        let refused = head.replace("200 OK", "503 Service Unavailable");
+        let mut socket = Reads([refused.into_bytes(), wire[head.len()..].to_vec()].into());
+        assert_eq!(read_response(&mut socket, &mut buffer).await, None);
+        let unchunked = head.replace("Transfer-Encoding: Chunked", "content-length: 9");
+        let mut socket = Reads([unchunked.into_bytes()].into());
+        assert_eq!(read_response(&mut socket, &mut buffer).await, None);
     }
 }
