@@ -39,7 +39,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use reports::RunResult;
 use reports::model::{Histograms, Interval, Metric, Summary};
 
@@ -78,10 +78,28 @@ struct Args {
     /// (through a bare proxy, hyper in and hyper out: the least any proxy costs on this
     /// machine), `direct`.
     #[arg(long, value_delimiter = ',', default_value = "gateway,direct")]
-    paths: Vec<String>,
+    paths: Vec<Route>,
     /// The harness binary; default: `harness` in the directory above this example's.
     #[arg(long)]
     harness: Option<PathBuf>,
+}
+
+/// Where the clients' requests go.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Route {
+    Gateway,
+    Bare,
+    Direct,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Gateway => "gateway",
+            Route::Bare => "bare",
+            Route::Direct => "direct",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -198,44 +216,49 @@ fn with_servers(args: &Args, harness: &Path, scratch: &Path) -> Result<(), Strin
         args.tokens
     );
     std::fs::write(&profile, profile_text).map_err(|e| e.to_string())?;
-    let mut mock = Server::start(
+    let mock = Server::start(
         harness,
         &["mock", "--port", "0", "--profile", &utf8(&profile)?],
     )?;
-    // Without a configuration file: one upstream, no cache, no limiter.
-    let mut gateway = Server::start(
-        harness,
-        &["gateway", "--upstream", &mock.url, "--port", "0"],
-    )?;
-    let mut bare = if args.paths.iter().any(|path| path == "bare") {
-        Some(Server::start(
-            harness,
-            &["bare-proxy", "--upstream", &mock.url, "--port", "0"],
-        )?)
-    } else {
-        None
-    };
+    // Each route once, in the order asked, with the server it goes through (none for direct).
+    let mut routes: Vec<(Route, Option<Server>)> = Vec::new();
+    for &route in &args.paths {
+        if routes.iter().any(|(seen, _)| *seen == route) {
+            continue;
+        }
+        let proxy = match route {
+            // Without a configuration file: one upstream, no cache, no limiter.
+            Route::Gateway => Some(Server::start(
+                harness,
+                &["gateway", "--upstream", &mock.url, "--port", "0"],
+            )?),
+            Route::Bare => Some(Server::start(
+                harness,
+                &["bare-proxy", "--upstream", &mock.url, "--port", "0"],
+            )?),
+            Route::Direct => None,
+        };
+        routes.push((route, proxy));
+    }
+    let through: Vec<String> = routes
+        .iter()
+        .map(|(route, proxy)| match proxy {
+            Some(proxy) => format!("{} {}", route.name(), proxy.url),
+            None => route.name().to_owned(),
+        })
+        .collect();
     eprintln!(
-        "mock {} (TTFT {TTFT_MS} ms, ITL {ITL_MS} ms, {} tokens), gateway {}{}; {} s per run, {} rounds",
+        "mock {} (TTFT {TTFT_MS} ms, ITL {ITL_MS} ms, {} tokens); {}; {} s per run, {} rounds",
         mock.url,
         args.tokens,
-        gateway.url,
-        bare.as_ref()
-            .map_or(String::new(), |bare| format!(", bare proxy {}", bare.url)),
+        through.join(", "),
         args.duration,
         args.rounds
     );
     let mut rows = Vec::new();
     for &streams in &args.streams {
-        for path in &args.paths {
-            let url = match path.as_str() {
-                "gateway" => &gateway.url,
-                "direct" => &mock.url,
-                "bare" => &bare.as_ref().ok_or("no bare proxy was started")?.url,
-                other => {
-                    return Err(format!("unknown path `{other}`: gateway, bare or direct"));
-                }
-            };
+        for (route, proxy) in &routes {
+            let url = proxy.as_ref().map_or(&mock.url, |proxy| &proxy.url);
             let mut runs = (Vec::new(), Vec::new());
             for round in 0..args.rounds {
                 let order = if round % 2 == 0 {
@@ -255,21 +278,22 @@ fn with_servers(args: &Args, harness: &Path, scratch: &Path) -> Result<(), Strin
                     } else {
                         "reference"
                     };
-                    eprintln!("{streams} {path} round {round} {name}: {}", run.line());
+                    eprintln!(
+                        "{streams} {} round {round} {name}: {}",
+                        route.name(),
+                        run.line()
+                    );
                     match client {
                         Client::Harness => runs.0.push(run),
                         Client::Reference => runs.1.push(run),
                     }
                 }
             }
-            rows.push((streams, path.clone(), runs.0, runs.1));
+            rows.push((streams, *route, runs.0, runs.1));
         }
     }
-    mock.stop();
-    gateway.stop();
-    if let Some(bare) = &mut bare {
-        bare.stop();
-    }
+    // Every server stops before the table is printed.
+    drop((mock, routes));
     print!("{}", table(&rows));
     Ok(())
 }
@@ -460,7 +484,7 @@ const FIGURES: [(&str, Figure, f64); 4] = [
     ("ITL p99", |r| r.itl_p99 as f64, P99_TOLERANCE),
 ];
 
-type Row = (usize, String, Vec<Run>, Vec<Run>);
+type Row = (usize, Route, Vec<Run>, Vec<Run>);
 
 fn table(rows: &[Row]) -> String {
     let mut out = String::new();
@@ -482,7 +506,7 @@ fn table(rows: &[Row]) -> String {
         }
         for (name, runs) in [("harness", harness), ("reference", reference)] {
             let (first, second) = if name == "harness" {
-                (streams.to_string(), path.as_str())
+                (streams.to_string(), path.name())
             } else {
                 (String::new(), "")
             };
