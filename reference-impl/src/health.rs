@@ -9,6 +9,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use crate::limits::MAX_RETRY_AFTER;
 
@@ -16,6 +17,8 @@ use crate::limits::MAX_RETRY_AFTER;
 #[derive(Debug)]
 pub struct Health {
     state: Mutex<State>,
+    /// Wakes the requests waiting out a cooldown when an answer clears it.
+    cleared: Notify,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +44,7 @@ impl Default for Health {
                 successes: 0,
                 failures: 0,
             }),
+            cleared: Notify::new(),
         }
     }
 }
@@ -87,8 +91,12 @@ impl Health {
         s.reliability =
             s.decayed_reliability(now, smoothing) * (1.0 - smoothing.alpha) + smoothing.alpha;
         s.updated = now;
-        s.cooldown_until = None;
         s.successes += 1;
+        let cleared = s.cooldown_until.take().is_some();
+        drop(s);
+        if cleared {
+            self.cleared.notify_waiters();
+        }
     }
 
     /// Records a failed attempt; `retry_after` starts a cooldown.
@@ -103,6 +111,32 @@ impl Health {
             s.cooldown_until = now.checked_add(after.min(MAX_RETRY_AFTER));
         }
         s.failures += 1;
+    }
+
+    /// Waits out the provider's cooldown, `at_most` this long (what the caller planned for):
+    /// until its `retry-after` has passed, or until the
+    /// provider answers meanwhile (an attempt already in flight when the cooldown began), which
+    /// ends the cooldown as it does for routing ([`Health::success`]).
+    ///
+    /// Without the second way out, one 429 among hundreds of requests a second would hold every
+    /// request that arrives after it for the whole `retry-after` (a second, typically), while the
+    /// provider goes on answering the requests sent before it.
+    pub async fn cooled_down(&self, at_most: Duration) {
+        let cleared = self.cleared.notified();
+        tokio::pin!(cleared);
+        // Registered before the cooldown is read, so an answer between the two is not missed.
+        cleared.as_mut().enable();
+        let left = self
+            .lock()
+            .cooldown_until
+            .map(|until| until.saturating_duration_since(Instant::now()).min(at_most))
+            .filter(|left| !left.is_zero());
+        if let Some(left) = left {
+            tokio::select! {
+                () = tokio::time::sleep(left) => {}
+                () = cleared => {}
+            }
+        }
     }
 
     pub fn view(&self, now: Instant, smoothing: Smoothing) -> HealthView {
@@ -174,5 +208,36 @@ mod tests {
         );
         h.success(Duration::from_millis(1), SMOOTHING);
         assert!(h.view(Instant::now(), SMOOTHING).cooldown.is_none());
+    }
+
+    // The clock is paused: a wait that is not cut short jumps the clock by the whole cooldown.
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_ends_the_wait_for_a_cooldown() {
+        let h = Health::default();
+        let cooldown = Duration::from_secs(10);
+        h.failure(Some(cooldown), SMOOTHING);
+        let began = tokio::time::Instant::now();
+        tokio::join!(h.cooled_down(cooldown), async {
+            tokio::task::yield_now().await;
+            h.success(Duration::from_millis(1), SMOOTHING);
+        });
+        assert!(began.elapsed() < cooldown, "{:?}", began.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_an_answer_the_wait_lasts_the_cooldown_or_the_callers_limit() {
+        let h = Health::default();
+        h.failure(Some(Duration::from_secs(10)), SMOOTHING);
+        let began = tokio::time::Instant::now();
+        h.cooled_down(Duration::from_secs(4)).await;
+        assert_eq!(began.elapsed().as_secs(), 4);
+        // The cooldown ends on the real clock, which has hardly moved: about 10 s are left.
+        let began = tokio::time::Instant::now();
+        h.cooled_down(Duration::from_secs(60)).await;
+        assert!(
+            (9..=10).contains(&began.elapsed().as_secs()),
+            "{:?}",
+            began.elapsed()
+        );
     }
 }

@@ -142,8 +142,16 @@ impl Router {
         if scored.iter().any(|(_, h)| healthy(h)) {
             scored.retain(|(_, h)| healthy(h));
         }
-        // Stable sort: equal scores keep the configured order.
-        scored.sort_by(|a, b| score(b).total_cmp(&score(a)));
+        // Best score first, except that a provider cooling down (it asked, with `retry-after`,
+        // not to be called yet) goes after every one that is not, and among those cooling down
+        // the one whose cooldown ends first leads: with none healthy, a request must not wait
+        // out one provider's cooldown while another could answer it sooner. (`None < Some`.)
+        // Stable sort: equal ranks keep the configured order.
+        scored.sort_by(|a, b| {
+            a.1.cooldown
+                .cmp(&b.1.cooldown)
+                .then_with(|| score(b).total_cmp(&score(a)))
+        });
         Some(scored.into_iter().map(|(t, _)| t).collect())
     }
 
@@ -241,6 +249,38 @@ mod tests {
             },
         );
         assert_eq!(names(&r.plan("m").unwrap()), ["p1"]);
+    }
+
+    #[test]
+    fn cooling_down_providers_rank_last_soonest_done_first() {
+        let r = router(&[1.0, 2.0]);
+        let (p0, p1) = (r.providers()[0].clone(), r.providers()[1].clone());
+        // p0: one 429 with a long `retry-after`; p1: unreliable, but callable now.
+        r.record(
+            &p0,
+            Attempt::Failed {
+                retry_after: Some(Duration::from_secs(60)),
+            },
+        );
+        for _ in 0..3 {
+            r.record(&p1, FAILED);
+        }
+        assert_eq!(names(&r.plan("m").unwrap()), ["p1", "p0"]);
+        // Both cooling down: p1's cooldown ends first, so p1 still leads despite its score.
+        r.record(
+            &p1,
+            Attempt::Failed {
+                retry_after: Some(Duration::from_secs(10)),
+            },
+        );
+        assert_eq!(names(&r.plan("m").unwrap()), ["p1", "p0"]);
+        r.record(
+            &p0,
+            Attempt::Failed {
+                retry_after: Some(Duration::from_secs(1)),
+            },
+        );
+        assert_eq!(names(&r.plan("m").unwrap()), ["p0", "p1"]);
     }
 
     #[test]

@@ -86,12 +86,12 @@ pub(super) async fn call(
                 continue;
             }
         };
-        let pause = pause_before(round, provider, gw);
-        if pause >= deadline.saturating_duration_since(Instant::now()) {
+        let pause = Pause::before(round, provider, gw);
+        if pause.longest() >= deadline.saturating_duration_since(Instant::now()) {
             break;
         }
-        if !pause.is_zero() {
-            cx.clock.upstream(tokio::time::sleep(pause)).await;
+        if !pause.longest().is_zero() {
+            cx.clock.upstream(pause.wait(provider)).await;
         }
         let permit = match &provider.queue {
             Some(queue) => Some(
@@ -187,21 +187,52 @@ fn queue_error(error: QueueError) -> ApiError {
     }
 }
 
-/// How long to wait before an attempt: the provider's `retry-after` cooldown, and when every
-/// candidate was tried and a provider is tried again, an exponential backoff.
-fn pause_before(round: usize, provider: &Provider, gw: &Shared) -> Duration {
-    let cooldown = provider
-        .health
-        .view(Instant::now(), gw.router.smoothing())
-        .cooldown
-        .unwrap_or_default();
-    if round == 0 {
-        return cooldown;
+/// What stands between a request and its next attempt on a provider.
+struct Pause {
+    /// The provider's `retry-after` cooldown, as long as it lasts; shorter if the provider
+    /// answers another request meanwhile ([`Health::cooled_down`]).
+    ///
+    /// [`Health::cooled_down`]: crate::health::Health::cooled_down
+    cooldown: Duration,
+    /// When every candidate was tried and a provider is tried again: an exponential backoff.
+    backoff: Duration,
+}
+
+impl Pause {
+    fn before(round: usize, provider: &Provider, gw: &Shared) -> Pause {
+        let cooldown = provider
+            .health
+            .view(Instant::now(), gw.router.smoothing())
+            .cooldown
+            .unwrap_or_default();
+        let backoff = match round {
+            0 => Duration::ZERO,
+            _ => Duration::from_millis(
+                gw.router
+                    .config()
+                    .backoff_ms
+                    .saturating_mul(1 << (round - 1).min(16)),
+            ),
+        };
+        Pause { cooldown, backoff }
     }
-    let backoff = gw
-        .router
-        .config()
-        .backoff_ms
-        .saturating_mul(1 << (round - 1).min(16));
-    cooldown.max(Duration::from_millis(backoff))
+
+    /// The most it can last.
+    fn longest(&self) -> Duration {
+        self.cooldown.max(self.backoff)
+    }
+
+    async fn wait(self, provider: &Provider) {
+        let cooldown = async {
+            if !self.cooldown.is_zero() {
+                provider.health.cooled_down(self.cooldown).await;
+            }
+        };
+        let backoff = async {
+            if !self.backoff.is_zero() {
+                tokio::time::sleep(self.backoff).await;
+            }
+        };
+        tokio::join!(cooldown, backoff);
+    }
 }

@@ -1,10 +1,13 @@
 //! Fallback and retries before the first byte reaches the client, against wiremock upstreams
 //! with exact call counts.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mock_providers::wiremock::Reply;
-use wiremock::MockServer;
+use serde_json::json;
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer};
 
 use crate::common::{chat, header, openai, post, start};
 
@@ -103,6 +106,76 @@ async fn retry_after_ms_is_honoured_before_retrying_the_same_provider() {
         "overhead {overhead} us includes the pause"
     );
     a.verify().await;
+}
+
+/// One request's 429 puts its provider in a cooldown; when the provider then answers a request
+/// sent before that 429, the requests waiting out the cooldown go at once rather than after
+/// the whole `retry-after`.
+#[tokio::test]
+async fn an_answer_ends_the_cooldown_for_the_requests_waiting_it_out() {
+    let cooldown = Duration::from_secs(8);
+    let a = upstream().await;
+    let chat_path = || Mock::given(method("POST")).and(path("/v1/chat/completions"));
+    chat_path()
+        .and(body_string_contains("slow"))
+        .respond_with(Reply::openai().delay(Duration::from_millis(500)))
+        .with_priority(1)
+        .expect(1)
+        .mount(&a)
+        .await;
+    chat_path()
+        .and(body_string_contains("limited"))
+        .respond_with(Reply::openai().rate_limited(cooldown))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .expect(1)
+        .mount(&a)
+        .await;
+    // The rate-limited request's own retry and the request that waits, both after the cooldown.
+    Reply::openai()
+        .mock()
+        .with_priority(3)
+        .expect(2)
+        .mount(&a)
+        .await;
+    let gw = Arc::new(start(vec![openai("a", &a.uri())], |_| {}).await);
+    let body =
+        |content: &str| json!({"model": "m", "messages": [{"role": "user", "content": content}]});
+    let send = |content: &'static str| {
+        let gw = gw.clone();
+        let body = body(content);
+        tokio::spawn(async move { post(&gw, &body).await.status() })
+    };
+
+    let slow = send("slow");
+    upstream_has(&a, 1).await;
+    let limited = send("limited");
+    upstream_has(&a, 2).await;
+    // The 429 has reached the gateway, so the next request finds the provider cooling down.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let began = Instant::now();
+    let waiting = post(&gw, &body("hello")).await;
+    let waited = began.elapsed();
+    assert_eq!(waiting.status(), 200);
+    assert!(
+        waited < cooldown / 2,
+        "waited {waited:?}: the answer to the slow request did not end the cooldown"
+    );
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(limited.await.unwrap(), 200);
+    a.verify().await;
+}
+
+/// Waits until `upstream` has received `count` requests.
+async fn upstream_has(upstream: &MockServer, count: usize) {
+    for _ in 0..500 {
+        let received = upstream.received_requests().await.map_or(0, |r| r.len());
+        if received >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the upstream never received {count} requests");
 }
 
 #[tokio::test]
