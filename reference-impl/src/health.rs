@@ -114,9 +114,9 @@ impl Health {
     }
 
     /// Waits out the provider's cooldown, `at_most` this long (what the caller planned for):
-    /// until its `retry-after` has passed, or until the
-    /// provider answers meanwhile (an attempt already in flight when the cooldown began), which
-    /// ends the cooldown as it does for routing ([`Health::success`]).
+    /// until its `retry-after` has passed, or until the provider answers meanwhile (an attempt
+    /// already in flight when the cooldown began), which ends the cooldown as it does for
+    /// routing ([`Health::success`]).
     ///
     /// Without the second way out, one 429 among hundreds of requests a second would hold every
     /// request that arrives after it for the whole `retry-after` (a second, typically), while the
