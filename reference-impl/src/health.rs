@@ -76,6 +76,13 @@ impl State {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         1.0 - (1.0 - self.reliability) * 0.5f64.powf(elapsed / smoothing.half_life_secs)
     }
+
+    /// What is left at `now` of the cooldown, if any.
+    fn cooldown_left(&self, now: Instant) -> Option<Duration> {
+        self.cooldown_until
+            .map(|until| until.saturating_duration_since(now))
+            .filter(|left| !left.is_zero())
+    }
 }
 
 impl Health {
@@ -126,12 +133,7 @@ impl Health {
         tokio::pin!(cleared);
         // Registered before the cooldown is read, so an answer between the two is not missed.
         cleared.as_mut().enable();
-        let left = self
-            .lock()
-            .cooldown_until
-            .map(|until| until.saturating_duration_since(Instant::now()).min(at_most))
-            .filter(|left| !left.is_zero());
-        if let Some(left) = left {
+        if let Some(left) = self.cooldown().map(|left| left.min(at_most)) {
             tokio::select! {
                 () = tokio::time::sleep(left) => {}
                 () = cleared => {}
@@ -139,15 +141,18 @@ impl Health {
         }
     }
 
+    /// What is left of the cooldown now, if any: all an attempt needs to know before it is
+    /// sent, without the moving averages [`Health::view`] also works out.
+    pub fn cooldown(&self) -> Option<Duration> {
+        self.lock().cooldown_left(Instant::now())
+    }
+
     pub fn view(&self, now: Instant, smoothing: Smoothing) -> HealthView {
         let s = *self.lock();
         HealthView {
             reliability: s.decayed_reliability(now, smoothing),
             latency_us: s.latency_us,
-            cooldown: s
-                .cooldown_until
-                .map(|until| until.saturating_duration_since(now))
-                .filter(|d| !d.is_zero()),
+            cooldown: s.cooldown_left(now),
             successes: s.successes,
             failures: s.failures,
         }

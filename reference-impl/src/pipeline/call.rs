@@ -200,11 +200,7 @@ struct Pause {
 
 impl Pause {
     fn before(round: usize, provider: &Provider, gw: &Shared) -> Pause {
-        let cooldown = provider
-            .health
-            .view(Instant::now(), gw.router.smoothing())
-            .cooldown
-            .unwrap_or_default();
+        let cooldown = provider.health.cooldown().unwrap_or_default();
         let backoff = match round {
             0 => Duration::ZERO,
             _ => Duration::from_millis(
