@@ -15,7 +15,7 @@ use reports::model::GeneratorSample;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::process::{Process, ProcessClock};
+use crate::process::{MachineClock, Process, ProcessClock};
 
 /// How often the probe wakes: short enough to see a busy second, long enough to cost nothing.
 const PROBE: Duration = Duration::from_millis(10);
@@ -26,6 +26,7 @@ pub struct Health {
     worst_us: Arc<AtomicU64>,
     probe: JoinHandle<()>,
     process: ProcessClock,
+    machine: MachineClock,
     /// The first second not sampled yet.
     next: u32,
 }
@@ -39,6 +40,7 @@ impl Health {
             worst_us,
             probe,
             process: ProcessClock::new(Process::This),
+            machine: MachineClock::new(),
             next: 0,
         }
     }
@@ -57,8 +59,9 @@ impl Health {
         }
         let lag = self.worst_us.swap(0, Ordering::Relaxed);
         let cpu = self.process.cpu_percent();
+        let steal = self.machine.steal_percent();
         let samples = (self.next..=last)
-            .map(|second| GeneratorSample::new(second, lag, cpu))
+            .map(|second| GeneratorSample::new(second, lag, cpu, steal))
             .collect();
         self.next = last + 1;
         samples
@@ -81,15 +84,43 @@ async fn probe(worst_us: Arc<AtomicU64>) {
     }
 }
 
-/// One sentence for the summary and the report when the generator was saturated: how many
-/// seconds, from when.
-pub fn saturation_warning(saturated: &[u32], seconds: u32) -> Option<String> {
-    let first = saturated.first()?;
-    Some(format!(
+/// Mean steal over the saturated seconds from which the warning names the machine: an idle
+/// guest on a shared host loses a few percent; a busy host takes tens.
+const STEAL_NOTED: f64 = 5.0;
+
+/// Mean CPU of the generator over the saturated seconds below which its own work cannot have
+/// held its threads back: half a core, where a saturated runtime runs at a core or more.
+const LIGHT_WORK: f64 = 50.0;
+
+/// One sentence for the summary and the report when the generator was saturated in some of a
+/// run's `seconds`: how many, from when, and whether the machine's hypervisor rather than the
+/// generator's own work held it back.
+pub fn saturation_warning(generator: &[GeneratorSample], seconds: u32) -> Option<String> {
+    let saturated: Vec<&GeneratorSample> = generator.iter().filter(|s| s.saturated).collect();
+    let first = saturated.first()?.second;
+    let mut warning = format!(
         "load generator saturated in {} of {seconds} s (from {first} s): the figures of those \
          seconds describe the client, not the target",
         saturated.len()
-    ))
+    );
+    let mean = |figure: fn(&GeneratorSample) -> Option<f64>| {
+        let known: Vec<f64> = saturated.iter().filter_map(|s| figure(s)).collect();
+        (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
+    };
+    let steal = mean(|s| s.steal_percent).filter(|steal| *steal >= STEAL_NOTED);
+    match (steal, mean(|s| s.cpu_percent)) {
+        (Some(steal), Some(cpu)) if cpu < LIGHT_WORK => warning.push_str(&format!(
+            "; in those seconds the generator used {cpu:.0}% of a core while the machine's \
+             hypervisor took {steal:.0}% of its CPU time (steal): the machine held it back, \
+             and stalled the target too"
+        )),
+        (Some(steal), _) => warning.push_str(&format!(
+            "; the machine's hypervisor also took {steal:.0}% of its CPU time in those seconds \
+             (steal)"
+        )),
+        (None, _) => {}
+    }
+    Some(warning)
 }
 
 #[cfg(test)]
@@ -116,5 +147,47 @@ mod tests {
         assert!(busy[0].lag_max_us >= 40_000, "{busy:?}");
         assert!(busy[0].cpu_percent.is_some());
         assert!(health.sample_through(3).is_empty());
+    }
+
+    fn second(second: u32, lag_ms: u64, cpu: f64, steal: f64) -> GeneratorSample {
+        GeneratorSample::new(second, lag_ms * 1000, Some(cpu), Some(steal))
+    }
+
+    #[test]
+    fn the_warning_names_the_machine_only_when_its_hypervisor_took_the_time() {
+        let quiet = [second(0, 2, 20.0, 0.0), second(1, 2, 20.0, 9.0)];
+        assert_eq!(saturation_warning(&quiet, 2), None);
+
+        let busy_generator = [second(0, 2, 30.0, 1.0), second(1, 40, 180.0, 1.0)];
+        assert_eq!(
+            saturation_warning(&busy_generator, 2).as_deref(),
+            Some(
+                "load generator saturated in 1 of 2 s (from 1 s): the figures of those seconds \
+                 describe the client, not the target"
+            )
+        );
+
+        // Steal in seconds that were not saturated does not count.
+        let stolen = [
+            second(0, 2, 10.0, 40.0),
+            second(1, 30, 20.0, 12.0),
+            second(2, 25, 22.0, 16.0),
+        ];
+        let warning = saturation_warning(&stolen, 3).expect("saturated");
+        assert!(warning.starts_with("load generator saturated in 2 of 3 s (from 1 s)"));
+        assert!(
+            warning.ends_with(
+                "the generator used 21% of a core while the machine's hypervisor took 14% of \
+                 its CPU time (steal): the machine held it back, and stalled the target too"
+            ),
+            "{warning}"
+        );
+
+        let both = [second(0, 30, 150.0, 20.0)];
+        let warning = saturation_warning(&both, 1).expect("saturated");
+        assert!(
+            warning.ends_with("hypervisor also took 20% of its CPU time in those seconds (steal)"),
+            "{warning}"
+        );
     }
 }

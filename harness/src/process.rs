@@ -1,5 +1,6 @@
 //! A process's resident memory and CPU time, read from `/proc`: the gateway's (sampled each
-//! second of a run) and the load generator's own (its health).
+//! second of a run) and the load generator's own (its health); and the CPU time the machine's
+//! hypervisor took from it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -48,6 +49,47 @@ impl ProcessClock {
     pub(crate) fn rss(&self) -> Option<u64> {
         process_rss(&self.dir)
     }
+}
+
+/// The machine's CPU time, as `/proc/stat` counts it, at the previous reading.
+pub(crate) struct MachineClock {
+    /// Ticks its hypervisor gave to other guests.
+    steal: u64,
+    /// All ticks, steal included.
+    total: u64,
+}
+
+impl MachineClock {
+    pub(crate) fn new() -> MachineClock {
+        let (steal, total) = machine_cpu().unwrap_or_default();
+        MachineClock { steal, total }
+    }
+
+    /// The share of the machine's CPU time since the previous reading that its hypervisor
+    /// gave to other guests; 100 is all of it. `None` without `/proc/stat` or when no tick
+    /// has passed.
+    pub(crate) fn steal_percent(&mut self) -> Option<f64> {
+        let (steal, total) = machine_cpu()?;
+        let ticks = total.saturating_sub(self.total);
+        let stolen = steal.saturating_sub(self.steal);
+        (self.steal, self.total) = (steal, total);
+        (ticks > 0).then(|| stolen as f64 / ticks as f64 * 100.0)
+    }
+}
+
+/// The machine's steal and total CPU ticks so far, from the `cpu` line of `/proc/stat`: user,
+/// nice, system, idle, iowait, irq, softirq, steal (guest time is counted within user).
+fn machine_cpu() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .take(8)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let steal = *ticks.get(7)?;
+    Some((steal, ticks.iter().sum()))
 }
 
 /// Resident set size of the process at `dir`, from its `statm`.
@@ -102,5 +144,15 @@ mod tests {
         assert!(process_cpu(&other).is_some());
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    #[test]
+    fn the_machine_counts_its_ticks_and_their_stolen_share() {
+        let (steal, total) = machine_cpu().expect("/proc/stat has a cpu line");
+        assert!(total > 0 && steal <= total, "{steal} of {total}");
+        let mut clock = MachineClock::new();
+        std::thread::sleep(Duration::from_millis(50));
+        let share = clock.steal_percent().expect("ticks passed in 50 ms");
+        assert!((0.0..=100.0).contains(&share), "{share}");
     }
 }

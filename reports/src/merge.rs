@@ -146,10 +146,8 @@ pub fn merge(runs: &[RunResult]) -> Result<RunResult, MergeError> {
                 ..GeneratorSample::default()
             });
             merged.lag_max_us = merged.lag_max_us.max(sample.lag_max_us);
-            merged.cpu_percent = match (merged.cpu_percent, sample.cpu_percent) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
+            merged.cpu_percent = larger(merged.cpu_percent, sample.cpu_percent);
+            merged.steal_percent = larger(merged.steal_percent, sample.steal_percent);
             merged.saturated |= sample.saturated;
         }
         wall_time = wall_time.max(*offset + run.wall_time);
@@ -186,6 +184,14 @@ fn list(slos: &[Slo]) -> String {
 /// How long after `origin` a run started (`origin` is the earliest start).
 fn offset(origin: DateTime<Utc>, started_at: DateTime<Utc>) -> Duration {
     (started_at - origin).to_std().unwrap_or_default()
+}
+
+/// The larger of two optional figures, or whichever is there.
+fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// `offset` rounded to the nearest whole second.

@@ -97,13 +97,14 @@ pub(crate) fn conclude(
     if code == exit::INCONCLUSIVE && result.sweep.is_some() {
         eprintln!(
             "inconclusive: the load generator saturated at or below the first rate that failed \
-             (exit 4), so the top rates describe the client; sweep with fewer --max-users, or \
-             with the target on another machine"
+             (exit 4), so the top rates describe the client; sweep with fewer --max-users, with \
+             the target on another machine, or on a machine whose CPUs are its own (no steal)"
         );
     } else if code == exit::INCONCLUSIVE {
         eprintln!(
             "inconclusive: the SLOs failed only from the second the load generator saturated \
-             (exit 4); run with less load, or with the target on another machine"
+             (exit 4); run with less load, with the target on another machine, or on a machine \
+             whose CPUs are its own (no steal)"
         );
     }
     Ok(code)

@@ -99,7 +99,7 @@ pub async fn run(plan: Plan) -> Result<Outcome, RunError> {
         result.slo_results = evaluate(&plan.slos, &result);
     }
     let seconds = second_of(result.wall_time);
-    if let Some(warning) = saturation_warning(&result.saturated_seconds(), seconds) {
+    if let Some(warning) = saturation_warning(&result.generator, seconds) {
         result.warnings.push(warning);
     }
     let stages = match (&plan.attack.load, plan.scenario.capacity_by_stage) {

@@ -21,20 +21,31 @@ pub struct GeneratorSample {
     /// The largest lateness of the generator's probe timer in this second, in microseconds:
     /// how long a ready task waited for a runtime thread at worst.
     pub lag_max_us: u64,
-    /// CPU of the generator's process over the second; 100 is one core. With the embedded
-    /// stack the process also runs the mocks and the gateway.
+    /// CPU of the generator's process over the second; 100 is one core.
     pub cpu_percent: Option<f64>,
+    /// The share of the machine's CPU time over the second that its hypervisor gave to other
+    /// guests (`steal` in Linux's `/proc/stat`); 100 is all of it. A stolen CPU stalls every
+    /// process on the machine, the target's too: a probe late while its generator works little
+    /// and this is high was held back by the machine, not by the generator's own load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal_percent: Option<f64>,
     /// The lag passed [`SATURATED_LAG`]: this second's figures describe the client.
     pub saturated: bool,
 }
 
 impl GeneratorSample {
     /// A sample whose saturation is judged from its lag.
-    pub fn new(second: u32, lag_max_us: u64, cpu_percent: Option<f64>) -> GeneratorSample {
+    pub fn new(
+        second: u32,
+        lag_max_us: u64,
+        cpu_percent: Option<f64>,
+        steal_percent: Option<f64>,
+    ) -> GeneratorSample {
         GeneratorSample {
             second,
             lag_max_us,
             cpu_percent,
+            steal_percent,
             saturated: Duration::from_micros(lag_max_us) > SATURATED_LAG,
         }
     }
