@@ -31,7 +31,6 @@ async fn measure(ttft_ms: f64) -> (Summary, Summary) {
     ])
     .await
     .expect("joins");
-    let _ = std::fs::remove_dir_all(out);
     // The scenario's SLOs may or may not hold here; only a usage or runtime error fails.
     assert_ne!(
         output.status.code(),

@@ -62,7 +62,6 @@ fn malformed_slo_file_names_the_line() {
     .expect("write");
     let output = run(&["scenario", "smoke", "--slo", arg(&path)]);
     assert_one_line_error(&output, "line 3");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -72,7 +71,6 @@ fn bad_config_file_names_the_key() {
     std::fs::write(&path, "users = 2\nuserz = 3\n").expect("write");
     let output = run(&["scenario", "smoke", "--config", arg(&path)]);
     assert_one_line_error(&output, "userz");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -121,7 +119,6 @@ fn impossible_slo_exits_2_and_writes_the_run() {
     assert!(config.contains("stages = \"0s:2,2s:2\""), "{config}");
     let cost = reports::cost::estimate(&result).expect("the run config prices its model");
     assert!(cost.total > 0.0 && cost.output_tokens > 0, "{cost:?}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -173,7 +170,6 @@ fn a_gateway_listens_where_its_config_file_says() {
         .expect("address line");
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(dir);
     assert!(
         line.contains(&format!("http://127.0.0.1:{port}")),
         "not on the configured port {port}: {line}"
@@ -287,5 +283,4 @@ fn a_low_soft_open_file_limit_is_raised_for_the_run() {
     assert!(run.totals.requests >= 300, "{:?}", run.totals);
     assert_eq!(run.totals.errors.connect, 0, "{stderr}");
     assert_eq!(run.totals.ok, run.totals.requests, "{:?}", run.totals);
-    let _ = std::fs::remove_dir_all(out);
 }

@@ -62,9 +62,32 @@ pub fn assert_one_line_error(output: &Output, needle: &str) {
     assert!(line.contains(needle), "`{needle}` not in: {line}");
 }
 
-/// A scratch directory unique to this test process and `name`, empty.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gatebench-{name}-{}", std::process::id()));
+/// A new empty directory, removed with everything in it when dropped (by a failed test's
+/// unwinding too); it reads as a [`Path`].
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A scratch directory named after `name`, unique to this call.
+pub fn scratch(name: &str) -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("gatebench-{name}-"))
+        .tempdir()
+        .expect("scratch dir");
+    Scratch(dir)
+}
+
+/// A directory for fixtures that a whole test binary shares from a static, which is never
+/// dropped: under cargo's scratch space for integration tests, emptied first, so each run
+/// reuses it rather than leaving a copy behind.
+pub fn shared_scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir

@@ -12,7 +12,7 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 use crate::common::{
-    MACHINE, Server, arg, assert_ran, mock_profile, one_line_error, run, run_dirs, scratch,
+    MACHINE, Server, arg, assert_ran, mock_profile, one_line_error, run, run_dirs, shared_scratch,
 };
 
 /// Run directories made once for every test of this file.
@@ -30,7 +30,7 @@ fn runs() -> &'static Runs {
     static RUNS: OnceLock<Runs> = OnceLock::new();
     RUNS.get_or_init(|| {
         let _machine = MACHINE.blocking_read();
-        let dir = scratch("compare");
+        let dir = shared_scratch("compare");
         let mock = Server::mock(&mock_profile(&dir));
         let paced = |side: &str, ttft_ms: u32| -> Vec<PathBuf> {
             (1..=3)

@@ -27,7 +27,6 @@ fn failover_reports_each_upstream_change_at_its_time() {
         "{stdout}"
     );
     assert!(stdout.contains("at    4s  primary recovers"), "{stdout}");
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]
@@ -48,7 +47,6 @@ fn repeated_prompts_hit_the_gateway_cache() {
     ] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
-    let _ = std::fs::remove_dir_all(out);
 }
 
 /// Processes that spin on CPU 0 until dropped.
@@ -160,7 +158,6 @@ fn a_starved_generator_is_flagged_and_exits_4() {
         report.contains("class=\"saturated\""),
         "saturated seconds are shaded"
     );
-    let _ = std::fs::remove_dir_all(out);
 }
 
 /// The stress scenario's rate sweep: a synchronous level, a throughput probe with `--max-users`
@@ -220,5 +217,4 @@ fn stress_sweeps_rates_and_judges_each() {
         report.contains("throughput probe (16 users)"),
         "the level table"
     );
-    let _ = std::fs::remove_dir_all(out);
 }

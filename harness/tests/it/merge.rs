@@ -155,7 +155,6 @@ fn three_workers_merge_into_what_one_process_measures() {
     }
     drop(gateway);
     drop(mock);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Writes worker `worker`'s run directory of a generated run of `scenario`.
@@ -206,7 +205,6 @@ fn merge_refuses_what_is_not_one_load_in_one_line() {
     let merged = summary(&out);
     let one = summary(&one);
     assert_eq!(merged.totals.requests, 2 * one.totals.requests);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -229,5 +227,4 @@ fn bad_worker_values_are_one_line() {
         .output()
         .expect("harness runs");
     assert_one_line_error(&auto, "JOB_COMPLETION_INDEX");
-    let _ = std::fs::remove_dir_all(dir);
 }

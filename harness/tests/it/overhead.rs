@@ -88,7 +88,6 @@ fn measure(out: &Path, busy: &Path) -> Measured {
         "the variant's config"
     );
     let report = OverheadReport::read(&dir.join(OVERHEAD_JSON)).expect("overhead.json reads");
-    let _ = std::fs::remove_dir_all(out);
     let level = report.levels.into_iter().next().expect("one level");
     assert_eq!(level.direct.record.errors.total(), 0, "{stdout}");
     let names: Vec<&str> = level.sides.iter().map(|s| s.name.as_str()).collect();

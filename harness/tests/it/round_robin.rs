@@ -76,7 +76,6 @@ fn requests_alternate_between_gateway_replicas() {
         "every request reached one replica"
     );
     assert!(served_a.abs_diff(served_b) <= 1, "{served_a} vs {served_b}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -115,5 +114,4 @@ fn replicas_sharing_redis_admit_the_limit_once_in_total() {
         "{LIMIT} in total, not {LIMIT} per replica"
     );
     assert_eq!(totals.errors.http_4xx, 60 - LIMIT);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -51,7 +51,6 @@ fn the_embedded_stack_streams_over_held_connections() {
     assert!(latency.min >= 4_000_000, "{latency:?}");
     assert!(stdout.contains("connect time"), "{stdout}");
     assert!(stdout.contains("TTFT"), "{stdout}");
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]
@@ -65,5 +64,4 @@ fn a_target_gateway_is_driven_the_same_way() {
         &["--target", &gateway.url, "--duration", "2s", "--users", "4"],
     );
     assert_measured(&run, 4);
-    let _ = std::fs::remove_dir_all(out);
 }
