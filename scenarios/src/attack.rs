@@ -5,8 +5,8 @@
 //! shared [`Client`] rather than Goose's request methods, because they must read SSE bodies as
 //! they arrive. Goose's own metrics, reports, telnet and websocket controllers are all off.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -66,6 +66,36 @@ struct Context {
     worker: Worker,
     /// Requests that succeeded, read by a sweep to measure its baseline and probe rates.
     completed: Arc<AtomicU64>,
+    handover: Arc<Handover>,
+}
+
+/// Each user's [`Scratch`] (its read buffers and its open connections) when its phase ended,
+/// by run-wide user number. The user of the same number in a sweep's next phase takes it up:
+/// a phase starts on the connections the phase before left open, as a client with a pool of
+/// keep-alive connections would, instead of opening one per user again. Without that, every
+/// phase's first seconds open hundreds of connections, and their cost to the target lands on
+/// the rate being judged. A load of one phase leaves its users' here until it returns.
+#[derive(Default)]
+struct Handover(Mutex<Vec<Option<Scratch>>>);
+
+impl Handover {
+    /// User `user`'s scratch from the phase before, or a new one.
+    fn take(&self, user: usize) -> Scratch {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.get_mut(user)
+            .and_then(Option::take)
+            .unwrap_or_default()
+    }
+
+    /// Keeps user `user`'s scratch for the next phase; at most one a user, so no more than the
+    /// pool's.
+    fn keep(&self, user: usize, scratch: Scratch) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() <= user {
+            kept.resize_with(user + 1, || None);
+        }
+        kept[user] = Some(scratch);
+    }
 }
 
 /// One user's own state: its prompt generator, its random choices, reusable read buffers.
@@ -100,15 +130,17 @@ pub async fn run_share(
     match &plan.load {
         Load::Sweep(sweep) => run_sweep(sweep, &plan, client, recorder, completed).await,
         Load::Closed { .. } | Load::Open { .. } => {
-            run_phase(plan, worker, client, recorder, completed).await?;
+            let handover = Arc::new(Handover::default());
+            run_phase(plan, worker, client, recorder, completed, handover).await?;
             Ok(Vec::new())
         }
     }
 }
 
 /// The phases of `sweep` one after the other (see [`Sweep`]), each a load of its own on a fresh
-/// seed, so a gateway's cache does not answer one phase with another's prompts. A stopped phase
-/// (an aborting SLO, Ctrl-C) ends the sweep.
+/// seed, so a gateway's cache does not answer one phase with another's prompts, and on the
+/// connections the phase before left open (see [`Handover`]). A stopped phase (an aborting
+/// SLO, Ctrl-C) ends the sweep.
 async fn run_sweep(
     sweep: &Sweep,
     plan: &Plan,
@@ -121,6 +153,7 @@ async fn run_sweep(
         client,
         recorder,
         completed: Arc::clone(&completed),
+        handover: Arc::new(Handover::default()),
     };
     let count = || completed.load(Ordering::Relaxed);
     let mut ran = Vec::new();
@@ -180,6 +213,7 @@ struct SweepPhase<'a> {
     client: Client,
     recorder: Arc<Recorder>,
     completed: Arc<AtomicU64>,
+    handover: Arc<Handover>,
 }
 
 impl SweepPhase<'_> {
@@ -197,6 +231,7 @@ impl SweepPhase<'_> {
             self.client.clone(),
             Arc::clone(&self.recorder),
             Arc::clone(&self.completed),
+            Arc::clone(&self.handover),
         )
         .await?;
         Ok(Ran {
@@ -215,13 +250,15 @@ fn closed(users: usize, duration: Duration) -> Load {
     }
 }
 
-/// One closed or open load on Goose; `completed` counts the requests that succeeded.
+/// One closed or open load on Goose; `completed` counts the requests that succeeded, and each
+/// user takes up and leaves its [`Scratch`] in `handover`.
 async fn run_phase(
     plan: Plan,
     worker: Worker,
     client: Client,
     recorder: Arc<Recorder>,
     completed: Arc<AtomicU64>,
+    handover: Arc<Handover>,
 ) -> Result<(), AttackError> {
     let deadline = Instant::now() + plan.load.duration() + DRAIN;
     let (test_plan, think_time, schedule) = match &plan.load {
@@ -254,6 +291,7 @@ async fn run_phase(
         deadline,
         worker,
         completed,
+        handover,
     });
 
     let mut scenario = Scenario::new("load")
@@ -305,15 +343,24 @@ fn start_user<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a
         user.set_session_data(UserState {
             prompts: PromptGenerator::new(&context.plan.prompts, seed, index),
             rng: StdRng::seed_from_u64(seed.rotate_left(32) ^ index as u64),
-            scratch: Scratch::new(),
+            scratch: context.handover.take(index),
         });
         context.recorder.user_started();
     }
     .boxed()
 }
 
-fn stop_user<'a>(context: &'a Context, _user: &'a mut GooseUser) -> BoxFuture<'a, ()> {
-    async move { context.recorder.user_stopped() }.boxed()
+fn stop_user<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a, ()> {
+    async move {
+        let index = context.worker.user(user.weighted_users_index);
+        if let Some(state) = user.get_session_data_mut::<UserState>() {
+            context
+                .handover
+                .keep(index, std::mem::take(&mut state.scratch));
+        }
+        context.recorder.user_stopped();
+    }
+    .boxed()
 }
 
 /// One iteration: a request now (closed model) or at the next arrival slot (open model).

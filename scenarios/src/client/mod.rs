@@ -54,7 +54,7 @@ pub enum Call<'a> {
 
 /// Buffers one user reuses from request to request, so reading a response allocates nothing
 /// in the common case.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Scratch {
     /// Gaps between consecutive content events of the last stream, in microseconds.
     pub itl_us: Vec<u32>,
@@ -83,6 +83,12 @@ impl Scratch {
     fn clear(&mut self) {
         self.itl_us.clear();
         self.text.clear();
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch::new()
     }
 }
 
