@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reports::model::GeneratorSample;
+use reports::model::{GeneratorSample, STEAL_NOTED};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -83,10 +83,6 @@ async fn probe(worst_us: Arc<AtomicU64>) {
         worst_us.fetch_max(late, Ordering::Relaxed);
     }
 }
-
-/// Mean steal over the saturated seconds from which the warning names the machine: an idle
-/// guest on a shared host loses a few percent; a busy host takes tens.
-const STEAL_NOTED: f64 = 5.0;
 
 /// Mean CPU of the generator over the saturated seconds below which its own work cannot have
 /// held its threads back: half a core, where a saturated runtime runs at a core or more.

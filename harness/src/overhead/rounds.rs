@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use reports::model::short;
+use reports::model::{STEAL_NOTED, short};
 use reports::overhead::{LevelRecord, Load, RoundFigures};
 use scenarios::client::Client;
 
 use super::drive::{Requests, drive};
 use super::tally::SideTally;
+use crate::process::MachineClock;
 
 /// Unrecorded load on every side before a level's first round, so connection pools hold the
 /// level's connections and the first round measures the same thing as the last.
@@ -39,8 +40,9 @@ impl Level<'_> {
             }
             let mut figures = vec![None; self.clients.len()];
             for side in order {
+                let mut machine = MachineClock::new();
                 let tally = drive(&self.clients[side].1, &self.requests, self.load, share).await;
-                figures[side] = Some(tallies[side].push(&tally));
+                figures[side] = Some(tallies[side].push(&tally, machine.steal_percent()));
             }
             eprintln!("{}", self.progress(index, &figures));
         }
@@ -62,12 +64,16 @@ impl Level<'_> {
             .zip(figures)
             .map(|((name, _), figures)| match figures {
                 Some(f) => format!(
-                    "{name} {} req/s p50 {} us{}",
+                    "{name} {} req/s p50 {} us{}{}",
                     short(f.throughput().unwrap_or(0.0)),
                     f.e2e.map_or("-".to_owned(), |q| q.p50.to_string()),
                     match f.failed {
                         0 => String::new(),
                         failed => format!(" ({failed} failed)"),
+                    },
+                    match f.steal_percent {
+                        Some(steal) if steal >= STEAL_NOTED => format!(" (steal {steal:.0}%)"),
+                        _ => String::new(),
                     }
                 ),
                 None => format!("{name} -"),

@@ -100,6 +100,7 @@ impl Tally {
             ok: self.ok,
             failed: self.errors.total(),
             secs: self.elapsed.as_secs_f64(),
+            steal_percent: None,
         }
     }
 }
@@ -118,9 +119,13 @@ impl SideTally {
         }
     }
 
-    /// Adds a finished round and returns its figures.
-    pub fn push(&mut self, round: &Tally) -> RoundFigures {
-        let figures = round.figures();
+    /// Adds a finished round, during which the machine's hypervisor took `steal_percent` of
+    /// its CPU time, and returns its figures.
+    pub fn push(&mut self, round: &Tally, steal_percent: Option<f64>) -> RoundFigures {
+        let figures = RoundFigures {
+            steal_percent,
+            ..round.figures()
+        };
         self.rounds.push(figures);
         self.merged.merge(round);
         figures

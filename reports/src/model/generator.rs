@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 /// (docs/design.md, "Generator saturation").
 pub const SATURATED_LAG: Duration = Duration::from_millis(20);
 
+/// Steal (see [`GeneratorSample::steal_percent`]) from which a report names the machine's
+/// hypervisor: an idle guest on a shared host loses a few percent, a busy host takes tens.
+pub const STEAL_NOTED: f64 = 5.0;
+
 /// One second of the generator's own health.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -134,6 +134,7 @@ mod tests {
             ok,
             failed: 0,
             secs: 1.0,
+            steal_percent: None,
         }
     }
 

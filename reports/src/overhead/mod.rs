@@ -26,6 +26,7 @@
 //!             ok: 1_000,
 //!             failed: 0,
 //!             secs: 1.0,
+//!             steal_percent: None,
 //!         })
 //!         .collect(),
 //!     e2e: None,

@@ -78,6 +78,11 @@ pub struct RoundFigures {
     pub failed: u64,
     /// How long the side ran, from the first send to the last answer.
     pub secs: f64,
+    /// The share of the machine's CPU time its hypervisor took while the side ran (steal, as
+    /// in [`GeneratorSample::steal_percent`](crate::model::GeneratorSample)); `None` where it
+    /// was not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal_percent: Option<f64>,
 }
 
 impl RoundFigures {

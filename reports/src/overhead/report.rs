@@ -298,6 +298,7 @@ mod tests {
             ok: 100,
             failed: 0,
             secs: 1.0,
+            steal_percent: None,
         };
         SideRecord {
             rounds: vec![round; 6],
@@ -367,6 +368,36 @@ mod tests {
         assert!(table.contains("up to 1000/s"), "{table}");
         let none = self::report(vec![open(500.0, 5000)]);
         assert_eq!(none.within_bound[0].highest_rate, None);
+    }
+
+    #[test]
+    fn rounds_on_a_stolen_machine_are_named_under_the_table() {
+        // Six rounds a side; the machine's hypervisor took 30% and 12% in two of the gateway's.
+        let stolen = |steal: [f64; 6]| {
+            let mut record = side(150, 500);
+            for (round, steal) in record.rounds.iter_mut().zip(steal) {
+                round.steal_percent = Some(steal);
+            }
+            record
+        };
+        let level = |through: SideRecord| LevelRecord {
+            load: Load::Closed { concurrency: 4 },
+            stream: false,
+            direct: side(100, 400),
+            through: vec![through],
+        };
+        let table = report(vec![level(stolen([0.0, 30.0, 1.0, 12.0, 4.9, 0.0]))]).to_string();
+        assert!(
+            table.contains(
+                "steal: the machine's hypervisor took 5% or more of its CPU time in 2 of 6 side \
+                 rounds (up to 30%)"
+            ),
+            "{table}"
+        );
+        let quiet = report(vec![level(stolen([4.9; 6]))]).to_string();
+        assert!(!quiet.contains("steal"), "{quiet}");
+        let unread = report(vec![level(side(150, 500))]).to_string();
+        assert!(!unread.contains("steal"), "{unread}");
     }
 
     #[test]
