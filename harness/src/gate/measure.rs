@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use reports::gate::{GateError, GateLevel, GateMetric, Measurements};
+use reports::model::GeneratorSample;
 use reports::overhead::{Load, Quantiles};
 use scenarios::client::Client;
 
@@ -90,13 +91,9 @@ impl Pair<'_> {
                     gateway,
                 )
             };
-            let lag_max_us = health
-                .sample_through(0)
-                .iter()
-                .map(|s| s.lag_max_us)
-                .max()
-                .unwrap_or(0);
-            measured.push(figures(&direct, &gateway, level.stream, lag_max_us)?);
+            // One sample covers the whole measured span: its worst lateness and its steal.
+            let generator = health.sample_through(0).pop().unwrap_or_default();
+            measured.push(figures(&direct, &gateway, level.stream, &generator)?);
         }
         Ok(measured)
     }
@@ -121,11 +118,12 @@ fn figures(
     direct: &Tally,
     gateway: &Tally,
     stream: bool,
-    lag_max_us: u64,
+    generator: &GeneratorSample,
 ) -> Result<Measurements, GateError> {
     let through = gateway.figures();
     let mut m = Measurements::new();
-    m.lag_max_us = lag_max_us;
+    m.lag_max_us = generator.lag_max_us;
+    m.steal_percent = generator.steal_percent;
     m.dropped = direct.dropped() + gateway.dropped();
     let answered = through.ok + through.failed;
     if answered > 0 {

@@ -100,6 +100,9 @@ pub fn render_gate(report: &GateReport) -> Result<String, ReportError> {
             let runs: Vec<String> = level.saturated.iter().map(ToString::to_string).collect();
             notes.push(format!("{}: {line}: {}.", level.level, runs.join("; ")));
         }
+        if let Some(line) = level.steal_line() {
+            notes.push(format!("{}: {line}.", level.level));
+        }
     }
     let subject = &report.subject;
     let rounds = report

@@ -11,6 +11,7 @@ use super::metric::{GateMetric, Tolerance};
 use super::rounds::{GateRuns, RunRef};
 use super::{GATE_HTML, GATE_JSON, GateOptions, GateSubject, beyond_noise};
 use crate::error::ReportError;
+use crate::model::STEAL_NOTED;
 use crate::stats::{
     Direction, Resampling, Scale, Verdict, bootstrap, percent, signed_rank_above_zero, trimmed_mean,
 };
@@ -306,6 +307,9 @@ impl fmt::Display for GateReport {
             if let Some(line) = level.saturation_line() {
                 writeln!(f, "{}: {line}", level.level)?;
             }
+            if let Some(line) = level.steal_line() {
+                writeln!(f, "{}: {line}", level.level)?;
+            }
         }
         writeln!(
             f,
@@ -334,6 +338,23 @@ impl fmt::Display for super::CapacityProbe {
 }
 
 impl LevelGate {
+    /// One sentence when the machine's hypervisor took a noticeable share of its CPU time
+    /// during some runs: every side is slower in those, which widens the noise the verdict
+    /// is judged against.
+    pub fn steal_line(&self) -> Option<String> {
+        let steal: Vec<f64> = self.runs.steal().collect();
+        let stolen = steal.iter().filter(|s| **s >= STEAL_NOTED).count();
+        let most = steal.iter().copied().fold(0.0, f64::max);
+        (stolen > 0).then(|| {
+            format!(
+                "the machine's hypervisor took {STEAL_NOTED:.0}% or more of its CPU time \
+                 (steal) in {stolen} of the {} runs that read it, up to {most:.0}%: every side \
+                 is slower in such runs",
+                steal.len()
+            )
+        })
+    }
+
     /// One sentence naming the runs whose generator could not keep up, if any.
     pub fn saturation_line(&self) -> Option<String> {
         let first = self.saturated.first()?;

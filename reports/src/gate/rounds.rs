@@ -26,6 +26,10 @@ pub struct Measurements {
     pub lag_max_us: u64,
     /// Open-model arrivals the generator could not send on time.
     pub dropped: u64,
+    /// The share of the machine's CPU time its hypervisor took while the run measured (steal,
+    /// as in [`GeneratorSample::steal_percent`](crate::model::GeneratorSample)); `None` where
+    /// it was not read.
+    pub steal_percent: Option<f64>,
 }
 
 /// The serde form of [`Measurements`], checked on the way in.
@@ -37,6 +41,8 @@ struct Stored {
     lag_max_us: u64,
     #[serde(default)]
     dropped: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    steal_percent: Option<f64>,
 }
 
 impl Measurements {
@@ -80,6 +86,7 @@ impl TryFrom<Stored> for Measurements {
             values: BTreeMap::new(),
             lag_max_us: stored.lag_max_us,
             dropped: stored.dropped,
+            steal_percent: stored.steal_percent,
         };
         stored
             .values
@@ -94,6 +101,7 @@ impl From<Measurements> for Stored {
             values: measurements.values,
             lag_max_us: measurements.lag_max_us,
             dropped: measurements.dropped,
+            steal_percent: measurements.steal_percent,
         }
     }
 }
@@ -233,6 +241,11 @@ impl GateRuns {
             None => Ok(true),
             Some((at, _)) => Err(GateError::Missing { metric, level, at }),
         }
+    }
+
+    /// The steal of every run that read it ([`Measurements::steal_percent`]).
+    pub fn steal(&self) -> impl Iterator<Item = f64> + '_ {
+        self.each_run().filter_map(|(_, m)| m.steal_percent)
     }
 
     /// The runs whose load generator could not keep up ([`Measurements::saturated`]).

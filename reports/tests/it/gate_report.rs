@@ -592,6 +592,9 @@ fn saturated_runs_and_the_probe_are_recorded_and_shown() {
     };
     runs.ab[1].b[0].lag_max_us = 45_000;
     runs.aa[0].a[1].dropped = 3;
+    runs.ab[0].a[0].steal_percent = Some(22.0);
+    runs.ab[0].b[0].steal_percent = Some(4.9);
+    runs.aa[1].b[1].steal_percent = Some(7.0);
     let open = GateLevel {
         load: Load::Open { rate: 250.0 },
         stream: true,
@@ -627,6 +630,17 @@ fn saturated_runs_and_the_probe_are_recorded_and_shown() {
         text.contains("open-model rate 250/s: 50.0% of the base's capacity of 500 req/s"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "250/s streamed: the machine's hypervisor took 5% or more of its CPU time (steal) in \
+             2 of the 3 runs that read it, up to 22%"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("c=1 plain: the machine's"),
+        "no steal read there: {text}"
+    );
 
     let dir = tempdir();
     report.write(dir.path()).expect("written");
@@ -647,6 +661,10 @@ fn saturated_runs_and_the_probe_are_recorded_and_shown() {
         "saturated runs listed"
     );
     assert!(html.contains("open-model rate 250&#x2f;s"));
+    assert!(
+        html.contains("in 2 of the 3 runs that read it"),
+        "steal named"
+    );
 }
 
 fn rounds_pair() -> GateRuns {
