@@ -6,6 +6,10 @@
 //! The run's once-a-second tick reports its own lateness too. Each tick turns the worst
 //! lateness into a [`GeneratorSample`] for every second since the previous tick (a tick that
 //! came seconds late covers all of them), judged against [`reports::model::SATURATED_LAG`].
+//!
+//! Each sample also carries the generator's own CPU and the share of the machine's CPU time its
+//! hypervisor took (steal): a probe that woke late while the generator had little to do, on a
+//! machine whose CPUs were taken from it, was held back by the machine, not by its own load.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
