@@ -66,7 +66,9 @@ struct Context {
     worker: Worker,
     /// Requests that succeeded, read by a sweep to measure its baseline and probe rates.
     completed: Arc<AtomicU64>,
-    handover: Arc<Handover>,
+    /// A sweep's, so its phases share their users' connections; a load of one phase has none,
+    /// and a user's connections close when it stops.
+    handover: Option<Arc<Handover>>,
 }
 
 /// Each user's [`Scratch`] (its read buffers and its open connections) when its phase ended,
@@ -74,7 +76,7 @@ struct Context {
 /// a phase starts on the connections the phase before left open, as a client with a pool of
 /// keep-alive connections would, instead of opening one per user again. Without that, every
 /// phase's first seconds open hundreds of connections, and their cost to the target lands on
-/// the rate being judged. A load of one phase leaves its users' here until it returns.
+/// the rate being judged.
 #[derive(Default)]
 struct Handover(Mutex<Vec<Option<Scratch>>>);
 
@@ -130,8 +132,7 @@ pub async fn run_share(
     match &plan.load {
         Load::Sweep(sweep) => run_sweep(sweep, &plan, client, recorder, completed).await,
         Load::Closed { .. } | Load::Open { .. } => {
-            let handover = Arc::new(Handover::default());
-            run_phase(plan, worker, client, recorder, completed, handover).await?;
+            run_phase(plan, worker, client, recorder, completed, None).await?;
             Ok(Vec::new())
         }
     }
@@ -231,7 +232,7 @@ impl SweepPhase<'_> {
             self.client.clone(),
             Arc::clone(&self.recorder),
             Arc::clone(&self.completed),
-            Arc::clone(&self.handover),
+            Some(Arc::clone(&self.handover)),
         )
         .await?;
         Ok(Ran {
@@ -250,15 +251,15 @@ fn closed(users: usize, duration: Duration) -> Load {
     }
 }
 
-/// One closed or open load on Goose; `completed` counts the requests that succeeded, and each
-/// user takes up and leaves its [`Scratch`] in `handover`.
+/// One closed or open load on Goose; `completed` counts the requests that succeeded. With a
+/// `handover` (a sweep's phase), each user takes up and leaves its [`Scratch`] there.
 async fn run_phase(
     plan: Plan,
     worker: Worker,
     client: Client,
     recorder: Arc<Recorder>,
     completed: Arc<AtomicU64>,
-    handover: Arc<Handover>,
+    handover: Option<Arc<Handover>>,
 ) -> Result<(), AttackError> {
     let deadline = Instant::now() + plan.load.duration() + DRAIN;
     let (test_plan, think_time, schedule) = match &plan.load {
@@ -343,7 +344,10 @@ fn start_user<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a
         user.set_session_data(UserState {
             prompts: PromptGenerator::new(&context.plan.prompts, seed, index),
             rng: StdRng::seed_from_u64(seed.rotate_left(32) ^ index as u64),
-            scratch: context.handover.take(index),
+            scratch: context
+                .handover
+                .as_ref()
+                .map_or_else(Scratch::new, |handover| handover.take(index)),
         });
         context.recorder.user_started();
     }
@@ -353,10 +357,10 @@ fn start_user<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a
 fn stop_user<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a, ()> {
     async move {
         let index = context.worker.user(user.weighted_users_index);
-        if let Some(state) = user.get_session_data_mut::<UserState>() {
-            context
-                .handover
-                .keep(index, std::mem::take(&mut state.scratch));
+        if let (Some(handover), Some(state)) =
+            (&context.handover, user.get_session_data_mut::<UserState>())
+        {
+            handover.keep(index, std::mem::take(&mut state.scratch));
         }
         context.recorder.user_stopped();
     }
