@@ -11,7 +11,7 @@ use super::metric::{GateMetric, Tolerance};
 use super::rounds::{GateRuns, RunRef};
 use super::{GATE_HTML, GATE_JSON, GateOptions, GateSubject, beyond_noise};
 use crate::error::ReportError;
-use crate::model::STEAL_NOTED;
+use crate::model::{NotedSteal, STEAL_NOTED};
 use crate::stats::{
     Direction, Resampling, Scale, Verdict, bootstrap, percent, signed_rank_above_zero, trimmed_mean,
 };
@@ -342,15 +342,11 @@ impl LevelGate {
     /// during some runs: every side is slower in those, which widens the noise the verdict
     /// is judged against.
     pub fn steal_line(&self) -> Option<String> {
-        let steal: Vec<f64> = self.runs.steal().collect();
-        let stolen = steal.iter().filter(|s| **s >= STEAL_NOTED).count();
-        let most = steal.iter().copied().fold(0.0, f64::max);
-        (stolen > 0).then(|| {
+        NotedSteal::of(self.runs.steal()).map(|NotedSteal { noted, read, most }| {
             format!(
                 "the machine's hypervisor took {STEAL_NOTED:.0}% or more of its CPU time \
-                 (steal) in {stolen} of the {} runs that read it, up to {most:.0}%: every side \
-                 is slower in such runs",
-                steal.len()
+                 (steal) in {noted} of the {read} runs that read it, up to {most:.0}%: every \
+                 side is slower in such runs"
             )
         })
     }

@@ -16,6 +16,32 @@ pub const SATURATED_LAG: Duration = Duration::from_millis(20);
 /// hypervisor: an idle guest on a shared host loses a few percent, a busy host takes tens.
 pub const STEAL_NOTED: f64 = 5.0;
 
+/// Readings of steal (rounds, runs) of which some reached [`STEAL_NOTED`]: how many did, of
+/// how many read, and the most.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NotedSteal {
+    pub noted: usize,
+    pub read: usize,
+    pub most: f64,
+}
+
+impl NotedSteal {
+    /// `None` unless some reading reached [`STEAL_NOTED`].
+    pub fn of(readings: impl IntoIterator<Item = f64>) -> Option<NotedSteal> {
+        let mut tally = NotedSteal {
+            noted: 0,
+            read: 0,
+            most: 0.0,
+        };
+        for steal in readings {
+            tally.read += 1;
+            tally.noted += usize::from(steal >= STEAL_NOTED);
+            tally.most = tally.most.max(steal);
+        }
+        (tally.noted > 0).then_some(tally)
+    }
+}
+
 /// One second of the generator's own health.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

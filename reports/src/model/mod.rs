@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use counters::{CacheCounts, Counters, ErrorClass, ErrorCounts, SendLag, StatusCounts};
 pub use environment::Environment;
 pub use gateway::{BreakerState, GatewaySample, GatewaySeries};
-pub use generator::{GeneratorSample, SATURATED_LAG, STEAL_NOTED};
+pub use generator::{GeneratorSample, NotedSteal, SATURATED_LAG, STEAL_NOTED};
 pub use histograms::{
     EncodedHistogram, Histograms, InvalidHistogram, SIGNIFICANT_DIGITS, Summary, new_histogram,
     percentile,

@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::estimate::Interval;
 use super::report::{ComparedSide, LevelResult, OverheadReport};
-use crate::model::{STEAL_NOTED, Summary, short, significant};
+use crate::model::{NotedSteal, STEAL_NOTED, Summary, short, significant};
 
 /// `+121 [112, 130]`: an added time in microseconds with its interval.
 pub(super) fn added_us(interval: &Interval) -> String {
@@ -149,24 +149,20 @@ impl OverheadReport {
     /// A line when the machine's hypervisor took a noticeable share of its CPU time in some
     /// side's rounds: every side is slower then, so the figures move more between runs.
     fn steal_line(&self) -> Option<String> {
-        let steal: Vec<f64> = self
+        let steal = self
             .levels
             .iter()
             .flat_map(|level| {
                 std::iter::once(&level.direct).chain(level.sides.iter().map(|s| &s.side))
             })
             .flat_map(|side| &side.record.rounds)
-            .filter_map(|round| round.steal_percent)
-            .collect();
-        let stolen = steal.iter().filter(|s| **s >= STEAL_NOTED).count();
-        let most = steal.iter().copied().fold(0.0, f64::max);
-        (stolen > 0).then(|| {
+            .filter_map(|round| round.steal_percent);
+        NotedSteal::of(steal).map(|NotedSteal { noted, read, most }| {
             format!(
                 "steal: the machine's hypervisor took {STEAL_NOTED:.0}% or more of its CPU time \
-                 in {stolen} of {} side rounds (up to {most:.0}%); every side is slower in such \
-                 rounds, so these figures move more between runs than on a machine whose CPUs \
-                 are its own",
-                steal.len()
+                 in {noted} of {read} side rounds (up to {most:.0}%); every side is slower in \
+                 such rounds, so these figures move more between runs than on a machine whose \
+                 CPUs are its own"
             )
         })
     }
