@@ -280,11 +280,11 @@ impl Drop for MockServer {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
-            "/v1/chat/completions",
+            Provider::OpenAi.chat_path(),
             post(|s, h, b| chat(s, h, b, Provider::OpenAi)),
         )
         .route(
-            "/v1/messages",
+            Provider::Anthropic.chat_path(),
             post(|s, h, b| chat(s, h, b, Provider::Anthropic)),
         )
         .route("/v1/models", get(models))

@@ -92,13 +92,11 @@ enum Route {
     Direct,
 }
 
-impl Route {
-    fn name(self) -> &'static str {
-        match self {
-            Route::Gateway => "gateway",
-            Route::Bare => "bare",
-            Route::Direct => "direct",
-        }
+/// A route prints as its name on the command line.
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self.to_possible_value().expect("no route is hidden");
+        f.pad(value.get_name())
     }
 }
 
@@ -243,8 +241,8 @@ fn with_servers(args: &Args, harness: &Path, scratch: &Path) -> Result<(), Strin
     let through: Vec<String> = routes
         .iter()
         .map(|(route, proxy)| match proxy {
-            Some(proxy) => format!("{} {}", route.name(), proxy.url),
-            None => route.name().to_owned(),
+            Some(proxy) => format!("{route} {}", proxy.url),
+            None => route.to_string(),
         })
         .collect();
     eprintln!(
@@ -278,11 +276,7 @@ fn with_servers(args: &Args, harness: &Path, scratch: &Path) -> Result<(), Strin
                     } else {
                         "reference"
                     };
-                    eprintln!(
-                        "{streams} {} round {round} {name}: {}",
-                        route.name(),
-                        run.line()
-                    );
+                    eprintln!("{streams} {route} round {round} {name}: {}", run.line());
                     match client {
                         Client::Harness => runs.0.push(run),
                         Client::Reference => runs.1.push(run),
@@ -506,9 +500,9 @@ fn table(rows: &[Row]) -> String {
         }
         for (name, runs) in [("harness", harness), ("reference", reference)] {
             let (first, second) = if name == "harness" {
-                (streams.to_string(), path.name())
+                (streams.to_string(), path.to_string())
             } else {
-                (String::new(), "")
+                (String::new(), String::new())
             };
             out.push_str(&format!("{first:<8}{second:<9}{name:<11}"));
             for (_, figure, _) in FIGURES {

@@ -181,6 +181,20 @@ pub async fn gauges_off(gateway: &GatewayHandle) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// Polls `check` every 20 ms until it holds or `within` has passed; whether it held.
+pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits up to `within` for every alive gauge to be idle; returns the ones still off.
 pub async fn gauges_settle(gateway: &GatewayHandle, within: Duration) -> Vec<(String, f64)> {
     let deadline = std::time::Instant::now() + within;
@@ -197,7 +211,7 @@ pub async fn gauges_settle(gateway: &GatewayHandle, within: Duration) -> Vec<(St
 /// `/admin/performance/request-queue` reports it; panics if none ever does.
 pub async fn wait_until_the_slot_is_taken(gateway: &GatewayHandle) {
     let queue_url = format!("{}/admin/performance/request-queue", gateway.url());
-    for _ in 0..250 {
+    let taken = async || {
         let queue: Value = client()
             .get(&queue_url)
             .send()
@@ -206,10 +220,10 @@ pub async fn wait_until_the_slot_is_taken(gateway: &GatewayHandle) {
             .json()
             .await
             .unwrap();
-        if queue["providers"][0]["queue"]["in_flight"] == 1 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the first request never took the slot");
+        queue["providers"][0]["queue"]["in_flight"] == 1
+    };
+    assert!(
+        eventually(Duration::from_secs(5), taken).await,
+        "the first request never took the slot"
+    );
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer};
 
-use crate::common::{chat, header, openai, post, start};
+use crate::common::{chat, eventually, header, openai, post, start};
 
 async fn upstream() -> MockServer {
     MockServer::start().await
@@ -166,16 +166,13 @@ async fn an_answer_ends_the_cooldown_for_the_requests_waiting_it_out() {
     a.verify().await;
 }
 
-/// Waits until `upstream` has received `count` requests.
+/// Waits (at most 5 s) until `upstream` has received `count` requests.
 async fn upstream_has(upstream: &MockServer, count: usize) {
-    for _ in 0..500 {
-        let received = upstream.received_requests().await.map_or(0, |r| r.len());
-        if received >= count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the upstream never received {count} requests");
+    let received = async || upstream.received_requests().await.map_or(0, |r| r.len()) >= count;
+    assert!(
+        eventually(Duration::from_secs(5), received).await,
+        "the upstream never received {count} requests"
+    );
 }
 
 #[tokio::test]

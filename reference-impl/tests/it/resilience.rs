@@ -16,7 +16,7 @@ use reference_impl::server::RESERVED_CONNECTIONS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{chat, metric, mock, openai, start};
+use crate::common::{chat, eventually, metric, mock, openai, start};
 
 /// Client connections held open at once by `ten_thousand_connections_...`.
 const CONNECTIONS: usize = 10_000;
@@ -128,17 +128,6 @@ async fn tasks_back_to(baseline: usize) -> usize {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Polls `check` every 20 ms for up to 10 s.
-async fn eventually(mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..500 {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 /// A client that keeps no idle connections, so it leaves no connection tasks behind.
@@ -603,7 +592,7 @@ async fn many_clients_leaving_mid_stream_cancel_their_upstream_streams() {
             && stats.in_flight == 0
     };
     assert!(
-        eventually(cancelled).await,
+        eventually(Duration::from_secs(10), async || cancelled()).await,
         "upstream streams not all cancelled: {:?}",
         upstream.stats()
     );

@@ -6,7 +6,9 @@ use mock_providers::{MockServer, Outcome, Route};
 use reference_impl::GatewayHandle;
 use serde_json::{Value, json};
 
-use crate::common::{anthropic, chat, client, header, metric, mock, openai, sse_data, start};
+use crate::common::{
+    anthropic, chat, client, eventually, header, metric, mock, openai, sse_data, start,
+};
 
 /// Tokens 50 ms apart, so the first event reaches the client well before a fault strikes.
 /// (Unpaced, a fault may arrive together with the first event; nothing has reached the client
@@ -48,17 +50,6 @@ fn request(
         builder = builder.header(*name, *value);
     }
     builder
-}
-
-/// Polls `check` every 20 ms for up to 5 s.
-async fn eventually(mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..250 {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 #[tokio::test]
@@ -198,7 +189,7 @@ async fn client_disconnect_mid_stream_cancels_the_upstream() {
             == 1
     };
     assert!(
-        eventually(cancelled).await,
+        eventually(Duration::from_secs(5), async || cancelled()).await,
         "upstream saw no cancellation: {:?}",
         upstream.stats()
     );
@@ -221,7 +212,7 @@ async fn client_disconnect_while_waiting_cancels_the_upstream() {
             == 1
     };
     assert!(
-        eventually(cancelled).await,
+        eventually(Duration::from_secs(5), async || cancelled()).await,
         "upstream saw no cancellation: {:?}",
         upstream.stats()
     );
