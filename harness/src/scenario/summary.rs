@@ -291,7 +291,19 @@ fn write_sweep(out: &mut String, sweep: &Sweep) {
         (Limit::Target | Limit::None, None) => "no rate met every SLO".to_owned(),
     };
     let _ = writeln!(out, "    capacity: {verdict}");
+    if let Some(speedup) = sweep.speedup().filter(|s| *s < SERIAL_SPEEDUP) {
+        let _ = writeln!(
+            out,
+            "    the throughput probe completed {speedup:.2}x the synchronous rate: the target \
+             serves about one request at a time, and more users only wait"
+        );
+    }
 }
+
+/// A throughput probe that completed less than this many times the synchronous baseline's rate
+/// says the target did not serve its users in parallel (a gateway with one worker, say); the
+/// summary says so, since the rest of the sweep reads differently then.
+const SERIAL_SPEEDUP: f64 = 1.5;
 
 /// The one-line verdict printed even with `--quiet`.
 pub fn verdict(run: &RunResult, dir: &std::path::Path) -> String {
@@ -369,4 +381,40 @@ fn percent(ratio: Option<f64>) -> String {
 
 fn rate(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), significant)
+}
+
+#[cfg(test)]
+mod tests {
+    use reports::model::{Offered, SweepLevel};
+    use reports::synthetic::synthetic_sweep;
+
+    use super::*;
+
+    /// A sweep whose probe completed `speedup` times the baseline's rate.
+    fn probed(speedup: f64) -> Sweep {
+        let mut sweep = synthetic_sweep(&[(10.0, true, false), (20.0, true, false)]);
+        let probe = SweepLevel {
+            offered: Offered::Throughput { users: 8 },
+            achieved_rps: sweep.levels[0].achieved_rps * speedup,
+            ..sweep.levels[1].clone()
+        };
+        sweep.levels.insert(1, probe);
+        sweep
+    }
+
+    #[test]
+    fn a_target_that_serves_one_request_at_a_time_is_named() {
+        let mut out = String::new();
+        write_sweep(&mut out, &probed(1.02));
+        assert!(
+            out.contains(
+                "the throughput probe completed 1.02x the synchronous rate: the target serves \
+                 about one request at a time"
+            ),
+            "{out}"
+        );
+        let mut out = String::new();
+        write_sweep(&mut out, &probed(SERIAL_SPEEDUP));
+        assert!(!out.contains("one request at a time"), "{out}");
+    }
 }

@@ -125,6 +125,22 @@ impl Sweep {
             })
     }
 
+    /// How many times the synchronous baseline's rate the throughput probe completed: about
+    /// the requests the target serves at once (1 for a target that serves one at a time,
+    /// however many users wait). `None` without both levels or with a baseline that completed
+    /// nothing.
+    pub fn speedup(&self) -> Option<f64> {
+        let achieved = |wanted: fn(&Offered) -> bool| {
+            self.levels
+                .iter()
+                .find(|l| wanted(&l.offered))
+                .map(|l| l.achieved_rps)
+        };
+        let synchronous = achieved(|o| matches!(o, Offered::Synchronous))?;
+        let probe = achieved(|o| matches!(o, Offered::Throughput { .. }))?;
+        (synchronous > 0.0).then(|| probe / synchronous)
+    }
+
     /// Whether the target or the generator set the capacity.
     pub fn limit(&self) -> Limit {
         let first_failed = self.rates().position(|l| !l.passed());
@@ -178,6 +194,24 @@ mod tests {
         assert_eq!(s.limit(), Limit::Generator);
         let s = synthetic_sweep(&[(10.0, true, false), (20.0, true, false)]);
         assert_eq!(s.limit(), Limit::None);
+    }
+
+    #[test]
+    fn the_speedup_is_the_probes_rate_over_the_baselines() {
+        let mut s = synthetic_sweep(&[(10.0, true, false)]);
+        assert_eq!(s.speedup(), None, "no probe");
+        s.levels.insert(
+            1,
+            SweepLevel {
+                offered: Offered::Throughput { users: 8 },
+                achieved_rps: 3.0,
+                ..s.levels[1].clone()
+            },
+        );
+        s.levels[0].achieved_rps = 2.0;
+        assert_eq!(s.speedup(), Some(1.5));
+        s.levels[0].achieved_rps = 0.0;
+        assert_eq!(s.speedup(), None, "a baseline that completed nothing");
     }
 
     #[test]

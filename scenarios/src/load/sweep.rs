@@ -4,8 +4,8 @@
 //! target's latency, and hide a slow target behind fewer sends (coordinated omission). A sweep
 //! offers rates instead: a synchronous baseline (one user, back to back) measures the rate
 //! without contention, a throughput probe (the whole pool, back to back) the most the target
-//! completes, and then open-model phases at evenly spaced rates between the two, each judged on
-//! its own SLOs. The phases after the probe depend on what it measured, so the sweep is planned
+//! completes, and then open-model phases at evenly spaced rates between the two (from no more
+//! than an n-th of the probe's), each judged on its own SLOs. The phases after the probe depend on what it measured, so the sweep is planned
 //! as it runs ([`Sweep::rates_between`]).
 
 use std::fmt;
@@ -66,10 +66,16 @@ impl Sweep {
     /// The rates to offer after a baseline that completed `synchronous` requests per second and
     /// a probe that completed `max`: `rates` evenly spaced steps above the baseline's rate, the
     /// last one the probe's (guidellm's sweep spaces its rates the same way).
+    ///
+    /// The steps start from an n-th of the probe's rate at the most. A target that serves one
+    /// request at a time completes about as many back to back with one user as with the whole
+    /// pool; steps from the baseline's rate would then all offer its full load, and the sweep
+    /// would show nothing of how its latency grows on the way there.
     pub fn rates_between(&self, synchronous: f64, max: f64) -> Vec<f64> {
-        let low = finite_or(synchronous, MIN_RATE).max(MIN_RATE);
-        let high = finite_or(max, low).max(low);
         let n = self.rates.max(1) as f64;
+        let floor = finite_or(synchronous, MIN_RATE).max(MIN_RATE);
+        let high = finite_or(max, floor).max(floor);
+        let low = floor.min(high / n).max(MIN_RATE);
         (1..=self.rates)
             .map(|k| low + (high - low) * k as f64 / n)
             .map(|rate| (rate * 100.0).round() / 100.0)
@@ -132,8 +138,12 @@ mod tests {
     #[test]
     fn rates_step_evenly_up_to_the_probe() {
         assert_eq!(sweep().rates_between(2.0, 42.0), [12.0, 22.0, 32.0, 42.0]);
-        // A probe no faster than the baseline still gives rates, all at the baseline's.
-        assert_eq!(sweep().rates_between(5.0, 3.0), [5.0; 4]);
+        // A target no faster with the whole pool than with one user (it serves one request at
+        // a time): the steps start from a quarter of its rate, not all at its full load.
+        assert_eq!(sweep().rates_between(40.0, 40.0), [17.5, 25.0, 32.5, 40.0]);
+        assert_eq!(sweep().rates_between(30.0, 40.0), [17.5, 25.0, 32.5, 40.0]);
+        // A probe slower than the baseline: the same, up to the baseline's rate.
+        assert_eq!(sweep().rates_between(5.0, 3.0), [2.19, 3.13, 4.06, 5.0]);
         // Nothing completed: the lowest rate rather than zero or NaN.
         assert!(
             sweep()
