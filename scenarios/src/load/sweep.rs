@@ -5,8 +5,8 @@
 //! offers rates instead: a synchronous baseline (one user, back to back) measures the rate
 //! without contention, a throughput probe (the whole pool, back to back) the most the target
 //! completes, and then open-model phases at evenly spaced rates between the two (from no more
-//! than an n-th of the probe's), each judged on its own SLOs. The phases after the probe depend on what it measured, so the sweep is planned
-//! as it runs ([`Sweep::rates_between`]).
+//! than an n-th of the probe's), each judged on its own SLOs. The phases after the probe depend
+//! on what it measured, so the sweep is planned as it runs ([`Sweep::rates_between`]).
 
 use std::fmt;
 use std::time::Duration;
@@ -73,9 +73,9 @@ impl Sweep {
     /// would show nothing of how its latency grows on the way there.
     pub fn rates_between(&self, synchronous: f64, max: f64) -> Vec<f64> {
         let n = self.rates.max(1) as f64;
-        let floor = finite_or(synchronous, MIN_RATE).max(MIN_RATE);
-        let high = finite_or(max, floor).max(floor);
-        let low = floor.min(high / n).max(MIN_RATE);
+        let baseline = finite_or(synchronous, MIN_RATE).max(MIN_RATE);
+        let high = finite_or(max, baseline).max(baseline);
+        let low = baseline.min(high / n).max(MIN_RATE);
         (1..=self.rates)
             .map(|k| low + (high - low) * k as f64 / n)
             .map(|rate| (rate * 100.0).round() / 100.0)
