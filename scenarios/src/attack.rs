@@ -219,12 +219,23 @@ struct SweepPhase<'a> {
 
 impl SweepPhase<'_> {
     /// Runs phase `index` of the sweep, offering `load`, and says when it ran.
+    ///
+    /// A phase after the first starts on the recorder's next whole second. Answers are recorded
+    /// by the second they came in, and a level is judged on the seconds from its start to the
+    /// next one's: the second in which a phase's last answers came (a slow target's whole
+    /// backlog, at the end of the throughput probe) then stays that phase's, instead of being
+    /// judged as the next rate's. It costs at most a second between phases.
     async fn run(&self, index: usize, offered: Offered, load: Load) -> Result<Ran, AttackError> {
         let plan = Plan {
             load,
             seed: self.plan.seed.wrapping_add(index as u64),
             ..self.plan.clone()
         };
+        if index > 0 {
+            let now = self.recorder.origin().elapsed();
+            let next = Duration::from_secs(now.as_secs() + 1);
+            tokio::time::sleep(next - now).await;
+        }
         let start = self.recorder.origin().elapsed();
         run_phase(
             plan,

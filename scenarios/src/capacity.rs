@@ -3,9 +3,10 @@
 //! A level is judged on its own intervals as if it were a run of its own. For closed stages
 //! ([`by_stage`]) each held stage is a level (ramps are skipped because they mix two loads); for
 //! a rate sweep ([`sweep`]) each phase is, from its start to the next phase's start, so the
-//! requests it left in flight count where they were sent. The capacity is the highest level that
-//! passed, and only counts while every lower level passed too: a pass above a failure is noise,
-//! not capacity.
+//! answers it was still waiting for when its load ended count as its own (a phase after the
+//! first starts on a whole second, so no second holds the answers of two phases). The capacity
+//! is the highest level that passed, and only counts while every lower level passed too: a pass
+//! above a failure is noise, not capacity.
 
 use std::time::Duration;
 

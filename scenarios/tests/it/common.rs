@@ -11,7 +11,7 @@ use reports::RunResult;
 use reports::model::{Environment, GoodputLimits};
 use scenarios::attack::{self, Plan};
 use scenarios::client::Client;
-use scenarios::load::Load;
+use scenarios::load::{Load, Ran};
 use scenarios::recorder::Recorder;
 use scenarios::workload::{Mix, PromptMix, Prompts, RequestKind};
 use tokio::sync::RwLock;
@@ -38,9 +38,14 @@ pub fn stream_plan(load: Load, seed: u64) -> Plan {
 /// Runs `plan` against the server at `url` and returns every second the recorder closed, as
 /// the run `name`.
 pub async fn attack(name: &str, url: &str, plan: Plan) -> RunResult {
+    attack_phases(name, url, plan).await.0
+}
+
+/// [`attack`], and the phases of a rate sweep as they ran.
+pub async fn attack_phases(name: &str, url: &str, plan: Plan) -> (RunResult, Vec<Ran>) {
     let recorder = Arc::new(Recorder::new(GoodputLimits::default()));
     let client = Client::plain(url, Duration::from_secs(10)).expect("client");
-    attack::run(plan, client, Arc::clone(&recorder))
+    let phases = attack::run(plan, client, Arc::clone(&recorder))
         .await
         .expect("attack runs");
     let mut run = RunResult::new(
@@ -52,5 +57,5 @@ pub async fn attack(name: &str, url: &str, plan: Plan) -> RunResult {
     for interval in recorder.close_all() {
         run.push_interval(interval);
     }
-    run
+    (run, phases)
 }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use reports::model::second_of;
 use scenarios::load::{Arrivals, Load, Stages, Sweep};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::paced::quick_mock;
-use crate::common::{MACHINE, attack, stream_plan};
+use crate::common::{MACHINE, attack, attack_phases, stream_plan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_phases_of_a_sweep_share_their_users_connections() {
@@ -27,7 +28,8 @@ async fn the_phases_of_a_sweep_share_their_users_connections() {
         users: 8,
     };
     let pool = sweep.pool();
-    let run = attack("sweep", &relay.url, stream_plan(Load::Sweep(sweep), 5)).await;
+    let (run, phases) =
+        attack_phases("sweep", &relay.url, stream_plan(Load::Sweep(sweep), 5)).await;
 
     // One user, then 8, then two phases of 16: 41 connections if each phase opened its own.
     let requests = run.totals.requests;
@@ -38,6 +40,17 @@ async fn the_phases_of_a_sweep_share_their_users_connections() {
         opened <= pool,
         "{opened} connections for {requests} requests from a pool of {pool} users"
     );
+    // Each phase starts in a later second than its predecessor's last answer came in, so no
+    // second of the run holds the answers of two phases.
+    assert_eq!(phases.len(), 4);
+    for pair in phases.windows(2) {
+        assert!(
+            second_of(pair[1].start) > second_of(pair[0].end),
+            "a phase started at {:?}, in the second its predecessor ended ({:?})",
+            pair[1].start,
+            pair[0].end
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
