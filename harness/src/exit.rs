@@ -39,7 +39,8 @@ pub fn message(error: &anyhow::Error) -> String {
 /// exits 0 even when the generator saturated (the summary warns about it).
 ///
 /// A rate sweep exits 4 when the generator saturated at or below the first rate that failed
-/// (its capacity would be the client's), else 0 when it found a capacity that meets every
+/// (its capacity would be the client's; a failing rate counts only if it had not already failed
+/// before the saturation, as a run does), else 0 when it found a capacity that meets every
 /// `capacity` SLO, else 2.
 pub fn of_run(result: &RunResult) -> i32 {
     if let Some(sweep) = &result.sweep {

@@ -86,7 +86,7 @@ pub fn sweep(run: &RunResult, slos: &[Slo], plan: &Sweep, ran: &[Ran]) -> report
                 .get(i + 1)
                 .map_or(run_end, |next| second_of(next.start))
                 .max(first + 1);
-            let window = window(run, first, last);
+            let judged = window(run, first, last);
             // Rates are per second of offered load: the drain after it adds answers, not time.
             let offered_secs = match phase.offered {
                 Offered::Synchronous => plan.baseline,
@@ -95,9 +95,30 @@ pub fn sweep(run: &RunResult, slos: &[Slo], plan: &Sweep, ran: &[Ran]) -> report
             }
             .as_secs_f64()
             .max(1e-3);
-            let totals = &window.totals;
+            let failed: Vec<SloResult> = evaluate(&slos, &judged)
+                .into_iter()
+                .filter(|result| !result.passed())
+                .collect();
+            // A failure already in the seconds before the generator first saturated is the
+            // target's; otherwise the level's verdict may be the client's.
+            let saturated = match saturated
+                .iter()
+                .copied()
+                .filter(|s| (first..last).contains(s))
+                .min()
+            {
+                None => false,
+                Some(_) if failed.is_empty() => true,
+                Some(from) => {
+                    from == first
+                        || evaluate(&slos, &window(run, first, from))
+                            .iter()
+                            .all(SloResult::passed)
+                }
+            };
+            let totals = &judged.totals;
             let achieved_rps = totals.requests as f64 / offered_secs;
-            let mean_latency_s = window
+            let mean_latency_s = judged
                 .metrics
                 .get(Metric::Latency)
                 .map_or(0.0, |h| h.mean() / 1e6);
@@ -109,16 +130,12 @@ pub fn sweep(run: &RunResult, slos: &[Slo], plan: &Sweep, ran: &[Ran]) -> report
                 achieved_rps,
                 goodput_rps: totals.good as f64 / offered_secs,
                 streams: achieved_rps * mean_latency_s,
-                ttft_p95_ms: window
+                ttft_p95_ms: judged
                     .metrics
                     .get(Metric::Ttft)
                     .map(|h| h.value_at_quantile(0.95) as f64 / 1e3),
-                failed: evaluate(&slos, &window)
-                    .iter()
-                    .filter(|result| !result.passed())
-                    .map(|result| result.slo.to_string())
-                    .collect(),
-                saturated: saturated.iter().any(|s| (first..last).contains(s)),
+                failed: failed.iter().map(|result| result.slo.to_string()).collect(),
+                saturated,
             }
         })
         .collect();
@@ -149,7 +166,7 @@ fn window(run: &RunResult, first: u32, last: u32) -> RunResult {
 
 #[cfg(test)]
 mod tests {
-    use reports::model::{Environment, Interval, Metric, new_histogram};
+    use reports::model::{Environment, GeneratorSample, Interval, Limit, Metric, new_histogram};
     use reports::slo::parse_slos;
 
     use super::*;
@@ -184,27 +201,37 @@ mod tests {
             .expect("valid")
     }
 
-    #[test]
-    fn sweep_phases_are_judged_from_their_start_to_the_next() {
-        let plan = Sweep {
+    /// A sweep of 5 s baseline and probe, then 10 s at each of two rates.
+    fn plan() -> Sweep {
+        Sweep {
             baseline: Duration::from_secs(5),
             probe: Duration::from_secs(5),
             rates: 2,
             per_rate: Duration::from_secs(10),
             arrivals: crate::load::Arrivals::Constant,
             users: 20,
-        };
-        let at = |secs: f64, offered| Ran {
-            offered,
-            start: Duration::from_secs_f64(secs),
-            end: Duration::from_secs_f64(secs + 4.0),
-        };
-        let ran = [
-            at(0.0, Offered::Synchronous),
-            at(5.2, Offered::Throughput { users: 20 }),
-            at(10.5, Offered::Rate { rps: 25.0 }),
-            at(20.4, Offered::Rate { rps: 50.0 }),
+        }
+    }
+
+    /// The phases of [`plan`] as they ran, starting at the given seconds: the baseline, the
+    /// probe, then 25 and 50 req/s.
+    fn ran(starts: [f64; 4]) -> [Ran; 4] {
+        let offered = [
+            Offered::Synchronous,
+            Offered::Throughput { users: 20 },
+            Offered::Rate { rps: 25.0 },
+            Offered::Rate { rps: 50.0 },
         ];
+        std::array::from_fn(|i| Ran {
+            offered: offered[i],
+            start: Duration::from_secs_f64(starts[i]),
+            end: Duration::from_secs_f64(starts[i] + 4.0),
+        })
+    }
+
+    #[test]
+    fn sweep_phases_are_judged_from_their_start_to_the_next() {
+        let (plan, ran) = (plan(), ran([0.0, 5.2, 10.5, 20.4]));
         let mut run = run();
         run.finish(run.started_at, Duration::from_secs_f64(39.5));
         let sweep = sweep(&run, &ttft_p95(), &plan, &ran);
@@ -219,6 +246,40 @@ mod tests {
         assert_eq!(first_rate.ttft_p95_ms.map(f64::round), Some(100.0));
         assert_eq!(sweep.capacity().map(|c| c.rps), Some(25.0));
         assert!(sweep.levels.iter().all(|l| !l.saturated));
+    }
+
+    #[test]
+    fn a_rate_that_failed_before_the_generator_saturated_is_the_targets_limit() {
+        let (plan, ran) = (plan(), ran([0.0, 5.0, 10.0, 20.0]));
+        // TTFT is 100 ms up to second 20 and 900 ms after: the 50/s rate fails from its
+        // first second on.
+        let judged = |saturated: &[u32]| {
+            let mut run = run();
+            run.finish(run.started_at, Duration::from_secs(40));
+            run.generator = saturated
+                .iter()
+                .map(|&second| GeneratorSample {
+                    second,
+                    saturated: true,
+                    ..GeneratorSample::default()
+                })
+                .collect();
+            sweep(&run, &ttft_p95(), &plan, &ran)
+        };
+
+        // Saturated late in the failing rate: the failure came first, and is the target's.
+        let late = judged(&[30]);
+        assert!(!late.levels[3].saturated);
+        assert_eq!(late.limit(), Limit::Target);
+        assert_eq!(late.capacity().map(|c| c.rps), Some(25.0));
+        // Saturated in the failing rate's first second: nothing before it to judge.
+        let first = judged(&[20]);
+        assert!(first.levels[3].saturated);
+        assert_eq!(first.limit(), Limit::Generator);
+        // Saturated in a rate that passed: the pass stands, the saturation is reported.
+        let passed = judged(&[15]);
+        assert!(passed.levels[2].saturated);
+        assert_eq!(passed.limit(), Limit::Generator);
     }
 
     #[test]

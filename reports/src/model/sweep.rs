@@ -66,7 +66,10 @@ pub struct SweepLevel {
     /// files (`ttft p95 < 500ms`); empty when it met them all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<String>,
-    /// The load generator was saturated in at least one of this level's seconds.
+    /// The load generator saturated where it could have decided this level's verdict: in any
+    /// of its seconds if the level met its SLOs; if it failed them, in its first second or
+    /// before its seconds up to then failed them too (a failure already there is the
+    /// target's).
     pub saturated: bool,
 }
 
