@@ -291,6 +291,9 @@ fn write_sweep(out: &mut String, sweep: &Sweep) {
         (Limit::Target | Limit::None, None) => "no rate met every SLO".to_owned(),
     };
     let _ = writeln!(out, "    capacity: {verdict}");
+    if let Some(recovery) = sweep.recovery().filter(|_| sweep.limit() == Limit::Target) {
+        let _ = writeln!(out, "    {recovery}");
+    }
     if let Some(speedup) = sweep.speedup().filter(|s| *s < SERIAL_SPEEDUP) {
         let _ = writeln!(
             out,
@@ -400,6 +403,32 @@ mod tests {
         };
         sweep.levels.insert(1, probe);
         sweep
+    }
+
+    /// The summary's sweep section for a sweep of 10, 20 and 30 req/s where 20 failed and 30
+    /// passed or failed as `top_passed` says.
+    fn above_a_failure(top_passed: bool) -> String {
+        let mut out = String::new();
+        let rates = [
+            (10.0, true, false),
+            (20.0, false, false),
+            (30.0, top_passed, false),
+        ];
+        write_sweep(&mut out, &synthetic_sweep(&rates));
+        out
+    }
+
+    #[test]
+    fn a_rate_that_passed_above_a_failure_is_named() {
+        let out = above_a_failure(true);
+        assert!(out.contains("capacity: 10.0 req/s"), "{out}");
+        assert!(
+            out.contains("30.0 req/s met every SLO again after 20.0 req/s failed"),
+            "{out}"
+        );
+        // Without a pass above it the failure is the limit, and nothing more is said.
+        let out = above_a_failure(false);
+        assert!(!out.contains("again"), "{out}");
     }
 
     #[test]

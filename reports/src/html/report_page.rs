@@ -218,17 +218,21 @@ fn sweep_view(sweep: &Sweep) -> SweepView {
         })
         .collect();
     let sentence = match sweep.limit() {
-        Limit::Generator => {
-            "Bounded by the load generator: it saturated at or below the first \
+        Limit::Generator => "Bounded by the load generator: it saturated at or below the first \
                              rate that failed an SLO."
-        }
+            .to_owned(),
         Limit::Target => {
-            "Bounded by the target: a rate failed its SLOs while the generator kept \
-                          up."
+            let bounded = "Bounded by the target: a rate failed its SLOs while the generator \
+                           kept up.";
+            match sweep.recovery() {
+                Some(recovery) => format!("{bounded} But {recovery}."),
+                None => bounded.to_owned(),
+            }
         }
-        Limit::None => "Every rate met its SLOs: the probe found no higher rate to offer.",
-    }
-    .to_owned();
+        Limit::None => {
+            "Every rate met its SLOs: the probe found no higher rate to offer.".to_owned()
+        }
+    };
     SweepView {
         sentence,
         rows,

@@ -28,7 +28,7 @@ pub use histograms::{
     percentile,
 };
 pub use metric::{Metric, Unit, short, significant};
-pub use sweep::{Capacity, Limit, Offered, Sweep, SweepLevel};
+pub use sweep::{Capacity, Limit, Offered, Recovery, Sweep, SweepLevel};
 
 use crate::slo::SloResult;
 

@@ -96,6 +96,29 @@ pub struct Capacity {
     pub streams: f64,
 }
 
+/// A rate that met every SLO above the first rate that failed them: the failure was not the
+/// target's limit, or not only. A pause of the target (a collector, a periodic task) that falls
+/// into one short level fails its tail percentiles at a rate the target otherwise serves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Recovery {
+    /// The first rate that failed an SLO, requests per second (the capacity is below it).
+    pub failed_rps: f64,
+    /// The highest rate above it that met every SLO.
+    pub passed_rps: f64,
+}
+
+impl fmt::Display for Recovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} req/s met every SLO again after {} req/s failed: a pause of the target can fail \
+             a short level below its limit; longer levels (--duration) or another run tell which",
+            significant(self.passed_rps),
+            significant(self.failed_rps)
+        )
+    }
+}
+
 /// What bounded the sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {
@@ -126,6 +149,18 @@ impl Sweep {
                     streams: level.streams,
                 })
             })
+    }
+
+    /// The highest rate that met every SLO above the first that failed, if any did: the
+    /// capacity stays below the failure, and this says the sweep should be read twice.
+    pub fn recovery(&self) -> Option<Recovery> {
+        let mut rates = self.rates().skip_while(|l| l.passed());
+        let failed_rps = rates.next()?.offered.rate()?;
+        let passed_rps = rates.filter(|l| l.passed()).last()?.offered.rate()?;
+        Some(Recovery {
+            failed_rps,
+            passed_rps,
+        })
     }
 
     /// How many times the synchronous baseline's rate the throughput probe completed: about
@@ -172,6 +207,7 @@ mod tests {
         ]);
         assert_eq!(s.capacity().map(|c| c.rps), Some(20.0));
         assert_eq!(s.limit(), Limit::Target);
+        assert_eq!(s.recovery(), None, "nothing passed above the failure");
         // A pass above a failure is noise.
         let s = synthetic_sweep(&[
             (10.0, true, false),
@@ -179,6 +215,13 @@ mod tests {
             (30.0, true, false),
         ]);
         assert_eq!(s.capacity().map(|c| c.rps), Some(10.0));
+        assert_eq!(
+            s.recovery(),
+            Some(Recovery {
+                failed_rps: 20.0,
+                passed_rps: 30.0
+            })
+        );
         let s = synthetic_sweep(&[(10.0, false, false)]);
         assert!(s.capacity().is_none());
     }

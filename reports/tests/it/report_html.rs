@@ -3,6 +3,7 @@
 use reports::html::render_report;
 use reports::model::{Interval, Metric};
 use reports::slo::{evaluate, parse_slos};
+use reports::synthetic::synthetic_sweep;
 
 use crate::common::{histogram, small_run};
 
@@ -50,6 +51,30 @@ fn report_shows_the_verdict_and_every_section() {
     let html = render_report(&run).expect("renders");
     assert!(html.contains("The run was stopped early: ttft p99 &lt; 100ms was lost after 12 s"));
     assert!(!html.contains("<script"));
+}
+
+#[test]
+fn a_sweep_that_passed_above_a_failure_says_to_read_it_twice() {
+    let mut run = small_run();
+    run.sweep = Some(synthetic_sweep(&[
+        (10.0, true, false),
+        (20.0, false, false),
+        (30.0, true, false),
+    ]));
+    let html = render_report(&run).expect("renders");
+    assert!(html.contains("Bounded by the target"), "no sweep sentence");
+    assert!(
+        html.contains("met every SLO again after 20.0 req"),
+        "no recovery"
+    );
+
+    run.sweep = Some(synthetic_sweep(&[
+        (10.0, true, false),
+        (20.0, false, false),
+    ]));
+    let html = render_report(&run).expect("renders");
+    assert!(html.contains("Bounded by the target"), "no sweep sentence");
+    assert!(!html.contains("met every SLO again"));
 }
 
 #[test]
