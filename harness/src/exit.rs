@@ -2,7 +2,7 @@
 
 use reports::RunResult;
 use reports::model::Limit;
-use reports::slo::{Slo, SloResult, evaluate};
+use reports::slo::Slo;
 
 /// Every SLO met.
 pub const OK: i32 = 0;
@@ -53,12 +53,8 @@ pub fn of_run(result: &RunResult) -> i32 {
     if result.slos_passed() {
         return OK;
     }
-    if result.saturated_seconds().is_empty() {
-        return SLO_FAILED;
-    }
     let slos: Vec<Slo> = result.slo_results.iter().map(|r| r.slo.clone()).collect();
-    let before = result.before_saturation();
-    if before.intervals.is_empty() || evaluate(&slos, &before).iter().all(SloResult::passed) {
+    if result.failure_rests_on_saturation(&slos) {
         INCONCLUSIVE
     } else {
         SLO_FAILED

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use reports::RunResult;
-use reports::model::{Metric, Offered, SweepLevel, second_of};
+use reports::model::{GeneratorSample, Metric, Offered, SweepLevel, second_of};
 use reports::slo::{Slo, SloMetric, SloResult, evaluate};
 
 use crate::load::{Ran, Stages, Sweep};
@@ -75,7 +75,6 @@ pub fn sweep(run: &RunResult, slos: &[Slo], plan: &Sweep, ran: &[Ran]) -> report
         .filter(|slo| slo.metric != SloMetric::Capacity)
         .cloned()
         .collect();
-    let saturated = run.saturated_seconds();
     let run_end = second_of(run.wall_time) + 1;
     let levels = ran
         .iter()
@@ -99,22 +98,12 @@ pub fn sweep(run: &RunResult, slos: &[Slo], plan: &Sweep, ran: &[Ran]) -> report
                 .into_iter()
                 .filter(|result| !result.passed())
                 .collect();
-            // A failure already in the seconds before the generator first saturated is the
-            // target's; otherwise the level's verdict may be the client's.
-            let saturated = match saturated
-                .iter()
-                .copied()
-                .filter(|s| (first..last).contains(s))
-                .min()
-            {
-                None => false,
-                Some(_) if failed.is_empty() => true,
-                Some(from) => {
-                    from == first
-                        || evaluate(&slos, &window(run, first, from))
-                            .iter()
-                            .all(SloResult::passed)
-                }
+            // A passed level that saturated may owe its pass to the client; a failed one only
+            // if its seconds before the saturation met every SLO, as for a whole run.
+            let saturated = if failed.is_empty() {
+                !judged.saturated_seconds().is_empty()
+            } else {
+                judged.failure_rests_on_saturation(&slos)
             };
             let totals = &judged.totals;
             let achieved_rps = totals.requests as f64 / offered_secs;
@@ -142,7 +131,8 @@ pub fn sweep(run: &RunResult, slos: &[Slo], plan: &Sweep, ran: &[Ran]) -> report
     reports::model::Sweep { levels }
 }
 
-/// The intervals `[first, last)` of `run` as a run of their own, renumbered from zero.
+/// The intervals and generator samples of seconds `[first, last)` of `run` as a run of its own,
+/// renumbered from zero.
 fn window(run: &RunResult, first: u32, last: u32) -> RunResult {
     let mut window = RunResult::new(
         run.scenario.clone(),
@@ -160,13 +150,23 @@ fn window(run: &RunResult, first: u32, last: u32) -> RunResult {
         interval.second -= first;
         window.push_interval(interval);
     }
+    for sample in run
+        .generator
+        .iter()
+        .filter(|s| (first..last).contains(&s.second))
+    {
+        window.push_generator_sample(GeneratorSample {
+            second: sample.second - first,
+            ..*sample
+        });
+    }
     window.finish(run.started_at, Duration::from_secs(u64::from(last - first)));
     window
 }
 
 #[cfg(test)]
 mod tests {
-    use reports::model::{Environment, GeneratorSample, Interval, Limit, Metric, new_histogram};
+    use reports::model::{Environment, Interval, Limit, Metric, new_histogram};
     use reports::slo::parse_slos;
 
     use super::*;

@@ -30,7 +30,7 @@ pub use histograms::{
 pub use metric::{Metric, Unit, short, significant};
 pub use sweep::{Capacity, Limit, Offered, Recovery, Sweep, SweepLevel};
 
-use crate::slo::SloResult;
+use crate::slo::{Slo, SloResult, evaluate};
 
 /// Version of the `summary.json` schema; bumped on any change a reader must know about.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -248,6 +248,17 @@ impl RunResult {
         let covered = self.wall_time.min(INTERVAL * end);
         clean.finish(self.ended_at, covered);
         clean
+    }
+
+    /// Whether SLOs this run failed may be the load generator's doing rather than the
+    /// target's: it saturated, and the seconds before it first did met every SLO (or there were
+    /// none). A failure already in those seconds is the target's.
+    pub fn failure_rests_on_saturation(&self, slos: &[Slo]) -> bool {
+        if self.saturated_seconds().is_empty() {
+            return false;
+        }
+        let before = self.before_saturation();
+        before.intervals.is_empty() || evaluate(slos, &before).iter().all(SloResult::passed)
     }
 
     /// Records the end of the run.
