@@ -337,12 +337,8 @@ impl Live<'_> {
         }
         let sample = self.sampler.sample(second_of(wall)).await;
         self.result.push_gateway_sample(sample);
-        if self.sampler.metrics_absent() {
-            self.result.warnings.push(
-                "the target has no /metrics: its queue, breaker, cache and connection series \
-                 were not sampled"
-                    .to_owned(),
-            );
+        if let Some(warning) = self.sampler.metrics_warning() {
+            self.result.warnings.push(warning.to_owned());
         }
         self.result.finish(Utc::now(), wall);
         (self.result, self.recorder.cache_latency())

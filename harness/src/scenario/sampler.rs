@@ -27,7 +27,11 @@ pub struct Sampler {
 enum Scrape {
     Untried,
     /// It answered once: a later failure (a slow answer under load) costs one sample only.
-    Answering,
+    /// `charted` once an answer had a series the report charts (another gateway's metrics
+    /// may have none of them).
+    Answering {
+        charted: bool,
+    },
     /// The first ask failed: an endpoint without `/metrics`, not asked again.
     Absent,
 }
@@ -57,8 +61,9 @@ impl Sampler {
         if self.scrape != Scrape::Absent {
             match self.scrape_metrics().await {
                 Some(text) => {
-                    apply_metrics(&text, &mut sample);
-                    self.scrape = Scrape::Answering;
+                    let charted = apply_metrics(&text, &mut sample)
+                        || self.scrape == Scrape::Answering { charted: true };
+                    self.scrape = Scrape::Answering { charted };
                 }
                 None if self.scrape == Scrape::Untried => self.scrape = Scrape::Absent,
                 None => {}
@@ -67,9 +72,21 @@ impl Sampler {
         sample
     }
 
-    /// True once the target has shown it has no `/metrics` (its first scrape failed).
-    pub fn metrics_absent(&self) -> bool {
-        self.scrape == Scrape::Absent
+    /// What the run's warnings should say about the target's metrics: nothing when its
+    /// `/metrics` had series the report charts.
+    pub fn metrics_warning(&self) -> Option<&'static str> {
+        match self.scrape {
+            Scrape::Absent => Some(
+                "the target has no /metrics: its queue, breaker, cache and connection series \
+                 were not sampled",
+            ),
+            Scrape::Answering { charted: false } => Some(
+                "the target's /metrics has none of the series the report charts (queue depth, \
+                 breaker state, cache hits and misses, alive tasks, open connections): those \
+                 charts are empty",
+            ),
+            Scrape::Untried | Scrape::Answering { charted: true } => None,
+        }
     }
 
     async fn scrape_metrics(&mut self) -> Option<String> {
@@ -81,8 +98,8 @@ impl Sampler {
     }
 }
 
-/// Reads the series the report charts from Prometheus text.
-fn apply_metrics(text: &str, sample: &mut GatewaySample) {
+/// Reads the series the report charts from Prometheus text; false when it has none of them.
+fn apply_metrics(text: &str, sample: &mut GatewaySample) -> bool {
     let mut queue: Option<f64> = None;
     let mut breaker: Option<f64> = None;
     let (mut hits, mut misses) = (None::<f64>, None::<f64>);
@@ -109,11 +126,15 @@ fn apply_metrics(text: &str, sample: &mut GatewaySample) {
         1 => BreakerState::HalfOpen,
         _ => BreakerState::Open,
     });
+    let charted = [queue, breaker, hits, misses].iter().any(Option::is_some)
+        || sample.alive_tasks.is_some()
+        || sample.open_connections.is_some();
     if let (Some(hits), Some(misses)) = (hits, misses)
         && hits + misses > 0.0
     {
         sample.cache_hit_ratio = Some(hits / (hits + misses));
     }
+    charted
 }
 
 /// `(name, labels, value)` of every sample line.
@@ -150,11 +171,26 @@ mod tests {
             gateway_cache_lookups_total{result=\"hit\"} 30\ngateway_cache_lookups_total{result=\"miss\"} 70\n\
             gateway_runtime_alive_tasks 41\ngateway_open_connections 20\n";
         let mut sample = GatewaySample::default();
-        apply_metrics(text, &mut sample);
+        assert!(apply_metrics(text, &mut sample));
         assert_eq!(sample.queue_depth, Some(3));
         assert_eq!(sample.breaker, Some(BreakerState::Open));
         assert_eq!(sample.cache_hit_ratio, Some(0.3));
         assert_eq!(sample.alive_tasks, Some(41));
         assert_eq!(sample.open_connections, Some(20));
+    }
+
+    #[test]
+    fn metrics_with_none_of_the_charted_series_say_so() {
+        // LiteLLM's, for one: other names for what it measures, nothing to chart here.
+        let text = "# TYPE litellm_in_flight_requests gauge
+litellm_in_flight_requests 4
+            python_gc_objects_collected_total{generation=\"2\"} 81.0
+";
+        let mut sample = GatewaySample::default();
+        assert!(!apply_metrics(text, &mut sample));
+        assert_eq!(sample, GatewaySample::default());
+
+        // One charted series is enough.
+        assert!(apply_metrics("gateway_open_connections 2\n", &mut sample));
     }
 }

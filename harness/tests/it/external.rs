@@ -423,3 +423,72 @@ fn a_bad_dataset_line_is_rejected_with_its_number_before_any_load() {
     assert!(line.contains(&format!("{}:2:", jsonl.display())), "{line}");
     assert!(!line.contains("cannot reach"), "{line}");
 }
+
+/// A target whose `/metrics` moved (LiteLLM's answers 307 to `/metrics/`) with series of its
+/// own names: the sampler follows the redirect, and the run says the charts are empty for that
+/// reason, not that the target has no metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirected_metrics_page_is_followed_and_foreign_series_are_named() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+
+    let _machine = MACHINE.read().await;
+    let dir = scratch("external-metrics");
+    let target = wiremock::MockServer::start().await;
+    mock_providers::wiremock::Reply::openai()
+        .mock()
+        .mount(&target)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/metrics"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/metrics/", target.uri()).as_str()),
+        )
+        .mount(&target)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/metrics/"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            "# TYPE litellm_in_flight_requests gauge\nlitellm_in_flight_requests 1\n",
+        ))
+        .mount(&target)
+        .await;
+
+    let out = dir.join("runs");
+    let mut command = harness();
+    command.args([
+        "scenario",
+        "chat",
+        "--users",
+        "2",
+        "--duration",
+        "3s",
+        "--quiet",
+    ]);
+    command.args(["--target", &target.uri(), "--out", arg(&out)]);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("harness runs"))
+        .await
+        .expect("joins");
+    assert_ran(&output, "run at a target with moved metrics");
+    let scrapes = target
+        .received_requests()
+        .await
+        .expect("recording is on")
+        .iter()
+        .filter(|r| r.url.path() == "/metrics/")
+        .count();
+    assert!(scrapes >= 2, "{scrapes} scrapes of /metrics/");
+    let [run] = run_dirs(&out).try_into().expect("one run directory");
+    let warnings = summary(&run).warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("none of the series the report charts")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("no /metrics")),
+        "{warnings:?}"
+    );
+}

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::{CONTENT_TYPE, HOST, LOCATION};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -146,6 +146,25 @@ impl Endpoint {
         let origin = Uri::from(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
         Endpoint { absolute, origin }
     }
+
+    /// Where a redirect from this endpoint points (`location` absolute or a path), when that is
+    /// on the same scheme and authority: a scrape follows no redirect to another server.
+    fn redirected(&self, headers: &HeaderMap) -> Option<Endpoint> {
+        let location = headers.get(LOCATION)?.to_str().ok()?;
+        let to = Uri::try_from(location).ok()?;
+        let to = if to.authority().is_some() {
+            to
+        } else if location.starts_with('/') {
+            let mut parts = self.absolute.clone().into_parts();
+            parts.path_and_query = to.path_and_query().cloned();
+            Uri::from_parts(parts).ok()?
+        } else {
+            return None;
+        };
+        let same =
+            (to.scheme(), to.authority()) == (self.absolute.scheme(), self.absolute.authority());
+        same.then(|| Endpoint::new(to))
+    }
 }
 
 impl Endpoints {
@@ -203,6 +222,9 @@ pub enum ClientError {
 
 /// Longest wait for a preflight connection.
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Redirects a fetch follows: one, enough for a path that moved (`/metrics` to `/metrics/`).
+const FETCH_REDIRECTS: usize = 1;
 
 impl Client {
     /// A client that sends each request to the next of `bases` in turn (replicas of one
@@ -272,31 +294,41 @@ impl Client {
 
     /// The body of `GET {base}{path}` from the first target, with the run's headers, if it
     /// answers 2xx within `timeout` (the sampler's `/metrics`), on `scratch`'s connection to it,
-    /// which is kept for the next fetch.
+    /// which is kept for the next fetch. One redirect to the same target is followed, as
+    /// Prometheus's scraper does: LiteLLM's `/metrics` answers 307 to `/metrics/`.
     pub async fn fetch(
         &self,
         path: &str,
         timeout: Duration,
         scratch: &mut Scratch,
     ) -> Option<Bytes> {
-        let endpoint = Endpoint::new(Uri::try_from(format!("{}{path}", self.base())).ok()?);
+        let mut endpoint = Endpoint::new(Uri::try_from(format!("{}{path}", self.base())).ok()?);
         let fetch = async {
-            let kept = scratch.links.take(0).await;
-            let (link, status, body) = self.get(kept, 0, &endpoint).await.ok()?;
-            scratch.links.keep(0, link);
-            status.is_success().then_some(body)
+            for _ in 0..=FETCH_REDIRECTS {
+                let kept = scratch.links.take(0).await;
+                let (link, head, body) = self.get(kept, 0, &endpoint).await.ok()?;
+                scratch.links.keep(0, link);
+                if head.status.is_success() {
+                    return Some(body);
+                }
+                if !head.status.is_redirection() {
+                    return None;
+                }
+                endpoint = endpoint.redirected(&head.headers)?;
+            }
+            None
         };
         tokio::time::timeout(timeout, fetch).await.ok().flatten()
     }
 
     /// `GET` of `endpoint` on `kept` or a new connection to target `target`, read to its end:
-    /// the connection, the status and the body, or one line saying why there is none.
+    /// the connection, the response head and the body, or one line saying why there is none.
     async fn get(
         &self,
         kept: Option<Link>,
         target: usize,
         endpoint: &Endpoint,
-    ) -> Result<(Link, StatusCode, Bytes), String> {
+    ) -> Result<(Link, Head, Bytes), String> {
         let outgoing = Outgoing {
             target,
             endpoint,
@@ -307,7 +339,7 @@ impl Client {
             .await
             .map_err(|e| e.describe())?;
         let body = link.collect().await.map_err(|e| describe(&e))?;
-        Ok((link, head.status, body))
+        Ok((link, head, body))
     }
 
     /// The index of the target of the next request.
@@ -643,6 +675,28 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fetch_follows_redirects_on_its_own_target_only() {
+        let from = Endpoint::new(Uri::from_static("http://127.0.0.1:4000/metrics"));
+        let to = |location: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(LOCATION, HeaderValue::from_str(location).unwrap());
+            from.redirected(&headers).map(|e| e.absolute.to_string())
+        };
+        assert_eq!(
+            to("http://127.0.0.1:4000/metrics/").as_deref(),
+            Some("http://127.0.0.1:4000/metrics/")
+        );
+        assert_eq!(
+            to("/metrics/?x=1").as_deref(),
+            Some("http://127.0.0.1:4000/metrics/?x=1")
+        );
+        assert_eq!(to("http://127.0.0.1:4001/metrics/"), None);
+        assert_eq!(to("https://127.0.0.1:4000/metrics/"), None);
+        assert_eq!(to("metrics/"), None);
+        assert_eq!(from.redirected(&HeaderMap::new()).map(|_| ()), None);
+    }
 
     #[test]
     fn requests_take_the_targets_in_turn() {
