@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The peers table of docs/peers.md: the reference gateway and the LiteLLM proxy, one after the
-# other, in front of the same `harness mock --profile fast`, driven by the same harness runs.
+# The peers table of docs/peers.md: the reference gateway, the LiteLLM proxy and, when
+# PORTKEY_DIR names a directory with `@portkey-ai/gateway` and `bun` installed from npm, the
+# Portkey gateway, one after the other, in front of the same `harness mock --profile fast`,
+# driven by the same harness runs.
 #
 #   cargo build --release -p harness
-#   LITELLM=~/.venvs/litellm/bin/litellm bash docs/peers/measure.sh [OUT_DIR]
+#   LITELLM=~/.venvs/litellm/bin/litellm PORTKEY_DIR=~/peers/portkey \
+#     bash docs/peers/measure.sh [OUT_DIR]
 #
 # Every server listens on 127.0.0.1 and is stopped at the end. Prints one line per run; the run
 # directories (summary.json, report.html) and overhead.json files are under OUT_DIR.
@@ -27,6 +30,23 @@ env LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR LITELLM_MODE=PRODUCTION 
   "$litellm" --config docs/peers/litellm.yaml --host 127.0.0.1 --port 4000 \
   --num_workers "${LITELLM_WORKERS:-1}" >"$out/litellm.log" 2>&1 &
 pids+=($!)
+gateways=(reference:8080 litellm:4000)
+if [[ -n ${PORTKEY_DIR:-} ]]; then
+  # Bun, not Node: under Node 20 its streamed answers fail (see docs/peers.md).
+  (cd "$PORTKEY_DIR" && exec node_modules/bun/bin/bun.exe \
+    node_modules/@portkey-ai/gateway/build/start-server.js --port=8787 --headless) \
+    >"$out/portkey.log" 2>&1 &
+  pids+=($!)
+  gateways+=(portkey:8787)
+fi
+
+# The headers each gateway needs besides the key: Portkey takes its upstream per request.
+extra() {
+  case $1 in
+    portkey) echo --header x-portkey-provider:openai \
+      --header x-portkey-custom-host:http://127.0.0.1:9000/v1 ;;
+  esac
+}
 
 wait_for() {
   for _ in $(seq 1 240); do
@@ -39,11 +59,14 @@ wait_for() {
 wait_for http://127.0.0.1:9000/v1/models
 wait_for http://127.0.0.1:8080/health
 wait_for http://127.0.0.1:4000/health/readiness
+[[ -z ${PORTKEY_DIR:-} ]] || wait_for http://127.0.0.1:8787/
 
-# LiteLLM initialises lazily on its first requests: warm both gateways up before measuring.
-for url in http://127.0.0.1:8080 http://127.0.0.1:4000; do
-  "$harness" scenario streaming --target "$url" --api-key-env PEER_KEY --users 4 \
-    --duration 5s --quiet --out "$out/warmup" >/dev/null 2>&1 || true
+# LiteLLM initialises lazily on its first requests: warm every gateway up before measuring.
+for side in "${gateways[@]}"; do
+  # shellcheck disable=SC2046 # extra's words are separate arguments
+  "$harness" scenario streaming --target "http://127.0.0.1:${side#*:}" --api-key-env PEER_KEY \
+    $(extra "${side%%:*}") --users 4 --duration 5s --quiet --out "$out/warmup" \
+    >/dev/null 2>&1 || true
 done
 
 # One closed-model streaming run: "NAME users=N rps=R failed=F ttft_p50=.. ttft_p99=.. e2e_p50=.. e2e_p99=.." (ms).
@@ -51,8 +74,9 @@ row() {
   local name=$1 url=$2 users=$3 dir="$out/$1-$3"
   rm -rf "$dir"
   # The scenario's SLOs do not matter here: 0, 2 and 4 all measured the run.
-  "$harness" scenario streaming --target "$url" --api-key-env PEER_KEY --users "$users" \
-    --duration "${seconds}s" --quiet --out "$dir" >/dev/null 2>&1 || true
+  # shellcheck disable=SC2046
+  "$harness" scenario streaming --target "$url" --api-key-env PEER_KEY $(extra "$name") \
+    --users "$users" --duration "${seconds}s" --quiet --out "$dir" >/dev/null 2>&1 || true
   python3 - "$name" "$users" "$dir"/*/ <<'PY'
 import csv, json, sys
 name, users, run = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -68,12 +92,14 @@ PY
 }
 
 for users in 1 16 64; do
-  row reference http://127.0.0.1:8080 "$users"
-  row litellm http://127.0.0.1:4000 "$users"
+  for side in "${gateways[@]}"; do
+    row "${side%%:*}" "http://127.0.0.1:${side#*:}" "$users"
+  done
 done
 
-for side in reference:8080 litellm:4000; do
+for side in "${gateways[@]}"; do
+  # shellcheck disable=SC2046
   "$harness" overhead --target "http://127.0.0.1:${side#*:}" --direct http://127.0.0.1:9000 \
-    --api-key-env PEER_KEY --concurrency 1,16,64 --stream on --rounds 4 \
-    --out "$out/overhead-${side%%:*}"
+    --api-key-env PEER_KEY $(extra "${side%%:*}") --concurrency 1,16,64 --stream on \
+    --rounds 4 --out "$out/overhead-${side%%:*}"
 done
