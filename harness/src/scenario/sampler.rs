@@ -182,10 +182,8 @@ mod tests {
     #[test]
     fn metrics_with_none_of_the_charted_series_say_so() {
         // LiteLLM's, for one: other names for what it measures, nothing to chart here.
-        let text = "# TYPE litellm_in_flight_requests gauge
-litellm_in_flight_requests 4
-            python_gc_objects_collected_total{generation=\"2\"} 81.0
-";
+        let text = "# TYPE litellm_in_flight_requests gauge\nlitellm_in_flight_requests 4\n\
+            python_gc_objects_collected_total{generation=\"2\"} 81.0\n";
         let mut sample = GatewaySample::default();
         assert!(!apply_metrics(text, &mut sample));
         assert_eq!(sample, GatewaySample::default());
