@@ -148,7 +148,8 @@ impl Endpoint {
     }
 
     /// Where a redirect from this endpoint points (`location` absolute or a path), when that is
-    /// on the same scheme and authority: a scrape follows no redirect to another server.
+    /// on the same scheme and authority: a scrape carries the run's key and headers, so it
+    /// follows no redirect to another server.
     fn redirected(&self, headers: &HeaderMap) -> Option<Endpoint> {
         let location = headers.get(LOCATION)?.to_str().ok()?;
         let to = Uri::try_from(location).ok()?;
