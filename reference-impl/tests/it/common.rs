@@ -5,12 +5,14 @@
 pub mod browser;
 pub mod redis;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use mock_providers::{MockConfig, MockServer, Profile};
 use reference_impl::config::RoutingConfig;
 use reference_impl::{Gateway, GatewayConfig, GatewayHandle, ProviderConfig, ProviderKind};
 use serde_json::{Value, json};
+use tokio::net::{TcpSocket, TcpStream};
 
 /// A native mock provider on a loopback port that answers at once (`Profile::fast`).
 pub async fn mock() -> MockServer {
@@ -226,4 +228,30 @@ pub async fn wait_until_the_slot_is_taken(gateway: &GatewayHandle) {
         eventually(Duration::from_secs(5), taken).await,
         "the first request never took the slot"
     );
+}
+
+/// A client socket with a small receive buffer, so what the client does not read stays in
+/// the gateway's bounds rather than in the client's kernel.
+pub async fn small_window(addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// The bytes waiting unread in this machine's IPv4 sockets connected to `port`, from
+/// `/proc/net/tcp` (whose `rx_queue` column is what the kernel holds for the socket's reader).
+pub fn unread_from(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (_, remote_port) = fields.get(2)?.split_once(':')?;
+            let (_, rx_queue) = fields.get(4)?.split_once(':')?;
+            (u16::from_str_radix(remote_port, 16).ok()? == port)
+                .then(|| u64::from_str_radix(rx_queue, 16).ok())
+                .flatten()
+        })
+        .sum()
 }

@@ -1,13 +1,18 @@
 //! Streaming against the native mock: mid-stream failures, client disconnects, shutdown.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use mock_providers::{MockServer, Outcome, Route};
 use reference_impl::GatewayHandle;
 use serde_json::{Value, json};
 
 use crate::common::{
-    anthropic, chat, client, eventually, header, metric, mock, openai, sse_data, start,
+    anthropic, chat, client, eventually, header, metric, mock, openai, small_window, sse_data,
+    start, unread_from,
 };
 
 /// Tokens 50 ms apart, so the first event reaches the client well before a fault strikes.
@@ -266,4 +271,68 @@ async fn shutdown_grace_period_ends_long_streams_with_an_error_event() {
         "{body}"
     );
     shutdown.await.unwrap();
+}
+
+/// A stream of the mock's longest answer (some 24 MB of SSE, all at once), asked for on a
+/// connection of its own whose receive buffer is small, so that what the client does not read
+/// stays in the gateway's bounds rather than in the client's kernel.
+async fn longest_stream(gw: &GatewayHandle, prompt: &str) -> hyper::Response<Incoming> {
+    let tcp = small_window(gw.addr()).await;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let mut body = chat("m", true);
+    body["messages"][1]["content"] = prompt.into();
+    let request = hyper::Request::post("/v1/chat/completions")
+        .header("host", gw.addr().to_string())
+        .header("content-type", "application/json")
+        .header(
+            "x-mock-tokens",
+            mock_providers::limits::MAX_TOKENS.to_string(),
+        )
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response head");
+    assert_eq!(response.status(), 200);
+    response
+}
+
+async fn read_to_end(response: hyper::Response<Incoming>) -> String {
+    let body = response.into_body().collect().await.expect("whole body");
+    String::from_utf8(body.to_bytes().to_vec()).expect("UTF-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_stream_reader_holds_back_its_upstream_instead_of_growing_memory() {
+    let upstream = mock().await;
+    let gw = start(vec![openai("up", upstream.url())], |_| {}).await;
+
+    // How long the whole answer takes a client that reads as fast as it can.
+    let began = Instant::now();
+    let fast = read_to_end(longest_stream(&gw, "fast").await).await;
+    let read_fast = began.elapsed();
+    assert_eq!(content_chunks(&fast), mock_providers::limits::MAX_TOKENS);
+
+    // A client that reads nothing for longer than that: had the gateway read its upstream
+    // regardless, the answer would be in the gateway's memory by now. Held back, the gateway
+    // leaves the rest in its upstream socket.
+    let slow = longest_stream(&gw, "slow").await;
+    tokio::time::sleep(read_fast.mul_f64(1.5).max(Duration::from_secs(1))).await;
+    let unread = unread_from(upstream.addr().port());
+    assert!(
+        unread > 0,
+        "the gateway has read all its upstream sent (mock in flight: {})",
+        upstream.stats().in_flight
+    );
+    assert_eq!(metric(&gw, "gateway_open_streams").await, 1.0);
+
+    // Once it reads, everything arrives, in order and complete.
+    let slow = read_to_end(slow).await;
+    assert_eq!(content_chunks(&slow), mock_providers::limits::MAX_TOKENS);
+    assert!(
+        slow.ends_with("data: [DONE]\n\n"),
+        "{}",
+        &slow[slow.len() - 200..]
+    );
 }

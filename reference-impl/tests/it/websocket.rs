@@ -2,20 +2,21 @@
 //! messages, a slow reader, keep-alive, and `gateway_active_websockets` through all of it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use mock_providers::{ChatRequest, Completion, Provider};
 use reference_impl::GatewayHandle;
 use serde_json::{Value, json};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-use crate::common::{client, gauges_settle, metric, mock, openai, start};
+use crate::common::{
+    client, gauges_settle, metric, mock, openai, small_window, start, unread_from,
+};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -261,32 +262,6 @@ async fn bad_messages_are_answered_and_the_connection_stays_usable() {
     drop(ws);
     let off = gauges_settle(&gw, Duration::from_secs(5)).await;
     assert!(off.is_empty(), "gauges not back to idle: {off:?}");
-}
-
-/// A client socket with a small receive buffer, so what the client does not read stays in
-/// the gateway's bounds rather than in the client's kernel.
-async fn small_window(addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(addr).await.unwrap()
-}
-
-/// The bytes waiting unread in this machine's IPv4 sockets connected to `port`, from
-/// `/proc/net/tcp` (whose `rx_queue` column is what the kernel holds for the socket's reader).
-fn unread_from(port: u16) -> u64 {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (_, remote_port) = fields.get(2)?.split_once(':')?;
-            let (_, rx_queue) = fields.get(4)?.split_once(':')?;
-            (u16::from_str_radix(remote_port, 16).ok()? == port)
-                .then(|| u64::from_str_radix(rx_queue, 16).ok())
-                .flatten()
-        })
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
