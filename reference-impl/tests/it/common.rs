@@ -238,9 +238,20 @@ pub async fn small_window(addr: SocketAddr) -> TcpStream {
     socket.connect(addr).await.unwrap()
 }
 
+/// Asserts that the gateway left part of `upstream`'s answer unread in its upstream socket:
+/// held back by a client that does not read, it reads its upstream no faster. (Whether the mock
+/// is still sending says nothing: the kernel's autotuned receive buffer can take a whole answer.)
+pub fn assert_upstream_held_back(upstream: &MockServer) {
+    assert!(
+        unread_from(upstream.addr().port()) > 0,
+        "the gateway has read all its upstream sent (mock in flight: {})",
+        upstream.stats().in_flight
+    );
+}
+
 /// The bytes waiting unread in this machine's IPv4 sockets connected to `port`, from
 /// `/proc/net/tcp` (whose `rx_queue` column is what the kernel holds for the socket's reader).
-pub fn unread_from(port: u16) -> u64 {
+fn unread_from(port: u16) -> u64 {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     table
         .lines()
