@@ -291,7 +291,7 @@ fn write_sweep(out: &mut String, sweep: &Sweep) {
         (Limit::Target | Limit::None, None) => "no rate met every SLO".to_owned(),
     };
     let _ = writeln!(out, "    capacity: {verdict}");
-    if let Some(recovery) = sweep.recovery().filter(|_| sweep.limit() == Limit::Target) {
+    if let Some(recovery) = sweep.recovery() {
         let _ = writeln!(out, "    {recovery}");
     }
     if let Some(speedup) = sweep.speedup().filter(|s| *s < SERIAL_SPEEDUP) {

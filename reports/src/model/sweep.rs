@@ -151,9 +151,13 @@ impl Sweep {
             })
     }
 
-    /// The highest rate that met every SLO above the first that failed, if any did: the
-    /// capacity stays below the failure, and this says the sweep should be read twice.
+    /// The highest rate that met every SLO above the first that failed, if any did and the
+    /// target bounded the sweep: the capacity stays below the failure, and this says the sweep
+    /// should be read twice. (Where the generator bounded it, the failure is the client's.)
     pub fn recovery(&self) -> Option<Recovery> {
+        if self.limit() != Limit::Target {
+            return None;
+        }
         let mut rates = self.rates().skip_while(|l| l.passed());
         let failed_rps = rates.next()?.offered.rate()?;
         let passed_rps = rates.filter(|l| l.passed()).last()?.offered.rate()?;
@@ -222,6 +226,15 @@ mod tests {
                 passed_rps: 30.0
             })
         );
+        // The same pass above a failure that saturated the generator: its failure, not a
+        // pause of the target.
+        let s = synthetic_sweep(&[
+            (10.0, true, false),
+            (20.0, false, true),
+            (30.0, true, false),
+        ]);
+        assert_eq!(s.limit(), Limit::Generator);
+        assert_eq!(s.recovery(), None);
         let s = synthetic_sweep(&[(10.0, false, false)]);
         assert!(s.capacity().is_none());
     }
