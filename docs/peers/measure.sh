@@ -8,7 +8,8 @@
 #   LITELLM=~/.venvs/litellm/bin/litellm PORTKEY_DIR=~/peers/portkey \
 #     bash docs/peers/measure.sh [OUT_DIR]
 #
-# Every server listens on 127.0.0.1 and is stopped at the end. Prints one line per run; the run
+# Every server listens on 127.0.0.1 (Portkey, which has no bind option, on all interfaces), is
+# driven on loopback only and is stopped at the end. Prints one line per run; the run
 # directories (summary.json, report.html) and overhead.json files are under OUT_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
