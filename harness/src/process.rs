@@ -2,53 +2,118 @@
 //! second of a run) and the load generator's own (its health); and the CPU time the machine's
 //! hypervisor took from it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Whose RSS and CPU a sample reads.
 #[derive(Clone, Copy, Debug)]
 pub enum Process {
-    /// This process: the load generator (its own health).
+    /// This process alone: the load generator (its own health), without the embedded stack's
+    /// servers it started.
     This,
-    /// Another process on this machine: the embedded stack's gateway, or `--gateway-pid`.
-    Pid(u32),
+    /// A process on this machine and every process under it: the embedded stack's gateway, or
+    /// `--gateway-pid`, where a supervisor's workers (uvicorn's, gunicorn's, a Node cluster's)
+    /// serve the requests.
+    Tree(u32),
 }
 
-/// A process and its CPU time at the previous reading.
+/// A process, or a tree of them, and the CPU time of each at the previous reading.
 pub(crate) struct ProcessClock {
-    /// `/proc/self` or `/proc/PID`.
-    dir: PathBuf,
-    cpu: Duration,
+    process: Process,
+    /// CPU time so far of every process read, by pid: a process that joins the tree counts
+    /// from its start, one that leaves it takes its last interval along.
+    cpu: HashMap<u32, Duration>,
     at: Instant,
 }
 
 impl ProcessClock {
     pub(crate) fn new(process: Process) -> ProcessClock {
-        let dir = match process {
-            Process::This => PathBuf::from("/proc/self"),
-            Process::Pid(pid) => PathBuf::from(format!("/proc/{pid}")),
-        };
-        ProcessClock {
-            cpu: process_cpu(&dir).unwrap_or_default(),
-            dir,
+        let mut clock = ProcessClock {
+            process,
+            cpu: HashMap::new(),
             at: Instant::now(),
-        }
+        };
+        clock.cpu = clock.read_cpu().unwrap_or_default();
+        clock
     }
 
-    /// CPU use since the previous reading; 100 is one core.
+    /// CPU use since the previous reading, summed over the tree; 100 is one core.
     pub(crate) fn cpu_percent(&mut self) -> Option<f64> {
-        let cpu = process_cpu(&self.dir)?;
+        let cpu = self.read_cpu()?;
+        let spent: Duration = cpu
+            .iter()
+            .map(|(pid, now)| now.saturating_sub(self.cpu.get(pid).copied().unwrap_or_default()))
+            .sum();
         let wall = self.at.elapsed().as_secs_f64();
-        let percent = (wall > 0.0).then(|| (cpu - self.cpu).as_secs_f64() / wall * 100.0);
         self.cpu = cpu;
         self.at = Instant::now();
-        percent
+        (wall > 0.0).then(|| spent.as_secs_f64() / wall * 100.0)
     }
 
-    /// Resident set size now.
+    /// Resident set size now, summed over the tree (pages the processes share count once per
+    /// process, as `top` shows them).
     pub(crate) fn rss(&self) -> Option<u64> {
-        process_rss(&self.dir)
+        Some(
+            self.read_each(process_rss)?
+                .iter()
+                .map(|(_, rss)| rss)
+                .sum(),
+        )
     }
+
+    /// The CPU time so far of every process of the tree.
+    fn read_cpu(&self) -> Option<HashMap<u32, Duration>> {
+        Some(self.read_each(process_cpu)?.into_iter().collect())
+    }
+
+    /// `read` of every process of the tree, by pid, the root's first; `None` once the root is
+    /// gone (a process under it that exits between being listed and being read is left out).
+    fn read_each<T>(&self, read: impl Fn(&Path) -> Option<T>) -> Option<Vec<(u32, T)>> {
+        let members = match self.process {
+            Process::This => vec![std::process::id()],
+            Process::Tree(root) => tree(root),
+        };
+        let root = members[0];
+        let values: Vec<(u32, T)> = members
+            .into_iter()
+            .filter_map(|pid| Some((pid, read(&proc_dir(pid))?)))
+            .collect();
+        (values.first()?.0 == root).then_some(values)
+    }
+}
+
+/// `root` and every process under it, each found through its parent's `children` lists (one
+/// per thread of the parent: a child belongs to the thread that forked it).
+fn tree(root: u32) -> Vec<u32> {
+    let mut members = vec![root];
+    let mut next = 0;
+    while let Some(&pid) = members.get(next) {
+        next += 1;
+        let Ok(threads) = std::fs::read_dir(proc_dir(pid).join("task")) else {
+            continue;
+        };
+        for thread in threads.flatten() {
+            let Ok(children) = std::fs::read_to_string(thread.path().join("children")) else {
+                continue;
+            };
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                // A pid reused while the tree is read must not loop it.
+                if !members.contains(&child) && members.len() < MAX_TREE {
+                    members.push(child);
+                }
+            }
+        }
+    }
+    members
+}
+
+/// The most processes a tree is read with: a supervisor's workers are tens, and a runaway
+/// fork must not make every sample read thousands of files.
+const MAX_TREE: usize = 256;
+
+fn proc_dir(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}"))
 }
 
 /// The machine's CPU time, as `/proc/stat` counts it, at the previous reading.
@@ -144,6 +209,46 @@ mod tests {
         assert!(process_cpu(&other).is_some());
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    #[test]
+    fn a_tree_is_read_with_the_processes_under_its_root() {
+        use std::os::unix::process::CommandExt;
+        // A supervisor that only waits, a worker under it that spins, and one under that.
+        let mut supervisor = std::process::Command::new("sh")
+            .args(["-c", "sh -c 'sleep 30 & while :; do :; done' & wait"])
+            .process_group(0)
+            .spawn()
+            .expect("sh runs");
+        let root = supervisor.id();
+        let started = Instant::now();
+        while tree(root).len() < 3 && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let members = tree(root);
+        let mut whole = ProcessClock::new(Process::Tree(root));
+        std::thread::sleep(Duration::from_millis(400));
+        let whole_cpu = whole.cpu_percent();
+        let whole_rss = whole.rss();
+        let root_rss = process_rss(&proc_dir(root));
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{root}")])
+            .status();
+        let _ = supervisor.wait();
+
+        assert_eq!(members.len(), 3, "{members:?}");
+        assert_eq!(members[0], root);
+        let whole_cpu = whole_cpu.expect("read twice");
+        // The spinning worker's share, though the supervisor spends none.
+        assert!(whole_cpu > 20.0, "{whole_cpu}% of a core");
+        let (whole_rss, root_rss) = (whole_rss.expect("rss"), root_rss.expect("rss"));
+        assert!(
+            whole_rss > root_rss,
+            "{whole_rss} against the root's {root_rss}"
+        );
+        // Gone with its root: no figure rather than a figure of nothing.
+        assert_eq!(whole.cpu_percent(), None);
+        assert_eq!(whole.rss(), None);
     }
 
     #[test]

@@ -53,8 +53,9 @@ pub struct RunOptions {
     /// `NAME=VALUE` (that value is a hit, any other a miss). Default `x-cache`.
     #[arg(long, value_name = "NAME[=VALUE]")]
     pub cache_header: Option<CacheHeaderText>,
-    /// With --target: the process id of the gateway on this machine, whose RSS and CPU are then
-    /// sampled like the embedded gateway's (endurance runs of a gateway built elsewhere).
+    /// With --target: the process id of the gateway on this machine, whose RSS and CPU (with
+    /// those of every process under it: a supervisor's workers) are then sampled like the
+    /// embedded gateway's (endurance runs of a gateway built elsewhere).
     #[arg(long, value_name = "PID")]
     pub gateway_pid: Option<u32>,
     /// Which mock provider the embedded gateway talks to.

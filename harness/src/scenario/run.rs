@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use reports::RunResult;
-use reports::model::{Environment, second_of};
+use reports::model::{Environment, GatewaySeries, second_of};
 use reports::slo::{Slo, SloMetric, evaluate, evaluate_partial};
 use scenarios::attack::{self, AttackError};
 use scenarios::capacity::{self, StageVerdict};
@@ -193,16 +193,28 @@ async fn drive(
             .warnings
             .push("TLS certificates were not verified (--insecure)".to_owned());
     }
+    let gateway = stack
+        .gateway_pid()
+        .or(plan.gateway_pid())
+        .map(Process::Tree);
+    let judges_rss = plan
+        .slos
+        .iter()
+        .any(|slo| slo.metric == SloMetric::Growth(GatewaySeries::Rss));
+    if gateway.is_none() && judges_rss {
+        result.warnings.push(
+            "rss_growth has no data: a target's RSS is read only with --gateway-pid PID \
+             (its process on this machine; the processes under it are counted too)"
+                .to_owned(),
+        );
+    }
     let recorder = Arc::new(Recorder::new(plan.limits()));
     let mut live = Live {
         plan,
         stack,
         recorder: Arc::clone(&recorder),
         result,
-        sampler: Sampler::new(
-            client.clone(),
-            stack.gateway_pid().or(plan.gateway_pid()).map(Process::Pid),
-        ),
+        sampler: Sampler::new(client.clone(), gateway),
         health: Health::start(),
         progress: Progress::new(plan.attack.load.duration(), plan.quiet()),
         changes: plan.scenario.changes.clone(),

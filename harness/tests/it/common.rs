@@ -98,7 +98,8 @@ pub fn arg(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
-/// A server started as `harness mock` or `harness gateway`, killed when dropped.
+/// A server started as `harness mock` or `harness gateway` (or under a shell that supervises
+/// it), its process group killed when dropped.
 pub struct Server {
     child: Child,
     pub url: String,
@@ -120,8 +121,33 @@ impl Server {
     /// Starts `harness ARGS` and waits (at most 30 s) for the line that gives its address; the
     /// rest of its stderr is drained so it never blocks on a full pipe.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = harness()
+        let mut command = harness();
+        command.args(args);
+        Server::spawn(command, args)
+    }
+
+    /// `harness ARGS` under a shell that only waits for it, as a supervisor waits for its
+    /// workers: the server's process is the shell's child, [`Server::pid`] the shell's.
+    pub fn supervised(args: &[&str]) -> Server {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "\"$0\" \"$@\" & wait", env!("CARGO_BIN_EXE_harness")])
             .args(args)
+            .env("NO_COLOR", "1");
+        Server::spawn(command, args)
+    }
+
+    /// The process started: the server's, or its supervisor's.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Starts `command` in a process group of its own (stopped as a whole when dropped) and
+    /// waits for the address it prints.
+    fn spawn(mut command: Command, args: &[&str]) -> Server {
+        use std::os::unix::process::CommandExt;
+        let mut child = command
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -157,7 +183,13 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if let Ok(group) = i32::try_from(self.child.id()) {
+            // SAFETY: kill has no preconditions; the group is the one the server leads.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+        }
         let _ = self.child.wait();
     }
 }

@@ -492,3 +492,72 @@ async fn a_redirected_metrics_page_is_followed_and_foreign_series_are_named() {
         "{warnings:?}"
     );
 }
+
+/// `--gateway-pid` of a supervisor reads the workers under it: the mock that serves the run
+/// runs under a shell that only waits, as uvicorn's or gunicorn's workers run under theirs.
+#[test]
+fn gateway_pid_counts_the_workers_under_a_supervisor() {
+    let _machine = MACHINE.blocking_read();
+    let dir = scratch("external-supervised");
+    let profile = mock_profile(&dir);
+    let supervised = Server::supervised(&["mock", "--port", "0", "--profile", arg(&profile)]);
+    let supervisor = supervised.pid().to_string();
+    let out = dir.join("runs");
+    let output = harness()
+        .args(["scenario", "smoke", "--target", &supervised.url])
+        .args(["--gateway-pid", &supervisor, "--duration", "4s", "--quiet"])
+        .args(["--out", arg(&out)])
+        .output()
+        .expect("harness runs");
+    assert_ran(&output, "run with a supervised target");
+    let shell_rss = std::fs::read_to_string(format!("/proc/{supervisor}/statm"))
+        .expect("the supervisor runs")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse::<u64>().ok())
+        .expect("statm's resident pages")
+        * 4096;
+    let [run] = run_dirs(&out).try_into().expect("one run directory");
+    let result = summary(&run);
+    assert!(result.totals.requests > 0);
+    let rss = result.gateway.iter().filter_map(|s| s.rss_bytes).max();
+    let cpu = result.gateway.iter().filter_map(|s| s.cpu_percent);
+    let cpu = cpu.fold(0.0, f64::max);
+    // The shell spends no CPU and holds a few hundred kilobytes; the mock serving the load
+    // does both.
+    assert!(
+        cpu > 1.0,
+        "the supervisor's tree used {cpu}% of a core at most"
+    );
+    assert!(
+        rss.is_some_and(|rss| rss > 4 * shell_rss),
+        "RSS {rss:?} against the shell's {shell_rss}"
+    );
+}
+
+/// Without `--gateway-pid` a run that judges memory growth says why it has no data for it.
+#[test]
+fn rss_growth_without_a_gateway_pid_says_how_to_measure_it() {
+    let _machine = MACHINE.blocking_read();
+    let dir = scratch("external-no-pid");
+    let profile = mock_profile(&dir);
+    let mock = Server::mock(&profile);
+    let out = dir.join("runs");
+    let output = harness()
+        .args(["scenario", "endurance", "--target", &mock.url])
+        .args(["--duration", "3s", "--users", "2", "--quiet"])
+        .args(["--out", arg(&out)])
+        .output()
+        .expect("harness runs");
+    assert_ran(&output, "endurance without --gateway-pid");
+    let [run] = run_dirs(&out).try_into().expect("one run directory");
+    let result = summary(&run);
+    assert!(
+        result
+            .warnings
+            .iter()
+            .any(|w| w.contains("rss_growth has no data") && w.contains("--gateway-pid")),
+        "{:?}",
+        result.warnings
+    );
+}

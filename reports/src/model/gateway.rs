@@ -28,22 +28,23 @@ impl BreakerState {
 }
 
 /// One sample of the gateway process and its `/metrics`. Every reading is optional: an external
-/// `--target` exposes neither its process nor, maybe, `/metrics`.
+/// `--target` exposes its process only with `--gateway-pid`, and maybe no `/metrics`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewaySample {
     /// Seconds since the run started.
     pub second: u32,
+    /// Resident memory of the gateway's process and the processes under it (a supervisor's
+    /// workers).
     pub rss_bytes: Option<u64>,
-    /// CPU use over the last second; 100 is one core.
+    /// CPU use over the last second, the same processes'; 100 is one core.
     pub cpu_percent: Option<f64>,
     pub queue_depth: Option<u64>,
     pub breaker: Option<BreakerState>,
     /// Cache hits / lookups as the gateway counts them.
     pub cache_hit_ratio: Option<f64>,
-    /// Tasks alive on the runtime that serves the gateway (for the embedded stack that runtime
-    /// also runs the mocks and the load): a stream or connection that never ends shows as
-    /// growth here.
+    /// Tasks alive on the runtime that serves the gateway: a stream or connection that never
+    /// ends shows as growth here.
     pub alive_tasks: Option<u64>,
     /// Client connections the gateway holds open.
     pub open_connections: Option<u64>,
