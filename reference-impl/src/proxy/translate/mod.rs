@@ -53,6 +53,34 @@ impl From<AnthropicUsage> for Usage {
     }
 }
 
+/// A request message as either API takes it: a role and its text, whole or in parts.
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: &'static str,
+    content: ContentOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ContentOut<'a> {
+    Text(&'a str),
+    Parts(Vec<TextPart<'a>>),
+}
+
+/// `{"type":"text","text":...}`: an OpenAI content part and an Anthropic content block alike.
+#[derive(Serialize)]
+struct TextPart<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+impl<'a> TextPart<'a> {
+    fn new(text: &'a str) -> Self {
+        TextPart { kind: "text", text }
+    }
+}
+
 /// Maps an Anthropic `stop_reason` to an OpenAI `finish_reason`.
 pub fn finish_reason(stop_reason: &str) -> &'static str {
     match stop_reason {

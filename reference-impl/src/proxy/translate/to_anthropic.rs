@@ -12,7 +12,8 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AnthropicUsage, StreamError, Usage, anthropic_error, finish_reason, unsupported, write_json,
+    AnthropicUsage, ContentOut, MessageOut, StreamError, TextPart, Usage, anthropic_error,
+    finish_reason, unsupported, write_json,
 };
 use crate::error::ApiError;
 use crate::request::{ChatBody, Content, Part, Role};
@@ -21,7 +22,7 @@ use crate::request::{ChatBody, Content, Part, Role};
 struct MessagesRequest<'a> {
     model: &'a str,
     max_tokens: u32,
-    messages: Vec<OutMessage<'a>>,
+    messages: Vec<MessageOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,26 +33,6 @@ struct MessagesRequest<'a> {
     stop_sequences: Vec<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
-}
-
-#[derive(Serialize)]
-struct OutMessage<'a> {
-    role: &'static str,
-    content: OutContent<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum OutContent<'a> {
-    Text(&'a str),
-    Blocks(Vec<TextBlock<'a>>),
-}
-
-#[derive(Serialize)]
-struct TextBlock<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: &'a str,
 }
 
 /// Builds the `POST /v1/messages` body for an OpenAI chat request.
@@ -84,12 +65,12 @@ pub fn request(body: &ChatBody, model: &str, default_max_tokens: u32) -> Result<
             }
         };
         let content = match &message.content {
-            Some(Content::Text(text)) => OutContent::Text(text),
-            Some(Content::Parts(parts)) => OutContent::Blocks(
+            Some(Content::Text(text)) => ContentOut::Text(text),
+            Some(Content::Parts(parts)) => ContentOut::Parts(
                 parts
                     .iter()
                     .map(|part| match part {
-                        Part::Text { text } => Ok(TextBlock { kind: "text", text }),
+                        Part::Text { text } => Ok(TextPart::new(text)),
                         Part::Other => Err(unsupported(
                             format!("messages[{i}].content"),
                             "only text content parts are translated for Anthropic providers",
@@ -102,7 +83,7 @@ pub fn request(body: &ChatBody, model: &str, default_max_tokens: u32) -> Result<
                     .with_param(format!("messages[{i}].content")));
             }
         };
-        messages.push(OutMessage { role, content });
+        messages.push(MessageOut { role, content });
     }
     let out = MessagesRequest {
         model,

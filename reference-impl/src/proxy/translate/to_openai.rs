@@ -13,7 +13,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::{AnthropicUsage, StreamError, Usage, stop_reason, unsupported, write_json};
+use super::{
+    AnthropicUsage, ContentOut, MessageOut, StreamError, TextPart, Usage, stop_reason, unsupported,
+    write_json,
+};
 use crate::error::ApiError;
 use crate::messages::{Block, Content, MessagesBody, Role};
 use crate::proxy::openai_error;
@@ -39,26 +42,6 @@ struct ChatOut<'a> {
 #[derive(Serialize)]
 struct StreamOptionsOut {
     include_usage: bool,
-}
-
-#[derive(Serialize)]
-struct MessageOut<'a> {
-    role: &'static str,
-    content: ContentOut<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ContentOut<'a> {
-    Text(&'a str),
-    Parts(Vec<TextPart<'a>>),
-}
-
-#[derive(Serialize)]
-struct TextPart<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: &'a str,
 }
 
 /// Builds the `POST /v1/chat/completions` body for an Anthropic Messages request.
@@ -121,7 +104,7 @@ fn content(content: &Content, param: impl Fn() -> String) -> Result<ContentOut<'
         Content::Blocks(blocks) => blocks
             .iter()
             .map(|block| match block {
-                Block::Text { text } => Ok(TextPart { kind: "text", text }),
+                Block::Text { text } => Ok(TextPart::new(text)),
                 Block::Other => Err(unsupported(
                     param(),
                     "only text blocks are translated for OpenAI-compatible providers",
@@ -183,10 +166,7 @@ pub fn response(body: &[u8]) -> Result<(Bytes, Usage), serde_json::Error> {
         kind: "message",
         role: "assistant",
         model: &completion.model,
-        content: text
-            .map(|text| TextPart { kind: "text", text })
-            .into_iter()
-            .collect(),
+        content: text.map(TextPart::new).into_iter().collect(),
         stop_reason: first
             .and_then(|c| c.finish_reason.as_deref())
             .map(stop_reason),
