@@ -20,6 +20,9 @@ pub struct Sampler {
     scratch: Scratch,
     process: Option<ProcessClock>,
     scrape: Scrape,
+    /// The gateway's cache counters at the previous scrape: each sample's hit ratio is that of
+    /// the lookups since, as the header ratio beside it is that of the second's answers.
+    cache: Option<CacheCounters>,
 }
 
 /// Whether the gateway's `/metrics` is worth asking.
@@ -45,6 +48,7 @@ impl Sampler {
             scratch: Scratch::new(),
             process: process.map(ProcessClock::new),
             scrape: Scrape::Untried,
+            cache: None,
         }
     }
 
@@ -61,8 +65,13 @@ impl Sampler {
         if self.scrape != Scrape::Absent {
             match self.scrape_metrics().await {
                 Some(text) => {
-                    let charted = apply_metrics(&text, &mut sample)
-                        || self.scrape == Scrape::Answering { charted: true };
+                    let read = apply_metrics(&text, &mut sample);
+                    if let Some(now) = read.cache {
+                        let before = self.cache.replace(now);
+                        sample.cache_hit_ratio = before.and_then(|before| now.ratio_since(before));
+                    }
+                    let charted =
+                        read.charted || self.scrape == Scrape::Answering { charted: true };
                     self.scrape = Scrape::Answering { charted };
                 }
                 None if self.scrape == Scrape::Untried => self.scrape = Scrape::Absent,
@@ -98,8 +107,37 @@ impl Sampler {
     }
 }
 
-/// Reads the series the report charts from Prometheus text; false when it has none of them.
-fn apply_metrics(text: &str, sample: &mut GatewaySample) -> bool {
+/// What one scrape held beyond the gauges it wrote into the sample.
+struct Scraped {
+    /// It had a series the report charts.
+    charted: bool,
+    cache: Option<CacheCounters>,
+}
+
+/// The gateway's cache lookups so far, as its counters say.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CacheCounters {
+    hits: f64,
+    misses: f64,
+}
+
+impl CacheCounters {
+    /// The hit ratio of the lookups since `before`; of all of them when a counter went back
+    /// (the gateway restarted), and none without a lookup.
+    fn ratio_since(self, before: CacheCounters) -> Option<f64> {
+        let restarted = self.hits < before.hits || self.misses < before.misses;
+        let (hits, misses) = if restarted {
+            (self.hits, self.misses)
+        } else {
+            (self.hits - before.hits, self.misses - before.misses)
+        };
+        (hits + misses > 0.0).then(|| hits / (hits + misses))
+    }
+}
+
+/// Reads the series the report charts from Prometheus text: the gauges into `sample`, the
+/// cache counters into what it returns.
+fn apply_metrics(text: &str, sample: &mut GatewaySample) -> Scraped {
     let mut queue: Option<f64> = None;
     let mut breaker: Option<f64> = None;
     let (mut hits, mut misses) = (None::<f64>, None::<f64>);
@@ -110,10 +148,11 @@ fn apply_metrics(text: &str, sample: &mut GatewaySample) -> bool {
             n if n.ends_with("breaker_state") => breaker = Some(breaker.unwrap_or(0.0).max(value)),
             n if n.ends_with("cache_hits_total") => add(&mut hits),
             n if n.ends_with("cache_misses_total") => add(&mut misses),
+            // As the `x-cache` ratio beside it counts: a bypass is no lookup.
             n if n.ends_with("cache_lookups_total") => match labels_get(labels, "result") {
                 Some("hit") => add(&mut hits),
-                Some(_) => add(&mut misses),
-                None => {}
+                Some("miss" | "coalesced") => add(&mut misses),
+                _ => {}
             },
             n if n.ends_with("runtime_alive_tasks") => sample.alive_tasks = Some(value as u64),
             n if n.ends_with("open_connections") => sample.open_connections = Some(value as u64),
@@ -129,12 +168,11 @@ fn apply_metrics(text: &str, sample: &mut GatewaySample) -> bool {
     let charted = [queue, breaker, hits, misses].iter().any(Option::is_some)
         || sample.alive_tasks.is_some()
         || sample.open_connections.is_some();
-    if let (Some(hits), Some(misses)) = (hits, misses)
-        && hits + misses > 0.0
-    {
-        sample.cache_hit_ratio = Some(hits / (hits + misses));
-    }
-    charted
+    // Both or nothing: a gateway that counts only its hits has no ratio to give.
+    let cache = hits
+        .zip(misses)
+        .map(|(hits, misses)| CacheCounters { hits, misses });
+    Scraped { charted, cache }
 }
 
 /// `(name, labels, value)` of every sample line.
@@ -168,13 +206,19 @@ mod tests {
     fn reads_queue_breaker_cache_task_and_connection_series() {
         let text = "# HELP x\n# TYPE gateway_queue_depth gauge\ngateway_queue_depth 3\n\
             gateway_breaker_state{provider=\"primary\"} 2\ngateway_breaker_state{provider=\"fallback\"} 0\n\
-            gateway_cache_lookups_total{result=\"hit\"} 30\ngateway_cache_lookups_total{result=\"miss\"} 70\n\
+            gateway_cache_lookups_total{result=\"hit\"} 30\ngateway_cache_lookups_total{result=\"miss\"} 60\n\
+            gateway_cache_lookups_total{result=\"coalesced\"} 10\ngateway_cache_lookups_total{result=\"bypass\"} 500\n\
             gateway_runtime_alive_tasks 41\ngateway_open_connections 20\n";
         let mut sample = GatewaySample::default();
-        assert!(apply_metrics(text, &mut sample));
+        let read = apply_metrics(text, &mut sample);
+        assert!(read.charted);
+        let counts = CacheCounters {
+            hits: 30.0,
+            misses: 70.0,
+        };
+        assert_eq!(read.cache, Some(counts));
         assert_eq!(sample.queue_depth, Some(3));
         assert_eq!(sample.breaker, Some(BreakerState::Open));
-        assert_eq!(sample.cache_hit_ratio, Some(0.3));
         assert_eq!(sample.alive_tasks, Some(41));
         assert_eq!(sample.open_connections, Some(20));
     }
@@ -185,10 +229,36 @@ mod tests {
         let text = "# TYPE litellm_in_flight_requests gauge\nlitellm_in_flight_requests 4\n\
             python_gc_objects_collected_total{generation=\"2\"} 81.0\n";
         let mut sample = GatewaySample::default();
-        assert!(!apply_metrics(text, &mut sample));
+        assert!(!apply_metrics(text, &mut sample).charted);
         assert_eq!(sample, GatewaySample::default());
 
         // One charted series is enough.
-        assert!(apply_metrics("gateway_open_connections 2\n", &mut sample));
+        assert!(apply_metrics("gateway_open_connections 2\n", &mut sample).charted);
+    }
+
+    #[test]
+    fn the_cache_hit_ratio_is_that_of_the_lookups_since_the_previous_scrape() {
+        let counts = |hits, misses| CacheCounters { hits, misses };
+        // A gateway that served 900 hits before the run, then 10 hits and 30 misses.
+        assert_eq!(
+            counts(910.0, 130.0).ratio_since(counts(900.0, 100.0)),
+            Some(0.25)
+        );
+        // No lookup since: no ratio, rather than the gateway's whole history.
+        assert_eq!(counts(910.0, 130.0).ratio_since(counts(910.0, 130.0)), None);
+        // Restarted in between: what it counted since.
+        assert_eq!(
+            counts(3.0, 1.0).ratio_since(counts(910.0, 130.0)),
+            Some(0.75)
+        );
+        // Hits and misses counted apart; with one of them only there is no ratio.
+        let both = "gateway_cache_hits_total 5\ngateway_cache_misses_total 15\n";
+        let read = apply_metrics(both, &mut GatewaySample::default());
+        assert_eq!(read.cache, Some(counts(5.0, 15.0)));
+        let read = apply_metrics(
+            "gateway_cache_hits_total 5\n",
+            &mut GatewaySample::default(),
+        );
+        assert_eq!(read.cache, None);
     }
 }

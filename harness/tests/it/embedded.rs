@@ -29,11 +29,16 @@ fn failover_reports_each_upstream_change_at_its_time() {
     assert!(stdout.contains("at    4s  primary recovers"), "{stdout}");
 }
 
+/// Repeated prompts are answered from the gateway's cache, and the gateway's own counters
+/// tell the story the answers' `x-cache` headers tell.
 #[test]
 fn repeated_prompts_hit_the_gateway_cache() {
     let _machine = MACHINE.blocking_read();
     let out = scratch("embedded-cache");
-    let stdout = run_short("cache", &out);
+    let args = ["scenario", "cache", "--duration", "12s", "--users", "20"];
+    let output = run(&[&args[..], &["--out", arg(&out)]].concat());
+    assert_ran(&output, "cache");
+    let stdout = String::from_utf8_lossy(&output.stdout);
     let dir = run_dirs(&out).into_iter().next().expect("one run");
     let run = summary(&dir);
     assert!(run.totals.cache.hit > 0, "{:?}", run.totals.cache);
@@ -47,6 +52,30 @@ fn repeated_prompts_hit_the_gateway_cache() {
     ] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
+
+    // Once the hot prompts are cached (from second 6): the fresh prompts, two in five, bypass
+    // the cache (no temperature counts as 1.0, above its limit), and neither count takes them
+    // for lookups.
+    const WARM: u32 = 6;
+    let mut warm = reports::model::Counters::default();
+    for interval in run.intervals.iter().filter(|i| i.second >= WARM) {
+        warm.merge(&interval.counters);
+    }
+    let headers = warm.cache.hit_ratio().expect("lookups after warm-up");
+    assert!(
+        headers > 0.5,
+        "x-cache hit ratio {headers:.2} after warm-up"
+    );
+    let sampled: Vec<f64> = (run.gateway.iter())
+        .filter(|s| s.second > WARM)
+        .filter_map(|s| s.cache_hit_ratio)
+        .collect();
+    assert!(sampled.len() >= 3, "{sampled:?}");
+    let gateway = sampled.iter().sum::<f64>() / sampled.len() as f64;
+    assert!(
+        (gateway - headers).abs() < 0.15,
+        "gateway /metrics {gateway:.2} against x-cache {headers:.2} after warm-up"
+    );
 }
 
 /// Processes that spin on CPU 0 until dropped.

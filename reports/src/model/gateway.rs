@@ -41,7 +41,8 @@ pub struct GatewaySample {
     pub cpu_percent: Option<f64>,
     pub queue_depth: Option<u64>,
     pub breaker: Option<BreakerState>,
-    /// Cache hits / lookups as the gateway counts them.
+    /// Cache hits / lookups as the gateway counts them, over the lookups since the previous
+    /// sample (none in the first: a gateway's counters may hold lookups from before the run).
     pub cache_hit_ratio: Option<f64>,
     /// Tasks alive on the runtime that serves the gateway: a stream or connection that never
     /// ends shows as growth here.
