@@ -83,9 +83,9 @@ impl ProcessClock {
     }
 }
 
-/// `root` and every process under it, each found through its parent's `children` lists (one
-/// per thread of the parent: a child belongs to the thread that forked it).
-fn tree(root: u32) -> Vec<u32> {
+/// `root` and every process under it, `root` first, each found through its parent's `children`
+/// lists (one per thread of the parent: a child belongs to the thread that forked it).
+pub(crate) fn tree(root: u32) -> Vec<u32> {
     let mut members = vec![root];
     let mut next = 0;
     while let Some(&pid) = members.get(next) {

@@ -26,7 +26,7 @@ use super::sampler::Sampler;
 use super::stack::{Stack, StackError};
 use super::stdout_guard::StdoutGuard;
 use crate::health::{Health, saturation_warning};
-use crate::process::Process;
+use crate::process::{self, Process};
 
 /// A finished run.
 pub struct Outcome {
@@ -130,8 +130,13 @@ fn print_banner(plan: &Plan, stack: &Stack) {
     } else {
         format!("\n  {}", plan.attack.load.describe_share(plan.worker))
     };
+    // The embedded stack names its gateway's process itself.
+    let sampled = match (stack.gateway_pid(), plan.gateway_pid()) {
+        (None, Some(pid)) => format!(", {}", describe_sampled(pid)),
+        _ => String::new(),
+    };
     eprintln!(
-        "gatebench {}: {}{share}\n  target: {}\n  {}\n  model {}, seed {}, {} SLOs ({slo_source})",
+        "gatebench {}: {}{share}\n  target: {}{sampled}\n  {}\n  model {}, seed {}, {} SLOs ({slo_source})",
         plan.scenario.name,
         plan.attack.load.describe(),
         stack.describe(),
@@ -140,6 +145,15 @@ fn print_banner(plan: &Plan, stack: &Stack) {
         plan.attack.seed,
         plan.slos.len(),
     );
+}
+
+/// Whose RSS and CPU `--gateway-pid` reads, as they stand when the run starts.
+fn describe_sampled(pid: u32) -> String {
+    match process::tree(pid).len() - 1 {
+        0 => format!("RSS and CPU of process {pid}"),
+        1 => format!("RSS and CPU of process {pid} and the 1 process under it"),
+        n => format!("RSS and CPU of process {pid} and the {n} processes under it"),
+    }
 }
 
 /// How requests are sent, credentials shown as `***`.

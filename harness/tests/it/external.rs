@@ -510,6 +510,9 @@ fn gateway_pid_counts_the_workers_under_a_supervisor() {
         .output()
         .expect("harness runs");
     assert_ran(&output, "run with a supervised target");
+    let banner = String::from_utf8_lossy(&output.stderr);
+    let sampled = format!("RSS and CPU of process {supervisor} and the 1 process under it");
+    assert!(banner.contains(&sampled), "{banner}");
     let shell_rss = std::fs::read_to_string(format!("/proc/{supervisor}/statm"))
         .expect("the supervisor runs")
         .split_whitespace()
