@@ -1,6 +1,6 @@
-//! Reads the gateway once per sample period: its process (RSS, CPU) when it runs in this
-//! process, and its Prometheus `/metrics` (queue depth, breaker state, cache hit ratio, alive
-//! tasks, open connections).
+//! Reads the gateway once per sample period: the RSS and CPU of its process and those under it
+//! (the embedded stack's gateway, or `--gateway-pid`), and its Prometheus `/metrics` (queue
+//! depth, breaker state, cache hit ratio, alive tasks, open connections).
 
 use std::time::Duration;
 
