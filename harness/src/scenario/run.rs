@@ -1,6 +1,7 @@
 //! One run of a scenario, start to finish: start the system under test, drive the load while
 //! closing a second of measurements at a time, judge the SLOs, write the run directory.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use reports::RunResult;
 use reports::model::{Environment, GatewaySeries, second_of};
-use reports::slo::{Slo, SloMetric, evaluate, evaluate_partial};
+use reports::slo::{Slo, SloMetric, SloStatus, evaluate, evaluate_partial};
 use scenarios::attack::{self, AttackError};
 use scenarios::capacity::{self, StageVerdict};
 use scenarios::changes::{ChangeEffect, effects};
@@ -81,7 +82,12 @@ pub async fn run(plan: Plan) -> Result<Outcome, RunError> {
     // by the first requests that need it.
     scenarios::tokens::warm();
     print_banner(&plan, &stack);
-    let measured = drive(&plan, &stack, client, started_at).await;
+    // Whose RSS and CPU the run reads: the gateway the stack started, or the one named.
+    let gateway = stack
+        .gateway_pid()
+        .or(plan.gateway_pid())
+        .map(Process::Tree);
+    let measured = drive(&plan, &stack, client, gateway, started_at).await;
     stack.shutdown().await;
     let (mut result, cache_latency, ran) = measured?;
 
@@ -98,6 +104,8 @@ pub async fn run(plan: Plan) -> Result<Outcome, RunError> {
     } else {
         result.slo_results = evaluate(&plan.slos, &result);
     }
+    let unmeasured = growth_without_data(&result, gateway.is_some());
+    result.warnings.extend(unmeasured);
     let seconds = second_of(result.wall_time);
     if let Some(warning) = saturation_warning(&result.generator, seconds) {
         result.warnings.push(warning);
@@ -117,6 +125,41 @@ pub async fn run(plan: Plan) -> Result<Outcome, RunError> {
         changes,
         cache_latency,
     })
+}
+
+/// Why each growth SLO of `run` had no data: the series was never read, or too seldom.
+fn growth_without_data(run: &RunResult, sampled_process: bool) -> Vec<String> {
+    let unmeasured = run.slo_results.iter().filter_map(|result| {
+        let SloMetric::Growth(series) = result.slo.metric else {
+            return None;
+        };
+        (result.status == SloStatus::NoData).then_some((result.slo.metric, series))
+    });
+    unmeasured
+        .map(|(metric, series)| {
+            let samples = run.gateway.iter().filter(|s| series.read(s).is_some());
+            let why: Cow<'static, str> = match (samples.count(), series) {
+                (0, GatewaySeries::Rss) if !sampled_process => {
+                    "a target's RSS is read only with --gateway-pid PID (its process on this \
+                     machine; the processes under it are counted too)"
+                        .into()
+                }
+                (0, GatewaySeries::Rss) => "the gateway's process could not be read".into(),
+                (0, GatewaySeries::Tasks) => {
+                    "no `*runtime_alive_tasks` series was read from the target's /metrics".into()
+                }
+                (0, GatewaySeries::Connections) => {
+                    "no `*open_connections` series was read from the target's /metrics".into()
+                }
+                (n, _) => format!(
+                    "its {n} samples give no growth (fewer than three after warm-up, or a start \
+                     at zero)"
+                )
+                .into(),
+            };
+            format!("{} has no data: {why}", metric.name())
+        })
+        .collect()
 }
 
 /// Says exactly what runs, on stderr (stdout is the summary's).
@@ -187,11 +230,13 @@ fn describe_requests(plan: &Plan, stack: &Stack) -> String {
     parts.join(", ")
 }
 
-/// Drives the load against `stack`, one [`Live::tick`] per second until it is over.
+/// Drives the load against `stack`, one [`Live::tick`] per second until it is over, sampling
+/// `gateway`'s process beside the target's `/metrics`.
 async fn drive(
     plan: &Plan,
     stack: &Stack,
     client: Client,
+    gateway: Option<Process>,
     started_at: DateTime<Utc>,
 ) -> Result<(RunResult, CacheLatency, Vec<Ran>), RunError> {
     let config = toml::Table::try_from(&plan.options).unwrap_or_default();
@@ -206,21 +251,6 @@ async fn drive(
         result
             .warnings
             .push("TLS certificates were not verified (--insecure)".to_owned());
-    }
-    let gateway = stack
-        .gateway_pid()
-        .or(plan.gateway_pid())
-        .map(Process::Tree);
-    let judges_rss = plan
-        .slos
-        .iter()
-        .any(|slo| slo.metric == SloMetric::Growth(GatewaySeries::Rss));
-    if gateway.is_none() && judges_rss {
-        result.warnings.push(
-            "rss_growth has no data: a target's RSS is read only with --gateway-pid PID \
-             (its process on this machine; the processes under it are counted too)"
-                .to_owned(),
-        );
     }
     let recorder = Arc::new(Recorder::new(plan.limits()));
     let mut live = Live {

@@ -538,9 +538,10 @@ fn gateway_pid_counts_the_workers_under_a_supervisor() {
     );
 }
 
-/// Without `--gateway-pid` a run that judges memory growth says why it has no data for it.
+/// A run that judges growth it cannot measure says why, for each series: without
+/// `--gateway-pid` there is no RSS, and the mock's `/metrics` has no tasks.
 #[test]
-fn rss_growth_without_a_gateway_pid_says_how_to_measure_it() {
+fn growth_slos_without_data_say_why() {
     let _machine = MACHINE.blocking_read();
     let dir = scratch("external-no-pid");
     let profile = mock_profile(&dir);
@@ -555,11 +556,14 @@ fn rss_growth_without_a_gateway_pid_says_how_to_measure_it() {
     assert_ran(&output, "endurance without --gateway-pid");
     let [run] = run_dirs(&out).try_into().expect("one run directory");
     let result = summary(&run);
+    let warned = |needle: &str| result.warnings.iter().any(|w| w.contains(needle));
     assert!(
-        result
-            .warnings
-            .iter()
-            .any(|w| w.contains("rss_growth has no data") && w.contains("--gateway-pid")),
+        warned("rss_growth has no data: a target's RSS is read only with --gateway-pid PID"),
+        "{:?}",
+        result.warnings
+    );
+    assert!(
+        warned("task_growth has no data: no `*runtime_alive_tasks` series was read"),
         "{:?}",
         result.warnings
     );
