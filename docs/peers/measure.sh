@@ -21,16 +21,20 @@ seconds=${SECONDS_PER_RUN:-20}
 mkdir -p "$out"
 export PEER_KEY=sk-gatebench-1234
 pids=()
+# Each gateway's process, whose RSS and CPU (with its workers') the runs read.
+declare -A pid_of
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 
 "$harness" mock --port 9000 --profile fast 2>"$out/mock.log" &
 pids+=($!)
 "$harness" gateway --upstream http://127.0.0.1:9000 --port 8080 2>"$out/gateway.log" &
 pids+=($!)
+pid_of[reference]=$!
 env LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR LITELLM_MODE=PRODUCTION \
   "$litellm" --config docs/peers/litellm.yaml --host 127.0.0.1 --port 4000 \
   --num_workers "${LITELLM_WORKERS:-1}" >"$out/litellm.log" 2>&1 &
 pids+=($!)
+pid_of[litellm]=$!
 gateways=(reference:8080 litellm:4000)
 if [[ -n ${PORTKEY_DIR:-} ]]; then
   # Bun, not Node: under Node 20 its streamed answers fail (see docs/peers.md).
@@ -38,6 +42,7 @@ if [[ -n ${PORTKEY_DIR:-} ]]; then
     node_modules/@portkey-ai/gateway/build/start-server.js --port=8787 --headless) \
     >"$out/portkey.log" 2>&1 &
   pids+=($!)
+  pid_of[portkey]=$!
   gateways+=(portkey:8787)
 fi
 
@@ -70,14 +75,16 @@ for side in "${gateways[@]}"; do
     >/dev/null 2>&1 || true
 done
 
-# One closed-model streaming run: "NAME users=N rps=R failed=F ttft_p50=.. ttft_p99=.. e2e_p50=.. e2e_p99=.." (ms).
+# One closed-model streaming run: "NAME users=N rps=R failed=F ttft_p50=.. ttft_p99=.. e2e_p50=..
+# e2e_p99=.. (ms) cpu_us=.. (the gateway's CPU per request, workers included) rss_mb=.. (peak)".
 row() {
   local name=$1 url=$2 users=$3 dir="$out/$1-$3"
   rm -rf "$dir"
   # The scenario's SLOs do not matter here: 0, 2 and 4 all measured the run.
   # shellcheck disable=SC2046
   "$harness" scenario streaming --target "$url" --api-key-env PEER_KEY $(extra "$name") \
-    --users "$users" --duration "${seconds}s" --quiet --out "$dir" >/dev/null 2>&1 || true
+    --users "$users" --duration "${seconds}s" --gateway-pid "${pid_of[$name]}" --quiet \
+    --out "$dir" >/dev/null 2>&1 || true
   python3 - "$name" "$users" "$dir"/*/ <<'PY'
 import csv, json, sys
 name, users, run = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -86,9 +93,13 @@ rows = {r["metric"]: r for r in csv.DictReader(open(run + "percentiles.csv"))}
 totals = summary["totals"]
 rps = totals["requests"] / summary["wall_time"]
 failed = sum(totals["errors"].values())
+cpu = [s["cpu_percent"] for s in summary["gateway"] if s.get("cpu_percent") is not None]
+rss = max((s["rss_bytes"] for s in summary["gateway"] if s.get("rss_bytes")), default=0)
+cpu_us = sum(cpu) / len(cpu) / 100 * 1e6 / rps if cpu and rps else float("nan")
 print(f"{name} users={users} rps={rps:.1f} failed={failed} "
       f"ttft_p50={rows['ttft']['p50']} ttft_p99={rows['ttft']['p99']} "
-      f"e2e_p50={rows['latency']['p50']} e2e_p99={rows['latency']['p99']}")
+      f"e2e_p50={rows['latency']['p50']} e2e_p99={rows['latency']['p99']} "
+      f"cpu_us={cpu_us:.0f} rss_mb={rss / 1e6:.0f}")
 PY
 }
 
