@@ -66,7 +66,9 @@ fn repeated_prompts_hit_the_gateway_cache() {
         headers > 0.5,
         "x-cache hit ratio {headers:.2} after warm-up"
     );
-    let sampled: Vec<f64> = (run.gateway.iter())
+    let sampled: Vec<f64> = run
+        .gateway
+        .iter()
         .filter(|s| s.second > WARM)
         .filter_map(|s| s.cache_hit_ratio)
         .collect();
