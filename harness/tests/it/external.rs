@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use reports::model::Metric;
 
 use crate::common::{
-    MACHINE, Server, arg, assert_ran, harness, mock_profile, one_line_error, run_dirs, scratch,
-    summary,
+    MACHINE, Server, arg, assert_ran, harness, mock_profile, one_line_error, run, run_dirs,
+    scratch, summary,
 };
 
 /// The key the keyed mock requires; it must appear in no file or line a run writes.
@@ -503,12 +503,19 @@ fn gateway_pid_counts_the_workers_under_a_supervisor() {
     let supervised = Server::supervised(&["mock", "--port", "0", "--profile", arg(&profile)]);
     let supervisor = supervised.pid().to_string();
     let out = dir.join("runs");
-    let output = harness()
-        .args(["scenario", "smoke", "--target", &supervised.url])
-        .args(["--gateway-pid", &supervisor, "--duration", "4s", "--quiet"])
-        .args(["--out", arg(&out)])
-        .output()
-        .expect("harness runs");
+    let output = run(&[
+        "scenario",
+        "smoke",
+        "--target",
+        &supervised.url,
+        "--gateway-pid",
+        &supervisor,
+        "--duration",
+        "4s",
+        "--quiet",
+        "--out",
+        arg(&out),
+    ]);
     assert_ran(&output, "run with a supervised target");
     let banner = String::from_utf8_lossy(&output.stderr);
     let sampled = format!("RSS and CPU of process {supervisor} and the 1 process under it");
@@ -547,12 +554,19 @@ fn growth_slos_without_data_say_why() {
     let profile = mock_profile(&dir);
     let mock = Server::mock(&profile);
     let out = dir.join("runs");
-    let output = harness()
-        .args(["scenario", "endurance", "--target", &mock.url])
-        .args(["--duration", "3s", "--users", "2", "--quiet"])
-        .args(["--out", arg(&out)])
-        .output()
-        .expect("harness runs");
+    let output = run(&[
+        "scenario",
+        "endurance",
+        "--target",
+        &mock.url,
+        "--duration",
+        "3s",
+        "--users",
+        "2",
+        "--quiet",
+        "--out",
+        arg(&out),
+    ]);
     assert_ran(&output, "endurance without --gateway-pid");
     let [run] = run_dirs(&out).try_into().expect("one run directory");
     let result = summary(&run);
