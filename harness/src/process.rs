@@ -116,6 +116,55 @@ fn proc_dir(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}"))
 }
 
+/// Where the kernel's scheduler puts a process before it shares the CPU between threads: its
+/// cgroup, and its autogroup (one per session: a terminal, a `setsid`) when the kernel groups
+/// by session. When the cores are busy, each group gets its share first, so a gateway in
+/// another group than the load generator runs with a share that depends on how it was
+/// started, not only on its own work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SchedGroup {
+    cgroup: Option<String>,
+    /// `None` where the kernel does not group by session.
+    session: Option<String>,
+}
+
+impl SchedGroup {
+    /// The groups of `pid`, or of this process.
+    pub(crate) fn of(pid: Option<u32>) -> SchedGroup {
+        let dir = pid.map_or_else(|| PathBuf::from("/proc/self"), proc_dir);
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();
+        let grouped = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+            .is_ok_and(|enabled| enabled.trim() == "1");
+        SchedGroup::parse(
+            read("cgroup").as_deref(),
+            read("autogroup").as_deref().filter(|_| grouped),
+        )
+    }
+
+    /// From the text of `/proc/PID/cgroup` and `/proc/PID/autogroup` (`/autogroup-12 nice 0`).
+    fn parse(cgroup: Option<&str>, autogroup: Option<&str>) -> SchedGroup {
+        SchedGroup {
+            cgroup: cgroup.map(|text| text.trim().to_owned()),
+            session: autogroup
+                .and_then(|text| text.split_whitespace().next())
+                .map(str::to_owned),
+        }
+    }
+
+    /// What sets `self` apart from `other`, in words for a note; `None` when nothing known
+    /// does.
+    pub(crate) fn apart_from(&self, other: &SchedGroup) -> Option<&'static str> {
+        let differ = |a: &Option<String>, b: &Option<String>| a.is_some() && b.is_some() && a != b;
+        if differ(&self.cgroup, &other.cgroup) {
+            Some("cgroup")
+        } else if differ(&self.session, &other.session) {
+            Some("session (the kernel's autogroup)")
+        } else {
+            None
+        }
+    }
+}
+
 /// The machine's CPU time, as `/proc/stat` counts it, at the previous reading.
 pub(crate) struct MachineClock {
     /// Ticks its hypervisor gave to other guests.
@@ -194,6 +243,26 @@ fn clock_ticks() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheduling_groups_apart_are_named_and_unknown_ones_are_not() {
+        let user = Some("0::/user.slice/session-3.scope");
+        let group = |cgroup, autogroup| SchedGroup::parse(cgroup, autogroup);
+        let here = group(user, Some("/autogroup-303 nice 0"));
+        assert_eq!(
+            here.apart_from(&group(user, Some("/autogroup-303 nice 5"))),
+            None
+        );
+        assert_eq!(
+            here.apart_from(&group(user, Some("/autogroup-309 nice 0"))),
+            Some("session (the kernel's autogroup)")
+        );
+        let service = group(Some("0::/system.slice/gateway.service\n"), None);
+        assert_eq!(here.apart_from(&service), Some("cgroup"));
+        // What cannot be read, or a kernel that does not group by session, says nothing.
+        assert_eq!(here.apart_from(&group(None, None)), None);
+        assert_eq!(group(user, None).apart_from(&here), None);
+    }
 
     #[test]
     fn this_process_and_another_by_pid_have_rss_and_cpu() {

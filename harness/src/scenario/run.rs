@@ -27,7 +27,7 @@ use super::sampler::Sampler;
 use super::stack::{Stack, StackError};
 use super::stdout_guard::StdoutGuard;
 use crate::health::{Health, saturation_warning};
-use crate::process::{self, Process};
+use crate::process::{self, Process, SchedGroup};
 
 /// A finished run.
 pub struct Outcome {
@@ -190,12 +190,22 @@ fn print_banner(plan: &Plan, stack: &Stack) {
     );
 }
 
-/// Whose RSS and CPU `--gateway-pid` reads, as they stand when the run starts.
+/// Whose RSS and CPU `--gateway-pid` reads, as they stand when the run starts, and a note when
+/// the gateway is scheduled apart from this process.
 fn describe_sampled(pid: u32) -> String {
-    match process::tree(pid).len() - 1 {
+    let sampled = match process::tree(pid).len() - 1 {
         0 => format!("RSS and CPU of process {pid}"),
         1 => format!("RSS and CPU of process {pid} and the 1 process under it"),
         n => format!("RSS and CPU of process {pid} and the {n} processes under it"),
+    };
+    match SchedGroup::of(Some(pid)).apart_from(&SchedGroup::of(None)) {
+        Some(apart) => format!(
+            "{sampled}\n  note: process {pid} runs in another {apart} than this harness: \
+             when the cores are busy the kernel divides the CPU between groups first, so \
+             figures under load depend on where the gateway was started (README, \"Your own \
+             gateway\")"
+        ),
+        None => sampled,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod paced;
 pub mod redis;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -122,7 +123,24 @@ impl Server {
     /// rest of its stderr is drained so it never blocks on a full pipe.
     pub fn start(args: &[&str]) -> Server {
         let mut command = harness();
+        command.args(args).process_group(0);
+        Server::spawn(command, args)
+    }
+
+    /// `harness ARGS` in a session of its own, as a gateway started from another terminal or by
+    /// a service manager; the session's leader leads its own process group too.
+    pub fn in_own_session(args: &[&str]) -> Server {
+        let mut command = harness();
         command.args(args);
+        // SAFETY: between fork and exec, setsid only; it is async-signal-safe, and the child
+        // leads no process group yet, so it cannot fail for that.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(|| match libc::setsid() {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            });
+        }
         Server::spawn(command, args)
     }
 
@@ -133,7 +151,8 @@ impl Server {
         command
             .args(["-c", "\"$0\" \"$@\" & wait", env!("CARGO_BIN_EXE_harness")])
             .args(args)
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .process_group(0);
         Server::spawn(command, args)
     }
 
@@ -142,12 +161,10 @@ impl Server {
         self.child.id()
     }
 
-    /// Starts `command` in a process group of its own (stopped as a whole when dropped) and
-    /// waits for the address it prints.
+    /// Starts `command`, which leads a process group of its own (stopped as a whole when
+    /// dropped), and waits for the address it prints.
     fn spawn(mut command: Command, args: &[&str]) -> Server {
-        use std::os::unix::process::CommandExt;
         let mut child = command
-            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

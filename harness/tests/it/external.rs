@@ -545,6 +545,42 @@ fn gateway_pid_counts_the_workers_under_a_supervisor() {
     );
 }
 
+/// A gateway started in a session of its own (another terminal, a service manager) is
+/// scheduled apart from the harness wherever the kernel groups by session, and the banner says
+/// so; one started from the harness's own session is not noted.
+#[test]
+fn a_gateway_scheduled_apart_is_noted() {
+    let _machine = MACHINE.blocking_read();
+    let dir = scratch("external-session");
+    let profile = mock_profile(&dir);
+    let by_session = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .is_ok_and(|enabled| enabled.trim() == "1");
+    let args = ["mock", "--port", "0", "--profile", arg(&profile)];
+    for (server, apart) in [
+        (Server::start(&args), false),
+        (Server::in_own_session(&args), by_session),
+    ] {
+        let pid = server.pid().to_string();
+        let output = run(&[
+            "scenario",
+            "smoke",
+            "--target",
+            &server.url,
+            "--gateway-pid",
+            &pid,
+            "--duration",
+            "2s",
+            "--quiet",
+            "--out",
+            arg(&dir.join("runs")),
+        ]);
+        assert_ran(&output, "run with --gateway-pid");
+        let banner = String::from_utf8_lossy(&output.stderr);
+        let note = format!("note: process {pid} runs in another session");
+        assert_eq!(banner.contains(&note), apart, "{banner}");
+    }
+}
+
 /// A run that judges growth it cannot measure says why, for each series: without
 /// `--gateway-pid` there is no RSS, and the mock's `/metrics` has no tasks.
 #[test]
