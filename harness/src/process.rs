@@ -40,15 +40,27 @@ impl ProcessClock {
 
     /// CPU use since the previous reading, summed over the tree; 100 is one core.
     pub(crate) fn cpu_percent(&mut self) -> Option<f64> {
+        let (spent, wall) = self.advance()?;
+        (!wall.is_zero()).then(|| spent.as_secs_f64() / wall.as_secs_f64() * 100.0)
+    }
+
+    /// CPU time spent since the previous reading, summed over the tree.
+    pub(crate) fn spent(&mut self) -> Option<Duration> {
+        self.advance().map(|(spent, _)| spent)
+    }
+
+    /// CPU time spent and wall time passed since the previous reading, which this one
+    /// becomes.
+    fn advance(&mut self) -> Option<(Duration, Duration)> {
         let cpu = self.read_cpu()?;
         let spent: Duration = cpu
             .iter()
             .map(|(pid, now)| now.saturating_sub(self.cpu.get(pid).copied().unwrap_or_default()))
             .sum();
-        let wall = self.at.elapsed().as_secs_f64();
+        let wall = self.at.elapsed();
         self.cpu = cpu;
         self.at = Instant::now();
-        (wall > 0.0).then(|| spent.as_secs_f64() / wall * 100.0)
+        Some((spent, wall))
     }
 
     /// Resident set size now, summed over the tree (pages the processes share count once per

@@ -113,6 +113,7 @@ pub async fn measure(plan: &OverheadPlan) -> Result<Overhead, OverheadError> {
         for &(load, stream) in &checked.levels {
             let level = Level {
                 clients: &clients,
+                processes: &sides.processes,
                 requests: Requests {
                     prompts: prompts.clone(),
                     model: Arc::from(plan.model.as_str()),

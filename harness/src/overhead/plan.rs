@@ -1,6 +1,6 @@
 //! The flags of `harness overhead`, and their check into a plan that can run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
@@ -31,6 +31,10 @@ pub struct OverheadPlan {
     /// requests are sent to directly.
     #[arg(long, value_name = "URL")]
     pub direct: Option<String>,
+    /// The --target gateway's process on this machine: its CPU time per request, with every
+    /// process under it (a supervisor's workers), is read beside the latency.
+    #[arg(long, value_name = "PID", requires = "target")]
+    pub gateway_pid: Option<u32>,
     /// Also measure a bare proxy (hyper in, hyper out, nothing else) in front of the same
     /// upstream: the least any proxy costs on this machine.
     #[arg(long)]
@@ -186,8 +190,12 @@ pub(super) enum Subject {
         /// More reference gateways, each with its name (side `gateway+<name>`) and overlay.
         variants: Vec<(String, PathBuf)>,
     },
-    /// A gateway someone else started, and its upstream.
-    External { target: String, direct: String },
+    /// A gateway someone else started, its upstream, and its process if given.
+    External {
+        target: String,
+        direct: String,
+        gateway_pid: Option<u32>,
+    },
 }
 
 /// A plan whose every flag has been checked.
@@ -257,9 +265,18 @@ impl OverheadPlan {
                         "the bare proxy reaches its upstream over plain http://; --direct is not",
                     ));
                 }
+                if let Some(pid) = self.gateway_pid
+                    && !Path::new(&format!("/proc/{pid}")).exists()
+                {
+                    return Err(OverheadError::flag(
+                        "gateway-pid",
+                        format!("no process {pid} on this machine"),
+                    ));
+                }
                 Subject::External {
                     target: target.trim().trim_end_matches('/').to_owned(),
                     direct: direct.trim().trim_end_matches('/').to_owned(),
+                    gateway_pid: self.gateway_pid,
                 }
             }
             (Some(_), None) => {

@@ -8,8 +8,8 @@ use reports::overhead::{LevelRecord, Load, RoundFigures};
 use scenarios::client::Client;
 
 use super::drive::{Requests, drive};
-use super::tally::SideTally;
-use crate::process::MachineClock;
+use super::tally::{Readings, SideTally};
+use crate::process::{MachineClock, Process, ProcessClock};
 
 /// Unrecorded load on every side before a level's first round, so connection pools hold the
 /// level's connections and the first round measures the same thing as the last.
@@ -18,6 +18,9 @@ const WARM_UP: Duration = Duration::from_millis(300);
 /// One level's rounds. `clients[0]` is direct, the rest the proxies in order.
 pub(super) struct Level<'a> {
     pub clients: &'a [(String, Client)],
+    /// The process serving each client's side, where it is known: its CPU time per round is
+    /// read from `/proc`, with every process under it.
+    pub processes: &'a [Option<u32>],
     pub requests: Requests,
     pub load: Load,
     pub rounds: usize,
@@ -41,8 +44,14 @@ impl Level<'_> {
             let mut figures = vec![None; self.clients.len()];
             for side in order {
                 let mut machine = MachineClock::new();
+                let pid = self.processes.get(side).copied().flatten();
+                let mut process = pid.map(|pid| ProcessClock::new(Process::Tree(pid)));
                 let tally = drive(&self.clients[side].1, &self.requests, self.load, share).await;
-                figures[side] = Some(tallies[side].push(&tally, machine.steal_percent()));
+                let readings = Readings {
+                    steal_percent: machine.steal_percent(),
+                    cpu: process.as_mut().and_then(ProcessClock::spent),
+                };
+                figures[side] = Some(tallies[side].push(&tally, readings));
             }
             eprintln!("{}", self.progress(index, &figures));
         }

@@ -17,6 +17,8 @@ pub(super) struct Sides {
     pub direct: String,
     /// The proxies in front of it: the gateway, its variants, then the bare proxy if asked for.
     pub through: Vec<SideLabel>,
+    /// The process serving each side, direct's first, where it is known.
+    pub processes: Vec<Option<u32>>,
     children: Vec<Child>,
 }
 
@@ -27,24 +29,33 @@ impl Sides {
         let mut sides = Sides {
             direct: String::new(),
             through: Vec::new(),
+            processes: Vec::new(),
             children: Vec::new(),
         };
         match subject {
-            Subject::External { target, direct } => {
+            Subject::External {
+                target,
+                direct,
+                gateway_pid,
+            } => {
                 sides.direct = direct.clone();
+                sides.processes.push(None);
                 sides.through.push(SideLabel {
                     name: "gateway".to_owned(),
                     url: target.clone(),
                 });
+                sides.processes.push(*gateway_pid);
             }
             Subject::Started {
                 profile,
                 overlay,
                 variants,
             } => {
-                sides.direct = sides
+                let (url, pid) = sides
                     .spawn("mock", &["mock", "--profile", profile, "--port", "0"])
                     .await?;
+                sides.direct = url;
+                sides.processes.push(pid);
                 sides
                     .start_gateway(dir, "gateway", "reference", overlay.as_deref())
                     .await?;
@@ -56,7 +67,7 @@ impl Sides {
         }
         if bare {
             let upstream = sides.direct.clone();
-            let url = sides
+            let (url, pid) = sides
                 .spawn(
                     "bare proxy",
                     &["bare-proxy", "--upstream", &upstream, "--port", "0"],
@@ -66,6 +77,7 @@ impl Sides {
                 name: "bare proxy".to_owned(),
                 url,
             });
+            sides.processes.push(pid);
         }
         Ok(sides)
     }
@@ -82,24 +94,30 @@ impl Sides {
         let config = write_config(dir, config, config_for(&self.direct), overlay)
             .map_err(|e| OverheadError::Start(crate::exit::message(&e)))?;
         let config = config.to_string_lossy();
-        let url = self
+        let (url, pid) = self
             .spawn(name, &["gateway", "--config", &config, "--port", "0"])
             .await?;
         self.through.push(SideLabel {
             name: name.to_owned(),
             url,
         });
+        self.processes.push(pid);
         Ok(())
     }
 
-    /// Runs this binary with `args` and returns the address it prints.
-    async fn spawn(&mut self, label: &str, args: &[&str]) -> Result<String, OverheadError> {
+    /// Runs this binary with `args` and returns the address it prints and its process.
+    async fn spawn(
+        &mut self,
+        label: &str,
+        args: &[&str],
+    ) -> Result<(String, Option<u32>), OverheadError> {
         let started = async { start_child(this_binary(args)?, label, None).await };
         let (child, url) = started
             .await
             .map_err(|e| OverheadError::Start(crate::exit::message(&e)))?;
+        let pid = child.id();
         self.children.push(child);
-        Ok(url)
+        Ok((url, pid))
     }
 
     /// Stops every child this started.

@@ -101,8 +101,17 @@ impl Tally {
             failed: self.errors.total(),
             secs: self.elapsed.as_secs_f64(),
             steal_percent: None,
+            cpu_secs: None,
         }
     }
+}
+
+/// What was read of the machine and of the side's processes while one side's round ran.
+pub(super) struct Readings {
+    /// The share of the machine's CPU time its hypervisor took.
+    pub steal_percent: Option<f64>,
+    /// The CPU time the side's processes spent, where they are known.
+    pub cpu: Option<Duration>,
 }
 
 /// Every round of one side at one level.
@@ -119,11 +128,11 @@ impl SideTally {
         }
     }
 
-    /// Adds a finished round, during which the machine's hypervisor took `steal_percent` of
-    /// its CPU time, and returns its figures.
-    pub fn push(&mut self, round: &Tally, steal_percent: Option<f64>) -> RoundFigures {
+    /// Adds a finished round and what was read while it ran, and returns its figures.
+    pub fn push(&mut self, round: &Tally, readings: Readings) -> RoundFigures {
         let figures = RoundFigures {
-            steal_percent,
+            steal_percent: readings.steal_percent,
+            cpu_secs: readings.cpu.map(|cpu| cpu.as_secs_f64()),
             ..round.figures()
         };
         self.rounds.push(figures);

@@ -135,6 +135,7 @@ mod tests {
             failed: 0,
             secs: 1.0,
             steal_percent: None,
+            cpu_secs: None,
         }
     }
 

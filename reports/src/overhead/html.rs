@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::estimate::Interval;
 use super::report::{ComparedSide, LevelResult, OverheadReport};
-use super::table::{HEADER, stream_label};
+use super::table::{COLUMNS, HEADER, stream_label};
 use crate::error::ReportError;
 use crate::html::svg::{Chart, Series, Style, XScale, YAxis};
 use crate::model::short;
@@ -19,8 +19,8 @@ struct OverheadView {
     subtitle: String,
     facts: Vec<FactView>,
     confidence: String,
-    header: [&'static str; 12],
-    rows: Vec<[String; 12]>,
+    header: [&'static str; COLUMNS],
+    rows: Vec<[String; COLUMNS]>,
     /// The highest rates within the p99 bound, and later sides against the first.
     notes: Vec<String>,
     figures: Vec<FigureView>,

@@ -27,6 +27,7 @@
 //!             failed: 0,
 //!             secs: 1.0,
 //!             steal_percent: None,
+//!             cpu_secs: None,
 //!         })
 //!         .collect(),
 //!     e2e: None,

@@ -83,6 +83,11 @@ pub struct RoundFigures {
     /// was not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steal_percent: Option<f64>,
+    /// CPU time, user and system, in seconds, that the side's own processes spent while it
+    /// ran: the proxy's (not the upstream's behind it), or direct's upstream; `None` where
+    /// they are not known (a `--target` without `--gateway-pid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<f64>,
 }
 
 impl RoundFigures {
@@ -118,6 +123,20 @@ impl SideRecord {
     pub fn ok(&self) -> u64 {
         self.rounds.iter().map(|r| r.ok).sum()
     }
+
+    /// CPU microseconds the side's processes spent per request answered (successfully or
+    /// not), over the rounds in which they were read; `None` when they never were.
+    pub fn cpu_per_request_us(&self) -> Option<f64> {
+        let (cpu, requests) = self
+            .rounds
+            .iter()
+            .filter_map(|r| Some((r.cpu_secs?, r.ok + r.failed)))
+            .fold((None, 0), |(cpu, requests), (secs, answered)| {
+                (Some(cpu.unwrap_or(0.0) + secs), requests + answered)
+            });
+        cpu.filter(|_| requests > 0)
+            .map(|secs| secs * 1e6 / requests as f64)
+    }
 }
 
 /// One load level, streamed or not: the direct side and each side through a proxy, whose
@@ -130,4 +149,43 @@ pub struct LevelRecord {
     pub direct: SideRecord,
     /// In the order of [`super::OverheadSubject::sides`].
     pub through: Vec<SideRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_per_request_counts_only_the_rounds_it_was_read_in() {
+        let round = |ok, failed, cpu_secs| RoundFigures {
+            e2e: None,
+            ttft: None,
+            ok,
+            failed,
+            secs: 1.0,
+            steal_percent: None,
+            cpu_secs,
+        };
+        let side = |rounds| SideRecord {
+            rounds,
+            e2e: None,
+            ttft: None,
+            header_overhead: None,
+            errors: ErrorCounts::default(),
+            dropped: 0,
+        };
+        // 0.03 s over 990 + 10 answers, and a round whose processes were not read left out.
+        let read = side(vec![
+            round(490, 10, Some(0.02)),
+            round(500, 0, Some(0.01)),
+            round(700, 0, None),
+        ]);
+        let us = read.cpu_per_request_us().expect("read in two rounds");
+        assert!((us - 30.0).abs() < 1e-9, "{us}");
+        assert_eq!(side(vec![round(500, 0, None)]).cpu_per_request_us(), None);
+        assert_eq!(
+            side(vec![round(0, 0, Some(0.01))]).cpu_per_request_us(),
+            None
+        );
+    }
 }

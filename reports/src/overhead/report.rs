@@ -299,6 +299,7 @@ mod tests {
             failed: 0,
             secs: 1.0,
             steal_percent: None,
+            cpu_secs: None,
         };
         SideRecord {
             rounds: vec![round; 6],

@@ -48,8 +48,22 @@ pub(super) fn errors(level: &LevelResult, side: &ComparedSide) -> String {
     )
 }
 
+/// CPU microseconds per request of a side's processes and of direct's upstream: `84/40`, a
+/// `-` for either where its processes were not read.
+pub(super) fn cpu_per_request(level: &LevelResult, side: &ComparedSide) -> String {
+    let us = |record: &super::SideRecord| {
+        record
+            .cpu_per_request_us()
+            .map_or("-".to_owned(), |us| format!("{us:.0}"))
+    };
+    format!("{}/{}", us(&side.side.record), us(&level.direct.record))
+}
+
+/// How many columns [`OverheadReport::rows`] has.
+pub(super) const COLUMNS: usize = 13;
+
 /// The columns of [`OverheadReport::rows`].
-pub(super) const HEADER: [&str; 12] = [
+pub(super) const HEADER: [&str; COLUMNS] = [
     "level",
     "stream",
     "side",
@@ -61,12 +75,13 @@ pub(super) const HEADER: [&str; 12] = [
     "ttft p99",
     "req/s ratio",
     "header p50/p99",
+    "cpu us/req side/direct",
     "errors side/direct",
 ];
 
 impl OverheadReport {
     /// One row per level, stream mode and proxy side.
-    pub(super) fn rows(&self) -> Vec<[String; 12]> {
+    pub(super) fn rows(&self) -> Vec<[String; COLUMNS]> {
         let dash = || "-".to_owned();
         let mut rows = Vec::new();
         for level in &self.levels {
@@ -89,6 +104,7 @@ impl OverheadReport {
                     ttft.map_or_else(dash, |a| format!("{:+.0}", a.p99.estimate)),
                     side.throughput_ratio.as_ref().map_or_else(dash, ratio),
                     header_p50_p99(side.side.record.header_overhead.as_ref()),
+                    cpu_per_request(level, side),
                     errors(level, side),
                 ]);
             }
