@@ -133,16 +133,26 @@ fn proc_dir(pid: u32) -> PathBuf {
 /// by session. When the cores are busy, each group gets its share first, so a gateway in
 /// another group than the load generator runs with a share that depends on how it was
 /// started, not only on its own work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SchedGroup {
+#[derive(Debug)]
+struct SchedGroup {
     cgroup: Option<String>,
     /// `None` where the kernel does not group by session.
     session: Option<String>,
 }
 
+/// A note when process `pid` is scheduled in another group than this one, for a run's banner.
+pub(crate) fn scheduling_note(pid: u32) -> Option<String> {
+    let apart = SchedGroup::of(Some(pid)).apart_from(&SchedGroup::of(None))?;
+    Some(format!(
+        "note: process {pid} runs in another {apart} than this harness: when the cores are busy \
+         the kernel divides the CPU between groups first, so figures under load depend on where \
+         the gateway was started (README, \"Your own gateway\")"
+    ))
+}
+
 impl SchedGroup {
     /// The groups of `pid`, or of this process.
-    pub(crate) fn of(pid: Option<u32>) -> SchedGroup {
+    fn of(pid: Option<u32>) -> SchedGroup {
         let dir = pid.map_or_else(|| PathBuf::from("/proc/self"), proc_dir);
         let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();
         let grouped = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
@@ -165,7 +175,7 @@ impl SchedGroup {
 
     /// What sets `self` apart from `other`, in words for a note; `None` when nothing known
     /// does.
-    pub(crate) fn apart_from(&self, other: &SchedGroup) -> Option<&'static str> {
+    fn apart_from(&self, other: &SchedGroup) -> Option<&'static str> {
         let differ = |a: &Option<String>, b: &Option<String>| a.is_some() && b.is_some() && a != b;
         if differ(&self.cgroup, &other.cgroup) {
             Some("cgroup")

@@ -28,6 +28,7 @@ pub use bare::serve_bare_proxy;
 pub use plan::{OverheadPlan, RequestFlags};
 
 use drive::Requests;
+use plan::Subject;
 use rounds::Level;
 use sides::Sides;
 
@@ -108,6 +109,14 @@ pub async fn measure(plan: &OverheadPlan) -> Result<Overhead, OverheadError> {
             checked.rounds,
             reports::model::short(checked.round.as_secs_f64())
         );
+        if let Subject::External {
+            gateway_pid: Some(pid),
+            ..
+        } = checked.subject
+            && let Some(note) = crate::process::scheduling_note(pid)
+        {
+            eprintln!("  {note}");
+        }
         let prompts = prompts(plan.seed);
         let mut levels = Vec::with_capacity(checked.levels.len());
         for &(load, stream) in &checked.levels {

@@ -27,7 +27,7 @@ use super::sampler::Sampler;
 use super::stack::{Stack, StackError};
 use super::stdout_guard::StdoutGuard;
 use crate::health::{Health, saturation_warning};
-use crate::process::{self, Process, SchedGroup};
+use crate::process::{self, Process};
 
 /// A finished run.
 pub struct Outcome {
@@ -198,13 +198,8 @@ fn describe_sampled(pid: u32) -> String {
         1 => format!("RSS and CPU of process {pid} and the 1 process under it"),
         n => format!("RSS and CPU of process {pid} and the {n} processes under it"),
     };
-    match SchedGroup::of(Some(pid)).apart_from(&SchedGroup::of(None)) {
-        Some(apart) => format!(
-            "{sampled}\n  note: process {pid} runs in another {apart} than this harness: \
-             when the cores are busy the kernel divides the CPU between groups first, so \
-             figures under load depend on where the gateway was started (README, \"Your own \
-             gateway\")"
-        ),
+    match process::scheduling_note(pid) {
+        Some(note) => format!("{sampled}\n  {note}"),
         None => sampled,
     }
 }

@@ -240,6 +240,12 @@ pub fn summary(dir: &Path) -> reports::RunResult {
     reports::run_dir::read_summary(&dir.join("summary.json")).expect("valid summary.json")
 }
 
+/// Whether this kernel schedules each session (terminal, `setsid`) as a group of its own.
+pub fn groups_by_session() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .is_ok_and(|enabled| enabled.trim() == "1")
+}
+
 /// The run directories directly inside `dir`, by name.
 pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)

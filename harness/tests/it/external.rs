@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use reports::model::Metric;
 
 use crate::common::{
-    MACHINE, Server, arg, assert_ran, harness, mock_profile, one_line_error, run, run_dirs,
-    scratch, summary,
+    MACHINE, Server, arg, assert_ran, groups_by_session, harness, mock_profile, one_line_error,
+    run, run_dirs, scratch, summary,
 };
 
 /// The key the keyed mock requires; it must appear in no file or line a run writes.
@@ -553,8 +553,7 @@ fn a_gateway_scheduled_apart_is_noted() {
     let _machine = MACHINE.blocking_read();
     let dir = scratch("external-session");
     let profile = mock_profile(&dir);
-    let by_session = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
-        .is_ok_and(|enabled| enabled.trim() == "1");
+    let by_session = groups_by_session();
     let args = ["mock", "--port", "0", "--profile", arg(&profile)];
     for (server, apart) in [
         (Server::start(&args), false),

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use reports::overhead::{Interval, OVERHEAD_HTML, OVERHEAD_JSON, OverheadReport};
 
-use crate::common::{MACHINE, Server, arg, mock_profile, one_line_error, run, scratch};
+use crate::common::{
+    MACHINE, Server, arg, groups_by_session, mock_profile, one_line_error, run, scratch,
+};
 
 /// Rounds per measurement: each pairs the plain and the busy gateway once.
 ///
@@ -179,14 +181,15 @@ fn run_dir(out: &Path) -> PathBuf {
         .expect("a run directory overhead-<UTC time>")
 }
 
-/// A gateway someone else runs, measured with `--gateway-pid`: its CPU per request is read
-/// from its process, and direct's, whose process the command does not know, is not.
+/// A gateway someone else runs, from another terminal, measured with `--gateway-pid`: its CPU
+/// per request is read from its process, and direct's, whose process the command does not
+/// know, is not; where the kernel groups by session, the gateway's own session is noted.
 #[test]
 fn an_external_gateway_is_measured_with_its_cpu() {
     let _machine = MACHINE.blocking_read();
     let dir = scratch("overhead-external");
     let mock = Server::mock(&mock_profile(&dir));
-    let gateway = Server::gateway(&mock.url);
+    let gateway = Server::in_own_session(&["gateway", "--upstream", &mock.url, "--port", "0"]);
     let pid = gateway.pid().to_string();
     let output = run(&[
         "overhead",
@@ -216,6 +219,10 @@ fn an_external_gateway_is_measured_with_its_cpu() {
     assert!(gateway_cpu.is_some_and(|us| us > 0.0), "{stdout}");
     assert_eq!(level.direct.record.cpu_per_request_us(), None, "{stdout}");
     assert!(stdout.contains("/-  "), "direct's CPU is a dash: {stdout}");
+    let by_session = groups_by_session();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let note = format!("note: process {pid} runs in another session");
+    assert_eq!(stderr.contains(&note), by_session, "{stderr}");
 }
 
 #[test]
