@@ -35,6 +35,9 @@ pub struct OverheadPlan {
     /// process under it (a supervisor's workers), is read beside the latency.
     #[arg(long, value_name = "PID", requires = "target")]
     pub gateway_pid: Option<u32>,
+    /// The --direct upstream's process on this machine, read the same way.
+    #[arg(long, value_name = "PID", requires = "direct")]
+    pub direct_pid: Option<u32>,
     /// Also measure a bare proxy (hyper in, hyper out, nothing else) in front of the same
     /// upstream: the least any proxy costs on this machine.
     #[arg(long)]
@@ -190,11 +193,12 @@ pub(super) enum Subject {
         /// More reference gateways, each with its name (side `gateway+<name>`) and overlay.
         variants: Vec<(String, PathBuf)>,
     },
-    /// A gateway someone else started, its upstream, and its process if given.
+    /// A gateway someone else started, its upstream, and their processes where given.
     External {
         target: String,
         direct: String,
         gateway_pid: Option<u32>,
+        direct_pid: Option<u32>,
     },
 }
 
@@ -265,18 +269,24 @@ impl OverheadPlan {
                         "the bare proxy reaches its upstream over plain http://; --direct is not",
                     ));
                 }
-                if let Some(pid) = self.gateway_pid
-                    && !Path::new(&format!("/proc/{pid}")).exists()
-                {
-                    return Err(OverheadError::flag(
-                        "gateway-pid",
-                        format!("no process {pid} on this machine"),
-                    ));
+                for (flag, pid) in [
+                    ("gateway-pid", self.gateway_pid),
+                    ("direct-pid", self.direct_pid),
+                ] {
+                    if let Some(pid) = pid
+                        && !Path::new(&format!("/proc/{pid}")).exists()
+                    {
+                        return Err(OverheadError::flag(
+                            flag,
+                            format!("no process {pid} on this machine"),
+                        ));
+                    }
                 }
                 Subject::External {
                     target: target.trim().trim_end_matches('/').to_owned(),
                     direct: direct.trim().trim_end_matches('/').to_owned(),
                     gateway_pid: self.gateway_pid,
+                    direct_pid: self.direct_pid,
                 }
             }
             (Some(_), None) => {

@@ -37,9 +37,10 @@ impl Sides {
                 target,
                 direct,
                 gateway_pid,
+                direct_pid,
             } => {
                 sides.direct = direct.clone();
-                sides.processes.push(None);
+                sides.processes.push(*direct_pid);
                 sides.through.push(SideLabel {
                     name: "gateway".to_owned(),
                     url: target.clone(),

@@ -182,8 +182,8 @@ fn run_dir(out: &Path) -> PathBuf {
 }
 
 /// A gateway someone else runs, from another terminal, measured with `--gateway-pid`: its CPU
-/// per request is read from its process, and direct's, whose process the command does not
-/// know, is not; where the kernel groups by session, the gateway's own session is noted.
+/// per request is read from its process, and direct's from `--direct-pid`'s, or not at all
+/// without it; where the kernel groups by session, the gateway's own session is noted.
 #[test]
 fn an_external_gateway_is_measured_with_its_cpu() {
     let _machine = MACHINE.blocking_read();
@@ -191,43 +191,58 @@ fn an_external_gateway_is_measured_with_its_cpu() {
     let mock = Server::mock(&mock_profile(&dir));
     let gateway = Server::in_own_session(&["gateway", "--upstream", &mock.url, "--port", "0"]);
     let pid = gateway.pid().to_string();
-    let output = run(&[
-        "overhead",
-        "--target",
-        &gateway.url,
-        "--direct",
-        &mock.url,
-        "--gateway-pid",
-        &pid,
-        "--concurrency",
-        "1",
-        "--stream",
-        "off",
-        "--rounds",
-        "2",
-        "--round-secs",
-        "0.6",
-        "--out",
-        arg(&dir),
-    ]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
-    let report =
-        OverheadReport::read(&run_dir(&dir).join(OVERHEAD_JSON)).expect("overhead.json reads");
-    let level = &report.levels[0];
-    let gateway_cpu = level.sides[0].side.record.cpu_per_request_us();
-    assert!(gateway_cpu.is_some_and(|us| us > 0.0), "{stdout}");
-    assert_eq!(level.direct.record.cpu_per_request_us(), None, "{stdout}");
-    assert!(stdout.contains("/-  "), "direct's CPU is a dash: {stdout}");
-    let by_session = groups_by_session();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let note = format!("note: process {pid} runs in another session");
-    assert_eq!(stderr.contains(&note), by_session, "{stderr}");
+    let mock_pid = mock.pid().to_string();
+    for (index, direct_pid) in [None, Some(mock_pid.as_str())].into_iter().enumerate() {
+        let out = dir.join(index.to_string());
+        let mut args = vec![
+            "overhead",
+            "--target",
+            &gateway.url,
+            "--direct",
+            &mock.url,
+            "--gateway-pid",
+            &pid,
+            "--concurrency",
+            "1",
+            "--stream",
+            "off",
+            "--rounds",
+            "2",
+            "--round-secs",
+            "0.6",
+            "--out",
+            arg(&out),
+        ];
+        args.extend(
+            direct_pid
+                .map(|pid| ["--direct-pid", pid])
+                .into_iter()
+                .flatten(),
+        );
+        let output = run(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{stdout}");
+        let report =
+            OverheadReport::read(&run_dir(&out).join(OVERHEAD_JSON)).expect("overhead.json reads");
+        let level = &report.levels[0];
+        let gateway_cpu = level.sides[0].side.record.cpu_per_request_us();
+        assert!(gateway_cpu.is_some_and(|us| us > 0.0), "{stdout}");
+        let direct_cpu = level.direct.record.cpu_per_request_us();
+        assert_eq!(direct_cpu.is_some(), direct_pid.is_some(), "{stdout}");
+        assert_eq!(
+            stdout.contains("/-  "),
+            direct_pid.is_none(),
+            "direct's CPU is a dash unless read: {stdout}"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let note = format!("note: process {pid} runs in another session");
+        assert_eq!(stderr.contains(&note), groups_by_session(), "{stderr}");
+    }
 }
 
 #[test]
 fn bad_flags_are_one_line_naming_the_flag() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["overhead", "--concurrency", "0"], "--concurrency"),
         (&["overhead", "--rounds", "1"], "--rounds"),
         (
@@ -236,6 +251,7 @@ fn bad_flags_are_one_line_naming_the_flag() {
         ),
         (&["overhead", "--target", "http://127.0.0.1:9"], "--direct"),
         (&["overhead", "--gateway-pid", "1"], "--target"),
+        (&["overhead", "--direct-pid", "1"], "--direct"),
         (
             &[
                 "overhead",
