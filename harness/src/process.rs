@@ -128,6 +128,11 @@ fn proc_dir(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}"))
 }
 
+/// A process `pid` runs on this machine.
+pub(crate) fn runs(pid: u32) -> bool {
+    proc_dir(pid).exists()
+}
+
 /// Where the kernel's scheduler puts a process before it shares the CPU between threads: its
 /// cgroup, and its autogroup (one per session: a terminal, a `setsid`) when the kernel groups
 /// by session. When the cores are busy, each group gets its share first, so a gateway in
@@ -142,7 +147,10 @@ struct SchedGroup {
 
 /// A note when process `pid` is scheduled in another group than this one, for a run's banner.
 pub(crate) fn scheduling_note(pid: u32) -> Option<String> {
-    let apart = SchedGroup::of(Some(pid)).apart_from(&SchedGroup::of(None))?;
+    let by_session = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .is_ok_and(|enabled| enabled.trim() == "1");
+    let group = |pid| SchedGroup::of(pid, by_session);
+    let apart = group(Some(pid)).apart_from(&group(None))?;
     Some(format!(
         "note: process {pid} runs in another {apart} than this harness: when the cores are busy \
          the kernel divides the CPU between groups first, so figures under load depend on where \
@@ -151,15 +159,14 @@ pub(crate) fn scheduling_note(pid: u32) -> Option<String> {
 }
 
 impl SchedGroup {
-    /// The groups of `pid`, or of this process.
-    fn of(pid: Option<u32>) -> SchedGroup {
+    /// The groups of `pid`, or of this process; its autogroup only `by_session`, when the
+    /// kernel groups by session.
+    fn of(pid: Option<u32>, by_session: bool) -> SchedGroup {
         let dir = pid.map_or_else(|| PathBuf::from("/proc/self"), proc_dir);
         let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();
-        let grouped = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
-            .is_ok_and(|enabled| enabled.trim() == "1");
         SchedGroup::parse(
             read("cgroup").as_deref(),
-            read("autogroup").as_deref().filter(|_| grouped),
+            read("autogroup").as_deref().filter(|_| by_session),
         )
     }
 

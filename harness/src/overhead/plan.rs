@@ -1,6 +1,6 @@
 //! The flags of `harness overhead`, and their check into a plan that can run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
@@ -8,6 +8,7 @@ use reports::overhead::Load;
 use scenarios::client::{Api, ClientOptions};
 
 use super::OverheadError;
+use crate::process;
 use crate::scenario::options::{HeaderEntry, RunOptions, Span};
 use crate::scenario::{DEFAULT_MODEL, DEFAULT_OUT, PlanError, client_options};
 
@@ -274,7 +275,7 @@ impl OverheadPlan {
                     ("direct-pid", self.direct_pid),
                 ] {
                     if let Some(pid) = pid
-                        && !Path::new(&format!("/proc/{pid}")).exists()
+                        && !process::runs(pid)
                     {
                         return Err(OverheadError::flag(
                             flag,

@@ -15,6 +15,7 @@ use scenarios::workload::{Dataset, Prompts, SharedPrefix, Synthetic, TokenCount}
 
 use super::options::{Goodput, HeaderEntry, MockBackend, RunOptions, Span};
 use super::worker::{INDEX_VARIABLE, WorkerSpec};
+use crate::process;
 
 /// Chat model sent when neither the options nor a file name one.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
@@ -153,7 +154,7 @@ pub fn resolve(name: &str, options: RunOptions) -> Result<Plan, PlanError> {
                 "needs `target`: the embedded gateway's process is sampled already",
             ));
         }
-        (Some(pid), Target::External(_)) if !Path::new(&format!("/proc/{pid}")).exists() => {
+        (Some(pid), Target::External(_)) if !process::runs(pid) => {
             return Err(invalid(
                 "gateway_pid",
                 format!("no process {pid} on this machine"),

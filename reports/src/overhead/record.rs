@@ -85,7 +85,8 @@ pub struct RoundFigures {
     pub steal_percent: Option<f64>,
     /// CPU time, user and system, in seconds, that the side's own processes spent while it
     /// ran: the proxy's (not the upstream's behind it), or direct's upstream; `None` where
-    /// they are not known (a `--target` without `--gateway-pid`).
+    /// they are not known (a `--target` without `--gateway-pid`, a `--direct` without
+    /// `--direct-pid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_secs: Option<f64>,
 }
@@ -127,15 +128,16 @@ impl SideRecord {
     /// CPU microseconds the side's processes spent per request answered (successfully or
     /// not), over the rounds in which they were read; `None` when they never were.
     pub fn cpu_per_request_us(&self) -> Option<f64> {
-        let (cpu, requests) = self
+        let mut read = self
             .rounds
             .iter()
             .filter_map(|r| Some((r.cpu_secs?, r.ok + r.failed)))
-            .fold((None, 0), |(cpu, requests), (secs, answered)| {
-                (Some(cpu.unwrap_or(0.0) + secs), requests + answered)
-            });
-        cpu.filter(|_| requests > 0)
-            .map(|secs| secs * 1e6 / requests as f64)
+            .peekable();
+        read.peek()?;
+        let (secs, requests) = read.fold((0.0, 0), |(secs, requests), (spent, answered)| {
+            (secs + spent, requests + answered)
+        });
+        (requests > 0).then(|| secs * 1e6 / requests as f64)
     }
 }
 
