@@ -141,7 +141,7 @@ pub(crate) fn runs(pid: u32) -> bool {
 #[derive(Debug)]
 struct SchedGroup {
     cgroup: Option<String>,
-    /// `None` where the kernel does not group by session.
+    /// `None` where the kernel does not group by session or the file cannot be read.
     session: Option<String>,
 }
 
@@ -171,11 +171,14 @@ impl SchedGroup {
     }
 
     /// From the text of `/proc/PID/cgroup` and `/proc/PID/autogroup` (`/autogroup-12 nice 0`).
+    /// The kernel prints nothing for a process in the root autogroup (one whose sessions
+    /// descend from init's without a `setsid`, as a service started by PID 1 may be), a group
+    /// apart from every numbered one.
     fn parse(cgroup: Option<&str>, autogroup: Option<&str>) -> SchedGroup {
         SchedGroup {
             cgroup: cgroup.map(|text| text.trim().to_owned()),
             session: autogroup
-                .and_then(|text| text.split_whitespace().next())
+                .map(|text| text.split_whitespace().next().unwrap_or("/"))
                 .map(str::to_owned),
         }
     }
@@ -286,6 +289,12 @@ mod tests {
             here.apart_from(&group(user, Some("/autogroup-309 nice 0"))),
             Some("session (the kernel's autogroup)")
         );
+        let root = group(user, Some(""));
+        assert_eq!(
+            root.apart_from(&here),
+            Some("session (the kernel's autogroup)")
+        );
+        assert_eq!(root.apart_from(&group(user, Some("\n"))), None);
         let service = group(Some("0::/system.slice/gateway.service\n"), None);
         assert_eq!(here.apart_from(&service), Some("cgroup"));
         // What cannot be read, or a kernel that does not group by session, says nothing.
