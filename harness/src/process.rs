@@ -171,9 +171,9 @@ impl SchedGroup {
     }
 
     /// From the text of `/proc/PID/cgroup` and `/proc/PID/autogroup` (`/autogroup-12 nice 0`).
-    /// The kernel prints nothing for a process in the root autogroup (one whose sessions
-    /// descend from init's without a `setsid`, as a service started by PID 1 may be), a group
-    /// apart from every numbered one.
+    /// The kernel prints nothing for a process in the root autogroup (PID 1 and whatever it
+    /// starts without a `setsid` in between, a CI runner's jobs among them), a group apart from
+    /// every numbered one.
     fn parse(cgroup: Option<&str>, autogroup: Option<&str>) -> SchedGroup {
         SchedGroup {
             cgroup: cgroup.map(|text| text.trim().to_owned()),
