@@ -29,7 +29,7 @@ pub use plan::{OverheadPlan, RequestFlags};
 
 use drive::Requests;
 use plan::Subject;
-use rounds::Level;
+use rounds::{Driven, Level};
 use sides::Sides;
 
 /// Distinct request bodies cycled through: enough that no proxy sees one body over and over,
@@ -80,22 +80,20 @@ pub async fn measure(plan: &OverheadPlan) -> Result<Overhead, OverheadError> {
     let dir = run_dir(&checked.out, started_at)?;
     let sides = Sides::start(&checked.subject, checked.bare, &dir).await?;
     let subject = OverheadSubject {
-        direct: sides.direct.clone(),
-        sides: sides.through.clone(),
+        direct: sides.direct.label.url.clone(),
+        sides: sides.through.iter().map(|s| s.label.clone()).collect(),
     };
     let measured = async {
-        let mut clients = vec![(
-            "direct".to_owned(),
-            Client::new(&[&subject.direct], checked.client.clone())?,
-        )];
-        for side in &subject.sides {
-            clients.push((
-                side.name.clone(),
-                Client::new(&[&side.url], checked.client.clone())?,
-            ));
+        let mut driven = Vec::with_capacity(subject.sides.len() + 1);
+        for side in sides.all() {
+            driven.push(Driven {
+                name: side.label.name.clone(),
+                client: Client::new(&[&side.label.url], checked.client.clone())?,
+                process: side.process,
+            });
         }
-        for (_, client) in &clients {
-            client.preflight().await?;
+        for side in &driven {
+            side.client.preflight().await?;
         }
         eprintln!(
             "overhead: direct {}, {}; {} rounds of {} s per level",
@@ -121,8 +119,7 @@ pub async fn measure(plan: &OverheadPlan) -> Result<Overhead, OverheadError> {
         let mut levels = Vec::with_capacity(checked.levels.len());
         for &(load, stream) in &checked.levels {
             let level = Level {
-                clients: &clients,
-                processes: &sides.processes,
+                sides: &driven,
                 requests: Requests {
                     prompts: prompts.clone(),
                     model: Arc::from(plan.model.as_str()),

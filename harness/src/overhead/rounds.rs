@@ -15,12 +15,18 @@ use crate::process::{MachineClock, Process, ProcessClock};
 /// level's connections and the first round measures the same thing as the last.
 const WARM_UP: Duration = Duration::from_millis(300);
 
-/// One level's rounds. `clients[0]` is direct, the rest the proxies in order.
+/// One side as its rounds drive it.
+pub(super) struct Driven {
+    pub name: String,
+    pub client: Client,
+    /// The process serving the side, where it is known: its CPU time per round is read from
+    /// `/proc`, with every process under it.
+    pub process: Option<u32>,
+}
+
+/// One level's rounds. `sides[0]` is direct, the rest the proxies in order.
 pub(super) struct Level<'a> {
-    pub clients: &'a [(String, Client)],
-    /// The process serving each client's side, where it is known: its CPU time per round is
-    /// read from `/proc`, with every process under it.
-    pub processes: &'a [Option<u32>],
+    pub sides: &'a [Driven],
     pub requests: Requests,
     pub load: Load,
     pub rounds: usize,
@@ -31,22 +37,24 @@ impl Level<'_> {
     /// Warms up, runs every round and returns what each side measured; one progress line per
     /// round on stderr.
     pub async fn run(&self) -> LevelRecord {
-        for (_, client) in self.clients {
-            drive(client, &self.requests, self.load, WARM_UP).await;
+        for side in self.sides {
+            drive(&side.client, &self.requests, self.load, WARM_UP).await;
         }
-        let share = self.round / self.clients.len() as u32;
-        let mut tallies: Vec<SideTally> = self.clients.iter().map(|_| SideTally::new()).collect();
+        let share = self.round / self.sides.len() as u32;
+        let mut tallies: Vec<SideTally> = self.sides.iter().map(|_| SideTally::new()).collect();
         for index in 0..self.rounds {
-            let mut order: Vec<usize> = (0..self.clients.len()).collect();
+            let mut order: Vec<usize> = (0..self.sides.len()).collect();
             if index % 2 == 1 {
                 order.reverse();
             }
-            let mut figures = vec![None; self.clients.len()];
+            let mut figures = vec![None; self.sides.len()];
             for side in order {
+                let Driven {
+                    client, process, ..
+                } = &self.sides[side];
                 let mut machine = MachineClock::new();
-                let pid = self.processes.get(side).copied().flatten();
-                let mut process = pid.map(|pid| ProcessClock::new(Process::Tree(pid)));
-                let tally = drive(&self.clients[side].1, &self.requests, self.load, share).await;
+                let mut process = process.map(|pid| ProcessClock::new(Process::Tree(pid)));
+                let tally = drive(client, &self.requests, self.load, share).await;
                 let readings = Readings {
                     steal_percent: machine.steal_percent(),
                     cpu: process.as_mut().and_then(ProcessClock::spent),
@@ -68,10 +76,10 @@ impl Level<'_> {
     /// `c=16 plain, round 3/6: direct 9120 req/s p50 95 us · gateway 6300 req/s p50 210 us`
     fn progress(&self, index: usize, figures: &[Option<RoundFigures>]) -> String {
         let sides: Vec<String> = self
-            .clients
+            .sides
             .iter()
             .zip(figures)
-            .map(|((name, _), figures)| match figures {
+            .map(|(Driven { name, .. }, figures)| match figures {
                 Some(f) => format!(
                     "{name} {} req/s p50 {} us{}{}",
                     short(f.throughput().unwrap_or(0.0)),

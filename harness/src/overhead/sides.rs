@@ -11,15 +11,34 @@ use super::plan::Subject;
 use crate::child::{start_child, this_binary};
 use crate::gateway::{config_for, write_config};
 
+/// The name of the side that reaches the upstream without a proxy.
+const DIRECT: &str = "direct";
+
 /// Where each side is, and the children that serve them (killed when this is dropped).
 pub(super) struct Sides {
     /// The upstream, reached directly.
-    pub direct: String,
+    pub direct: Served,
     /// The proxies in front of it: the gateway, its variants, then the bare proxy if asked for.
-    pub through: Vec<SideLabel>,
-    /// The process serving each side, direct's first, where it is known.
-    pub processes: Vec<Option<u32>>,
+    pub through: Vec<Served>,
     children: Vec<Child>,
+}
+
+/// One side: its name and address, and the process serving it where it is known.
+pub(super) struct Served {
+    pub label: SideLabel,
+    pub process: Option<u32>,
+}
+
+impl Served {
+    fn new(name: &str, url: String, process: Option<u32>) -> Served {
+        Served {
+            label: SideLabel {
+                name: name.to_owned(),
+                url,
+            },
+            process,
+        }
+    }
 }
 
 impl Sides {
@@ -27,9 +46,8 @@ impl Sides {
     /// proxy when `bare`.
     pub async fn start(subject: &Subject, bare: bool, dir: &Path) -> Result<Sides, OverheadError> {
         let mut sides = Sides {
-            direct: String::new(),
+            direct: Served::new(DIRECT, String::new(), None),
             through: Vec::new(),
-            processes: Vec::new(),
             children: Vec::new(),
         };
         match subject {
@@ -39,13 +57,9 @@ impl Sides {
                 gateway_pid,
                 direct_pid,
             } => {
-                sides.direct = direct.clone();
-                sides.processes.push(*direct_pid);
-                sides.through.push(SideLabel {
-                    name: "gateway".to_owned(),
-                    url: target.clone(),
-                });
-                sides.processes.push(*gateway_pid);
+                sides.direct = Served::new(DIRECT, direct.clone(), *direct_pid);
+                let gateway = Served::new("gateway", target.clone(), *gateway_pid);
+                sides.through.push(gateway);
             }
             Subject::Started {
                 profile,
@@ -55,8 +69,7 @@ impl Sides {
                 let (url, pid) = sides
                     .spawn("mock", &["mock", "--profile", profile, "--port", "0"])
                     .await?;
-                sides.direct = url;
-                sides.processes.push(pid);
+                sides.direct = Served::new(DIRECT, url, pid);
                 sides
                     .start_gateway(dir, "gateway", "reference", overlay.as_deref())
                     .await?;
@@ -67,20 +80,21 @@ impl Sides {
             }
         }
         if bare {
-            let upstream = sides.direct.clone();
+            let upstream = sides.direct.label.url.clone();
             let (url, pid) = sides
                 .spawn(
                     "bare proxy",
                     &["bare-proxy", "--upstream", &upstream, "--port", "0"],
                 )
                 .await?;
-            sides.through.push(SideLabel {
-                name: "bare proxy".to_owned(),
-                url,
-            });
-            sides.processes.push(pid);
+            sides.through.push(Served::new("bare proxy", url, pid));
         }
         Ok(sides)
+    }
+
+    /// Every side, direct first.
+    pub fn all(&self) -> impl Iterator<Item = &Served> {
+        std::iter::once(&self.direct).chain(&self.through)
     }
 
     /// Starts the reference gateway in front of the mock, configured with `overlay`, as the
@@ -92,17 +106,13 @@ impl Sides {
         config: &str,
         overlay: Option<&Path>,
     ) -> Result<(), OverheadError> {
-        let config = write_config(dir, config, config_for(&self.direct), overlay)
+        let config = write_config(dir, config, config_for(&self.direct.label.url), overlay)
             .map_err(|e| OverheadError::Start(crate::exit::message(&e)))?;
         let config = config.to_string_lossy();
         let (url, pid) = self
             .spawn(name, &["gateway", "--config", &config, "--port", "0"])
             .await?;
-        self.through.push(SideLabel {
-            name: name.to_owned(),
-            url,
-        });
-        self.processes.push(pid);
+        self.through.push(Served::new(name, url, pid));
         Ok(())
     }
 

@@ -26,7 +26,7 @@ pub(super) fn ratio(interval: &Interval) -> String {
 }
 
 /// `14/46`: p50 and p99 of the `x-gateway-overhead-us` header, or `-` when it was not sent.
-pub(super) fn header_p50_p99(summary: Option<&Summary>) -> String {
+fn header_p50_p99(summary: Option<&Summary>) -> String {
     summary.map_or("-".to_owned(), |s| format!("{}/{}", s.p50, s.p99))
 }
 
@@ -36,7 +36,7 @@ pub(super) fn stream_label(stream: bool) -> &'static str {
 }
 
 /// Failed requests (and dropped arrivals) of a side and of direct: `0/0`, `3+1 dropped/0`.
-pub(super) fn errors(level: &LevelResult, side: &ComparedSide) -> String {
+fn errors(level: &LevelResult, side: &ComparedSide) -> String {
     let count = |record: &super::SideRecord| match record.dropped {
         0 => record.errors.total().to_string(),
         dropped => format!("{}+{dropped} dropped", record.errors.total()),
@@ -50,7 +50,7 @@ pub(super) fn errors(level: &LevelResult, side: &ComparedSide) -> String {
 
 /// CPU microseconds per request of a side's processes and of direct's upstream: `84/40`, a
 /// `-` for either where its processes were not read.
-pub(super) fn cpu_per_request(level: &LevelResult, side: &ComparedSide) -> String {
+fn cpu_per_request(level: &LevelResult, side: &ComparedSide) -> String {
     let us = |record: &super::SideRecord| {
         record
             .cpu_per_request_us()
