@@ -7,6 +7,11 @@ use clap::error::ErrorKind;
 use harness::cli::Cli;
 use harness::exit;
 
+/// Every server this binary runs (mock, reference gateway, bare proxy) and its load generator
+/// allocate and free on both worker threads; see docs/design.md, "Allocator".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

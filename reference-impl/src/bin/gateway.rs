@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use reference_impl::{Gateway, GatewayConfig};
 
+/// The allocator `harness gateway` runs the gateway with; see docs/design.md, "Allocator".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The reference LLM gateway.
 #[derive(Parser)]
 #[command(version, about)]
