@@ -20,7 +20,7 @@ pub(super) struct Sides {
     pub direct: Served,
     /// The proxies in front of it: the gateway, its variants, then the bare proxy if asked for.
     pub through: Vec<Served>,
-    children: Vec<Child>,
+    children: Children,
 }
 
 /// One side: its name and address, and the process serving it where it is known.
@@ -43,53 +43,53 @@ impl Served {
 
 impl Sides {
     /// Starts what `subject` needs (the gateway's configuration goes to `dir`) and the bare
-    /// proxy when `bare`.
+    /// proxy when `bare`. Whatever was started before a failure is killed with it.
     pub async fn start(subject: &Subject, bare: bool, dir: &Path) -> Result<Sides, OverheadError> {
-        let mut sides = Sides {
-            direct: Served::new(DIRECT, String::new(), None),
-            through: Vec::new(),
-            children: Vec::new(),
-        };
-        match subject {
+        let mut children = Children::default();
+        let (direct, mut through) = match subject {
             Subject::External {
                 target,
                 direct,
                 gateway_pid,
                 direct_pid,
-            } => {
-                sides.direct = Served::new(DIRECT, direct.clone(), *direct_pid);
-                let gateway = Served::new("gateway", target.clone(), *gateway_pid);
-                sides.through.push(gateway);
-            }
+            } => (
+                Served::new(DIRECT, direct.clone(), *direct_pid),
+                vec![Served::new("gateway", target.clone(), *gateway_pid)],
+            ),
             Subject::Started {
                 profile,
                 overlay,
                 variants,
             } => {
-                let (url, pid) = sides
+                let (url, pid) = children
                     .spawn("mock", &["mock", "--profile", profile, "--port", "0"])
                     .await?;
-                sides.direct = Served::new(DIRECT, url, pid);
-                sides
-                    .start_gateway(dir, "gateway", "reference", overlay.as_deref())
+                let mock = Served::new(DIRECT, url, pid);
+                let upstream = &mock.label.url;
+                let gateway = children
+                    .gateway(dir, "gateway", "reference", upstream, overlay.as_deref())
                     .await?;
+                let mut through = vec![gateway];
                 for (name, overlay) in variants {
                     let side = format!("gateway+{name}");
-                    sides.start_gateway(dir, &side, name, Some(overlay)).await?;
+                    let variant = children
+                        .gateway(dir, &side, name, upstream, Some(overlay))
+                        .await?;
+                    through.push(variant);
                 }
+                (mock, through)
             }
-        }
+        };
         if bare {
-            let upstream = sides.direct.label.url.clone();
-            let (url, pid) = sides
-                .spawn(
-                    "bare proxy",
-                    &["bare-proxy", "--upstream", &upstream, "--port", "0"],
-                )
-                .await?;
-            sides.through.push(Served::new("bare proxy", url, pid));
+            let args = ["bare-proxy", "--upstream", &direct.label.url, "--port", "0"];
+            let (url, pid) = children.spawn("bare proxy", &args).await?;
+            through.push(Served::new("bare proxy", url, pid));
         }
-        Ok(sides)
+        Ok(Sides {
+            direct,
+            through,
+            children,
+        })
     }
 
     /// Every side, direct first.
@@ -97,23 +97,37 @@ impl Sides {
         std::iter::once(&self.direct).chain(&self.through)
     }
 
-    /// Starts the reference gateway in front of the mock, configured with `overlay`, as the
+    /// Stops every child this started.
+    pub async fn stop(mut self) {
+        for child in &mut self.children.0 {
+            // Already exited is fine: nothing more is asked of it.
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// The processes started for the sides, killed when dropped.
+#[derive(Default)]
+struct Children(Vec<Child>);
+
+impl Children {
+    /// Starts the reference gateway in front of `upstream`, configured with `overlay`, as the
     /// side `name`; its configuration goes to `dir` as `gateway-<config>.toml`.
-    async fn start_gateway(
+    async fn gateway(
         &mut self,
         dir: &Path,
         name: &str,
         config: &str,
+        upstream: &str,
         overlay: Option<&Path>,
-    ) -> Result<(), OverheadError> {
-        let config = write_config(dir, config, config_for(&self.direct.label.url), overlay)
+    ) -> Result<Served, OverheadError> {
+        let config = write_config(dir, config, config_for(upstream), overlay)
             .map_err(|e| OverheadError::Start(crate::exit::message(&e)))?;
         let config = config.to_string_lossy();
         let (url, pid) = self
             .spawn(name, &["gateway", "--config", &config, "--port", "0"])
             .await?;
-        self.through.push(Served::new(name, url, pid));
-        Ok(())
+        Ok(Served::new(name, url, pid))
     }
 
     /// Runs this binary with `args` and returns the address it prints and its process.
@@ -127,15 +141,7 @@ impl Sides {
             .await
             .map_err(|e| OverheadError::Start(crate::exit::message(&e)))?;
         let pid = child.id();
-        self.children.push(child);
+        self.0.push(child);
         Ok((url, pid))
-    }
-
-    /// Stops every child this started.
-    pub async fn stop(mut self) {
-        for child in &mut self.children {
-            // Already exited is fine: nothing more is asked of it.
-            let _ = child.kill().await;
-        }
     }
 }
