@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use reports::model::Offered;
 
 use crate::client::{Call, Client, Scratch};
-use crate::load::{ArrivalSchedule, Load, Ran, Stages, Sweep, Take, Worker};
+use crate::load::{self, ArrivalSchedule, Load, Ran, Stages, Sweep, Take, Worker};
 use crate::recorder::{Recorder, Sample};
 use crate::workload::{Mix, PromptGenerator, Prompts, RequestKind};
 
@@ -393,7 +393,7 @@ fn step<'a>(context: &'a Context, user: &'a mut GooseUser) -> BoxFuture<'a, ()> 
         match schedule.take(now) {
             Take::Slot { due, dropped } => {
                 context.recorder.record_dropped(index, now, dropped);
-                tokio::time::sleep_until(due.into()).await;
+                load::sleep_until(due).await;
                 let sent = Instant::now();
                 context
                     .recorder

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reports::overhead::Load;
 use scenarios::client::{Call, Client, Scratch};
-use scenarios::load::{ArrivalSchedule, Arrivals, Take};
+use scenarios::load::{self, ArrivalSchedule, Arrivals, Take};
 use scenarios::workload::Prompt;
 
 use super::tally::Tally;
@@ -76,7 +76,7 @@ pub(crate) async fn drive(
                         Some(schedule) => match schedule.take(Instant::now()) {
                             Take::Slot { due, dropped } => {
                                 tally.drop_arrivals(dropped);
-                                tokio::time::sleep_until(due.into()).await;
+                                load::sleep_until(due).await;
                                 Some(due)
                             }
                             Take::Done { dropped } => {

@@ -4,6 +4,7 @@
 mod schedule;
 mod stages;
 mod sweep;
+mod timer;
 mod worker;
 
 use std::time::Duration;
@@ -13,6 +14,7 @@ use reports::slo::Quantity;
 pub use schedule::{ArrivalSchedule, Arrivals, DROP_AFTER, Take};
 pub use stages::{BadStages, Stage, Stages};
 pub use sweep::{Ran, Sweep};
+pub use timer::{SleepUntil, sleep_until};
 pub use worker::{BadWorker, Worker};
 
 /// How load is offered.

@@ -24,7 +24,8 @@ pub use sample::{CacheOutcome, Reply, Sample};
 /// within microseconds, so this only covers threads that were descheduled mid-record.
 const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
-/// Sends later than this past their slot count as late (tokio's timer resolution is 1 ms).
+/// Sends later than this past their slot count as late: the arrival timer wakes a sender
+/// within tens of microseconds of its slot, so a millisecond means a busy generator.
 pub const LATE_SEND: Duration = Duration::from_millis(1);
 
 /// Collects every measurement of a run; see the module documentation.
