@@ -15,8 +15,8 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-/// Completes at `due` (at once if it has passed), usually within tens of microseconds of it,
-/// never before.
+/// Completes at `due` (at once if it has passed), never before it and, on an idle machine,
+/// within a fraction of a millisecond after it (the kernel's timer slack and a worker waking).
 pub fn sleep_until(due: Instant) -> SleepUntil {
     SleepUntil { due, waker: None }
 }

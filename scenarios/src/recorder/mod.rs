@@ -25,7 +25,7 @@ pub use sample::{CacheOutcome, Reply, Sample};
 const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
 /// Sends later than this past their slot count as late: the arrival timer wakes a sender
-/// within tens of microseconds of its slot, so a millisecond means a busy generator.
+/// within a fraction of a millisecond of its slot, so a millisecond means a busy generator.
 pub const LATE_SEND: Duration = Duration::from_millis(1);
 
 /// Collects every measurement of a run; see the module documentation.
