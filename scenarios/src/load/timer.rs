@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -84,20 +84,20 @@ struct Timer {
 impl Timer {
     /// The timer, its thread started on first use.
     fn get() -> &'static Timer {
-        static TIMER: OnceLock<&'static Timer> = OnceLock::new();
-        TIMER.get_or_init(|| {
-            let timer: &'static Timer = Box::leak(Box::new(Timer {
-                slots: Mutex::new(BinaryHeap::new()),
-                earlier: Condvar::new(),
-            }));
+        static TIMER: Timer = Timer {
+            slots: Mutex::new(BinaryHeap::new()),
+            earlier: Condvar::new(),
+        };
+        static STARTED: Once = Once::new();
+        STARTED.call_once(|| {
             // Without its thread no slot would ever be woken: a process that cannot start
             // one thread cannot run a load either.
             std::thread::Builder::new()
                 .name("arrival-timer".into())
-                .spawn(|| timer.run())
+                .spawn(|| TIMER.run())
                 .expect("cannot start the arrival timer thread");
-            timer
-        })
+        });
+        &TIMER
     }
 
     fn add(&self, due: Instant, waker: Waker) {
@@ -109,17 +109,22 @@ impl Timer {
         }
     }
 
-    /// Wakes each slot as it falls due, for the life of the process.
+    /// Wakes each slot as it falls due, for the life of the process. The tasks are woken with
+    /// the heap unlocked, so senders adding their next slots never wait for the wake-ups.
     fn run(&self) {
-        let mut slots = self.lock();
+        let mut due = Vec::new();
         loop {
+            let mut slots = self.lock();
             let now = Instant::now();
             while slots.peek().is_some_and(|Reverse(first)| first.due <= now) {
-                if let Some(Reverse(entry)) = slots.pop() {
-                    entry.waker.wake();
-                }
+                due.extend(slots.pop().map(|Reverse(entry)| entry.waker));
             }
-            slots = match slots.peek() {
+            if !due.is_empty() {
+                drop(slots);
+                due.drain(..).for_each(Waker::wake);
+                continue;
+            }
+            drop(match slots.peek() {
                 Some(Reverse(first)) => {
                     let wait = first.due.saturating_duration_since(now);
                     self.earlier
@@ -131,7 +136,7 @@ impl Timer {
                     .earlier
                     .wait(slots)
                     .unwrap_or_else(PoisonError::into_inner),
-            };
+            });
         }
     }
 
